@@ -1,0 +1,102 @@
+"""Core settings from the environment. Surfaces and agent backends read their own variables.
+
+Every knob has a default that works on a fresh machine with no account.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use; the message names the variable."""
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    retention: timedelta
+    page_size: int
+    kernel_idle_timeout: float
+    run_timeout: float
+    kernel_memory_bytes: int
+    output_cap_chars: int
+    max_upload_bytes: int
+    allow_participants: bool
+    agent: str  # "local", "bedrock-agent" or "bedrock"
+
+    @property
+    def workspaces(self) -> Path:
+        return self.home / "workspaces"
+
+    @property
+    def datasets(self) -> Path:
+        return self.home / "datasets"
+
+    @property
+    def state_db(self) -> Path:
+        return self.home / "state.sqlite3"
+
+    def secret(self) -> bytes:
+        """The HMAC key for button tokens and file links: ``DATATHREAD_SECRET`` or one kept in home.
+
+        Several replicas must share it (set the variable); a single process keeps its own file.
+        """
+        configured = os.environ.get("DATATHREAD_SECRET")
+        if configured:
+            return configured.encode()
+        path = self.home / "secret"
+        if not path.exists():
+            self.home.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+        return path.read_text().strip().encode()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        agent = env.get("DATATHREAD_AGENT", "").strip().lower()
+        if not agent:
+            if env.get("BEDROCK_AGENT_ID") and env.get("BEDROCK_AGENT_ALIAS_ID"):
+                agent = "bedrock-agent"
+            elif env.get("BEDROCK_MODEL_ID"):
+                agent = "bedrock"
+            else:
+                agent = "local"
+        if agent not in ("local", "bedrock-agent", "bedrock"):
+            raise ConfigError(f"DATATHREAD_AGENT must be local, bedrock-agent or bedrock, got {agent!r}")
+        return cls(
+            home=Path(env.get("DATATHREAD_HOME") or ".datathread").expanduser().resolve(),
+            retention=timedelta(hours=_number(env, "DATATHREAD_RETENTION_HOURS", 6)),
+            page_size=int(_number(env, "DATATHREAD_PAGE_SIZE", 20)),
+            kernel_idle_timeout=_number(env, "DATATHREAD_KERNEL_IDLE_SECONDS", 15 * 60),
+            run_timeout=_number(env, "DATATHREAD_RUN_TIMEOUT_SECONDS", 120),
+            kernel_memory_bytes=int(_number(env, "DATATHREAD_KERNEL_MEMORY_MB", 4096) * 1024 * 1024),
+            output_cap_chars=int(_number(env, "DATATHREAD_OUTPUT_CAP_CHARS", 4000)),
+            max_upload_bytes=int(_number(env, "DATATHREAD_MAX_UPLOAD_MB", 100) * 1024 * 1024),
+            allow_participants=_flag(env, "DATATHREAD_ALLOW_PARTICIPANTS"),
+            agent=agent,
+        )

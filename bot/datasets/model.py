@@ -1,0 +1,144 @@
+"""Dataset data types and the store contract. Full data lives server-side; messages show pages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from bot.messages import ThreadKey
+
+ChartKind = Literal["line", "bar", "scatter", "hist", "box"]
+CHART_KINDS: tuple[ChartKind, ...] = ("line", "bar", "scatter", "hist", "box")
+ExportFormat = Literal["csv", "parquet"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column name and its logical type: int, float, str, bool, datetime, date or other."""
+
+    name: str
+    type: str
+
+    @property
+    def numeric(self) -> bool:
+        return self.type in ("int", "float")
+
+
+@dataclass(frozen=True)
+class DatasetMeta:
+    """Reference to a full table kept server-side, plus what a message needs to show it.
+
+    ``id`` is random and unguessable. ``preview`` holds the first rows as display strings.
+    """
+
+    id: str
+    name: str
+    columns: tuple[Column, ...]
+    rows: int
+    thread: ThreadKey
+    owner: str
+    created: datetime
+    expires: datetime
+    preview: tuple[tuple[str, ...], ...] = ()
+    source: str | None = None  # workspace file it came from, if any
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+@dataclass(frozen=True)
+class SortSpec:
+    column: str
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class Page:
+    """Rows ``start`` (0-based, inclusive) to ``start + len(rows)`` of a dataset, as display strings."""
+
+    dataset: DatasetMeta
+    number: int  # 1-based page number
+    size: int
+    start: int
+    rows: tuple[tuple[str, ...], ...]
+    sort: SortSpec | None = None
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.rows)
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.dataset.rows // self.size))
+
+    @property
+    def has_next(self) -> bool:
+        return self.end < self.dataset.rows
+
+    @property
+    def has_prev(self) -> bool:
+        return self.number > 1
+
+
+@dataclass(frozen=True)
+class ChartSpec:
+    kind: ChartKind
+    x: str
+    y: str | None = None
+
+
+class DatasetError(Exception):
+    """A dataset request that cannot be served; ``str(err)`` is a short message fit for the user."""
+
+
+class DatasetNotFound(DatasetError):
+    pass
+
+
+class DatasetExpired(DatasetError):
+    pass
+
+
+class DatasetStore(Protocol):
+    """Registers tabular results and serves pages, sorted pages, charts and exports.
+
+    Access control is the caller's job (the engine checks thread and user before calling);
+    ``get`` raises ``DatasetNotFound`` for unknown ids and ``DatasetExpired`` once retention ends.
+    ``page`` costs the same for any page number and any dataset size.
+    """
+
+    async def register_frame(
+        self, frame: pd.DataFrame, *, name: str, thread: ThreadKey, owner: str, source: str | None = None
+    ) -> DatasetMeta: ...
+
+    async def register_file(
+        self, path: Path, *, name: str, thread: ThreadKey, owner: str
+    ) -> DatasetMeta | None:
+        """Register a csv / tsv / parquet / jsonl / xlsx / arrow file; ``None`` if it is not tabular."""
+        ...
+
+    async def get(self, dataset_id: str) -> DatasetMeta: ...
+
+    async def list(self, thread: ThreadKey) -> Sequence[DatasetMeta]:
+        """Live (unexpired) datasets of a thread, oldest first."""
+        ...
+
+    async def page(self, dataset_id: str, number: int, size: int, sort: SortSpec | None = None) -> Page: ...
+
+    async def chart(self, dataset_id: str, spec: ChartSpec, out: Path) -> Path:
+        """Draw ``spec`` as a PNG at ``out`` (downsampled for large data) and return the path."""
+        ...
+
+    async def export(self, dataset_id: str, fmt: ExportFormat, out: Path) -> Path: ...
+
+    async def sweep(self, now: datetime | None = None) -> int:
+        """Delete expired datasets from disk and catalogue; return how many were removed."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,92 @@
+"""Inbound model: what any surface hands the core, already translated at the edge.
+
+Adapters turn platform payloads into these with pure functions; nothing here knows a platform.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+@dataclass(frozen=True)
+class ThreadKey:
+    """Identity of one thread on one surface; one thread is one agent conversation.
+
+    ``thread`` is the thread root (Slack ``thread_ts`` or ``ts``, a Teams reply-chain id, a console
+    name). ``team`` is the workspace / tenant.
+    """
+
+    platform: str
+    team: str
+    channel: str
+    thread: str
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.team}:{self.channel}:{self.thread}"
+
+    @property
+    def digest(self) -> str:
+        """Stable, opaque, filesystem- and Bedrock-safe id derived from the key (24 hex chars)."""
+        return hashlib.sha256(str(self).encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file a user attached, not yet downloaded. The adapter's ``Surface.download`` fetches it."""
+
+    name: str
+    url: str
+    size: int | None = None
+    media_type: str | None = None
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    """One user message addressed to the bot.
+
+    ``text`` has the bot mention and platform markup removed. ``event_id`` identifies the delivery
+    so retries can be dropped; ``mentioned`` says whether the bot was addressed explicitly (a
+    mention or a direct message), which is what may start a new conversation.
+    """
+
+    thread: ThreadKey
+    user: str
+    text: str
+    files: tuple[RemoteFile, ...] = ()
+    event_id: str | None = None
+    mentioned: bool = True
+    #: The thread is a whole chat (a Teams personal chat), so ``new`` / ``reset`` starts afresh.
+    resettable: bool = False
+
+
+class ActionKind(StrEnum):
+    """What a button (or the matching console command) asks for."""
+
+    PAGE = "page"  # next / prev / page N: the token carries the target page
+    SORT = "sort"
+    CHART = "chart"
+    DOWNLOAD = "download"
+    FILES = "files"
+    FILE = "file"  # post one workspace file into the thread
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    """A message the bot posted, as the adapter needs it to update that message later."""
+
+    channel: str
+    id: str
+    extra: tuple[tuple[str, str], ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class ActionInvoked:
+    """A button click or select choice. ``token`` is untrusted: the core verifies it on every use."""
+
+    kind: ActionKind
+    token: str
+    user: str
+    thread: ThreadKey
+    message: MessageRef | None = None

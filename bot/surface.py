@@ -1,0 +1,61 @@
+"""The adapter contract: what the engine asks of Slack, Teams or the console for one thread.
+
+A ``Surface`` is a thread-bound reply handle (like bolt's ``say``): every call lands in the thread
+it was made for. Implementations keep their platform's rate limits and retries to themselves and
+raise ``SurfaceError`` for failures the engine should report; they never raise for a notice that
+could not be delivered ephemerally (they fall back or log).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from bot.messages import MessageRef, RemoteFile
+from bot.reply import Reply
+
+
+class SurfaceError(Exception):
+    """A platform call failed in a way the user should hear about; ``str()`` is user-safe."""
+
+
+class LiveMessage(Protocol):
+    """A message that shows a turn as it unfolds. The engine already coalesces updates to at most one
+    per ``Surface.live_interval`` seconds and always sends the final state through ``finish``."""
+
+    async def update(self, reply: Reply) -> None: ...
+
+    async def finish(self, reply: Reply) -> MessageRef | None: ...
+
+
+class Surface(Protocol):
+    #: Minimum seconds between two updates of one live message (0 for the console).
+    live_interval: float
+
+    async def start_live(self, reply: Reply) -> LiveMessage:
+        """Show the first state of a turn (within a second of the message) and return its handle."""
+        ...
+
+    async def post(self, reply: Reply) -> MessageRef | None:
+        """Post a new message in the thread (a dataset page, a notice)."""
+        ...
+
+    async def update(self, ref: MessageRef, reply: Reply) -> None:
+        """Replace a message the bot posted in this thread (dataset paging)."""
+        ...
+
+    async def upload(self, path: Path, *, name: str, title: str | None = None) -> None:
+        """Put a workspace file into the thread, byte-identical. Images show inline where possible."""
+        ...
+
+    async def set_status(self, text: str | None) -> None:
+        """Show (or with ``None`` clear) a 'working' indicator; best effort."""
+        ...
+
+    async def notify(self, user: str, reply: Reply) -> None:
+        """Show ``reply`` to ``user`` only (ephemeral) where the platform allows; else in the thread."""
+        ...
+
+    async def download(self, file: RemoteFile, limit: int) -> bytes:
+        """Fetch a user's attachment, at most ``limit`` bytes; ``SurfaceError`` says why it failed."""
+        ...

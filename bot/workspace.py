@@ -1,0 +1,111 @@
+"""Per-conversation workspace folder. Names from agents or users never resolve outside it."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+#: Folders inside a workspace that hold our own bookkeeping, hidden from listings and change scans.
+PRIVATE_DIR = ".datathread"
+
+
+class UnsafePath(ValueError):
+    """A name that would escape the workspace (absolute, ``..``, a symlink out)."""
+
+
+@dataclass(frozen=True)
+class WorkspaceFile:
+    name: str  # relative POSIX path
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+Snapshot = dict[str, tuple[int, int]]
+
+
+def safe_filename(name: str, default: str = "file") -> str:
+    """An ASCII-safe single path component for ``name`` (keeps the extension, drops directories)."""
+    base = PurePosixPath(name.replace("\\", "/")).name
+    ascii_name = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode()
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_name).strip("._")
+    return cleaned[:120] or default
+
+
+class Workspace:
+    """A conversation's folder. All paths handed out are absolute and inside ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def ensure(self) -> Workspace:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def resolve(self, name: str | Path) -> Path:
+        """The absolute path of ``name`` inside the workspace; raises ``UnsafePath`` if it escapes."""
+        candidate = Path(name)
+        target = (candidate if candidate.is_absolute() else self.root / candidate).resolve()
+        if target != self.root and self.root not in target.parents:
+            raise UnsafePath(f"{name!s} is outside the workspace")
+        return target
+
+    def relative(self, path: Path) -> str:
+        return self.resolve(path).relative_to(self.root).as_posix()
+
+    def unique(self, name: str) -> Path:
+        """A path for a new file called like ``name`` (sanitised) that does not exist yet."""
+        safe = safe_filename(name)
+        stem, dot, ext = safe.partition(".")
+        path = self.resolve(safe)
+        n = 1
+        while path.exists():
+            n += 1
+            path = self.resolve(f"{stem}-{n}{dot}{ext}")
+        return path
+
+    async def write(self, name: str, data: bytes) -> Path:
+        """Save ``data`` as a new file named like ``name``; never overwrites, never escapes."""
+        self.ensure()
+        path = self.unique(name)
+        await asyncio.to_thread(path.write_bytes, data)
+        return path
+
+    def files(self) -> list[WorkspaceFile]:
+        """Every regular file in the workspace (our private folder excluded), sorted by name."""
+        if not self.root.exists():
+            return []
+        out: list[WorkspaceFile] = []
+        for path in self.root.rglob("*"):
+            rel = path.relative_to(self.root)
+            if rel.parts[0] == PRIVATE_DIR or path.is_symlink() or not path.is_file():
+                continue
+            st = path.stat()
+            out.append(WorkspaceFile(rel.as_posix(), path, st.st_size, st.st_mtime_ns))
+        return sorted(out, key=lambda f: f.name)
+
+    def snapshot(self) -> Snapshot:
+        return {f.name: (f.size, f.mtime_ns) for f in self.files()}
+
+    def changed_since(self, before: Snapshot) -> list[WorkspaceFile]:
+        """Files created or modified since ``before``, in name order."""
+        return [f for f in self.files() if before.get(f.name) != (f.size, f.mtime_ns)]
+
+    @property
+    def private(self) -> Path:
+        path = self.root / PRIVATE_DIR
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def human_size(n: int) -> str:
+    """``2.1 MB`` style sizes (decimal units, as file browsers show them)."""
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"
