@@ -1,0 +1,39 @@
+"""Composition: build the engine for the configured agent and storage. The one place that chooses."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from bot.agents.base import AgentBackend
+from bot.config import Settings
+from bot.datasets.local import LocalDatasetStore
+from bot.engine import Engine
+from bot.storage.base import StateStore
+from bot.storage.local import SqliteStateStore
+
+
+def build_agent(settings: Settings, state: StateStore, env: Mapping[str, str]) -> AgentBackend:
+    """The agent backend ``settings.agent`` names. Backends import their SDKs only when chosen."""
+    if settings.agent == "bedrock-agent":
+        from bot.agents.bedrock_agent import BedrockAgent
+
+        return BedrockAgent.from_env(settings, env)
+    if settings.agent == "bedrock":
+        from bot.agents.converse import ConverseAgent
+
+        return ConverseAgent.from_env(settings, env, state)
+    from bot.agents.local_kernel import LocalKernelAgent
+
+    return LocalKernelAgent.from_settings(settings)
+
+
+def build_engine(
+    settings: Settings, agent: AgentBackend | None = None, env: Mapping[str, str] | None = None
+) -> Engine:
+    """An engine on the embedded storage (SQLite + local folders under ``settings.home``)."""
+    env = os.environ if env is None else env
+    settings.home.mkdir(parents=True, exist_ok=True)
+    state = SqliteStateStore(settings.state_db, settings.workspaces)
+    datasets = LocalDatasetStore(settings.datasets, settings.retention)
+    return Engine(settings, state, datasets, agent or build_agent(settings, state, env))

@@ -1,0 +1,237 @@
+"""Pure presentation: accumulated turn events, dataset pages and listings -> neutral ``Reply``.
+
+The whole turn is re-rendered from its events every time (never patched), so a surface that falls
+back from streaming to editing a message can always send the full current state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from bot import events as ev
+from bot.datasets.model import ChartSpec, DatasetMeta, Page
+from bot.messages import ActionKind
+from bot.reply import (
+    Block,
+    Button,
+    Buttons,
+    CodeBlock,
+    Markdown,
+    Notice,
+    Option,
+    Reply,
+    Select,
+    Status,
+    Table,
+)
+from bot.workspace import WorkspaceFile, human_size
+
+#: Lines of code shown before the rest is collapsed.
+CODE_LINES = 40
+#: Characters of output shown per output block (the tail: the end of a run matters most).
+OUTPUT_CHARS = 2500
+#: Code / output blocks kept in one turn message; earlier steps are summarised.
+MAX_STEP_BLOCKS = 24
+#: Options in one select menu (Slack's limit is 100).
+MAX_OPTIONS = 100
+
+TurnState = Literal["working", "done", "failed", "stopped"]
+#: Builds a signed token for a payload (``TokenSigner.seal`` bound to the thread by the engine).
+Sealer = Callable[[dict[str, Any]], str]
+
+
+def _elapsed(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes} min {secs:02d} s"
+
+
+def _clip_code(code: str) -> CodeBlock:
+    lines = code.rstrip("\n").splitlines()
+    if len(lines) <= CODE_LINES:
+        return CodeBlock("\n".join(lines), "code", "python")
+    return CodeBlock("\n".join(lines[:CODE_LINES]), "code", "python", omitted=len(lines) - CODE_LINES)
+
+
+def _clip_output(text: str, role: Literal["output", "error"]) -> CodeBlock:
+    if len(text) <= OUTPUT_CHARS:
+        return CodeBlock(text.rstrip("\n"), role)
+    tail = text[-OUTPUT_CHARS:]
+    tail = tail[tail.find("\n") + 1 :] if "\n" in tail[:200] else tail
+    omitted = text[: len(text) - len(tail)].count("\n") + 1
+    return CodeBlock(tail.rstrip("\n"), role, omitted=omitted)
+
+
+def dataset_line(meta: DatasetMeta) -> str:
+    return f'dataset "{meta.name}" · {meta.rows:,} rows × {len(meta.columns)} columns'
+
+
+@dataclass
+class _Builder:
+    blocks: list[Block]
+    output: list[str]
+    answer: list[str]
+    answer_at: int | None = None
+
+    def flush_output(self) -> None:
+        if self.output:
+            self.blocks.append(_clip_output("".join(self.output), "output"))
+            self.output.clear()
+
+
+def present_turn(events: Sequence[ev.AgentEvent], state: TurnState, elapsed: float | None = None) -> Reply:
+    """The turn message: status, then rationale, code, output, errors and notices in order, then the answer."""
+    b = _Builder([], [], [])
+    for event in events:
+        if not isinstance(event, ev.CodeOutput):
+            b.flush_output()
+        match event:
+            case ev.Rationale(text=text):
+                if b.blocks and isinstance(b.blocks[-1], Markdown) and b.answer_at != len(b.blocks) - 1:
+                    b.blocks[-1] = Markdown(b.blocks[-1].text + text)
+                else:
+                    b.blocks.append(Markdown(text))
+            case ev.CodeStarted(code=code):
+                b.blocks.append(_clip_code(code))
+            case ev.CodeOutput(text=text):
+                b.output.append(text)
+            case ev.CodeError(ename=ename, evalue=evalue, traceback=tb):
+                head = f"{ename}: {evalue}" if evalue else ename
+                b.blocks.append(_clip_output(f"{tb.rstrip()}\n{head}" if tb.strip() else head, "error"))
+            case ev.FileProduced():
+                pass  # files are uploaded into the thread by the engine, not listed twice
+            case ev.DatasetProduced(dataset=meta):
+                b.blocks.append(Notice(f"✓ {dataset_line(meta)}"))
+            case ev.Notice(text=text, level=level):
+                b.blocks.append(Notice(text, level))
+            case ev.FinalText(text=text):
+                if b.answer_at is None:
+                    b.answer_at = len(b.blocks)
+                    b.blocks.append(Markdown(""))
+                b.answer.append(text)
+            case ev.TurnFailed(message=message):
+                b.blocks.append(Notice(message, "error"))
+            case _:
+                raise TypeError(f"unhandled agent event {event!r}")
+    b.flush_output()
+    if b.answer_at is not None:
+        b.blocks[b.answer_at] = Markdown("".join(b.answer))
+    blocks = _collapse_steps(b.blocks)
+    status = {
+        "working": Status(f"Working… {_elapsed(elapsed)}".rstrip(), "working", elapsed),
+        "done": Status(f"Done in {_elapsed(elapsed)}" if elapsed is not None else "Done", "done", elapsed),
+        "failed": Status("Failed", "failed", elapsed),
+        "stopped": Status("Stopped", "failed", elapsed),
+    }[state]
+    answer = "".join(b.answer).strip()
+    summary = answer[:200] or status.text
+    return Reply((status, *blocks), summary)
+
+
+def _collapse_steps(blocks: list[Block]) -> list[Block]:
+    steps = [i for i, blk in enumerate(blocks) if isinstance(blk, CodeBlock)]
+    if len(steps) <= MAX_STEP_BLOCKS:
+        return blocks
+    drop = set(steps[: len(steps) - MAX_STEP_BLOCKS])
+    first = min(drop)
+    kept: list[Block] = [blk for i, blk in enumerate(blocks) if i not in drop]
+    kept.insert(first, Notice(f"… {len(drop)} earlier code and output blocks not shown"))
+    return kept
+
+
+def chart_options(meta: DatasetMeta) -> list[ChartSpec]:
+    """Sensible charts for a table: line / scatter / bar of numeric columns, hist / box of each."""
+    numeric = [c.name for c in meta.columns if c.numeric]
+    temporal = [c.name for c in meta.columns if c.type in ("datetime", "date")]
+    categorical = [c.name for c in meta.columns if c.type in ("str", "bool")]
+    x_axis = (temporal or categorical or numeric or [""])[0]
+    specs: list[ChartSpec] = []
+    for y in numeric:
+        if x_axis and x_axis != y:
+            kind: Literal["line", "bar"] = "bar" if x_axis in categorical else "line"
+            specs.append(ChartSpec(kind, x_axis, y))
+    for y in numeric:
+        specs.append(ChartSpec("hist", y))
+    if len(numeric) >= 2:
+        specs.append(ChartSpec("scatter", numeric[0], numeric[1]))
+    for y in numeric:
+        specs.append(ChartSpec("box", y))
+    return specs[:MAX_OPTIONS]
+
+
+def chart_label(spec: ChartSpec) -> str:
+    return f"{spec.kind}: {spec.x} × {spec.y}" if spec.y else f"{spec.kind}: {spec.x}"
+
+
+def present_page(page: Page, seal: Sealer) -> Reply:
+    """A dataset message: title with the row range, the page as a table, and its buttons."""
+    meta = page.dataset
+    sort = f" · sorted by {page.sort.column} {'desc' if page.sort.descending else 'asc'}" if page.sort else ""
+    if page.rows:
+        rng = f"rows {page.start + 1:,}–{page.end:,} of {meta.rows:,}"
+    else:
+        rng = f"no rows (0 of {meta.rows:,})"
+    title = Markdown(f"*{meta.name}* · {rng} · {len(meta.columns)} columns{sort}")
+    table = Table(
+        tuple(c.name for c in meta.columns), page.rows, tuple(c.numeric for c in meta.columns)
+    )
+
+    view: dict[str, Any] = {"d": meta.id, "n": page.size}
+    if page.sort:
+        view |= {"s": page.sort.column, "r": page.sort.descending}
+    items: list[Button | Select] = []
+    if page.has_prev:
+        items.append(Button("◀ Prev", ActionKind.PAGE, seal({**view, "k": "page", "p": page.number - 1})))
+    if page.has_next:
+        items.append(Button("Next ▶", ActionKind.PAGE, seal({**view, "k": "page", "p": page.number + 1})))
+    sorts = [
+        Option(f"{c.name} {arrow}", seal({"d": meta.id, "n": page.size, "k": "sort", "p": 1,
+                                           "s": c.name, "r": desc}))
+        for c in meta.columns for desc, arrow in ((False, "↑"), (True, "↓"))
+    ][:MAX_OPTIONS]
+    if meta.rows > 1 and sorts:
+        items.append(Select("Sort", ActionKind.SORT, tuple(sorts)))
+    charts = [
+        Option(chart_label(spec), seal({"d": meta.id, "k": "chart", "c": [spec.kind, spec.x, spec.y]}))
+        for spec in chart_options(meta)
+    ]
+    if charts:
+        items.append(Select("Chart", ActionKind.CHART, tuple(charts)))
+    items.append(Button("Download CSV", ActionKind.DOWNLOAD, seal({"d": meta.id, "k": "download", "f": "csv"})))
+    items.append(
+        Button("Parquet", ActionKind.DOWNLOAD, seal({"d": meta.id, "k": "download", "f": "parquet"}))
+    )
+    return Reply((title, table, Buttons(tuple(items))), f"{meta.name}: {rng}")
+
+
+def present_datasets(datasets: Sequence[DatasetMeta]) -> Reply:
+    if not datasets:
+        return Reply((Notice("No datasets in this conversation yet. Display a DataFrame or write a CSV."),),
+                     "No datasets")
+    lines = [
+        f"• *{d.name}* — {d.rows:,} rows × {len(d.columns)} columns · expires {d.expires:%H:%M} UTC"
+        for d in datasets
+    ]
+    return Reply((Markdown("*Datasets*\n" + "\n".join(lines)),), f"{len(datasets)} datasets")
+
+
+def present_files(files: Sequence[WorkspaceFile], seal: Sealer, limit: int = 40) -> Reply:
+    """The workspace listing with sizes, each file with a button that posts it into the thread."""
+    if not files:
+        return Reply((Notice("The workspace is empty."),), "The workspace is empty")
+    total = sum(f.size for f in files)
+    lines = [f"• `{f.name}` — {human_size(f.size)}" for f in files[:limit]]
+    more = f"\n… and {len(files) - limit} more" if len(files) > limit else ""
+    options = tuple(Option(f.name[:70], seal({"k": "file", "f": f.name})) for f in files[:MAX_OPTIONS])
+    return Reply(
+        (
+            Markdown(f"*Workspace* · {len(files)} files · {human_size(total)}\n" + "\n".join(lines) + more),
+            Buttons((Select("Post a file here", ActionKind.FILE, options),)),
+        ),
+        f"{len(files)} files",
+    )
