@@ -457,6 +457,11 @@ class Engine:
         column, desc = _column_arg(meta, args)
         await self._post_page(surface, thread, meta, 1, SortSpec(column, desc))
 
+    async def _cmd_download(self, args: list[str], thread: ThreadKey, user: str, surface: Surface) -> None:
+        meta, _ = await self._latest(thread, user)
+        fmt = args[0].lower() if args else "csv"
+        await self._act({"k": "download", "d": meta.id, "f": fmt}, thread, user, surface, None)
+
     async def _cmd_chart(self, args: list[str], thread: ThreadKey, user: str, surface: Surface) -> None:
         meta, _ = await self._latest(thread, user)
         kind = args[0].lower()
@@ -493,6 +498,7 @@ _COMMANDS: dict[str, _Handler] = {
     "page": Engine._cmd_page,
     "sort": Engine._cmd_sort,
     "chart": Engine._cmd_chart,
+    "download": Engine._cmd_download,
 }
 # Commands must look like commands, so a message like "sort the table by revenue" reaches the agent.
 _COMMAND_SHAPES: dict[str, re.Pattern[str]] = {
@@ -503,6 +509,7 @@ _COMMAND_SHAPES: dict[str, re.Pattern[str]] = {
     "page": re.compile(r"page\s+\d{1,9}", re.I),
     "sort": re.compile(r"sort\s+\S+(\s+(asc|desc|ascending|descending))?", re.I),
     "chart": re.compile(r"chart\s+(" + "|".join(CHART_KINDS) + r")\s+\S+(\s+\S+)?", re.I),
+    "download": re.compile(r"download(\s+(csv|parquet))?", re.I),
 }
 
 

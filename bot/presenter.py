@@ -101,8 +101,10 @@ def present_turn(events: Sequence[ev.AgentEvent], state: TurnState, elapsed: flo
             case ev.CodeOutput(text=text):
                 b.output.append(text)
             case ev.CodeError(ename=ename, evalue=evalue, traceback=tb):
+                # The headline first: it is what a reader needs; the traceback says where.
                 head = f"{ename}: {evalue}" if evalue else ename
-                b.blocks.append(_clip_output(f"{tb.rstrip()}\n{head}" if tb.strip() else head, "error"))
+                frames = [line for line in tb.rstrip().split("\n") if line.strip() and line.strip() != head]
+                b.blocks.append(_clip_output("\n".join([head, *frames]), "error"))
             case ev.FileProduced():
                 pass  # files are uploaded into the thread by the engine, not listed twice
             case ev.DatasetProduced(dataset=meta):

@@ -1,0 +1,142 @@
+"""The console as a ``Surface``: it cannot edit what it printed, so a live turn prints what is new.
+
+Blocks of a turn only ever grow at the end (output lines, answer tokens), so the live message
+remembers how many lines of each block it printed and prints the rest. The answer's last line is
+held back while it is still streaming so words are not printed twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from bot.messages import MessageRef, RemoteFile
+from bot.reply import Markdown, Reply, Status
+from bot.surface import SurfaceError
+from bot.workspace import human_size
+from renderers.terminal import block_lines, render, status_line
+
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+
+class ConsoleOutput:
+    """stdout plus, on a terminal, a one-line spinner that is erased before anything else prints."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self.interactive = self.out.isatty()
+        self._spinner_shown = False
+
+    def write_lines(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        self.clear_spinner()
+        self.out.write("\n".join(lines) + "\n")
+        self.out.flush()
+
+    def show_spinner(self, frame: str) -> None:
+        if self.interactive:
+            self.out.write("\r\x1b[2K" + frame)
+            self.out.flush()
+            self._spinner_shown = True
+
+    def clear_spinner(self) -> None:
+        if self._spinner_shown:
+            self.out.write("\r\x1b[2K")
+            self.out.flush()
+            self._spinner_shown = False
+
+
+class ConsoleLive:
+    """``LiveMessage`` for one turn on the console."""
+
+    def __init__(self, output: ConsoleOutput) -> None:
+        self._out = output
+        self._printed: list[list[str]] = []
+        self._started = time.monotonic()
+        self._spin: asyncio.Task[None] | None = None
+        if output.interactive:
+            self._spin = asyncio.create_task(self._spinner())
+
+    async def _spinner(self) -> None:
+        for frame in itertools.cycle(SPINNER):
+            self._out.show_spinner(f"  {frame} running… {time.monotonic() - self._started:.0f} s")
+            await asyncio.sleep(0.1)
+
+    def _emit(self, reply: Reply, final: bool) -> None:
+        blocks = [b for b in reply.blocks if not isinstance(b, Status)]
+        out: list[str] = []
+        for i, block in enumerate(blocks):
+            lines = block_lines(block)
+            if not final and i == len(blocks) - 1 and isinstance(block, Markdown):
+                lines = lines[:-1]  # the answer's last line may still grow
+            done = self._printed[i] if i < len(self._printed) else []
+            start = len(done)
+            if done and start <= len(lines) and lines[start - 1] != done[-1]:
+                start -= 1  # a line grew (a partial output line): print its new form
+            out += lines[start:]
+            if i < len(self._printed):
+                self._printed[i] = lines
+            else:
+                self._printed.append(lines)
+        self._out.write_lines(out)
+
+    async def update(self, reply: Reply) -> None:
+        self._emit(reply, final=False)
+
+    async def finish(self, reply: Reply) -> MessageRef | None:
+        if self._spin is not None:
+            self._spin.cancel()
+            await asyncio.gather(self._spin, return_exceptions=True)
+        self._emit(reply, final=True)
+        self._out.write_lines([status_line(b) for b in reply.blocks if isinstance(b, Status)])
+        return None
+
+
+class ConsoleSurface:
+    """``Surface`` printing to stdout. Paths are shown relative to the working directory."""
+
+    live_interval = 0.0
+
+    def __init__(self, output: ConsoleOutput | None = None) -> None:
+        self.output = output or ConsoleOutput()
+
+    async def start_live(self, reply: Reply) -> ConsoleLive:
+        return ConsoleLive(self.output)
+
+    async def post(self, reply: Reply) -> MessageRef | None:
+        self.output.write_lines(render(reply).split("\n"))
+        return None
+
+    async def update(self, ref: MessageRef, reply: Reply) -> None:
+        await self.post(reply)  # a terminal cannot edit: the new page is printed below
+
+    async def upload(self, path: Path, *, name: str, title: str | None = None) -> None:
+        shown = _display_path(path)
+        size = human_size(path.stat().st_size)
+        if title and title.startswith("chart"):
+            self.output.write_lines([f"  ✓ chart saved: {shown}"])
+        elif path.suffix.lower() in (".png", ".jpg", ".jpeg", ".gif", ".svg"):
+            self.output.write_lines([f"  ✓ image {name} ({size}) saved: {shown}"])
+        else:
+            self.output.write_lines([f"  ✓ file {name} ({size}): {shown}"])
+
+    async def set_status(self, text: str | None) -> None:
+        return None  # the live message shows a spinner instead
+
+    async def notify(self, user: str, reply: Reply) -> None:
+        await self.post(reply)
+
+    async def download(self, file: RemoteFile, limit: int) -> bytes:
+        raise SurfaceError("attachments are not supported on the console; save the file in the workspace")
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

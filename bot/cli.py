@@ -1,0 +1,135 @@
+"""``datathread`` command line: chat, serve, doctor, teams-package.
+
+This is the composition root, so it is the one module of ``bot`` that reaches into ``adapters``;
+it does so lazily, per command, so ``datathread chat`` never imports a platform SDK.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.config import ConfigError, Settings
+from bot.logs import setup_logging
+
+AGENT_LABELS = {
+    "local": "local Python kernel",
+    "bedrock-agent": "Amazon Bedrock agent",
+    "bedrock": "Amazon Bedrock model + code interpreter",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="datathread", description="Data-analysis agents in Slack, Teams and here.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    chat = sub.add_parser("chat", help="a conversation in this terminal")
+    chat.add_argument("--thread", help="resume (or name) this conversation")
+    serve = sub.add_parser("serve", help="serve Slack and/or Teams over HTTP")
+    serve.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    sub.add_parser("doctor", help="check the configuration in plain words", aliases=["check"])
+    package = sub.add_parser("teams-package", help="write the Teams app package (zip) to upload")
+    package.add_argument("--app-id", required=True, help="the bot's Microsoft App ID")
+    package.add_argument("--out", type=Path, default=Path("datathread-teams.zip"))
+    return parser
+
+
+async def _chat(settings: Settings, thread: str | None) -> int:
+    from adapters.console.app import run_chat
+    from bot.app import build_engine
+
+    engine = build_engine(settings)
+    return await run_chat(engine, thread, AGENT_LABELS[settings.agent])
+
+
+async def _serve(settings: Settings, host: str, port: int) -> int:
+    from aiohttp import web
+
+    from adapters.server import build_app
+    from bot.app import build_engine
+
+    app = await build_app(build_engine(settings), settings, os.environ)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    logging.getLogger("datathread").info("serving on http://%s:%d (GET /healthz)", host, port)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+    return 0
+
+
+async def _doctor(settings: Settings) -> int:
+    """Check the home folder, the local kernel and the configured agent, and say what to fix."""
+    from bot.doctor import DoctorCheck, format_checks
+
+    checks: list[DoctorCheck] = []
+    try:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        probe = settings.home / ".doctor-probe"
+        probe.write_text("ok")
+        probe.unlink()
+        checks.append(DoctorCheck("storage", True, f"{settings.home} is writable", ""))
+    except OSError as exc:
+        checks.append(DoctorCheck("storage", False, f"{settings.home}: {exc}", "set DATATHREAD_HOME to a writable folder"))
+    if settings.agent == "bedrock-agent":
+        from bot.agents.bedrock_agent_doctor import diagnose as diagnose_agent
+
+        checks += await diagnose_agent(os.environ)
+    elif settings.agent == "bedrock":
+        from bot.agents.converse import diagnose as diagnose_converse
+
+        checks += await diagnose_converse(os.environ)
+    else:
+        import importlib.util
+
+        ok = importlib.util.find_spec("ipykernel") is not None
+        checks.append(DoctorCheck(
+            "agent", ok, "local Python kernel (no cloud account needed)" if ok else "ipykernel is not installed",
+            "" if ok else "pip install -e . again",
+        ))
+    print(format_checks(checks))
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"datathread: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "chat":
+        # The conversation owns stdout; logs go to a file, and only errors also to stderr.
+        setup_logging(logging.INFO, settings.home / "datathread.log", stderr_level=logging.ERROR)
+    else:
+        setup_logging(logging.INFO)
+    try:
+        if args.command == "chat":
+            return asyncio.run(_chat(settings, args.thread))
+        if args.command == "serve":
+            return asyncio.run(_serve(settings, args.host, args.port))
+        if args.command in ("doctor", "check"):
+            return asyncio.run(_doctor(settings))
+        if args.command == "teams-package":
+            from adapters.teams.package import write_package
+
+            print(f"wrote {write_package(args.app_id, args.out)}")
+            return 0
+    except KeyboardInterrupt:
+        return 130
+    except ConfigError as exc:
+        print(f"datathread: {exc}", file=sys.stderr)
+        return 2
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

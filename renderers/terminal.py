@@ -1,0 +1,154 @@
+"""Reply -> plain terminal text (no ANSI escapes, so piped output stays clean).
+
+Every block renders to a list of lines, so the console can print a live turn block by block.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import unicodedata
+
+from bot.reply import Block, Button, Buttons, CodeBlock, Image, Markdown, Notice, Reply, Select, Status, Table
+
+INDENT = "  "
+MAX_CELL = 28
+
+_BOLD = re.compile(r"\*\*(.+?)\*\*|(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])")
+_LINK = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")
+
+
+def _width() -> int:
+    return max(60, min(shutil.get_terminal_size((120, 40)).columns, 160))
+
+
+def display_width(text: str) -> int:
+    """Columns a string takes in a terminal (wide East Asian characters count twice)."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _fit(text: str, width: int) -> str:
+    text = text.replace("\n", " ")
+    if display_width(text) <= width:
+        return text
+    out = ""
+    for ch in text:
+        if display_width(out + ch) > width - 1:
+            break
+        out += ch
+    return out + "…"
+
+
+def _pad(text: str, width: int, right: bool) -> str:
+    gap = " " * (width - display_width(text))
+    return gap + text if right else text + gap
+
+
+def markdown_lines(text: str) -> list[str]:
+    """Markdown made readable as plain text: emphasis markers dropped, code fences kept as code."""
+    lines: list[str] = []
+    in_code = False
+    for raw in text.split("\n"):
+        if raw.strip().startswith("```"):
+            in_code = not in_code
+            continue
+        if in_code:
+            lines.append(INDENT + "┆ " + raw)
+            continue
+        line = _BOLD.sub(lambda m: m.group(1) or m.group(2), raw)
+        line = _LINK.sub(r"\1 (\2)", line)
+        line = re.sub(r"^#{1,6}\s+", "", line)
+        lines.append(INDENT + line if line else "")
+    return lines
+
+
+def table_lines(table: Table, width: int | None = None) -> list[str]:
+    """A box-drawn table that fits the terminal; columns that do not fit are counted, not wrapped."""
+    width = width or _width()
+    numeric = table.numeric or tuple(False for _ in table.columns)
+    widths = [
+        min(MAX_CELL, max([display_width(col)] + [display_width(row[i]) for row in table.rows]))
+        for i, col in enumerate(table.columns)
+    ]
+    shown, used = 0, len(INDENT) + 1
+    for w in widths:
+        if used + w + 3 > width - 12 and shown > 0:
+            break
+        used += w + 3
+        shown += 1
+    widths = widths[:shown]
+
+    def row_line(cells: tuple[str, ...], header: bool = False) -> str:
+        parts = [_pad(_fit(cells[i], w), w, numeric[i] and not header) for i, w in enumerate(widths)]
+        return INDENT + "│ " + " │ ".join(parts) + " │"
+
+    rule = "─┼─".join("─" * w for w in widths)
+    lines = [INDENT + "┌─" + "─┬─".join("─" * w for w in widths) + "─┐", row_line(table.columns, True)]
+    lines.append(INDENT + "├─" + rule + "─┤")
+    lines += [row_line(row) for row in table.rows]
+    lines.append(INDENT + "└─" + "─┴─".join("─" * w for w in widths) + "─┘")
+    if shown < len(table.columns):
+        hidden = ", ".join(table.columns[shown:])
+        lines.append(INDENT + _fit(f"… {len(table.columns) - shown} more columns: {hidden}", width - 2))
+    return lines
+
+
+def _buttons_hint(buttons: Buttons) -> str:
+    hints: list[str] = []
+    for item in buttons.items:
+        match item:
+            case Button(label=label) if "Next" in label:
+                hints.append("[n]ext")
+            case Button(label=label) if "Prev" in label:
+                hints.append("[p]rev")
+            case Select(label="Sort"):
+                hints.append("sort <column> [desc]")
+            case Select(label="Chart"):
+                hints.append("chart <line|bar|scatter|hist|box> <x> [y]")
+            case Button():
+                pass
+    if any(isinstance(i, Button) and i.label.startswith("Download") for i in buttons.items):
+        hints.append("download [csv|parquet]")
+    return INDENT + "  ".join(hints) if hints else ""
+
+
+def status_line(status: Status) -> str:
+    mark = {"working": "…", "done": "✓", "failed": "✗"}[status.state]
+    return f"{INDENT}{mark} {status.text.lower() if status.state == 'done' else status.text}"
+
+
+def block_lines(block: Block) -> list[str]:
+    """The lines one block prints as."""
+    match block:
+        case Markdown(text=text):
+            return markdown_lines(text)
+        case Status():
+            return [status_line(block)]
+        case CodeBlock(text=text, role="code", omitted=omitted):
+            lines = [f"{INDENT}┆ {line}" for line in text.split("\n")]
+            return lines + ([f"{INDENT}┆ … {omitted} more lines"] if omitted else [])
+        case CodeBlock(text=text, role=role, omitted=omitted):
+            head = [f"{INDENT}  … {omitted} earlier lines (full output in the workspace)"] if omitted else []
+            mark = "✗ " if role == "error" else "  "
+            body = [f"{INDENT}{mark if i == 0 else '  '}{line}" for i, line in enumerate(text.split("\n"))]
+            return head + body
+        case Table():
+            return table_lines(block)
+        case Image(path=path, title=title):
+            return [f"{INDENT}✓ {title or 'image'}: {path}"]
+        case Buttons():
+            hint = _buttons_hint(block)
+            return [hint] if hint else []
+        case Notice(text=text, level=level):
+            mark = {"info": "", "warning": "! ", "error": "✗ "}[level]
+            first, *rest = text.split("\n")
+            return [f"{INDENT}{mark}{first}", *(f"{INDENT}  {line}" for line in rest)]
+        case _:
+            raise TypeError(f"unhandled block {block!r}")
+
+
+def render(reply: Reply) -> str:
+    """The whole reply as text (status last, where a reader looks for how it ended)."""
+    status = [b for b in reply.blocks if isinstance(b, Status)]
+    body = [line for b in reply.blocks if not isinstance(b, Status) for line in block_lines(b)]
+    return "\n".join(body + [status_line(s) for s in status])

@@ -1,0 +1,84 @@
+"""A recording ``Surface`` for engine tests: the seam is ours, so we fake it by implementing it."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.messages import MessageRef, RemoteFile
+from bot.reply import Reply
+from bot.surface import SurfaceError
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class Call:
+    kind: str
+    reply: Reply | None = None
+    ref: MessageRef | None = None
+    path: Path | None = None
+    user: str | None = None
+    text: str | None = None
+    at: float = 0.0
+
+
+@dataclass
+class RecordingLive:
+    surface: RecordingSurface
+    ref: MessageRef
+
+    async def update(self, reply: Reply) -> None:
+        self.surface._record(Call("live.update", reply, self.ref))
+
+    async def finish(self, reply: Reply) -> MessageRef | None:
+        self.surface._record(Call("live.finish", reply, self.ref))
+        return self.ref
+
+
+@dataclass
+class RecordingSurface:
+    live_interval: float = 0.0
+    files: dict[str, bytes] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    uploaded: dict[str, bytes] = field(default_factory=dict)
+
+    def _record(self, call: Call) -> None:
+        call.at = asyncio.get_running_loop().time()
+        self.calls.append(call)
+
+    def of(self, kind: str) -> list[Call]:
+        return [c for c in self.calls if c.kind == kind]
+
+    async def start_live(self, reply: Reply) -> RecordingLive:
+        ref = MessageRef("C1", f"m{next(_ids)}")
+        self._record(Call("live.start", reply, ref))
+        return RecordingLive(self, ref)
+
+    async def post(self, reply: Reply) -> MessageRef | None:
+        ref = MessageRef("C1", f"m{next(_ids)}")
+        self._record(Call("post", reply, ref))
+        return ref
+
+    async def update(self, ref: MessageRef, reply: Reply) -> None:
+        self._record(Call("update", reply, ref))
+
+    async def upload(self, path: Path, *, name: str, title: str | None = None) -> None:
+        self.uploaded[name] = path.read_bytes()
+        self._record(Call("upload", path=path, text=title))
+
+    async def set_status(self, text: str | None) -> None:
+        self._record(Call("status", text=text))
+
+    async def notify(self, user: str, reply: Reply) -> None:
+        self._record(Call("notify", reply, user=user))
+
+    async def download(self, file: RemoteFile, limit: int) -> bytes:
+        if file.url not in self.files:
+            raise SurfaceError("no access to that file")
+        data = self.files[file.url]
+        if len(data) > limit:
+            raise SurfaceError(f"it is larger than {limit} bytes")
+        return data
