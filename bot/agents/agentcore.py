@@ -1,0 +1,430 @@
+"""``CodeExecutor`` on an Amazon Bedrock AgentCore Code Interpreter session, one per conversation.
+
+The session id is kept in memory and in the ``StateStore`` (namespace ``agentcore-session``), so a
+restarted process reuses the conversation's session while it lives. Files move both ways by name,
+relative to the session's working directory: workspace files the session does not have yet (the
+user's attachments) are written with ``writeFiles`` before code runs, and files the code created
+or changed are found with ``listFiles`` and fetched with ``readFiles`` into the workspace after it
+runs. What the session holds is tracked as ``{name: size}``; a file rewritten with the same size
+is therefore not fetched again (listFiles gives no modification time).
+
+When the session has expired (``ResourceNotFoundException``), a new one is started, every
+workspace file is written back, the code is run again and a ``Notice`` says variables were lost.
+``aclose`` does not stop sessions (a restarted process reuses them; they time out on their own);
+``release`` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from bot.agents.base import Conversation, Turn, announce_files
+from bot.agents.converse_config import SYSTEM_INTERPRETER, ConverseConfig
+from bot.agents.converse_stream import aiter_in_thread
+from bot.events import AgentEvent, CodeError, CodeOutput, Notice, TurnFailed
+from bot.workspace import UnsafePath, WorkspaceFile, human_size
+
+if TYPE_CHECKING:
+    from bot.storage.base import StateStore
+
+log = logging.getLogger(__name__)
+
+SESSION_NAMESPACE = "agentcore-session"
+#: Per-call inline transfer limit of writeFiles / readFiles (AgentCore documents 100 MB inline).
+MAX_FILE_BYTES = 100_000_000
+_UPLOAD_BATCH_BYTES = 20_000_000
+_MAX_FETCH = 50
+_LIST_DEPTH = 3
+_SKIP_DIRS = frozenset({"__pycache__", "node_modules", ".ipynb_checkpoints"})
+_ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning)):\s?(.*)$")
+RESTARTED = (
+    "The code environment had expired and was restarted: workspace files were restored, "
+    "but variables from earlier steps are gone."
+)
+
+
+class SessionExpired(Exception):
+    """The conversation's Code Interpreter session no longer exists."""
+
+
+@dataclass
+class _Session:
+    session_id: str
+    synced: dict[str, int] = field(default_factory=dict)  # what the session holds: name -> size
+
+
+def _error_code(exc: BaseException) -> str:
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def _is_expired(exc: BaseException) -> bool:
+    code = _error_code(exc).lower()
+    if code == "resourcenotfoundexception":
+        return True
+    text = str(exc).lower()
+    return code == "validationexception" and "session" in text and any(
+        word in text for word in ("expired", "terminated", "not found", "does not exist")
+    )
+
+
+def _environment_failure(exc: BaseException) -> TurnFailed:
+    code = _error_code(exc)
+    lowered = code.lower()
+    if lowered == "accessdeniedexception":
+        return TurnFailed(
+            "The AgentCore Code Interpreter denied access. Allow bedrock-agentcore:StartCodeInterpreterSession "
+            "and InvokeCodeInterpreter for these credentials, or set DATATHREAD_EXECUTOR=local."
+        )
+    if lowered in ("throttlingexception", "servicequotaexceededexception"):
+        return TurnFailed("The AgentCore Code Interpreter is busy (throttled or at its quota). Try again soon.",
+                          retryable=True)
+    if lowered == "resourcenotfoundexception":
+        return TurnFailed("The Code Interpreter was not found. Check AGENTCORE_CODE_INTERPRETER_ID and AWS_REGION.")
+    detail = code or type(exc).__name__
+    return TurnFailed(f"The AgentCore Code Interpreter could not run the code ({detail}). Try again.",
+                      retryable=True)
+
+
+def _code_error(stderr: str, exit_code: int | None, text: str, language: str) -> CodeError:
+    """``ename``/``evalue`` from the last ``SomeError: message`` line, the tail as traceback."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    for line in reversed(lines):
+        match = _ERROR_LINE.match(line.strip())
+        if match:
+            return CodeError(match.group(1), match.group(2), "\n".join(lines[-30:]))
+    evalue = lines[-1].strip() if lines else (text.strip() or "the code failed")
+    ename = "ExitCode" if language == "shell" else "Error"
+    if exit_code not in (None, 0):
+        evalue = f"exit code {exit_code}: {evalue}" if lines or text.strip() else f"exit code {exit_code}"
+    return CodeError(ename, evalue[:500], "\n".join(lines[-30:]))
+
+
+def _text_blocks(result: dict[str, Any]) -> str:
+    return "".join(b.get("text") or "" for b in result.get("content", []) if b.get("type") == "text")
+
+
+class AgentCoreExecutor:
+    """Runs a conversation's code in its AgentCore Code Interpreter session (see module doc)."""
+
+    def __init__(
+        self,
+        state: StateStore,
+        *,
+        interpreter_id: str = SYSTEM_INTERPRETER,
+        session_timeout: int = 3600,
+        region: str | None = None,
+        read_timeout: float = 900.0,
+        connect_timeout: float = 10.0,
+        max_file_bytes: int = MAX_FILE_BYTES,
+    ) -> None:
+        self.state = state
+        self.interpreter_id = interpreter_id
+        self.session_timeout = session_timeout
+        self.region = region
+        self.read_timeout = read_timeout
+        self.connect_timeout = connect_timeout
+        self.max_file_bytes = max_file_bytes
+        self._sessions: dict[str, _Session] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._client: Any = None
+        self._client_lock = asyncio.Lock()
+
+    @classmethod
+    def from_config(cls, config: ConverseConfig, state: StateStore) -> AgentCoreExecutor:
+        # Code may run for minutes: the read timeout covers a whole run, not the model's pace.
+        return cls(state, interpreter_id=config.interpreter_id, session_timeout=config.session_timeout,
+                   region=config.region, read_timeout=max(config.read_timeout, 900.0),
+                   connect_timeout=config.connect_timeout)
+
+    # -- AWS calls ------------------------------------------------------------------------------
+
+    async def _aws(self) -> Any:
+        async with self._client_lock:
+            if self._client is None:
+                self._client = await asyncio.to_thread(self._make_client)
+            return self._client
+
+    def _make_client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        return boto3.session.Session(region_name=self.region).client(
+            "bedrock-agentcore",
+            config=Config(read_timeout=self.read_timeout, connect_timeout=self.connect_timeout,
+                          retries={"total_max_attempts": 3, "mode": "standard"}),
+        )
+
+    async def _invoke(self, session_id: str, name: str, arguments: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """The ``result`` events of one ``invoke_code_interpreter`` call, as they arrive."""
+        client = await self._aws()
+
+        def call() -> Any:
+            return client.invoke_code_interpreter(
+                codeInterpreterIdentifier=self.interpreter_id, sessionId=session_id,
+                name=name, arguments=arguments,
+            )["stream"]
+
+        async for event in aiter_in_thread(call):
+            if "result" in event:
+                yield event["result"]
+
+    async def _collect(self, session_id: str, name: str, arguments: dict[str, Any]) -> list[dict[str, Any]]:
+        return [result async for result in self._invoke(session_id, name, arguments)]
+
+    async def start_session(self, name: str) -> str:
+        """Start a session and return its id (also used by ``doctor``)."""
+        client = await self._aws()
+        response = await asyncio.to_thread(
+            client.start_code_interpreter_session, codeInterpreterIdentifier=self.interpreter_id,
+            name=name[:100], sessionTimeoutSeconds=self.session_timeout,
+        )
+        return str(response["sessionId"])
+
+    async def stop_session(self, session_id: str) -> None:
+        client = await self._aws()
+        await asyncio.to_thread(
+            client.stop_code_interpreter_session, codeInterpreterIdentifier=self.interpreter_id,
+            sessionId=session_id,
+        )
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    async def _remember(self, conversation: Conversation, session: _Session) -> None:
+        self._sessions[conversation.id] = session
+        await self.state.put_value(SESSION_NAMESPACE, conversation.id, {
+            "interpreter": self.interpreter_id, "session_id": session.session_id, "synced": session.synced,
+        })
+
+    async def _session(self, conversation: Conversation) -> _Session:
+        session = self._sessions.get(conversation.id)
+        if session is not None:
+            return session
+        stored = await self.state.get_value(SESSION_NAMESPACE, conversation.id)
+        if isinstance(stored, dict) and stored.get("interpreter") == self.interpreter_id and stored.get("session_id"):
+            synced = stored.get("synced")
+            known = {str(k): int(v) for k, v in synced.items()} if isinstance(synced, dict) else {}
+            session = _Session(str(stored["session_id"]), known)
+            self._sessions[conversation.id] = session
+            return session
+        return await self._new_session(conversation)
+
+    async def _new_session(self, conversation: Conversation) -> _Session:
+        session = _Session(await self.start_session(f"datathread-{conversation.id}"))
+        log.info("started code interpreter session for conversation %s", conversation.id)
+        await self._remember(conversation, session)
+        return session
+
+    # -- files ----------------------------------------------------------------------------------
+
+    async def _upload(self, turn: Turn, session: _Session) -> list[Notice]:
+        """Write workspace files the session does not hold (attachments, or all after a restart)."""
+        notices: list[Notice] = []
+        batch: list[tuple[WorkspaceFile, bytes]] = []
+        batch_bytes = 0
+        for f in turn.workspace.files():
+            if session.synced.get(f.name) == f.size:
+                continue
+            if f.size > self.max_file_bytes:
+                notices.append(Notice(f"{f.name} ({human_size(f.size)}) is too large to copy into the code "
+                                      "environment.", "warning"))
+                continue
+            if batch and batch_bytes + f.size > _UPLOAD_BATCH_BYTES:
+                await self._write_batch(session, batch)
+                batch, batch_bytes = [], 0
+            batch.append((f, await asyncio.to_thread(f.path.read_bytes)))
+            batch_bytes += f.size
+        if batch:
+            await self._write_batch(session, batch)
+        await self._remember(turn.conversation, session)
+        return notices
+
+    async def _write_batch(self, session: _Session, batch: list[tuple[WorkspaceFile, bytes]]) -> None:
+        content = [{"path": f.name, "blob": data} for f, data in batch]
+        results = await self._collect(session.session_id, "writeFiles", {"content": content})
+        if any(r.get("isError") for r in results):
+            raise RuntimeError(f"writeFiles failed: {' '.join(_text_blocks(r) for r in results)[:300]}")
+        for f, data in batch:
+            session.synced[f.name] = len(data)
+
+    async def _list(self, session_id: str, directory: str = "", depth: int = 0) -> list[tuple[str, int | None]]:
+        results = await self._collect(session_id, "listFiles", {"path": directory or "."})
+        found: list[tuple[str, int | None]] = []
+        for result in results:
+            for item in result.get("content", []):
+                if item.get("type") != "resource_link":
+                    continue
+                base = PurePosixPath(str(item.get("name") or str(item.get("uri", "")).rstrip("/"))).name
+                if not base or base.startswith("."):
+                    continue
+                rel = f"{directory}/{base}" if directory else base
+                kind = f"{item.get('description') or ''} {item.get('mimeType') or ''}".lower()
+                if "directory" in kind or str(item.get("uri", "")).endswith("/"):
+                    if depth < _LIST_DEPTH and base not in _SKIP_DIRS:
+                        found.extend(await self._list(session_id, rel, depth + 1))
+                    continue
+                size = item.get("size")
+                found.append((rel, int(size) if isinstance(size, int) else None))
+        return found
+
+    async def _fetch(self, turn: Turn, session: _Session) -> tuple[list[WorkspaceFile], list[Notice]]:
+        """Copy new or changed session files into the workspace; returns them in name order."""
+        notices: list[Notice] = []
+        wanted: list[str] = []
+        for name, size in sorted(await self._list(session.session_id)):
+            known = session.synced.get(name)
+            if known is not None and (size is None or known == size):
+                continue
+            if size is not None and size > self.max_file_bytes:
+                notices.append(Notice(f"{name} ({human_size(size)}) is too large to fetch.", "warning"))
+                continue
+            wanted.append(name)
+        if len(wanted) > _MAX_FETCH:
+            notices.append(Notice(f"Only the first {_MAX_FETCH} of {len(wanted)} new files were fetched.", "warning"))
+            wanted = wanted[:_MAX_FETCH]
+        written: list[str] = []
+        for name in wanted:  # one file a call: a response carries the whole file inline
+            data = await self._read(session.session_id, name)
+            if data is None:
+                continue
+            try:
+                path = turn.workspace.ensure().resolve(name)
+            except UnsafePath:
+                log.warning("session file %r resolves outside the workspace; skipped", name)
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(path.write_bytes, data)
+            session.synced[name] = len(data)
+            written.append(name)
+        await self._remember(turn.conversation, session)
+        by_name = {f.name: f for f in turn.workspace.files()}
+        return [by_name[n] for n in written if n in by_name], notices
+
+    async def _read(self, session_id: str, name: str) -> bytes | None:
+        for result in await self._collect(session_id, "readFiles", {"paths": [name]}):
+            for item in result.get("content", []):
+                resource = item.get("resource") if item.get("type") == "resource" else None
+                if not isinstance(resource, dict):
+                    continue
+                if resource.get("blob") is not None:
+                    blob = resource["blob"]
+                    return blob if isinstance(blob, bytes) else str(blob).encode()
+                if resource.get("text") is not None:
+                    return str(resource["text"]).encode()
+        log.warning("readFiles returned no content for %r", name)
+        return None
+
+    # -- running code ---------------------------------------------------------------------------
+
+    async def _run(self, session: _Session, code: str, language: str) -> AsyncIterator[AgentEvent]:
+        if language == "shell":
+            name, arguments = "executeCommand", {"command": code}
+        else:
+            name, arguments = "executeCode", {"code": code, "language": language}
+        failed = False
+        stderr_parts: list[str] = []
+        text_parts: list[str] = []
+        exit_code: int | None = None
+        async for result in self._invoke(session.session_id, name, arguments):
+            structured = result.get("structuredContent") or {}
+            stdout, stderr = structured.get("stdout"), structured.get("stderr")
+            if structured.get("exitCode") is not None:
+                exit_code = int(structured["exitCode"])
+            is_error = bool(result.get("isError")) or exit_code not in (None, 0)
+            failed = failed or is_error
+            if stdout is None and stderr is None:
+                text = _text_blocks(result)
+                if is_error:
+                    text_parts.append(text)
+                elif text:
+                    yield CodeOutput(text, "stdout")
+                continue
+            if stdout:
+                yield CodeOutput(stdout, "stdout")
+            if stderr:
+                stderr_parts.append(stderr)
+                if not is_error:  # an error's stderr is its traceback, shown once in CodeError
+                    yield CodeOutput(stderr, "stderr")
+        if failed:
+            yield _code_error("".join(stderr_parts), exit_code, "".join(text_parts), language)
+
+    async def execute(self, turn: Turn, code: str, *, language: str = "python") -> AsyncIterator[AgentEvent]:
+        """Run ``code`` (``python`` or ``shell``) in the conversation's session; see module doc."""
+        conversation = turn.conversation
+        lock = self._locks.setdefault(conversation.id, asyncio.Lock())
+        async with lock:
+            restarted = False
+            try:
+                session = await self._session(conversation)
+                try:
+                    notices = await self._upload(turn, session)
+                except Exception as exc:
+                    if not _is_expired(exc):
+                        raise
+                    session, notices, restarted = await self._restart(turn), [], True
+                    yield Notice(RESTARTED, "warning")
+            except Exception as exc:
+                log.warning("code interpreter session unusable for %s", conversation.id, exc_info=True)
+                yield _environment_failure(exc)
+                return
+            for notice in notices:
+                yield notice
+            while True:
+                produced = False
+                try:
+                    async for event in self._run(session, code, language):
+                        produced = True
+                        yield event
+                    break
+                except Exception as exc:
+                    if _is_expired(exc) and not restarted and not produced:
+                        try:
+                            session, restarted = await self._restart(turn), True
+                        except Exception as again:
+                            yield _environment_failure(again)
+                            return
+                        yield Notice(RESTARTED, "warning")
+                        continue
+                    log.warning("code run failed in session for %s", conversation.id, exc_info=True)
+                    yield _environment_failure(exc)
+                    return
+            try:
+                files, notices = await self._fetch(turn, session)
+            except Exception:
+                log.warning("could not fetch new files for %s", conversation.id, exc_info=True)
+                files, notices = [], [Notice("New files could not be copied from the code environment.", "warning")]
+            for notice in notices:
+                yield notice
+            async for event in announce_files(turn, files):
+                yield event
+
+    async def _restart(self, turn: Turn) -> _Session:
+        log.info("code interpreter session of %s expired; starting a new one", turn.conversation.id)
+        self._sessions.pop(turn.conversation.id, None)
+        session = await self._new_session(turn.conversation)
+        await self._upload(turn, session)
+        return session
+
+    async def release(self, conversation: Conversation) -> None:
+        session = self._sessions.pop(conversation.id, None)
+        stored = await self.state.get_value(SESSION_NAMESPACE, conversation.id)
+        session_id = session.session_id if session else (stored or {}).get("session_id")
+        await self.state.put_value(SESSION_NAMESPACE, conversation.id, None)
+        if session_id:
+            try:
+                await self.stop_session(str(session_id))
+            except Exception:
+                log.info("stopping session of %s failed (it may have expired)", conversation.id, exc_info=True)
+
+    async def aclose(self) -> None:
+        self._sessions.clear()
+        self._client = None

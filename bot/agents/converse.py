@@ -1,0 +1,395 @@
+"""The Bedrock Converse agent: a model on Bedrock decides what code to run; an executor runs it.
+
+One turn is a loop of model rounds. Each round streams ``converse_stream``; if the model asks for
+tools (``stopReason`` ``tool_use``), every call runs in the conversation's ``CodeExecutor`` and its
+results go back as ``toolResult`` blocks, up to ``max_tool_rounds`` rounds.
+
+Text shown while streaming. The model's text before a tool call is rationale, the text of its
+last response is the answer, and which one a piece of text is becomes known only when a tool call
+starts or the message ends. So each response's text is held back until either a tool call starts
+(the held text becomes one ``Rationale``), the message ends (it becomes ``FinalText``), or it grows
+past ``rationale_holdback_chars``: from then on it is taken as the answer and streams token by
+token as ``FinalText`` deltas. Rationale is short in practice, so the answer appears after a brief
+hold and then streams; the rare long preamble before a tool call is shown as answer text.
+Reasoning content is shown as one ``Rationale`` per reasoning block.
+
+History. The conversation's messages are stored in the ``StateStore`` (namespace
+``converse-history``, key = conversation id) once the turn ends, trimmed to the token budget from
+the oldest whole exchange. A failed or cancelled turn is stored too, closed by
+``converse_history.close_turn`` so roles alternate and every tool call has a result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bot.agents.base import CodeExecutor, Conversation, Turn
+from bot.agents.converse_config import ConverseConfig
+from bot.agents.converse_doctor import diagnose
+from bot.agents.converse_history import Message, close_turn, is_valid, sanitize, trim
+from bot.agents.converse_prompt import (
+    LIST_FILES,
+    PUBLISH_DATASET,
+    RUN_PYTHON,
+    RUN_SHELL,
+    TOOL_SPECS,
+    ToolOutcome,
+    system_prompt,
+    user_message,
+)
+from bot.agents.converse_stream import ServiceProblem, aiter_in_thread, classify
+from bot.events import AgentEvent, CodeError, CodeStarted, DatasetProduced, FinalText, Notice, Rationale, TurnFailed
+from bot.workspace import UnsafePath, human_size
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.storage.base import StateStore
+
+log = logging.getLogger(__name__)
+
+__all__ = ["HISTORY_NAMESPACE", "ConverseAgent", "ConverseConfig", "diagnose"]
+
+HISTORY_NAMESPACE = "converse-history"
+MAX_BACKOFF_SECONDS = 8.0
+_NO_ANSWER = "(The model finished without an answer.)"
+
+
+def runtime_client(config: ConverseConfig, *, retries: int = 1) -> Any:
+    """A ``bedrock-runtime`` client from a fresh boto3 session (honours AWS_ENDPOINT_URL_*).
+
+    botocore's own retries are off by default: throttling is retried by the loop, which knows
+    whether anything was shown yet.
+    """
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session(region_name=config.region).client(
+        "bedrock-runtime",
+        config=Config(
+            read_timeout=config.read_timeout,
+            connect_timeout=config.connect_timeout,
+            retries={"total_max_attempts": retries, "mode": "standard"},
+        ),
+    )
+
+
+@dataclass
+class _Response:
+    """One model response being assembled from stream events (content blocks by index)."""
+
+    blocks: dict[int, dict[str, Any]] = field(default_factory=dict)
+    stop_reason: str | None = None
+    problem: ServiceProblem | None = None
+
+    def tool_uses(self) -> list[dict[str, Any]]:
+        return [b["toolUse"] for _, b in sorted(self.blocks.items()) if "toolUse" in b]
+
+    def text(self) -> str:
+        return "".join(b["text"] for _, b in sorted(self.blocks.items()) if "text" in b)
+
+    def message(self, with_tools: bool) -> Message:
+        """The assistant message for history: empty text dropped, tool inputs parsed to objects."""
+        content: list[dict[str, Any]] = []
+        for _, block in sorted(self.blocks.items()):
+            if "text" in block and block["text"].strip():
+                content.append({"text": block["text"]})
+            elif "reasoning" in block and block["reasoning"].get("signature"):
+                content.append({"reasoningContent": {"reasoningText": dict(block["reasoning"])}})
+            elif "toolUse" in block and with_tools:
+                tool = block["toolUse"]
+                content.append({"toolUse": {"toolUseId": tool["toolUseId"], "name": tool["name"],
+                                            "input": tool["parsed"]}})
+        return {"role": "assistant", "content": content or [{"text": _NO_ANSWER}]}
+
+
+class ConverseAgent:
+    """``AgentBackend`` on Bedrock ``converse_stream`` with tool use; code runs in ``executor``."""
+
+    name = "bedrock"
+
+    def __init__(self, config: ConverseConfig, executor: CodeExecutor, state: StateStore) -> None:
+        self.config = config
+        self.executor = executor
+        self.state = state
+        self._client: Any = None
+        self._client_lock = asyncio.Lock()
+
+    @classmethod
+    def from_env(cls, settings: Settings, env: Mapping[str, str], state: StateStore) -> ConverseAgent:
+        """The agent with the executor ``DATATHREAD_EXECUTOR`` picks; raises ``ConfigError``."""
+        config = ConverseConfig.from_env(env)
+        executor: CodeExecutor
+        if config.executor == "agentcore":
+            from bot.agents.agentcore import AgentCoreExecutor
+
+            executor = AgentCoreExecutor.from_config(config, state)
+        else:
+            from bot.agents.local_kernel import LocalKernelExecutor  # type: ignore[import-not-found,unused-ignore]
+
+            executor = LocalKernelExecutor(settings)
+        return cls(config, executor, state)
+
+    async def _runtime(self) -> Any:
+        async with self._client_lock:
+            if self._client is None:
+                # Building a client reads files and the endpoint ruleset: keep it off the loop.
+                self._client = await asyncio.to_thread(runtime_client, self.config)
+            return self._client
+
+    # -- the turn -------------------------------------------------------------------------------
+
+    async def run(self, turn: Turn) -> AsyncIterator[AgentEvent]:
+        conversation = turn.conversation
+        history = sanitize(await self.state.get_value(HISTORY_NAMESPACE, conversation.id))
+        messages: list[Message] = [user_message(turn)]
+        system = await system_prompt(turn, displays_frames=self.config.executor == "local")
+        completed = False
+        reason = "it was cancelled"
+        answered = [False]  # a FinalText was yielded this turn (later answer text needs a gap)
+        try:
+            for round_number in range(self.config.max_tool_rounds + 1):
+                if round_number == self.config.max_tool_rounds:
+                    reason = f"the limit of {self.config.max_tool_rounds} tool rounds was reached"
+                    yield TurnFailed(
+                        f"I stopped after {self.config.max_tool_rounds} rounds of running code without "
+                        "finishing. Ask again with a narrower question, or continue from here.",
+                        retryable=True,
+                    )
+                    return
+                response = _Response()
+                request = self._request(system, trim(history + messages, self.config.history_tokens))
+                async for event in self._model_round(request, response, answered):
+                    yield event
+                if response.problem is not None:
+                    reason = response.problem.message
+                    yield TurnFailed(response.problem.message, retryable=response.problem.retryable)
+                    return
+                wants_tools = response.stop_reason == "tool_use" and bool(response.tool_uses())
+                messages.append(response.message(with_tools=wants_tools))
+                if not wants_tools:
+                    async for event in self._finish(response, answered):
+                        yield event
+                    completed = True
+                    return
+                results: list[dict[str, Any]] = []
+                for tool_use in response.tool_uses():
+                    outcome = ToolOutcome()
+                    async for event in self._run_tool(turn, tool_use, outcome):
+                        yield event
+                    if outcome.failed is not None:
+                        reason = outcome.failed.message
+                        yield outcome.failed
+                        return
+                    results.append({"toolResult": {
+                        "toolUseId": tool_use["toolUseId"],
+                        "status": outcome.status,
+                        "content": [{"text": outcome.summary(self.config.tool_result_chars)}],
+                    }})
+                messages.append({"role": "user", "content": results})
+        finally:
+            await self._save(conversation, history, messages, completed, reason)
+
+    def _request(self, system: str, messages: list[Message]) -> dict[str, Any]:
+        return {
+            "modelId": self.config.model_id,
+            "messages": messages,
+            "system": [{"text": system}],
+            "inferenceConfig": {"maxTokens": self.config.max_tokens},
+            "toolConfig": {"tools": TOOL_SPECS},
+        }
+
+    async def _finish(self, response: _Response, answered: list[bool]) -> AsyncIterator[AgentEvent]:
+        if response.stop_reason == "max_tokens":
+            yield Notice("The answer was cut off at the length limit (BEDROCK_MAX_TOKENS).", "warning")
+        elif response.stop_reason in ("guardrail_intervened", "content_filtered"):
+            yield Notice("The answer was blocked by a content filter.", "warning")
+        if not answered[0]:
+            yield FinalText(_NO_ANSWER)
+
+    async def _model_round(
+        self, request: dict[str, Any], response: _Response, answered: list[bool]
+    ) -> AsyncIterator[AgentEvent]:
+        """Stream one model response into ``response``, yielding what is shown; retries throttling
+        with bounded exponential backoff while nothing of this response was shown."""
+        attempt = 0
+        while True:
+            shown = False
+            response.blocks.clear()
+            response.stop_reason = None
+            try:
+                async for event in self._stream_once(request, response, answered):
+                    shown = True
+                    yield event
+                return
+            except Exception as exc:
+                problem = classify(exc)
+                if problem is None:
+                    raise
+                log.warning("bedrock converse_stream failed (%s, attempt %d): %s", problem.code, attempt + 1, exc)
+                if problem.retry and not shown and attempt < self.config.throttle_retries:
+                    await asyncio.sleep(min(self.config.backoff_seconds * 2**attempt, MAX_BACKOFF_SECONDS))
+                    attempt += 1
+                    continue
+                response.problem = problem
+                return
+
+    async def _stream_once(
+        self, request: dict[str, Any], response: _Response, answered: list[bool]
+    ) -> AsyncIterator[AgentEvent]:
+        client = await self._runtime()
+        held = ""  # text of this response not shown yet (rationale or answer: not known yet)
+        live = False  # this response's text is taken as the answer and streams as it comes
+        started = [False]  # this response already yielded answer text
+
+        def answer(text: str) -> FinalText:
+            # A second answer part in one turn (rare: a long preamble before a tool) needs a gap.
+            gap = "\n\n" if answered[0] and not started[0] else ""
+            started[0] = answered[0] = True
+            return FinalText(gap + text)
+
+        async for raw in aiter_in_thread(lambda: client.converse_stream(**request)["stream"]):
+            if "contentBlockStart" in raw:
+                start = raw["contentBlockStart"]
+                tool = start.get("start", {}).get("toolUse")
+                if tool is not None:
+                    if held.strip():
+                        yield Rationale(held.strip())
+                    held = ""
+                    response.blocks[start["contentBlockIndex"]] = {
+                        "toolUse": {"toolUseId": tool["toolUseId"], "name": tool["name"], "raw": ""}
+                    }
+            elif "contentBlockDelta" in raw:
+                index = raw["contentBlockDelta"]["contentBlockIndex"]
+                delta = raw["contentBlockDelta"]["delta"]
+                block = response.blocks.setdefault(index, {})
+                if "text" in delta:
+                    block["text"] = block.get("text", "") + delta["text"]
+                    if live:
+                        yield answer(delta["text"])
+                    else:
+                        held += delta["text"]
+                        if len(held) >= self.config.rationale_holdback_chars:
+                            live = True
+                            yield answer(held)
+                            held = ""
+                elif "toolUse" in delta and "toolUse" in block:
+                    block["toolUse"]["raw"] += delta["toolUse"].get("input", "")
+                elif "reasoningContent" in delta:
+                    reasoning = block.setdefault("reasoning", {"text": ""})
+                    part = delta["reasoningContent"]
+                    reasoning["text"] += part.get("text", "")
+                    if part.get("signature"):
+                        reasoning["signature"] = part["signature"]
+            elif "contentBlockStop" in raw:
+                block = response.blocks.get(raw["contentBlockStop"]["contentBlockIndex"], {})
+                if "reasoning" in block and block["reasoning"]["text"].strip():
+                    yield Rationale(block["reasoning"]["text"].strip())
+                if "toolUse" in block:
+                    block["toolUse"]["parsed"] = _parse_input(block["toolUse"]["raw"])
+            elif "messageStop" in raw:
+                response.stop_reason = raw["messageStop"].get("stopReason")
+            elif "metadata" in raw:
+                log.debug("bedrock usage %s", raw["metadata"].get("usage"))
+        for tool in response.tool_uses():
+            tool.setdefault("parsed", _parse_input(tool["raw"]))
+        if held.strip():
+            if response.stop_reason == "tool_use" and response.tool_uses():
+                yield Rationale(held.strip())
+            else:
+                yield answer(held)
+
+    # -- tools ----------------------------------------------------------------------------------
+
+    async def _run_tool(
+        self, turn: Turn, tool_use: dict[str, Any], outcome: ToolOutcome
+    ) -> AsyncIterator[AgentEvent]:
+        name, args = tool_use["name"], tool_use["parsed"]
+        if args is None:
+            outcome.add(_tool_error("BadInput", "The tool input was not valid JSON; send a JSON object."))
+            return
+        if name in (RUN_PYTHON, RUN_SHELL):
+            key, language = ("code", "python") if name == RUN_PYTHON else ("command", "shell")
+            source = args.get(key)
+            if not isinstance(source, str) or not source.strip():
+                outcome.add(_tool_error("BadInput", f"{name} needs a non-empty string {key!r}."))
+                return
+            yield CodeStarted(source, language)
+            async for event in self.executor.execute(turn, source, language=language):
+                outcome.add(event)
+                if not isinstance(event, TurnFailed):
+                    yield event
+        elif name == LIST_FILES:
+            files = turn.workspace.files()
+            listing = "\n".join(f"{f.name}\t{human_size(f.size)}" for f in files[:500])
+            outcome.stdout.append(listing or "(the workspace is empty)")
+        elif name == PUBLISH_DATASET:
+            async for event in self._publish(turn, args, outcome):
+                yield event
+        else:
+            outcome.add(_tool_error("UnknownTool", f"There is no tool called {name!r}."))
+
+    async def _publish(self, turn: Turn, args: dict[str, Any], outcome: ToolOutcome) -> AsyncIterator[AgentEvent]:
+        raw_path = str(args.get("path", ""))
+        try:
+            path = turn.workspace.resolve(raw_path)
+        except UnsafePath:
+            outcome.add(_tool_error("BadPath", f"{raw_path} is outside the workspace."))
+            return
+        if not path.is_file():
+            outcome.add(_tool_error("FileNotFound", f"{raw_path} does not exist in the workspace."))
+            return
+        name = str(args.get("name") or path.stem)
+        try:
+            meta = await turn.datasets.register_file(path, name)
+        except Exception as exc:
+            log.warning("publish_dataset %s failed", raw_path, exc_info=True)
+            outcome.add(_tool_error(type(exc).__name__, f"{raw_path} could not be read as a table: {exc}"))
+            return
+        if meta is None:
+            outcome.add(_tool_error("NotTabular", f"{raw_path} is not a table file (csv, parquet, ...)."))
+            return
+        event = DatasetProduced(meta)
+        outcome.add(event)
+        yield event
+
+    # -- history --------------------------------------------------------------------------------
+
+    async def _save(
+        self, conversation: Conversation, history: list[Message], messages: list[Message],
+        completed: bool, reason: str,
+    ) -> None:
+        closed = messages if completed else close_turn(messages, reason)
+        stored = trim(history + closed, self.config.history_tokens)
+        if not is_valid(stored):  # a bug in the loop must not poison every later turn
+            log.error("converse history for %s would be invalid; keeping the previous one", conversation.id)
+            stored = history
+        try:
+            await self.state.put_value(HISTORY_NAMESPACE, conversation.id, stored)
+        except Exception:
+            log.exception("could not store converse history for %s", conversation.id)
+
+    async def release(self, conversation: Conversation) -> None:
+        await self.executor.release(conversation)
+
+    async def aclose(self) -> None:
+        await self.executor.aclose()
+
+
+def _parse_input(raw: str) -> dict[str, Any] | None:
+    """The tool input object; ``{}`` for no input, ``None`` when it is not a JSON object."""
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _tool_error(ename: str, evalue: str) -> AgentEvent:
+    return CodeError(ename=ename, evalue=evalue)
