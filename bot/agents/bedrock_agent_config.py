@@ -1,0 +1,88 @@
+"""Settings of the Bedrock Agents backend, read from the environment.
+
+Region and credentials are not here: boto3's default chain finds them (``AWS_REGION``, profiles,
+roles), and boto3's own ``AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME`` override keeps working because we
+never pass an endpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import boto3
+
+from bot.config import ConfigError
+
+_ID = re.compile(r"^[0-9a-zA-Z]{1,10}$")
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class BedrockAgentConfig:
+    """What the backend needs besides region and credentials.
+
+    ``retry_delays`` are the waits (seconds) before retrying a throttled call that showed nothing yet;
+    their count is the number of retries.
+    """
+
+    agent_id: str
+    alias_id: str
+    memory: bool = False
+    stream_final_response: bool = False
+    read_timeout: float = 300.0
+    connect_timeout: float = 10.0
+    max_pool_connections: int = 50
+    retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> BedrockAgentConfig:
+        """Read ``BEDROCK_AGENT_*`` variables; raises ``ConfigError`` naming the bad variable."""
+        agent_id = env.get("BEDROCK_AGENT_ID", "").strip()
+        alias_id = env.get("BEDROCK_AGENT_ALIAS_ID", "").strip()
+        for name, value in (("BEDROCK_AGENT_ID", agent_id), ("BEDROCK_AGENT_ALIAS_ID", alias_id)):
+            if not value:
+                raise ConfigError(f"{name} is not set: copy it from the agent's page in the Bedrock console")
+            if not _ID.match(value):
+                raise ConfigError(f"{name} must be up to 10 letters and digits, got {value!r}")
+        return cls(
+            agent_id=agent_id,
+            alias_id=alias_id,
+            memory=_flag(env, "BEDROCK_AGENT_MEMORY"),
+            stream_final_response=_flag(env, "BEDROCK_STREAM_FINAL_RESPONSE"),
+            read_timeout=_positive(env, "BEDROCK_AGENT_READ_TIMEOUT_SECONDS", 300.0),
+            connect_timeout=_positive(env, "BEDROCK_AGENT_CONNECT_TIMEOUT_SECONDS", 10.0),
+            max_pool_connections=int(_positive(env, "BEDROCK_AGENT_MAX_CONNECTIONS", 50)),
+        )
+
+
+def memory_id(owner: str) -> str:
+    """A stable ``memoryId`` for a user (valid for ``^[0-9a-zA-Z._:-]{2,100}$``; the raw id never leaves)."""
+    return "m-" + hashlib.sha256(owner.encode()).hexdigest()[:40]
+
+
+def aws_session() -> boto3.session.Session:
+    """A boto3 session on the default chain; ``AWS_REGION`` counts too (botocore only reads ``AWS_DEFAULT_REGION``)."""
+    session = boto3.session.Session()
+    if session.region_name is None and os.environ.get("AWS_REGION"):
+        session = boto3.session.Session(region_name=os.environ["AWS_REGION"])
+    return session
