@@ -70,9 +70,9 @@ async def run_chat(engine: Engine, thread_name: str | None, agent_label: str, st
     stdin = stdin or sys.stdin
     output = ConsoleOutput()
     surface = ConsoleSurface(output)
-    resumed = thread_name is not None
     thread = console_thread(thread_name or new_thread_name())
     user = getpass.getuser()
+    resumed = await engine.state.conversation(thread) is not None
     conversation = await engine.state.start_conversation(thread, user)
     engine.start()
     output.write_lines([
