@@ -1,0 +1,241 @@
+"""Mounts Teams on the ``datathread serve`` app: POST ``/api/messages`` and GET ``/files/{token}``.
+
+The Bot Framework request is verified by botbuilder's ``CloudAdapter`` and answered at once; the
+turn runs in the background and every reply is sent later with ``continue_conversation`` through
+``Sender`` (rate limits, retries). Nothing outside this package imports botbuilder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Coroutine, Mapping
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from botbuilder.core import InvokeResponse, TurnContext
+from botbuilder.integration.aiohttp import (
+    CloudAdapter,
+    ConfigurationBotFrameworkAuthentication,
+    ConfigurationServiceClientCredentialFactory,
+)
+from botbuilder.schema import Activity, ActivityTypes, Attachment
+from botframework.connector.auth import AuthenticationConstants
+
+from adapters.teams.config import TeamsSettings
+from adapters.teams.files import download_handler, file_info_card, open_file, put_file
+from adapters.teams.live import text_activity
+from adapters.teams.sender import Sender
+from adapters.teams.surface import TeamsContext, TeamsSurface
+from adapters.teams.translate import conversation_type, reply_conversation_id, thread_key, to_action, to_incoming
+from adapters.teams.translate import user_name as activity_user_name
+from bot.config import Settings
+from bot.engine import Engine
+from bot.reply import notice
+from bot.surface import SurfaceError
+from bot.tokens import TokenSigner
+
+log = logging.getLogger(__name__)
+
+REFERENCES = "teams.reference"
+#: Activity ids remembered to drop redelivered clicks and invokes (messages are deduped by the engine).
+SEEN_IDS = 2000
+
+
+class TeamsBot:
+    """Turns verified activities into engine work. Created by ``mount``; one per process."""
+
+    def __init__(self, engine: Engine, settings: TeamsSettings, adapter: CloudAdapter,
+                 credentials: ConfigurationServiceClientCredentialFactory, signer: TokenSigner) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.adapter = adapter
+        self._credentials = credentials
+        self.sender = Sender(adapter, settings.app_id)
+        self.ctx = TeamsContext(self.sender, settings, signer, engine.state, self.http, self.bot_token)
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._names: dict[str, str] = {}
+
+    # ---- shared helpers -----------------------------------------------------------------------
+
+    def http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300))
+        return self._session
+
+    async def bot_token(self) -> str | None:
+        """The bot's Bot Framework token (for smba attachment downloads); ``None`` without auth."""
+        if not self.settings.authenticated:
+            return None
+        credentials = await self._credentials.create_credentials(
+            self.settings.app_id,
+            AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE,
+            AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL,
+            True,
+        )
+        return str(await asyncio.to_thread(credentials.get_access_token))
+
+    def _spawn(self, work: Coroutine[Any, Any, Any] | asyncio.Future[Any], what: str) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Future[Any]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("Teams %s failed", what, exc_info=t.exception())
+
+        task.add_done_callback(done)
+
+    def _first_time(self, activity_id: str | None) -> bool:
+        if not activity_id:
+            return True
+        if activity_id in self._seen:
+            return False
+        self._seen[activity_id] = None
+        while len(self._seen) > SEEN_IDS:
+            self._seen.popitem(last=False)
+        return True
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+
+    # ---- turns --------------------------------------------------------------------------------
+
+    def surface_for(self, context: TurnContext, raw: dict[str, Any]) -> TeamsSurface:
+        reference = TurnContext.get_conversation_reference(context.activity)
+        reference.conversation.id = reply_conversation_id(raw)  # channel posts: answer in the chain
+        user = str((raw.get("from") or {}).get("id") or "")
+        self._names[user] = activity_user_name(raw)
+        return TeamsSurface(self.ctx, reference, thread_key(raw), conversation_type(raw), self._names)
+
+    async def on_turn(self, context: TurnContext, raw: dict[str, Any]) -> None:
+        """Runs inside the inbound request: must not wait for the agent."""
+        kind = raw.get("type")
+        if kind == ActivityTypes.invoke:
+            await context.send_activity(Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=200)))
+        if not self._first_time(raw.get("id")) and kind != ActivityTypes.message:
+            return
+        if kind not in (ActivityTypes.message, ActivityTypes.invoke):
+            return
+        surface = self.surface_for(context, raw)
+        self._spawn(self._remember(surface), "reference store")
+        if kind == ActivityTypes.invoke:
+            if raw.get("name") == "fileConsent/invoke":
+                self._spawn(self._consent(surface, raw), "file consent")
+            return
+        action = to_action(raw)
+        if action is not None:
+            if self._first_time(f"action:{raw.get('id')}"):
+                self._spawn(self.engine.act(action, surface), f"{action.kind} action")
+            return
+        message = to_incoming(raw)
+        if message is not None:
+            # The engine dedupes event ids persistently: a redelivery never starts a second turn.
+            self._spawn(self.engine.submit(message, surface), "turn")
+
+    async def _remember(self, surface: TeamsSurface) -> None:
+        await self.engine.state.put_value(REFERENCES, surface.thread.digest, surface.reference.serialize())
+
+    async def _consent(self, surface: TeamsSurface, raw: dict[str, Any]) -> None:
+        value = raw.get("value") or {}
+        token = str(((value.get("context") or {}).get("token")) or "")
+        path = await open_file(self.ctx.signer, self.ctx.state, token, "consent", surface.thread)
+        card_id = str(raw.get("replyToId") or "")
+        if value.get("action") != "accept":
+            if card_id:
+                await self.sender.update(surface.reference, card_id, text_activity("_File not sent (declined)._"))
+            return
+        if path is None:
+            await surface.post(notice("That file offer has expired. Ask for the file again.", "warning"))
+            return
+        upload_info = value.get("uploadInfo") or {}
+        try:
+            await put_file(self.http(), str(upload_info.get("uploadUrl")), path)
+        except (SurfaceError, aiohttp.ClientError) as exc:
+            log.warning("file consent upload failed: %s", exc)
+            await surface.post(notice(f"Could not upload {path.name} to your OneDrive. Try again later.", "error"))
+            return
+        info = file_info_card(upload_info)
+        attachment = Attachment(content_type=info["contentType"], content_url=info["contentUrl"],
+                                name=info["name"], content=info["content"])
+        await self.sender.send(surface.reference, Activity(type=ActivityTypes.message, attachments=[attachment]))
+        if card_id:
+            await self.sender.update(surface.reference, card_id, text_activity(f"_Sent {path.name}._"))
+
+    # ---- HTTP ---------------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if "application/json" not in request.headers.get("Content-Type", ""):
+            return web.Response(status=415)
+        try:
+            raw = await request.json()
+            activity = Activity().deserialize(raw)
+        except ValueError:
+            return web.Response(status=400)
+        if not isinstance(raw, dict) or not activity.type:
+            return web.Response(status=400)
+        auth = request.headers.get("Authorization", "")
+
+        async def logic(context: TurnContext) -> None:
+            try:
+                await self.on_turn(context, raw)
+            except Exception:  # ours, not authentication: keep it apart from the 401 below
+                log.exception("handling a Teams %s activity failed", raw.get("type"))
+
+        try:
+            invoke = await self.adapter.process_activity(auth, activity, logic)
+        except Exception as exc:  # PermissionError, or a malformed token botbuilder could not parse
+            log.warning("rejected a Bot Framework request: %s", type(exc).__name__)
+            return web.Response(status=401)
+        if invoke is not None:
+            return web.json_response(invoke.body or {}, status=invoke.status)
+        return web.Response(status=202)
+
+
+BOT_KEY = web.AppKey("teams_bot", TeamsBot)
+
+
+def build_adapter(settings: TeamsSettings) -> tuple[CloudAdapter, ConfigurationServiceClientCredentialFactory]:
+    if settings.authenticated:
+        config = SimpleNamespace(APP_ID=settings.app_id, APP_PASSWORD=settings.app_password,
+                                 APP_TENANTID=settings.tenant_id, APP_TYPE=settings.app_type)
+    else:
+        # botbuilder's "MultiTenant" type with no app id is its documented auth-disabled mode.
+        config = SimpleNamespace(APP_ID="", APP_PASSWORD="", APP_TYPE="MultiTenant")
+    credentials = ConfigurationServiceClientCredentialFactory(config)
+    auth = ConfigurationBotFrameworkAuthentication(config, credentials_factory=credentials)
+    return CloudAdapter(auth), credentials
+
+
+async def mount(app: web.Application, engine: Engine, settings: Settings, env: Mapping[str, str]) -> bool:
+    """Add the Teams routes when Teams is configured; False (nothing added) when it is not."""
+    teams = TeamsSettings.from_env(env)
+    if teams is None:
+        return False
+    if not teams.authenticated:
+        log.warning("!" * 72)
+        log.warning("TEAMS RUNS WITHOUT AUTHENTICATION (DATATHREAD_TEAMS_ALLOW_UNAUTHENTICATED=1).")
+        log.warning("Anyone who can reach /api/messages can talk to the bot. For local testing only.")
+        log.warning("!" * 72)
+    adapter, credentials = build_adapter(teams)
+    signer = TokenSigner(settings.secret())
+    bot = TeamsBot(engine, teams, adapter, credentials, signer)
+    app[BOT_KEY] = bot
+    app.router.add_post("/api/messages", bot.handle)
+    app.router.add_get("/files/{token}", download_handler(signer, engine.state))
+
+    async def close(app: web.Application) -> None:
+        await bot.aclose()
+
+    app.on_cleanup.append(close)
+    log.info("Teams endpoint mounted at /api/messages (app id %s)", teams.app_id or "none: local mode")
+    return True

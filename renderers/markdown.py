@@ -1,0 +1,128 @@
+"""Platform-free Markdown helpers: a ``Reply`` as Markdown text, and splitting long text safely.
+
+Used by the Slack renderer (native streaming takes standard Markdown) and usable by any surface
+whose messages accept Markdown. Nothing here knows a platform.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot.reply import Buttons, CodeBlock, Image, Markdown, Notice, Reply, Status, Table
+
+#: Emoji shown before a notice, per level (Unicode, so every Markdown client shows them).
+NOTICE_EMOJI = {"info": "ℹ️", "warning": "⚠️", "error": "❌"}
+
+_FENCE = re.compile(r"^\s*(```|~~~)")
+
+
+def fence(text: str, language: str = "") -> str:
+    """``text`` as a fenced code block whose fence cannot be closed by the text itself."""
+    ticks = "```"
+    while ticks in text:
+        ticks += "`"
+    return f"{ticks}{language}\n{text}\n{ticks}"
+
+
+def more_lines(omitted: int, role: str) -> str:
+    """The note under a clipped code or output block."""
+    where = "earlier" if role in ("output", "error") else "more"
+    return f"… {omitted:,} {where} line{'s' if omitted != 1 else ''} not shown (full text in the workspace)"
+
+
+def code_block_markdown(block: CodeBlock) -> str:
+    parts = []
+    if block.title:
+        parts.append(f"**{block.title}**")
+    if block.omitted and block.role in ("output", "error"):
+        parts.append(f"_{more_lines(block.omitted, block.role)}_")
+    parts.append(fence(block.text or " ", block.language))
+    if block.omitted and block.role == "code":
+        parts.append(f"_{more_lines(block.omitted, block.role)}_")
+    return "\n".join(parts)
+
+
+def table_markdown(table: Table) -> str:
+    """A GitHub-style Markdown table (pipes in cells escaped)."""
+
+    def row(cells: tuple[str, ...]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+
+    align = [("---:" if i < len(table.numeric) and table.numeric[i] else "---") for i in range(len(table.columns))]
+    return "\n".join([row(table.columns), "| " + " | ".join(align) + " |", *(row(r) for r in table.rows)])
+
+
+def reply_to_markdown(reply: Reply, *, include_status: bool = False) -> str:
+    """The reply as one Markdown text, blocks separated by blank lines.
+
+    Buttons and images are left out (they are sent as blocks / uploads); the status line only when
+    asked (a surface that shows status natively leaves it out so the text only ever grows).
+    """
+    parts: list[str] = []
+    for block in reply.blocks:
+        match block:
+            case Markdown(text=text):
+                if text.strip():
+                    parts.append(text.strip("\n"))
+            case Status(text=text):
+                if include_status:
+                    parts.append(f"_{text}_")
+            case CodeBlock():
+                parts.append(code_block_markdown(block))
+            case Table():
+                parts.append(table_markdown(block))
+            case Notice(text=text, level=level):
+                parts.append(f"{NOTICE_EMOJI[level]} {text}")
+            case Image() | Buttons():
+                pass
+            case _:
+                raise TypeError(f"unhandled reply block {block!r}")
+    return "\n\n".join(parts)
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Split ``text`` into pieces of at most ``limit`` characters, losing nothing.
+
+    Cuts prefer a line break, then a space; a code fence open at a cut is closed and reopened in
+    the next piece so every piece renders on its own. Joining the pieces (minus those added fence
+    lines) gives back the text. Python strings index by code point, so no character is ever split.
+    """
+    if limit < 16:
+        raise ValueError("limit too small to split safely")
+    pieces: list[str] = []
+    rest = text
+    reopen = ""
+    while rest:
+        budget = limit - len(reopen)
+        if len(rest) <= budget:
+            pieces.append(reopen + rest)
+            break
+        # Leave room to close a fence we may be inside of.
+        window = rest[: budget - 4]
+        cut = window.rfind("\n")
+        if cut < budget // 3:
+            cut = window.rfind(" ")
+        if cut < budget // 3:
+            cut = len(window)
+        else:
+            cut += 1  # keep the separator with the first piece
+        head, rest = rest[:cut], rest[cut:]
+        piece = reopen + head
+        open_fence = _open_fence(piece)
+        if open_fence is not None:
+            closing = re.match(r"`+|~+", open_fence)
+            piece = piece + ("" if piece.endswith("\n") else "\n") + (closing.group() if closing else "```")
+            reopen = open_fence + "\n"
+        else:
+            reopen = ""
+        pieces.append(piece)
+    return pieces
+
+
+def _open_fence(text: str) -> str | None:
+    """The opening fence line if ``text`` ends inside a fenced block, else None."""
+    opening: str | None = None
+    for line in text.split("\n"):
+        if _FENCE.match(line):
+            opening = None if opening is not None else line.strip()
+    return opening

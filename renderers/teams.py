@@ -1,0 +1,275 @@
+"""Reply -> what Microsoft Teams renders: Markdown message text and Adaptive Cards (1.5).
+
+Pure functions. Message text uses Teams' Markdown subset (bold, italic, lists, links, fenced code);
+things Teams does not render in a message (tables, headings, raw HTML) are converted. Replies with a
+table or buttons become one Adaptive Card kept under ``CARD_BUDGET`` bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from bot.reply import Button, Buttons, CodeBlock, Image, Markdown, Notice, Reply, Select, Status, Table
+from renderers.markdown import NOTICE_EMOJI, code_block_markdown, fence, split_text
+
+#: Teams rejects messages over ~100 KB; stay well under it.
+MESSAGE_LIMIT = 80_000
+#: Adaptive Card payload limit is ~28 KB; keep headroom for the activity envelope.
+CARD_BUDGET = 25_000
+#: Columns shown in a card table before the rest is left to Download.
+MAX_CARD_COLUMNS = 8
+#: Characters of one table cell in a card.
+MAX_CELL = 60
+#: Choices in one Sort / Chart list before the card budget is even considered.
+MAX_CHOICES = 24
+#: Informative stream updates may not exceed 1,000 characters.
+INFORMATIVE_LIMIT = 1000
+#: The ``data`` key of every card action (``adapters.teams.translate.ACTION_KEY``).
+ACTION_KEY = "datathread"
+#: Id of the choice input in a Sort / Chart show-card (``adapters.teams.translate.CHOICE_INPUT``).
+CHOICE_INPUT = "datathread_choice"
+
+_FENCE_LINE = re.compile(r"^\s*(```|~~~)")
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$")
+_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)[^)]*\)")
+_STATUS_EMOJI = {"working": "⏳", "done": "✅", "failed": "❌"}
+
+
+def _escape_html(line: str) -> str:
+    # Teams reads message text as Markdown with inline HTML; keep user text literal.
+    return line.replace("<", "&lt;").replace(">", "&gt;") if "<" in line else line
+
+
+def teams_markdown(text: str) -> str:
+    """CommonMark-ish text as Teams message Markdown; fenced and inline code are left alone."""
+    out: list[str] = []
+    lines = text.split("\n")
+    in_code = False
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if _FENCE_LINE.match(line):
+            in_code = not in_code
+            out.append(line)
+        elif in_code:
+            out.append(line)
+        elif _TABLE_ROW.match(line):
+            rows = []
+            while i < len(lines) and _TABLE_ROW.match(lines[i]):
+                rows.append(lines[i].strip())
+                i += 1
+            out.append(fence("\n".join(r for r in rows if not re.fullmatch(r"\|[\s:|-]+\|", r))))
+            continue
+        elif heading := _HEADING.match(line):
+            out.append(f"**{_escape_inline(heading.group(2))}**")
+        else:
+            out.append(_escape_inline(_IMAGE.sub(r"[\1](\2)", line)))
+        i += 1
+    return "\n".join(out)
+
+
+def _escape_inline(line: str) -> str:
+    parts = line.split("`")
+    # Even parts are outside inline code spans.
+    return "`".join(_escape_html(p) if k % 2 == 0 else p for k, p in enumerate(parts))
+
+
+def status_line(status: Status) -> str:
+    return f"{_STATUS_EMOJI[status.state]} _{status.text}_"
+
+
+def plain_table(table: Table, max_rows: int | None = None) -> str:
+    """A monospace text table (for message text and for card fallbacks)."""
+    rows = table.rows if max_rows is None else table.rows[:max_rows]
+    width = len(table.columns)
+    cells = [list(table.columns), *([c[:MAX_CELL] for c in r[:width]] for r in rows)]
+    widths = [max(len(row[i]) for row in cells if i < len(row)) for i in range(len(table.columns))]
+    lines = []
+    for row in cells:
+        lines.append("  ".join(
+            c.rjust(widths[i]) if i < len(table.numeric) and table.numeric[i] else c.ljust(widths[i])
+            for i, c in enumerate(row)
+        ).rstrip())
+    if max_rows is not None and len(table.rows) > max_rows:
+        lines.append(f"… {len(table.rows) - max_rows} more rows")
+    return "\n".join(lines)
+
+
+def message_text(reply: Reply, *, include_status: bool = True) -> str:
+    """The reply as Teams Markdown. Buttons are left out (cards carry them), images become a line.
+
+    Without the status line the text of a running turn only grows, which Teams streaming requires.
+    """
+    parts: list[str] = []
+    for block in reply.blocks:
+        match block:
+            case Status():
+                if include_status:
+                    parts.append(status_line(block))
+            case Markdown(text=text):
+                if text.strip():
+                    parts.append(teams_markdown(text.strip("\n")))
+            case CodeBlock():
+                parts.append(code_block_markdown(block))
+            case Table():
+                parts.append(fence(plain_table(block)))
+            case Notice(text=text, level=level):
+                parts.append(f"{NOTICE_EMOJI[level]} {_escape_inline(text)}")
+            case Image(alt=alt, title=title):
+                parts.append(f"🖼 {_escape_inline(title or alt)}")
+            case Buttons():
+                pass
+            case _:
+                raise TypeError(f"unhandled reply block {block!r}")
+    return "\n\n".join(parts)
+
+
+def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """``text`` in pieces under Teams' message size (measured in UTF-8 bytes), fences kept balanced."""
+    if len(text.encode()) <= limit:
+        return [text]
+    # Characters can take up to 4 bytes; a character budget of limit // 4 is always safe.
+    return split_text(text, max(16, limit // 4))
+
+
+def needs_card(reply: Reply) -> bool:
+    return any(isinstance(b, Table | Buttons) for b in reply.blocks)
+
+
+# ---- Adaptive Cards ------------------------------------------------------------------------------
+
+
+def _text_block(text: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "TextBlock", "text": text, "wrap": True, **extra}
+
+
+def _table_element(table: Table, columns: int, rows: int) -> dict[str, Any]:
+    shown = range(min(columns, len(table.columns)))
+
+    def cell(text: str, i: int, header: bool = False) -> dict[str, Any]:
+        numeric = i < len(table.numeric) and table.numeric[i]
+        clipped = text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+        block = _text_block(clipped, weight="Bolder" if header else "Default")
+        if numeric:
+            block["horizontalAlignment"] = "Right"
+        return {"type": "TableCell", "items": [block]}
+
+    return {
+        "type": "Table",
+        "gridStyle": "accent",
+        "firstRowAsHeaders": True,
+        "showGridLines": True,
+        "columns": [{"width": 1} for _ in shown],
+        "rows": [
+            {"type": "TableRow", "cells": [cell(table.columns[i], i, True) for i in shown]},
+            *({"type": "TableRow", "cells": [cell(r[i] if i < len(r) else "", i) for i in shown]}
+              for r in table.rows[:rows]),
+        ],
+        "fallback": _text_block(
+            fence(plain_table(Table(table.columns[: len(shown)], table.rows[:rows], table.numeric), 15)),
+            fontType="Monospace",
+        ),
+    }
+
+
+def _action(item: Button | Select, choices: int) -> dict[str, Any]:
+    if isinstance(item, Button):
+        return {"type": "Action.Submit", "title": item.label,
+                "data": {ACTION_KEY: str(item.action), "token": item.token},
+                **({"style": "positive"} if item.style == "primary" else {})}
+    options = item.options[:choices]
+    return {
+        "type": "Action.ShowCard",
+        "title": item.label,
+        "card": {
+            "type": "AdaptiveCard",
+            "body": [{
+                "type": "Input.ChoiceSet",
+                "id": CHOICE_INPUT,
+                "style": "compact",
+                "isRequired": True,
+                "errorMessage": "Choose one",
+                "value": options[0].token if options else "",
+                "choices": [{"title": o.label, "value": o.token} for o in options],
+            }],
+            "actions": [{"type": "Action.Submit", "title": item.label, "data": {ACTION_KEY: str(item.action)}}],
+        },
+    }
+
+
+def card(reply: Reply, budget: int = CARD_BUDGET) -> dict[str, Any]:
+    """The reply as an Adaptive Card 1.5 under ``budget`` bytes of JSON.
+
+    Wide tables show ``MAX_CARD_COLUMNS`` columns; if the card is still too large, choice lists are
+    shortened, then columns, then rows are dropped, each with a note saying so (Download has all).
+    """
+    columns, rows, choices = MAX_CARD_COLUMNS, max(len(t.rows) for t in _tables(reply)), MAX_CHOICES
+    while True:
+        built = _card(reply, columns, rows, choices)
+        if len(json.dumps(built, ensure_ascii=False).encode()) <= budget:
+            return built
+        if choices > 6:
+            choices //= 2
+        elif columns > 3:
+            columns -= 1
+        elif rows > 1:
+            rows //= 2
+        else:
+            return _card(Reply((Notice("This result is too large to show here; use Download."),),
+                               reply.summary), 1, 1, 0)
+
+
+def _tables(reply: Reply) -> list[Table]:
+    return [b for b in reply.blocks if isinstance(b, Table)] or [Table((), ())]
+
+
+def _card(reply: Reply, columns: int, rows: int, choices: int) -> dict[str, Any]:
+    body: list[dict[str, Any]] = []
+    actions: list[dict[str, Any]] = []
+    fallback: list[str] = []
+    for block in reply.blocks:
+        match block:
+            case Status():
+                body.append(_text_block(status_line(block), isSubtle=True))
+            case Markdown(text=text):
+                if text.strip():
+                    body.append(_text_block(teams_markdown(text.strip())))
+                    fallback.append(text.strip())
+            case CodeBlock():
+                body.append(_text_block(code_block_markdown(block), fontType="Monospace"))
+            case Notice(text=text, level=level):
+                color = {"info": "Default", "warning": "Warning", "error": "Attention"}[level]
+                body.append(_text_block(f"{NOTICE_EMOJI[level]} {text}", color=color))
+                fallback.append(text)
+            case Image(alt=alt, title=title):
+                body.append(_text_block(f"🖼 {title or alt}"))
+            case Table():
+                body.append(_table_element(block, columns, rows))
+                fallback.append(plain_table(block, 10))
+                notes = []
+                if len(block.columns) > columns:
+                    notes.append(f"{columns} of {len(block.columns)} columns")
+                if len(block.rows) > rows:
+                    notes.append(f"{rows} of this page's {len(block.rows)} rows")
+                if notes:
+                    body.append(_text_block(f"Showing {' and '.join(notes)}; Download has everything.",
+                                            isSubtle=True, size="Small"))
+            case Buttons(items=items):
+                actions.extend(_action(item, choices) for item in items if not isinstance(item, Select)
+                               or item.options[:choices])
+            case _:
+                raise TypeError(f"unhandled reply block {block!r}")
+    built: dict[str, Any] = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.5",
+        "fallbackText": ("\n\n".join(fallback) or reply.summary)[:2000],
+        "msteams": {"width": "Full"},
+        "body": body,
+    }
+    if actions:
+        built["actions"] = actions
+    return built

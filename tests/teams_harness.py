@@ -1,0 +1,85 @@
+"""Shared setup for Teams end-to-end tests: the real CloudAdapter on /api/messages, the engine
+with a scripted agent, and the fake Bot Connector the activities' ``serviceUrl`` points at."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from aiohttp import ClientResponse, web
+from aiohttp.test_utils import TestClient, TestServer
+
+from adapters.teams.app import mount
+from bot.agents.base import Turn
+from bot.app import build_engine
+from bot.config import Settings
+from bot.engine import Engine
+from tests.fakes.bot_connector import Call, FakeBotConnector
+from tests.fakes.scripted_agent import ScriptedAgent, Step
+
+FIXTURES = Path(__file__).parent / "fixtures" / "teams"
+LOCAL = {"DATATHREAD_TEAMS_ALLOW_UNAUTHENTICATED": "1", "DATATHREAD_PUBLIC_URL": "http://files.example.test"}
+
+
+def fixture(name: str, **changes: Any) -> dict[str, Any]:
+    raw: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
+    for key, value in changes.items():
+        raw[key] = value
+    return raw
+
+
+@dataclass
+class TeamsHarness:
+    client: TestClient[web.Request, web.Application]
+    connector: FakeBotConnector
+    engine: Engine
+    agent: ScriptedAgent
+
+    async def post(self, activity: dict[str, Any], headers: dict[str, str] | None = None) -> ClientResponse:
+        body = copy.deepcopy(activity)
+        body["serviceUrl"] = self.connector.url
+        return await self.client.post("/api/messages", json=body, headers=headers)
+
+    def to(self, conversation: str) -> list[Call]:
+        return [c for c in self.connector.calls if unquote(c.conversation) == conversation]
+
+    async def until(self, predicate: Callable[[list[Call]], Any], within: float = 10.0) -> Any:
+        return await self.connector.wait_for(predicate, within)
+
+    async def turn_done(self, conversation: str, within: float = 10.0) -> list[Call]:
+        """Wait until a message in ``conversation`` shows a finished turn; its calls."""
+
+        def finished(_: list[Call]) -> list[Call] | None:
+            calls = self.to(conversation)
+            done = any(("✅" in (c.body.get("text") or "") or "❌" in (c.body.get("text") or ""))
+                       and c.body.get("type") == "message" for c in calls)
+            return calls if done else None
+
+        return await self.until(finished, within)
+
+
+@asynccontextmanager
+async def teams(
+    tmp_path: Path, script: Callable[[Turn], Sequence[Step]], env: dict[str, str] | None = None,
+    **settings_env: str,
+) -> AsyncIterator[TeamsHarness]:
+    connector = await FakeBotConnector().start()
+    settings = Settings.from_env({"DATATHREAD_HOME": str(tmp_path / "home"), **settings_env})
+    agent = ScriptedAgent(script)
+    engine = build_engine(settings, agent=agent, env={})
+    app = web.Application()
+    assert await mount(app, engine, settings, LOCAL if env is None else env)
+    app.on_cleanup.append(lambda _: engine.aclose())
+    client = TestClient(TestServer(app, host="127.0.0.1", port=0))
+    await client.start_server()
+    try:
+        yield TeamsHarness(client, connector, engine, agent)
+    finally:
+        await client.close()
+        await connector.close()
