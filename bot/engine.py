@@ -309,6 +309,10 @@ class Engine:
     def _sealer(self, thread: ThreadKey) -> Callable[[dict[str, Any]], str]:
         return lambda payload: self.signer.seal({**payload, "t": thread.digest})
 
+    def files_token(self, thread: ThreadKey) -> str:
+        """The token of a "Files" button for ``thread`` (the owner check happens on click)."""
+        return self._sealer(thread)({"k": "files"})
+
     async def _post_page(
         self,
         surface: Surface,

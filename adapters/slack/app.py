@@ -1,0 +1,214 @@
+"""Mount the Slack surface: a slack-bolt ``AsyncApp`` over HTTP (``/slack/events``) or Socket Mode.
+
+Bolt verifies every request (signature and timestamp: a bad or stale one gets 401) and we
+acknowledge at once; payloads are translated by the pure functions in ``translate.py`` and handed
+to the engine in arrival order, running in the background. Bolt does not drop retries: the engine
+does, by ``event_id`` (channel + message ts), persistently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import ClientConnectorError, web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.app.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.live import RateBudget
+from adapters.slack.surface import ALIAS_NAMESPACE, SlackContext, SlackSurface
+from adapters.slack.translate import to_action, to_incoming
+from bot.config import Settings
+from bot.engine import Engine
+from bot.messages import ActionInvoked, ThreadKey
+from renderers.slack import ACTION_PREFIX, ALIAS_PREFIX
+
+log = logging.getLogger(__name__)
+
+PATH = "/slack/events"
+#: Bot events and the scopes that deliver them (checked against the manifest by a test).
+EVENTS = ("app_mention", "message.channels", "message.groups", "message.im", "message.mpim")
+SCOPES = ("app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history")
+DEFAULT_API_URL = "https://slack.com/api/"
+
+#: Where ``mount`` keeps the adapter on the aiohttp app (tests and benchmarks reach it here).
+ADAPTER_KEY = web.AppKey("slack_adapter", object)
+
+
+@dataclass(frozen=True)
+class SlackSettings:
+    """Slack's own environment. ``from_env`` returns ``None`` when Slack is not configured."""
+
+    bot_token: str
+    signing_secret: str
+    app_token: str | None = None
+    api_url: str = DEFAULT_API_URL
+    http_timeout: float = 30.0
+    updates_per_minute: float = 45.0  # chat.update: Slack allows ~50 per minute per workspace
+    stream_appends_per_minute: float = 600.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SlackSettings | None:
+        token, secret = env.get("SLACK_BOT_TOKEN", ""), env.get("SLACK_SIGNING_SECRET", "")
+        if not token or not secret:
+            return None
+        api_url = env.get("SLACK_API_URL") or DEFAULT_API_URL
+        return cls(
+            bot_token=token,
+            signing_secret=secret,
+            app_token=env.get("SLACK_APP_TOKEN") or None,
+            api_url=api_url if api_url.endswith("/") else api_url + "/",
+            http_timeout=float(env.get("SLACK_HTTP_TIMEOUT_SECONDS") or 30),
+            updates_per_minute=float(env.get("SLACK_UPDATES_PER_MINUTE") or 45),
+            stream_appends_per_minute=float(env.get("SLACK_STREAM_APPENDS_PER_MINUTE") or 600),
+        )
+
+    def __repr__(self) -> str:  # never print secrets
+        return f"SlackSettings(api_url={self.api_url!r}, socket_mode={self.app_token is not None})"
+
+
+class _ConnectRetry(AsyncConnectionErrorRetryHandler):
+    """Retries only when the connection could not be made, so the request was never sent.
+
+    (The default also retries resets and disconnects, which may follow a delivered chat.postMessage
+    and would post it twice.)"""
+
+    def __init__(self) -> None:
+        super().__init__(max_retry_count=2, error_types=[ClientConnectorError])
+
+
+def make_client(settings: SlackSettings) -> AsyncWebClient:
+    """The Web API client: 429s wait ``Retry-After`` and retry; unsent requests retry."""
+    client = AsyncWebClient(token=settings.bot_token, base_url=settings.api_url, timeout=int(settings.http_timeout))
+    client.retry_handlers.clear()
+    client.retry_handlers.extend([AsyncRateLimitErrorRetryHandler(max_retry_count=3), _ConnectRetry()])
+    return client
+
+
+class SlackAdapter:
+    """The bolt app, its client and the listeners that translate and hand over to the engine."""
+
+    def __init__(self, engine: Engine, settings: SlackSettings, client: AsyncWebClient | None = None) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.client = client or make_client(settings)
+        api_host = None if settings.api_url == DEFAULT_API_URL else (
+            re.sub(r"^\w+://", "", settings.api_url).split("/")[0].split(":")[0].lower())
+        self.ctx = SlackContext(
+            client=self.client, token=settings.bot_token, state=engine.state, api_host=api_host,
+            update_budget=RateBudget(settings.updates_per_minute, burst=10),
+            stream_budget=RateBudget(settings.stream_appends_per_minute, burst=30),
+            files_token=getattr(engine, "files_token", None),
+        )
+        #: The surface type handed to the engine (a benchmark swaps in a naive one).
+        self.surface_class: type[SlackSurface] = SlackSurface
+        self.bot_user_id: str | None = None
+        self.bot_id: str | None = None
+        self.tasks: set[asyncio.Future[Any]] = set()
+        self.bolt = AsyncApp(signing_secret=settings.signing_secret, client=self.client,
+                             ignoring_self_events_enabled=True)
+        self.bolt.event("app_mention")(self._on_event)
+        self.bolt.event("message")(self._on_event)
+        self.bolt.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._on_action)
+
+    async def start(self) -> None:
+        """Learn who we are (``auth.test``): our user id to strip mentions and skip our own messages."""
+        resp = await self.client.auth_test()
+        self.bot_user_id, self.bot_id = resp.get("user_id"), resp.get("bot_id")
+        log.info("Slack bot user %s in team %s", self.bot_user_id, resp.get("team_id"))
+
+    async def aclose(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.ctx.aclose()
+
+    def surface(self, thread: ThreadKey, user: str, is_dm: bool = False) -> SlackSurface:
+        return self.surface_class(self.ctx, thread, user, is_dm=is_dm)
+
+    def _keep(self, future: asyncio.Future[Any], what: str) -> None:
+        self.tasks.add(future)
+
+        def done(f: asyncio.Future[Any]) -> None:
+            self.tasks.discard(f)
+            if not f.cancelled() and f.exception() is not None:
+                log.error("%s failed", what, exc_info=f.exception())
+
+        future.add_done_callback(done)
+
+    # ---- listeners (bolt acks events itself; actions ack first) ----------------------------------
+
+    async def _on_event(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        if self.bot_user_id is None:
+            await self.start()
+        team = body.get("team_id") or event.get("team") or ""
+        message = to_incoming(event, self.bot_user_id, team, self.bot_id)
+        if message is None:
+            return
+        surface = self.surface(message.thread, message.user, is_dm=event.get("channel_type") == "im")
+        self._keep(self.engine.submit(message, surface), f"message {message.event_id}")
+
+    async def _on_action(self, ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        action = to_action(body)
+        if action is None:
+            return
+        self._keep(asyncio.ensure_future(self._act(action, body)), f"action {action.kind}")
+
+    async def _act(self, action: ActionInvoked, body: dict[str, Any]) -> None:
+        if action.token.startswith(ALIAS_PREFIX):
+            token = await self.engine.state.get_value(ALIAS_NAMESPACE, action.token)
+            action = ActionInvoked(action.kind, token if isinstance(token, str) else "", action.user,
+                                   action.thread, action.message)
+        is_dm = (body.get("channel") or {}).get("id", "").startswith("D")
+        await self.engine.act(action, self.surface(action.thread, action.user, is_dm=is_dm))
+
+    # ---- HTTP ---------------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.Response:
+        response = await self.bolt.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+
+async def mount(app: web.Application, engine: Engine, settings: Settings, env: Mapping[str, str]) -> bool:
+    """Add Slack to ``app`` if ``SLACK_BOT_TOKEN`` and ``SLACK_SIGNING_SECRET`` are set.
+
+    HTTP mode serves POST ``/slack/events`` (events and interactivity). With ``SLACK_APP_TOKEN``
+    Socket Mode is started on app startup instead and no route is added.
+    """
+    slack = SlackSettings.from_env(env)
+    if slack is None:
+        return False
+    adapter = SlackAdapter(engine, slack)
+    app[ADAPTER_KEY] = adapter
+    socket: Any = None
+
+    async def on_startup(_: web.Application) -> None:
+        nonlocal socket
+        await adapter.start()
+        if slack.app_token:
+            from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+
+            socket = AsyncSocketModeHandler(adapter.bolt, slack.app_token, web_client=adapter.client)
+            await socket.connect_async()
+            log.info("Slack Socket Mode connected")
+
+    async def on_cleanup(_: web.Application) -> None:
+        if socket is not None:
+            await socket.close_async()
+        await adapter.aclose()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    if not slack.app_token:
+        app.router.add_post(PATH, adapter.handle)
+    return True

@@ -1,0 +1,221 @@
+"""``SlackSurface``: the engine's reply handle for one Slack thread.
+
+Web API calls go through one ``AsyncWebClient`` (rate-limit and safe connection retries are
+configured in ``app.py``). Upload retries: a file is only shared by ``files.completeUploadExternal``;
+when an upload times out we list the channel's files since the upload began and retry only if
+ours is not there (a timed-out completion may well have succeeded). The bot token is only sent to
+Slack's own hosts or to the host of ``SLACK_API_URL``; it is never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.live import RateBudget, SlackLive
+from bot.messages import MessageRef, RemoteFile, ThreadKey
+from bot.reply import Reply
+from bot.storage.base import StateStore
+from bot.surface import SurfaceError
+from bot.workspace import human_size
+from renderers.slack import SlackMessage, render
+
+log = logging.getLogger(__name__)
+
+#: Bot scopes the calls in this module need (checked against the manifest by a test).
+SCOPES = ("chat:write", "files:write", "files:read", "assistant:write")
+#: Namespace in the state store for select option aliases (see ``renderers.slack``).
+ALIAS_NAMESPACE = "slack-option-alias"
+NO_ACCESS = "I can't access that file: add the bot to the channel, or reinstall the app with files:read."
+NOT_SLACK = "That file link does not point to Slack, so I did not fetch it."
+MAX_REDIRECTS = 3
+
+
+@dataclass
+class SlackContext:
+    """What every surface of one Slack app shares: the client, budgets, and a few switches."""
+
+    client: AsyncWebClient
+    token: str
+    state: StateStore
+    api_host: str | None = None
+    update_budget: RateBudget = field(default_factory=lambda: RateBudget(45, burst=10))
+    stream_budget: RateBudget = field(default_factory=lambda: RateBudget(600, burst=30))
+    files_token: Callable[[ThreadKey], str] | None = None
+    #: Flipped off for good the first time Slack says streaming is not available here.
+    streaming: bool = True
+    _http: aiohttp.ClientSession | None = None
+
+    def allowed_host(self, url: str) -> bool:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if self.api_host and host == self.api_host and parts.scheme in ("http", "https"):
+            return True
+        return parts.scheme == "https" and (host == "slack.com" or host.endswith(".slack.com"))
+
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300, sock_connect=15))
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+
+@dataclass
+class SlackSurface:
+    """``bot.surface.Surface`` for one thread. ``user`` is who the turn is for (stream recipient)."""
+
+    ctx: SlackContext
+    thread: ThreadKey
+    user: str
+    is_dm: bool = False
+    live_interval: float = 1.0
+
+    @property
+    def channel(self) -> str:
+        return self.thread.channel
+
+    @property
+    def thread_ts(self) -> str:
+        return self.thread.thread
+
+    @property
+    def team(self) -> str:
+        return self.thread.team
+
+    async def remember_aliases(self, messages: list[SlackMessage]) -> None:
+        for message in messages:
+            for alias, token in message.aliases:
+                await self.ctx.state.put_value(ALIAS_NAMESPACE, alias, token)
+
+    # ---- messages ------------------------------------------------------------------------------
+
+    async def start_live(self, reply: Reply) -> SlackLive:
+        live = SlackLive(self)
+        await live.begin(reply)
+        return live
+
+    async def post(self, reply: Reply) -> MessageRef | None:
+        messages = render(reply)
+        await self.remember_aliases(messages)
+        posted: list[str] = []
+        try:
+            for m in messages:
+                resp = await self.ctx.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts,
+                                                              blocks=list(m.blocks), text=m.text)
+                posted.append(str(resp["ts"]))
+        except SlackApiError as exc:
+            raise SurfaceError(f"Slack refused the message ({_error(exc)}).") from exc
+        extra = (("more", ",".join(posted[1:])),) if len(posted) > 1 else ()
+        return MessageRef(self.channel, posted[0], extra)
+
+    async def update(self, ref: MessageRef, reply: Reply) -> None:
+        messages = render(reply)  # fresh block_ids every time
+        await self.remember_aliases(messages)
+        more = dict(ref.extra).get("more", "")
+        targets = [ref.id, *(t for t in more.split(",") if t)]
+        try:
+            for i, m in enumerate(messages):
+                if i < len(targets):
+                    self.ctx.update_budget.take()
+                    await self.ctx.client.chat_update(channel=ref.channel, ts=targets[i], blocks=list(m.blocks),
+                                                      text=m.text)
+                else:
+                    await self.ctx.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts,
+                                                           blocks=list(m.blocks), text=m.text)
+        except SlackApiError as exc:
+            raise SurfaceError(f"Slack refused the update ({_error(exc)}).") from exc
+
+    async def notify(self, user: str, reply: Reply) -> None:
+        m = render(reply)[0]
+        await self.remember_aliases([m])
+        try:
+            await self.ctx.client.chat_postEphemeral(channel=self.channel, user=user, thread_ts=self.thread_ts,
+                                                     blocks=list(m.blocks), text=m.text)
+        except SlackApiError as exc:
+            log.warning("ephemeral notice to a user failed: %s", _error(exc))
+
+    async def set_status(self, text: str | None) -> None:
+        try:
+            await self.ctx.client.assistant_threads_setStatus(channel_id=self.channel, thread_ts=self.thread_ts,
+                                                              status=text or "")
+        except SlackApiError as exc:
+            # Not an assistant thread, or the feature is off: the live message is the sign of work.
+            log.debug("assistant.threads.setStatus: %s", _error(exc))
+
+    # ---- files ---------------------------------------------------------------------------------
+
+    async def upload(self, path: Path, *, name: str, title: str | None = None) -> None:
+        data = await asyncio.to_thread(path.read_bytes)
+        started = time.time()
+        for attempt in (1, 2):
+            try:
+                await self.ctx.client.files_upload_v2(channel=self.channel, thread_ts=self.thread_ts, file=data,
+                                                      filename=name, title=title or name)
+                return
+            except TimeoutError as exc:
+                shared = await self._already_shared(name, len(data), started)
+                if shared:
+                    log.info("upload timed out but the file is in the channel; not retrying")
+                    return
+                if shared is None:  # cannot tell: a retry might post it twice
+                    raise SurfaceError("Slack did not confirm the upload in time; it may still appear. "
+                                       "If it does not, use the Files button to post it.") from exc
+                if attempt == 2:
+                    raise SurfaceError("Slack did not answer in time while uploading; try again later.") from exc
+                log.info("upload timed out before it was shared; retrying once")
+            except SlackApiError as exc:
+                raise SurfaceError(f"Slack refused the upload ({_error(exc)}).") from exc
+
+    async def _already_shared(self, name: str, size: int, since: float) -> bool | None:
+        """Whether our file is in the channel since ``since``; ``None`` when Slack cannot tell us."""
+        try:
+            resp = await self.ctx.client.files_list(channel=self.channel, ts_from=str(int(since) - 1), count=100)
+        except (SlackApiError, TimeoutError) as exc:
+            log.warning("could not check for a timed-out upload: %s", exc)
+            return None
+        files: list[dict[str, Any]] = resp.get("files") or []
+        return any(f.get("name") == name and f.get("size") == size for f in files)
+
+    async def download(self, file: RemoteFile, limit: int) -> bytes:
+        if file.size is not None and file.size > limit:
+            raise SurfaceError(f"it is {human_size(file.size)}; the limit is {human_size(limit)}.")
+        url = file.url
+        for _ in range(MAX_REDIRECTS + 1):
+            if not self.ctx.allowed_host(url):
+                raise SurfaceError(NOT_SLACK)
+            headers = {"Authorization": f"Bearer {self.ctx.token}"}
+            async with self.ctx.http().get(url, headers=headers, allow_redirects=False) as resp:
+                if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
+                    url = urljoin(url, resp.headers["Location"])
+                    continue
+                if resp.status != 200:
+                    raise SurfaceError(f"Slack answered {resp.status} for that file.")
+                if resp.content_type == "text/html":
+                    raise SurfaceError(NO_ACCESS)
+                chunks: list[bytes] = []
+                total = 0
+                async for chunk in resp.content.iter_chunked(64 * 1024):
+                    total += len(chunk)
+                    if total > limit:
+                        raise SurfaceError(f"it is larger than the limit of {human_size(limit)}.")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        raise SurfaceError("Slack redirected that file too many times.")
+
+
+def _error(exc: SlackApiError) -> str:
+    response = exc.response
+    return str(response.get("error", "error")) if response is not None else "error"

@@ -1,0 +1,152 @@
+"""Pure translation of Slack payloads into the core's inbound model (no I/O, no SDK).
+
+``to_incoming`` takes an Events API ``event`` (``app_mention`` or ``message``), ``to_action`` a
+``block_actions`` payload. Both return ``None`` for anything the bot should ignore.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from bot.messages import ActionInvoked, ActionKind, IncomingMessage, MessageRef, RemoteFile, ThreadKey
+from renderers.slack import ACTION_PREFIX
+
+PLATFORM = "slack"
+#: Message subtypes that still carry a user's message to the bot; every other subtype is ignored
+#: (edits, deletions, joins, bot messages, channel topic changes, ...).
+ACCEPTED_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
+
+_ANGLE = re.compile(r"<([^<>]*)>")
+
+
+def _unescape(text: str) -> str:
+    # &amp; last, so "&amp;lt;" stays the literal text "&lt;".
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def clean_text(text: str, bot_user_id: str | None) -> str:
+    """Slack message text as a person typed it: our mention removed, markup and escapes undone.
+
+    ``<@BOT>`` → removed; ``<@U123>``/``<@U123|name>`` → ``@U123``; ``<#C1|name>`` → ``#name``;
+    ``<!here>`` → ``@here``; ``<!subteam^S1|@team>`` → ``@team``; ``<http://x|label>`` → ``label``;
+    ``<http://x>`` → ``http://x``; ``<mailto:a@b|a@b>`` → ``a@b``; then ``&lt; &gt; &amp;`` undone.
+    """
+
+    def repl(match: re.Match[str]) -> str:
+        inner = match.group(1)
+        target, _, label = inner.partition("|")
+        if target.startswith("@"):
+            user = target[1:]
+            return "" if bot_user_id and user == bot_user_id else f"@{user}"
+        if target.startswith("#"):
+            return f"#{label}" if label else f"#{target[1:]}"
+        if target.startswith("!"):
+            if label:
+                return label
+            special = target[1:].split("^", 1)[0]
+            return f"@{special}"
+        if label:
+            return label
+        return target[len("mailto:"):] if target.startswith("mailto:") else target
+
+    text = _ANGLE.sub(repl, text)
+    text = re.sub(r"[ \t]{2,}", " ", text)
+    return _unescape(text).strip()
+
+
+def _files(event: Mapping[str, Any]) -> tuple[RemoteFile, ...]:
+    out = []
+    for f in event.get("files") or ():
+        url = f.get("url_private_download") or f.get("url_private")
+        if not url or f.get("mode") in ("tombstone", "hidden_by_limit"):
+            continue
+        out.append(RemoteFile(name=f.get("name") or f.get("title") or f.get("id", "file"), url=url,
+                              size=f.get("size"), media_type=f.get("mimetype")))
+    return tuple(out)
+
+
+def to_incoming(event: Mapping[str, Any], bot_user_id: str | None, team: str,
+                bot_id: str | None = None) -> IncomingMessage | None:
+    """An ``IncomingMessage`` for a user's ``app_mention`` / ``message`` event, else ``None``.
+
+    Thread key: (team, channel, ``thread_ts`` or ``ts``), so a top-level message (channel or DM)
+    starts a thread keyed by its own ts and replies continue it. ``event_id`` is
+    ``channel:ts``: the same for an ``app_mention`` and its ``message`` twin and for every retry.
+    """
+    kind = event.get("type")
+    if kind not in ("app_mention", "message"):
+        return None
+    subtype = event.get("subtype")
+    if subtype and subtype not in ACCEPTED_SUBTYPES:
+        return None
+    user = event.get("user")
+    if not user or event.get("bot_id") or event.get("bot_profile") or (bot_user_id and user == bot_user_id):
+        return None
+    if bot_id and event.get("bot_id") == bot_id:
+        return None
+    channel, ts = event.get("channel"), event.get("ts")
+    if not channel or not ts:
+        return None
+    raw = event.get("text") or ""
+    mentioned = (
+        kind == "app_mention"
+        or event.get("channel_type") == "im"
+        or (bot_user_id is not None and f"<@{bot_user_id}" in raw)
+    )
+    return IncomingMessage(
+        thread=ThreadKey(PLATFORM, team, channel, event.get("thread_ts") or ts),
+        user=user,
+        text=clean_text(raw, bot_user_id),
+        files=_files(event),
+        event_id=f"{channel}:{ts}",
+        mentioned=mentioned,
+    )
+
+
+def action_kind(action_id: str) -> ActionKind | None:
+    """The kind encoded in one of our action ids (``datathread:<kind>:<n>``)."""
+    if not action_id.startswith(ACTION_PREFIX):
+        return None
+    try:
+        return ActionKind(action_id[len(ACTION_PREFIX):].split(":", 1)[0])
+    except ValueError:
+        return None
+
+
+def to_action(body: Mapping[str, Any]) -> ActionInvoked | None:
+    """An ``ActionInvoked`` for the first of our actions in a ``block_actions`` payload, else ``None``.
+
+    The value is the button's ``value`` or the select's ``selected_option.value`` (possibly an
+    alias the adapter resolves). The thread comes from the container (the message's
+    ``thread_ts``, or its own ts for a top-level message); the message ref is channel + message ts.
+    """
+    if body.get("type") != "block_actions":
+        return None
+    container = body.get("container") or {}
+    message = body.get("message") or {}
+    channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
+    message_ts = container.get("message_ts") or message.get("ts")
+    team = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
+    user = (body.get("user") or {}).get("id")
+    if not (channel and message_ts and team and user):
+        return None
+    thread = container.get("thread_ts") or message.get("thread_ts") or message_ts
+    for action in body.get("actions") or ():
+        kind = action_kind(str(action.get("action_id", "")))
+        if kind is None:
+            continue
+        value = action.get("value")
+        if value is None:
+            value = (action.get("selected_option") or {}).get("value")
+        if not isinstance(value, str):
+            return None
+        return ActionInvoked(
+            kind=kind,
+            token=value,
+            user=user,
+            thread=ThreadKey(PLATFORM, team, channel, thread),
+            message=MessageRef(channel, message_ts),
+        )
+    return None

@@ -1,0 +1,282 @@
+"""Pure rendering of the neutral ``Reply`` into Slack Block Kit messages (plus fallback text).
+
+Limits are named once below. A reply that does not fit one message becomes several, in order;
+nothing is cut mid-character or dropped. Select option values are limited to 150 characters by
+Slack, while our signed tokens can be longer: such values are replaced by a short digest alias
+(``ref:<hex>``) and the alias → token pairs are returned with the message so the adapter can store
+them before posting and resolve them when the option is chosen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.reply import Button, Buttons, CodeBlock, Image, Markdown, Notice, Reply, Select, Status, Table
+from renderers.markdown import more_lines, split_text
+
+# ---- Slack limits (https://docs.slack.dev/reference/block-kit) --------------------------------
+SECTION_TEXT = 3000
+CONTEXT_TEXT = 3000
+MARKDOWN_BLOCK = 12_000  # also the per-call limit of chat.startStream / appendStream markdown_text
+MAX_BLOCKS = 50
+MESSAGE_TEXT = 40_000
+TABLE_ROWS = 100  # including the header row
+TABLE_COLUMNS = 20
+ACTIONS_ELEMENTS = 25
+SELECT_OPTIONS = 100
+OPTION_VALUE = 150
+OPTION_TEXT = 75
+BUTTON_TEXT = 75
+BUTTON_VALUE = 2000
+PLACEHOLDER_TEXT = 150
+#: Fallback ``text`` kept short: it is what notifications and screen readers show.
+FALLBACK_TEXT = 300
+
+#: Prefix of every action_id we emit: ``datathread:<ActionKind>:<n>``.
+ACTION_PREFIX = "datathread:"
+#: Prefix of an option value that stands for a longer token.
+ALIAS_PREFIX = "ref:"
+
+NOTICE_EMOJI = {"info": ":information_source:", "warning": ":warning:", "error": ":x:"}
+STATUS_EMOJI = {"working": ":hourglass_flowing_sand:", "done": ":white_check_mark:", "failed": ":x:"}
+
+Block = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """One Slack message: ``blocks`` for chat.postMessage / chat.update, ``text`` as the fallback."""
+
+    blocks: tuple[Block, ...]
+    text: str
+    #: (alias, token) pairs for option values that were too long (store them before sending).
+    aliases: tuple[tuple[str, str], ...] = field(default=())
+
+
+# ---- Markdown -> mrkdwn --------------------------------------------------------------------
+
+# Fenced blocks (an unclosed fence runs to the end) and code spans are left untouched.
+_CODE = re.compile(r"(```.*?(?:```|\Z)|`[^`\n]+`)", re.S)
+_FENCE_LANG = re.compile(r"^```[\w+#.-]+\n")
+_LINK = re.compile(r"\[([^\]\n]+)\]\(([^)\s]+)\)")
+_AUTOLINK = re.compile(r"&lt;((?:https?|mailto):[^\s&]+)&gt;")
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$", re.M)
+_BULLET = re.compile(r"^(\s*)[-*+]\s+(?=\S)", re.M)
+_BOLD_ITALIC = re.compile(r"\*\*\*(?=\S)(.+?)(?<=\S)\*\*\*")
+_BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*|__(?=\S)(.+?)(?<=\S)__")
+_ITALIC = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
+_STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
+_HRULE = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$", re.M)
+_B = "\x01"  # placeholder for a bold asterisk, so the italic pass does not take it
+
+
+def escape(text: str) -> str:
+    """Escape Slack's three control characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _prose(text: str) -> str:
+    text = escape(text)
+    text = _AUTOLINK.sub(r"<\1>", text)
+    text = _LINK.sub(lambda m: f"<{m.group(2)}|{m.group(1).replace('|', '¦')}>", text)
+    text = _HRULE.sub("──────────", text)
+    text = _HEADING.sub(lambda m: f"{_B}{m.group(1).replace('**', '')}{_B}" if m.group(1) else "", text)
+    text = _BULLET.sub(r"\1• ", text)
+    text = _BOLD_ITALIC.sub(lambda m: f"{_B}_{m.group(1)}_{_B}", text)
+    text = _BOLD.sub(lambda m: f"{_B}{m.group(1) or m.group(2)}{_B}", text)
+    text = _ITALIC.sub(r"_\1_", text)
+    text = _STRIKE.sub(r"~\1~", text)
+    return text.replace(_B, "*")
+
+
+def markdown_to_mrkdwn(text: str) -> str:
+    """CommonMark-ish Markdown → Slack mrkdwn. Code spans and fenced blocks pass through untouched
+    (except a fence's language tag, which Slack would show as code)."""
+    out: list[str] = []
+    for i, part in enumerate(_CODE.split(text)):
+        if i % 2:
+            out.append(_FENCE_LANG.sub("```\n", part) if part.startswith("```") else part)
+        else:
+            out.append(_prose(part))
+    return "".join(out)
+
+
+# ---- blocks --------------------------------------------------------------------------------
+
+
+def _text_sections(mrkdwn: str) -> list[Block]:
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": piece}}
+            for piece in split_text(mrkdwn, SECTION_TEXT) if piece.strip()]
+
+
+def _code_sections(block: CodeBlock) -> list[Block]:
+    body = block.text if block.text.strip() else " "
+    ticks = "```"
+    out: list[Block] = []
+    if block.title:
+        out += _text_sections(f"*{escape(block.title)}*")
+    note = f"_{escape(more_lines(block.omitted, block.role))}_" if block.omitted else ""
+    if note and block.role != "code":
+        out.append(_context(note))
+    out += _text_sections(f"{ticks}\n{body}\n{ticks}")
+    if note and block.role == "code":
+        out.append(_context(note))
+    return out
+
+
+def _context(mrkdwn: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn[:CONTEXT_TEXT]}]}
+
+
+def _cell(text: str) -> dict[str, str]:
+    # raw_text cells need some text; an empty (null) cell shows as blank.
+    return {"type": "raw_text", "text": text if text else " "}
+
+
+def table_block(table: Table) -> Block:
+    """A Slack ``table`` block: header row first, at most 99 data rows, at most 20 columns."""
+    rows = [[_cell(c) for c in table.columns]]
+    rows += [[_cell(c) for c in row] for row in table.rows[: TABLE_ROWS - 1]]
+    settings = [{"align": "right" if i < len(table.numeric) and table.numeric[i] else "left"}
+                for i in range(len(table.columns))]
+    return {"type": "table", "rows": rows, "column_settings": settings}
+
+
+def fixed_width(table: Table) -> str:
+    """Columns padded to a common width, for tables Slack's table block cannot hold."""
+    grid = [table.columns, *table.rows]
+    widths = [max(len(r[i]) if i < len(r) else 0 for r in grid) for i in range(len(table.columns))]
+
+    def line(row: tuple[str, ...]) -> str:
+        cells = []
+        for i, w in enumerate(widths):
+            cell = row[i] if i < len(row) else ""
+            numeric = i < len(table.numeric) and table.numeric[i]
+            cells.append(cell.rjust(w) if numeric else cell.ljust(w))
+        return "  ".join(cells).rstrip()
+
+    return "\n".join([line(table.columns), "  ".join("-" * w for w in widths), *(line(r) for r in table.rows)])
+
+
+def _table_blocks(table: Table, allow_table_block: bool) -> list[Block]:
+    if allow_table_block and len(table.columns) <= TABLE_COLUMNS and table.columns:
+        out = [table_block(table)]
+        if len(table.rows) > TABLE_ROWS - 1:
+            out.append(_context(f"… {len(table.rows) - (TABLE_ROWS - 1)} more rows on this page not shown"))
+        return out
+    return _code_sections_raw(fixed_width(table))
+
+
+def _code_sections_raw(text: str) -> list[Block]:
+    # Each piece is its own code block so every section renders as code.
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": f"```\n{piece}\n```"}}
+            for piece in split_text(text, SECTION_TEXT - 8)]
+
+
+def option_value(token: str) -> str:
+    """``token`` if Slack accepts it as an option value, else its alias (see module docstring)."""
+    if len(token) <= OPTION_VALUE:
+        return token
+    return ALIAS_PREFIX + hashlib.sha256(token.encode()).hexdigest()[:40]
+
+
+def _plain(text: str, limit: int) -> dict[str, Any]:
+    return {"type": "plain_text", "text": (text[: limit - 1] + "…") if len(text) > limit else text, "emoji": True}
+
+
+def _action_blocks(buttons: Buttons, aliases: dict[str, str]) -> list[Block]:
+    elements: list[Block] = []
+    for n, item in enumerate(buttons.items):
+        action_id = f"{ACTION_PREFIX}{item.action.value}:{n}"
+        if isinstance(item, Button):
+            element: Block = {"type": "button", "text": _plain(item.label, BUTTON_TEXT),
+                              "action_id": action_id, "value": item.token[:BUTTON_VALUE]}
+            if item.style == "primary":
+                element["style"] = "primary"
+        elif isinstance(item, Select):
+            options = []
+            for opt in item.options[:SELECT_OPTIONS]:
+                value = option_value(opt.token)
+                if value != opt.token:
+                    aliases[value] = opt.token
+                options.append({"text": _plain(opt.label, OPTION_TEXT), "value": value})
+            if not options:
+                continue
+            element = {"type": "static_select", "placeholder": _plain(item.label, PLACEHOLDER_TEXT),
+                       "action_id": action_id, "options": options}
+        else:
+            raise TypeError(f"unhandled button {item!r}")
+        elements.append(element)
+    return [{"type": "actions", "elements": elements[i: i + ACTIONS_ELEMENTS]}
+            for i in range(0, len(elements), ACTIONS_ELEMENTS)]
+
+
+def status_block(status: Status) -> Block:
+    return _context(f"{STATUS_EMOJI[status.state]} {escape(status.text)}")
+
+
+def reply_blocks(reply: Reply, aliases: dict[str, str] | None = None) -> list[Block]:
+    """All blocks of ``reply`` in order (possibly more than one message holds; see ``render``)."""
+    aliases = {} if aliases is None else aliases
+    blocks: list[Block] = []
+    for block in reply.blocks:
+        match block:
+            case Markdown(text=text):
+                blocks += _text_sections(markdown_to_mrkdwn(text))
+            case Status():
+                blocks.append(status_block(block))
+            case CodeBlock():
+                blocks += _code_sections(block)
+            case Table():
+                blocks += _table_blocks(block, allow_table_block=True)
+            case Notice(text=text, level=level):
+                for piece in split_text(markdown_to_mrkdwn(text), CONTEXT_TEXT - 20):
+                    blocks.append(_context(f"{NOTICE_EMOJI[level]} {piece}"))
+            case Buttons():
+                blocks += _action_blocks(block, aliases)
+            case Image():
+                pass  # images are uploaded into the thread as files
+            case _:
+                raise TypeError(f"unhandled reply block {block!r}")
+    return blocks
+
+
+def _fallback(reply: Reply, blocks: list[Block]) -> str:
+    if reply.summary:
+        text = reply.summary
+    else:
+        text = next((b["text"]["text"] for b in blocks if b["type"] == "section"), "") or "datathread"
+    return text if len(text) <= FALLBACK_TEXT else text[: FALLBACK_TEXT - 1] + "…"
+
+
+def render(reply: Reply, *, nonce: str | None = None) -> list[SlackMessage]:
+    """``reply`` as one or more Slack messages, each within the block and table limits.
+
+    Every block gets a fresh ``block_id`` (``nonce`` + index) so ``chat.update`` always redraws;
+    pass ``nonce`` only to make output deterministic in tests. Only one table block goes into
+    one message: a second table starts a new message.
+    """
+    nonce = nonce or uuid.uuid4().hex[:10]
+    aliases: dict[str, str] = {}
+    blocks = reply_blocks(reply, aliases)
+    if not blocks:
+        blocks = [_context(escape(reply.summary or " "))]
+    messages: list[list[Block]] = [[]]
+    for block in blocks:
+        current = messages[-1]
+        has_table = any(b["type"] == "table" for b in current)
+        if len(current) >= MAX_BLOCKS or (block["type"] == "table" and has_table):
+            messages.append([])
+        messages[-1].append(block)
+    out: list[SlackMessage] = []
+    for m, chunk in enumerate(messages):
+        ided = tuple({**b, "block_id": f"dt-{nonce}-{m}-{i}"} for i, b in enumerate(chunk))
+        used = {o["value"] for b in chunk if b["type"] == "actions"
+                for e in b["elements"] for o in e.get("options", ())}
+        out.append(SlackMessage(ided, _fallback(reply, list(chunk)),
+                                tuple((a, t) for a, t in aliases.items() if a in used)))
+    return out

@@ -1,0 +1,203 @@
+"""Datasets paged with buttons, tampered buttons, files in and out, through the real Slack adapter."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot import events as ev
+from bot.agents.base import Turn
+from tests.fakes.scripted_agent import ScriptedAgent, Step, WriteFile
+from tests.fakes.slack_api import FakeSlack, Posted
+from tests.slack_harness import SlackBot, mention, message, until
+
+CHANNEL = "C0CHAN"
+ROWS = 45
+CSV = ("id,name,amount\n" + "".join(f"{i},name{i},{i * 1.5}\n" for i in range(ROWS))).encode()
+SEEN: dict[str, bytes] = {}
+
+
+def script(turn: Turn) -> list[Step]:
+    if turn.attachments:
+        for a in turn.attachments:
+            SEEN[a.name] = a.path.read_bytes()
+        return [ev.FinalText("thanks for " + ", ".join(a.name for a in turn.attachments))]
+    if "table" in turn.text:
+        return [ev.Rationale("Making a table. "), WriteFile("sales.csv", CSV), ev.FinalText("Here it is.")]
+    return [ev.FinalText("ok")]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSlack]:
+    f = await FakeSlack().start()
+    yield f
+    await f.close()
+
+
+@pytest.fixture
+async def bot(fake: FakeSlack, tmp_path: Path) -> AsyncIterator[SlackBot]:
+    SEEN.clear()
+    b = await SlackBot(fake, tmp_path, ScriptedAgent(script)).start()
+    yield b
+    await b.stop()
+
+
+def dataset_message(fake: FakeSlack, thread_ts: str) -> Posted | None:
+    for m in fake.thread(CHANNEL, thread_ts):
+        if any(b["type"] == "table" for b in m.blocks):
+            return m
+    return None
+
+
+def table_rows(m: Posted) -> list[tuple[str, ...]]:
+    (table,) = [b for b in m.blocks if b["type"] == "table"]
+    return [tuple(c["text"] for c in row) for row in table["rows"][1:]]
+
+
+def element(m: Posted, label: str) -> dict[str, Any] | None:
+    for b in m.blocks:
+        for e in b.get("elements", ()) if b["type"] == "actions" else ():
+            text = (e.get("text") or e.get("placeholder") or {}).get("text", "")
+            if label in text:
+                return e
+    return None
+
+
+def click_of(e: dict[str, Any], option: int | None = None) -> dict[str, Any]:
+    if option is None:
+        return {"type": "button", "action_id": e["action_id"], "block_id": "b", "value": e["value"]}
+    return {"type": "static_select", "action_id": e["action_id"], "block_id": "b",
+            "selected_option": e["options"][option]}
+
+
+async def table_thread(bot: SlackBot, fake: FakeSlack, ts: str) -> Posted:
+    await bot.send(mention("make a table", ts), f"Ev{ts}")
+    await until(lambda: dataset_message(fake, ts) is not None, what="dataset message")
+    m = dataset_message(fake, ts)
+    assert m is not None
+    return m
+
+
+async def test_file_out_and_dataset_paged_to_the_last_row(bot: SlackBot, fake: FakeSlack) -> None:
+    ts = "1700000500.000100"
+    m = await table_thread(bot, fake, ts)
+    await until(lambda: len(fake.shared(CHANNEL)) == 1, what="upload")
+    (shared,) = fake.shared(CHANNEL)
+    assert shared.data == CSV and shared.name == "sales.csv" and shared.thread_ts == ts
+
+    seen = table_rows(m)
+    assert "rows 1–20 of 45" in str(m.blocks)
+    assert element(m, "Prev") is None
+    for _ in range(10):  # loop guard
+        nxt = element(m, "Next")
+        if nxt is None:
+            break
+        before = m.updates
+        assert await bot.click(click_of(nxt), user="UALICE", channel=CHANNEL, message_ts=m.ts, thread_ts=ts) == 200
+        await until(partial(lambda m, b: m.updates > b, m, before), what="page update")
+        seen += table_rows(m)
+    assert [int(r[0]) for r in seen] == list(range(ROWS))
+    assert element(m, "Prev") is not None and "rows 41–45 of 45" in str(m.blocks)
+    assert len(fake.thread(CHANNEL, ts)) == 2  # the turn and the dataset message: paging never posts
+    ids = [b["block_id"] for b in m.blocks]
+    assert len(ids) == len(set(ids))
+
+    sort = element(m, "Sort")
+    assert sort is not None
+    desc = next(i for i, o in enumerate(sort["options"]) if o["text"]["text"] == "amount ↓")
+    before = m.updates
+    await bot.click(click_of(sort, desc), user="UALICE", channel=CHANNEL, message_ts=m.ts, thread_ts=ts)
+    await until(lambda: m.updates > before, what="sorted page")
+    assert table_rows(m)[0][0] == str(ROWS - 1)
+
+
+async def test_tampered_foreign_and_other_user_clicks_reveal_nothing(bot: SlackBot, fake: FakeSlack) -> None:
+    a_ts, b_ts = "1700000600.000100", "1700000601.000100"
+    a = await table_thread(bot, fake, a_ts)
+    b = await table_thread(bot, fake, b_ts)
+    nxt = element(a, "Next")
+    assert nxt is not None
+    tampered = {**click_of(nxt), "value": nxt["value"][:-3] + ("AAA" if not nxt["value"].endswith("AAA") else "BBB")}
+    clicks = [
+        (tampered, "UALICE", a, a_ts),
+        (click_of(nxt), "UBOB", a, a_ts),  # another user
+        (click_of(nxt), "UALICE", b, b_ts),  # a value replayed in another thread
+        ({**click_of(nxt), "value": "garbage"}, "UALICE", a, a_ts),
+    ]
+    for action, user, msg, ts in clicks:
+        await bot.click(action, user=user, channel=CHANNEL, message_ts=msg.ts, thread_ts=ts)
+    await until(lambda: len(fake.ephemeral) == 4, what="4 notices")
+    await asyncio.sleep(0.2)
+    assert a.updates == 0 and b.updates == 0
+    assert [e["user"] for e in fake.ephemeral] == ["UALICE", "UBOB", "UALICE", "UALICE"]
+    for e in fake.ephemeral:
+        assert "table" not in str(e["blocks"]) and "name2" not in str(e["blocks"])
+
+
+async def test_files_button_lists_the_workspace_to_the_owner(bot: SlackBot, fake: FakeSlack) -> None:
+    ts = "1700000700.000100"
+    await table_thread(bot, fake, ts)
+    await until(lambda: any(element(m, "Files") for m in fake.thread(CHANNEL, ts)), what="files button")
+    turn = next(m for m in fake.thread(CHANNEL, ts) if element(m, "Files"))
+    files = element(turn, "Files")
+    assert files is not None
+    await bot.click(click_of(files), user="UALICE", channel=CHANNEL, message_ts=turn.ts, thread_ts=ts)
+    await until(lambda: len(fake.ephemeral) == 1, what="listing")
+    assert "sales.csv" in str(fake.ephemeral[0]["blocks"]) and fake.ephemeral[0]["user"] == "UALICE"
+
+
+async def test_attached_file_reaches_the_workspace_byte_identical(bot: SlackBot, fake: FakeSlack) -> None:
+    data = bytes(range(256)) * 40 + "é,ü\n".encode()
+    url = fake.add_user_file("input.csv", data)
+    files = [{"id": "F1", "name": "input.csv", "mimetype": "text/csv", "size": len(data),
+              "url_private_download": url}]
+    ts = "1700000800.000100"
+    await bot.send(mention("look", ts, kind="message", subtype="file_share", files=files, channel_type="channel"),
+                   "EvFile")
+    await until(lambda: "input.csv" in SEEN, what="attachment")
+    assert SEEN["input.csv"] == data
+
+
+async def test_attachment_problems_are_explained(bot: SlackBot, fake: FakeSlack) -> None:
+    no_access = fake.add_user_file("secret.csv", b"x").replace("/files-pri/F", "/files-pri/X")
+    files = [{"id": "F2", "name": "secret.csv", "url_private_download": no_access},
+             {"id": "F3", "name": "evil.csv", "url_private_download": "https://evil.example.com/f.csv"}]
+    ts = "1700000900.000100"
+    downloads = len(fake.named("download"))
+    await bot.send(message("<@UBOT> read these", ts, subtype="file_share", files=files), "EvFile2")
+    await until(lambda: any("can't access" in fake.shown(m) for m in fake.thread(CHANNEL, ts)), what="notice")
+    shown = "\n".join(fake.shown(m) for m in fake.thread(CHANNEL, ts))
+    assert "does not point to Slack" in shown
+    assert len(fake.named("download")) == downloads + 1  # the bot token never went to evil.example.com
+
+
+async def test_attachment_over_the_limit_is_refused(fake: FakeSlack, tmp_path: Path) -> None:
+    bot = await SlackBot(fake, tmp_path, ScriptedAgent(script), DATATHREAD_MAX_UPLOAD_MB="0.001").start()
+    try:
+        url = fake.add_user_file("big.csv", b"y" * 5000)
+        ts = "1700001000.000100"
+        files = [{"id": "F4", "name": "big.csv", "url_private_download": url}]  # size unknown: stream and stop
+        await bot.send(message("<@UBOT> big", ts, subtype="file_share", files=files), "EvBig")
+        await until(lambda: any("larger than" in fake.shown(m) for m in fake.thread(CHANNEL, ts)), what="notice")
+        assert "big.csv" not in SEEN
+    finally:
+        await bot.stop()
+
+
+async def test_upload_that_timed_out_after_sharing_is_not_repeated(fake: FakeSlack, tmp_path: Path) -> None:
+    bot = await SlackBot(fake, tmp_path, ScriptedAgent(script), SLACK_HTTP_TIMEOUT_SECONDS="1").start()
+    try:
+        fake.fail.complete_delay = 1.6
+        ts = "1700001100.000100"
+        await table_thread(bot, fake, ts)
+        await until(lambda: any(not m.streaming and m.blocks and "Files" in str(m.blocks)
+                                for m in fake.thread(CHANNEL, ts)), what="turn end")
+        assert len(fake.shared(CHANNEL)) == 1
+        assert len(fake.named("files.completeUploadExternal")) == 1 and fake.named("files.list")
+    finally:
+        await bot.stop()

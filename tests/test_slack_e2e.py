@@ -1,0 +1,190 @@
+"""The real bolt app, served on a real aiohttp server, driven with signed Slack requests.
+
+The Web API is the local fake (``tests/fakes/slack_api.py``); the agent is scripted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot import events as ev
+from bot.agents.base import Turn
+from tests.fakes.scripted_agent import Raise, ScriptedAgent, Sleep, Step
+from tests.fakes.slack_api import FakeSlack
+from tests.slack_harness import SlackBot, mention, message, until
+
+CHANNEL = "C0CHAN"
+
+
+def script(turn: Turn) -> list[Step]:
+    if "crash" in turn.text:
+        return [ev.Rationale("Trying. "), Raise(RuntimeError("kaboom"))]
+    if "attached" in turn.text:
+        names = ", ".join(f"{a.name}={a.size}" for a in turn.attachments)
+        return [ev.FinalText(f"got {names}")]
+    return [
+        ev.Rationale("Looking at the data first. "),
+        Sleep(0.3),
+        ev.CodeStarted("df.describe()"),
+        ev.CodeOutput("count 3\n"),
+        Sleep(0.05),
+        ev.CodeOutput("mean 2\n"),
+        ev.FinalText(f"The answer to '{turn.text}' is **42**."),
+    ]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSlack]:
+    f = await FakeSlack().start()
+    yield f
+    await f.close()
+
+
+@pytest.fixture
+async def bot(fake: FakeSlack, tmp_path: Path) -> AsyncIterator[SlackBot]:
+    b = await SlackBot(fake, tmp_path, ScriptedAgent(script)).start()
+    yield b
+    await b.stop()
+
+
+def finished(fake: FakeSlack, thread_ts: str, n: int = 1) -> bool:
+    """``n`` turns in the thread have ended (stopStream, or a final chat.update with the Files button)."""
+    done = 0
+    for m in fake.thread(CHANNEL, thread_ts):
+        if not m.streaming and any("datathread:files" in str(b) for b in m.blocks):
+            done += 1
+    return done >= n
+
+
+def turn_text(fake: FakeSlack, thread_ts: str) -> str:
+    return "\n".join(fake.shown(m) for m in fake.thread(CHANNEL, thread_ts))
+
+
+async def test_mention_shows_status_progress_then_answer(bot: SlackBot, fake: FakeSlack) -> None:
+    ts = "1700000000.000100"
+    sent = time.monotonic()
+    assert await bot.send(mention("how many rows?", ts), "Ev1") == 200
+    await until(lambda: any(m.markdown for m in fake.thread(CHANNEL, ts)), what="first rationale")
+    first_visible = min(c.at for c in fake.calls if c.method in ("chat.startStream", "chat.postMessage"))
+    assert first_visible - sent < 1.0
+    (live,) = fake.thread(CHANNEL, ts)
+    assert "Looking at the data first." in live.markdown and "42" not in live.markdown
+    await until(lambda: finished(fake, ts), what="turn end")
+    assert "df.describe()" in live.markdown and "mean 2" in live.markdown and "**42**" in live.markdown
+    statuses = [c.args.get("status") for c in fake.named("assistant.threads.setStatus")]
+    assert statuses[0] and statuses[-1] == ""
+    start = fake.named("chat.startStream")[0].args
+    assert start["recipient_user_id"] == "UALICE" and start["recipient_team_id"] == "T0001"
+    # follow-up without a mention continues the conversation in the same thread
+    assert await bot.send(message("and the mean?", "1700000001.000001", thread_ts=ts), "Ev2") == 200
+    await until(lambda: finished(fake, ts, 2), what="second turn")
+    assert "The answer to 'and the mean?'" in turn_text(fake, ts)
+
+
+async def test_mention_twin_and_retries_start_one_turn(bot: SlackBot, fake: FakeSlack, tmp_path: Path) -> None:
+    ts = "1700000010.000100"
+    assert await bot.send(mention("once", ts), "EvA") == 200
+    assert await bot.send(mention("once", ts, kind="message"), "EvB") == 200
+    assert await bot.send(mention("once", ts), "EvA", headers={"X-Slack-Retry-Num": "1",
+                                                               "X-Slack-Retry-Reason": "http_timeout"}) == 200
+    await until(lambda: finished(fake, ts), what="turn")
+    await asyncio.sleep(0.3)
+    assert len(bot.agent.turns) == 1  # type: ignore[attr-defined]
+    # a retry that arrives after a restart on the same home is still dropped
+    await bot.stop()
+    again = await SlackBot(fake, tmp_path, bot.agent).start()
+    try:
+        assert await again.send(mention("once", ts), "EvA", headers={"X-Slack-Retry-Num": "2"}) == 200
+        await asyncio.sleep(0.5)
+        assert len(bot.agent.turns) == 1  # type: ignore[attr-defined]
+    finally:
+        await again.stop()
+
+
+async def test_bad_and_stale_signatures_are_rejected(bot: SlackBot, fake: FakeSlack) -> None:
+    assert await bot.send(mention("x", "1700000020.000100"), "Ev9", secret="wrong-secret") == 401
+    assert await bot.send(mention("x", "1700000020.000100"), "Ev9", timestamp=int(time.time()) - 600) == 401
+    await asyncio.sleep(0.2)
+    assert not bot.agent.turns  # type: ignore[attr-defined]
+
+
+async def test_direct_message_and_reply_in_its_thread(bot: SlackBot, fake: FakeSlack) -> None:
+    ts = "1700000030.000100"
+    assert await bot.send(message("hello", ts, channel="D0DM", channel_type="im"), "EvD1") == 200
+    await until(lambda: any(not m.streaming and m.markdown for m in fake.thread("D0DM", ts)), what="dm answer")
+    start = fake.named("chat.startStream")[0].args
+    assert start["channel"] == "D0DM" and start["thread_ts"] == ts and "recipient_user_id" not in start
+    assert await bot.send(message("more", "1700000031.000001", channel="D0DM", channel_type="im", thread_ts=ts),
+                          "EvD2") == 200
+    await until(lambda: len(bot.agent.turns) == 2, what="second dm turn")  # type: ignore[attr-defined]
+    assert bot.agent.turns[1].conversation.id == bot.agent.turns[0].conversation.id  # type: ignore[attr-defined]
+
+
+async def test_others_get_an_ephemeral_note_and_no_turn(bot: SlackBot, fake: FakeSlack) -> None:
+    ts = "1700000040.000100"
+    await bot.send(mention("mine", ts), "EvO1")
+    await until(lambda: finished(fake, ts), what="owner turn")
+    await bot.send(mention("me too", "1700000041.000001", user="UBOB", thread_ts=ts), "EvO2")
+    await bot.send(message("just chatting", "1700000042.000001", user="UBOB", thread_ts=ts), "EvO3")
+    await until(lambda: len(fake.ephemeral) == 1, what="ephemeral note")
+    await asyncio.sleep(0.2)
+    assert fake.ephemeral[0]["user"] == "UBOB" and fake.ephemeral[0]["thread_ts"] == ts
+    assert "belongs to" in str(fake.ephemeral[0]["blocks"])
+    assert len(bot.agent.turns) == 1  # type: ignore[attr-defined]
+
+
+async def test_failing_turn_says_so_clears_status_and_next_message_works(bot: SlackBot, fake: FakeSlack) -> None:
+    ts = "1700000050.000100"
+    await bot.send(mention("please crash", ts), "EvF1")
+    await until(lambda: finished(fake, ts), what="failed turn end")
+    assert "went wrong" in turn_text(fake, ts)
+    assert fake.named("assistant.threads.setStatus")[-1].args["status"] == ""
+    await bot.send(message("try again", "1700000051.000001", thread_ts=ts), "EvF2")
+    await until(lambda: finished(fake, ts, 2), what="next turn")
+    assert "The answer to 'try again'" in turn_text(fake, ts)
+
+
+async def test_streaming_unavailable_falls_back_to_chat_update(bot: SlackBot, fake: FakeSlack) -> None:
+    fake.fail.stream_start_error = "method_not_supported_for_channel_type"
+    ts = "1700000060.000100"
+    await bot.send(mention("no stream", ts), "EvS1")
+    await until(lambda: finished(fake, ts), what="turn end")
+    (msg,) = fake.thread(CHANNEL, ts)
+    assert "*42*" in fake.shown(msg) and msg.updates >= 1
+    updates = [c.at for c in fake.named("chat.update")]
+    assert all(b - a >= 0.5 for a, b in itertools.pairwise(updates))
+
+
+async def test_stream_expiring_mid_turn_falls_back_to_update(bot: SlackBot, fake: FakeSlack) -> None:
+    fake.fail.stream_expires_after = 0
+    ts = "1700000070.000100"
+    await bot.send(mention("expire", ts), "EvX1")
+    await until(lambda: finished(fake, ts), what="turn end")
+    (msg,) = fake.thread(CHANNEL, ts)
+    shown = fake.shown(msg)
+    assert "Looking at the data first." in shown and "*42*" in shown and "mean 2" in shown
+
+
+async def test_rate_limited_post_is_retried_without_duplicates(bot: SlackBot, fake: FakeSlack) -> None:
+    fake.fail.rate_limited["chat.startStream"] = 1
+    ts = "1700000080.000100"
+    await bot.send(mention("limited", ts), "EvR1")
+    await until(lambda: finished(fake, ts), limit=15, what="turn end")
+    assert len(fake.named("chat.startStream")) == 2
+    assert len(fake.thread(CHANNEL, ts)) == 1
+
+
+async def test_many_threads_at_once(bot: SlackBot, fake: FakeSlack) -> None:
+    threads = [f"17000001{i:02d}.000100" for i in range(20)]
+    statuses = await asyncio.gather(*(bot.send(mention(f"q{i}", ts), f"EvM{i}") for i, ts in enumerate(threads)))
+    assert set(statuses) == {200}
+    await until(lambda: all(finished(fake, ts) for ts in threads), limit=20, what="all turns")
+    for i, ts in enumerate(threads):
+        assert f"'q{i}'" in turn_text(fake, ts)
+        assert len(fake.thread(CHANNEL, ts)) == 1

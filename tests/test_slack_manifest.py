@@ -1,0 +1,27 @@
+"""The manifests list every event and scope the code relies on, and the HTTP one points at our route."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from adapters.slack import app, surface
+
+ROOT = Path(__file__).parent.parent / "manifests" / "slack"
+
+
+@pytest.mark.parametrize("name", ["manifest.yml", "manifest.socket-mode.yml"])
+def test_manifest_lists_what_the_code_uses(name: str) -> None:
+    manifest = yaml.safe_load((ROOT / name).read_text())
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
+    assert set(app.SCOPES) | set(surface.SCOPES) <= scopes
+    assert set(app.EVENTS) <= events
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True
+    socket = manifest["settings"]["socket_mode_enabled"]
+    assert socket is (name != "manifest.yml")
+    if not socket:
+        assert manifest["settings"]["event_subscriptions"]["request_url"].endswith(app.PATH)
+        assert manifest["settings"]["interactivity"]["request_url"].endswith(app.PATH)

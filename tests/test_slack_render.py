@@ -1,0 +1,162 @@
+"""Reply -> Slack blocks: Markdown -> mrkdwn traps, limits, tables, buttons, long text."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.messages import ActionKind
+from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Option, Reply, Select, Status, Table
+from renderers.markdown import reply_to_markdown, split_text
+from renderers.slack import (
+    MAX_BLOCKS,
+    OPTION_VALUE,
+    SECTION_TEXT,
+    markdown_to_mrkdwn,
+    option_value,
+    render,
+)
+
+
+@pytest.mark.parametrize(
+    ("md", "expected"),
+    [
+        ("**bold**", "*bold*"),
+        ("__bold__", "*bold*"),
+        ("*it*", "_it_"),
+        ("_it_", "_it_"),
+        ("***both***", "*_both_*"),
+        ("**bold** and *it*", "*bold* and _it_"),
+        ("~~gone~~", "~gone~"),
+        ("[docs](https://x.io/a_b?c=1&d=2)", "<https://x.io/a_b?c=1&amp;d=2|docs>"),
+        ("<https://x.io>", "<https://x.io>"),
+        ("# Title", "*Title*"),
+        ("## **Sub** ##", "*Sub*"),
+        ("- one\n- two", "• one\n• two"),
+        ("* one\n  * nested", "• one\n  • nested"),
+        ("2 * 3 * 4", "2 * 3 * 4"),
+        ("a*b*c", "a*b*c"),
+        ("x < y & z > w", "x &lt; y &amp; z &gt; w"),
+        ("use `a**b**c < d`", "use `a**b**c < d`"),
+        ("```python\nx = a**2 < 3 and [l](u)\n```", "```\nx = a**2 < 3 and [l](u)\n```"),
+        ("```\nunclosed **x**", "```\nunclosed **x**"),
+        ("snake_case_name", "snake_case_name"),
+        ("---", "──────────"),
+    ],
+)
+def test_markdown_to_mrkdwn(md: str, expected: str) -> None:
+    assert markdown_to_mrkdwn(md) == expected
+
+
+def test_split_text_loses_nothing_and_respects_the_limit() -> None:
+    text = "\n".join(f"line {i} " + "é" * (i % 50) + "😀" for i in range(400))
+    pieces = split_text(text, 1000)
+    assert all(len(p) <= 1000 for p in pieces)
+    assert "".join(pieces) == text
+    one_long_word = "x" * 5000
+    assert "".join(split_text(one_long_word, 3000)) == one_long_word
+
+
+def test_split_text_closes_and_reopens_fences() -> None:
+    code = "```python\n" + "\n".join(f"print({i})" for i in range(600)) + "\n```"
+    pieces = split_text(code, 1000)
+    assert len(pieces) > 3
+    for p in pieces:
+        assert len(p) <= 1000
+        assert p.count("```") % 2 == 0, p[:40]
+    body = "".join(p.removeprefix("```python\n").removesuffix("```") for p in pieces)
+    assert all(f"print({i})" in body for i in range(600))
+
+
+def _texts(messages: list) -> str:
+    out = []
+    for m in messages:
+        for b in m.blocks:
+            if b["type"] == "section":
+                out.append(b["text"]["text"])
+    return "".join(out)
+
+
+def test_long_reply_splits_into_valid_messages_without_loss() -> None:
+    words = " ".join(f"w{i}" for i in range(30_000))
+    reply = Reply((Markdown(words), *(CodeBlock(f"x = {i}") for i in range(80))))
+    messages = render(reply, nonce="n")
+    assert len(messages) > 1
+    for m in messages:
+        assert len(m.blocks) <= MAX_BLOCKS
+        for b in m.blocks:
+            if b["type"] == "section":
+                assert len(b["text"]["text"]) <= SECTION_TEXT
+        ids = [b["block_id"] for b in m.blocks]
+        assert len(set(ids)) == len(ids)
+    text = _texts(messages)
+    prose = text[: text.index("```")]
+    assert prose == words
+    assert all(f"x = {i}\n" in text for i in range(80))
+
+
+def test_fresh_block_ids_each_render() -> None:
+    reply = Reply((Markdown("a"),))
+    assert render(reply)[0].blocks[0]["block_id"] != render(reply)[0].blocks[0]["block_id"]
+
+
+def test_table_block_shape_and_limits() -> None:
+    table = Table(("name", "amount"), tuple((f"n{i}", str(i)) for i in range(150)), (False, True))
+    (m,) = render(Reply((table,)), nonce="t")
+    block = m.blocks[0]
+    assert block["type"] == "table"
+    assert block["rows"][0] == [{"type": "raw_text", "text": "name"}, {"type": "raw_text", "text": "amount"}]
+    assert len(block["rows"]) == 100
+    assert block["column_settings"][1] == {"align": "right"}
+    assert "51 more rows" in m.blocks[1]["elements"][0]["text"]
+
+
+def test_wide_table_falls_back_to_fixed_width_text() -> None:
+    cols = tuple(f"c{i}" for i in range(25))
+    (m,) = render(Reply((Table(cols, (tuple(str(i) for i in range(25)),)),)))
+    assert all(b["type"] != "table" for b in m.blocks)
+    assert "c24" in m.blocks[0]["text"]["text"] and m.blocks[0]["text"]["text"].startswith("```")
+
+
+def test_two_tables_go_to_two_messages() -> None:
+    t = Table(("a",), (("1",),))
+    assert len(render(Reply((t, t)))) == 2
+
+
+def test_buttons_and_selects() -> None:
+    long_token = "z" * 400
+    reply = Reply((Buttons((
+        Button("Next ▶", ActionKind.PAGE, "tok1", "primary"),
+        Button("Download CSV", ActionKind.DOWNLOAD, "tok2"),
+        Select("Sort", ActionKind.SORT, tuple(Option(f"col{i} ↑", long_token + str(i)) for i in range(120))),
+    )),))
+    (m,) = render(reply)
+    (actions,) = m.blocks
+    next_button, download, select = actions["elements"]
+    assert next_button["value"] == "tok1" and next_button["style"] == "primary"
+    assert next_button["action_id"] == "datathread:page:0" and download["action_id"] == "datathread:download:1"
+    assert select["type"] == "static_select" and len(select["options"]) == 100
+    values = [o["value"] for o in select["options"]]
+    assert all(len(v) <= OPTION_VALUE for v in values)
+    aliases = dict(m.aliases)
+    assert aliases[values[7]] == long_token + "7"
+    assert option_value("short") == "short"
+
+
+def test_notice_and_status_are_context_blocks() -> None:
+    (m,) = render(Reply((Status("Working… 1.0 s", "working"), Notice("careful <here>", "warning"))))
+    assert m.blocks[0]["type"] == "context" and ":hourglass_flowing_sand:" in m.blocks[0]["elements"][0]["text"]
+    assert m.blocks[1]["elements"][0]["text"] == ":warning: careful &lt;here&gt;"
+
+
+def test_code_block_with_omitted_lines_note() -> None:
+    (m,) = render(Reply((CodeBlock("a\nb", "code", "python", omitted=12),)))
+    assert m.blocks[0]["text"]["text"] == "```\na\nb\n```"
+    assert "12 more lines" in m.blocks[1]["elements"][0]["text"]
+
+
+def test_reply_to_markdown_leaves_status_out() -> None:
+    reply = Reply((Status("Working", "working"), Markdown("Looking at **data**"), CodeBlock("1+1"),
+                   Notice("done", "info")))
+    md = reply_to_markdown(reply)
+    assert "Working" not in md
+    assert md == "Looking at **data**\n\n```\n1+1\n```\n\nℹ️ done"
