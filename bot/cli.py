@@ -78,7 +78,8 @@ async def _doctor(settings: Settings) -> int:
         probe.unlink()
         checks.append(DoctorCheck("storage", True, f"{settings.home} is writable", ""))
     except OSError as exc:
-        checks.append(DoctorCheck("storage", False, f"{settings.home}: {exc}", "set DATATHREAD_HOME to a writable folder"))
+        hint = "set DATATHREAD_HOME to a writable folder"
+        checks.append(DoctorCheck("storage", False, f"{settings.home}: {exc}", hint))
     if settings.agent == "bedrock-agent":
         from bot.agents.bedrock_agent_doctor import diagnose as diagnose_agent
 

@@ -34,7 +34,7 @@ from bot.datasets.model import (
 from bot.help import COMMANDS
 from bot.live import Coalescer
 from bot.messages import ActionInvoked, IncomingMessage, MessageRef, ThreadKey
-from bot.presenter import present_datasets, present_files, present_page, present_turn
+from bot.presenter import file_key, present_datasets, present_files, present_page, present_turn
 from bot.reply import Reply, notice
 from bot.storage.base import StateStore
 from bot.surface import Surface, SurfaceError
@@ -307,7 +307,7 @@ class Engine:
     # ---- datasets: one implementation for buttons and typed commands ------------------------
 
     def _sealer(self, thread: ThreadKey) -> Callable[[dict[str, Any]], str]:
-        return lambda payload: self.signer.seal({**payload, "t": thread.digest})
+        return lambda payload: self.signer.seal(payload, context=thread.digest)
 
     def files_token(self, thread: ThreadKey) -> str:
         """The token of a "Files" button for ``thread`` (the owner check happens on click)."""
@@ -345,9 +345,9 @@ class Engine:
 
     async def act(self, action: ActionInvoked, surface: Surface) -> None:
         """Carry out a button click. Every value is verified; failures become an ephemeral notice."""
-        payload = self.signer.open(action.token)
+        payload = self.signer.open(action.token, context=action.thread.digest)
         try:
-            if payload is None or payload.get("t") != action.thread.digest:
+            if payload is None:
                 raise DatasetError(BAD_TOKEN)
             await self._act(payload, action.thread, action.user, surface, action.message)
         except (DatasetError, UnsafePath) as exc:
@@ -376,20 +376,29 @@ class Engine:
             if kind == "files":
                 await surface.notify(user, present_files(workspace.files(), self._sealer(thread)))
             else:
-                path = workspace.resolve(str(payload.get("f", "")))
-                if not path.is_file():
+                key = payload.get("f")
+                found = next((f for f in workspace.files() if file_key(f.name) == key), None)
+                if found is None:
                     raise DatasetError("That file is no longer in the workspace.")
+                path = found.path
                 await surface.upload(path, name=path.name, title=workspace.relative(path))
             return
         meta = await self._authorized(str(payload.get("d", "")), thread, user)
-        if kind in ("page", "sort"):
-            sort = SortSpec(str(payload["s"]), bool(payload.get("r"))) if payload.get("s") else None
-            if sort and meta.column(sort.column) is None:
+        names = [c.name for c in meta.columns]
+
+        def column(index: object) -> str:
+            if not isinstance(index, int) or not 0 <= index < len(names):
                 raise DatasetError(BAD_TOKEN)
+            return names[index]
+
+        if kind in ("page", "sort"):
+            sort = SortSpec(column(payload["c"]), bool(payload.get("r"))) if "c" in payload else None
             await self._post_page(surface, thread, meta, int(payload.get("p", 1)), sort, replace=message)
         elif kind == "chart":
             chart_kind, x, y = payload["c"]
-            await self._chart(surface, thread, meta, ChartSpec(chart_kind, x, y))
+            if chart_kind not in CHART_KINDS:
+                raise DatasetError(BAD_TOKEN)
+            await self._chart(surface, thread, meta, ChartSpec(chart_kind, column(x), None if y is None else column(y)))
         elif kind == "download":
             fmt: ExportFormat = "parquet" if payload.get("f") == "parquet" else "csv"
             conversation = await self.state.conversation(thread)

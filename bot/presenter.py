@@ -6,6 +6,7 @@ back from streaming to editing a message can always send the full current state.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -178,28 +179,29 @@ def present_page(page: Page, seal: Sealer) -> Reply:
         rng = f"rows {page.start + 1:,}–{page.end:,} of {meta.rows:,}"
     else:
         rng = f"no rows (0 of {meta.rows:,})"
-    title = Markdown(f"*{meta.name}* · {rng} · {len(meta.columns)} columns{sort}")
+    title = Markdown(f"**{meta.name}** · {rng} · {len(meta.columns)} columns{sort}")
     table = Table(
         tuple(c.name for c in meta.columns), page.rows, tuple(c.numeric for c in meta.columns)
     )
 
+    names = [c.name for c in meta.columns]
     view: dict[str, Any] = {"d": meta.id, "n": page.size}
-    if page.sort:
-        view |= {"s": page.sort.column, "r": page.sort.descending}
+    if page.sort and page.sort.column in names:
+        view |= {"c": names.index(page.sort.column), "r": int(page.sort.descending)}
     items: list[Button | Select] = []
     if page.has_prev:
         items.append(Button("◀ Prev", ActionKind.PAGE, seal({**view, "k": "page", "p": page.number - 1})))
     if page.has_next:
         items.append(Button("Next ▶", ActionKind.PAGE, seal({**view, "k": "page", "p": page.number + 1})))
     sorts = [
-        Option(f"{c.name} {arrow}", seal({"d": meta.id, "n": page.size, "k": "sort", "p": 1,
-                                           "s": c.name, "r": desc}))
-        for c in meta.columns for desc, arrow in ((False, "↑"), (True, "↓"))
+        Option(f"{c.name} {arrow}", seal({"d": meta.id, "n": page.size, "k": "sort", "p": 1, "c": i, "r": desc}))
+        for i, c in enumerate(meta.columns) for desc, arrow in ((0, "↑"), (1, "↓"))
     ][:MAX_OPTIONS]
     if meta.rows > 1 and sorts:
         items.append(Select("Sort", ActionKind.SORT, tuple(sorts)))
     charts = [
-        Option(chart_label(spec), seal({"d": meta.id, "k": "chart", "c": [spec.kind, spec.x, spec.y]}))
+        Option(chart_label(spec), seal({"d": meta.id, "k": "chart", "c": [spec.kind, names.index(spec.x),
+                                                                        names.index(spec.y) if spec.y else None]}))
         for spec in chart_options(meta)
     ]
     if charts:
@@ -216,10 +218,15 @@ def present_datasets(datasets: Sequence[DatasetMeta]) -> Reply:
         return Reply((Notice("No datasets in this conversation yet. Display a DataFrame or write a CSV."),),
                      "No datasets")
     lines = [
-        f"• *{d.name}* — {d.rows:,} rows × {len(d.columns)} columns · expires {d.expires:%H:%M} UTC"
+        f"• **{d.name}** — {d.rows:,} rows × {len(d.columns)} columns · expires {d.expires:%H:%M} UTC"
         for d in datasets
     ]
-    return Reply((Markdown("*Datasets*\n" + "\n".join(lines)),), f"{len(datasets)} datasets")
+    return Reply((Markdown("**Datasets**\n" + "\n".join(lines)),), f"{len(datasets)} datasets")
+
+
+def file_key(name: str) -> str:
+    """A short stable key for a workspace file name (names can be longer than a button value allows)."""
+    return hashlib.sha256(name.encode()).hexdigest()[:16]
 
 
 def present_files(files: Sequence[WorkspaceFile], seal: Sealer, limit: int = 40) -> Reply:
@@ -229,10 +236,10 @@ def present_files(files: Sequence[WorkspaceFile], seal: Sealer, limit: int = 40)
     total = sum(f.size for f in files)
     lines = [f"• `{f.name}` — {human_size(f.size)}" for f in files[:limit]]
     more = f"\n… and {len(files) - limit} more" if len(files) > limit else ""
-    options = tuple(Option(f.name[:70], seal({"k": "file", "f": f.name})) for f in files[:MAX_OPTIONS])
+    options = tuple(Option(f.name[:70], seal({"k": "file", "f": file_key(f.name)})) for f in files[:MAX_OPTIONS])
     return Reply(
         (
-            Markdown(f"*Workspace* · {len(files)} files · {human_size(total)}\n" + "\n".join(lines) + more),
+            Markdown(f"**Workspace** · {len(files)} files · {human_size(total)}\n" + "\n".join(lines) + more),
             Buttons((Select("Post a file here", ActionKind.FILE, options),)),
         ),
         f"{len(files)} files",

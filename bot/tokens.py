@@ -1,8 +1,10 @@
 """Opaque, signed tokens for button values and file links.
 
-A token is ``base64url(json) . base64url(hmac)``. Signing does not replace the access checks (the
-engine still checks thread, user and expiry on every use); it makes forged or edited values fail
-early and cheaply, and keeps the payload small enough for Slack's 2,000-character button values.
+A token is ``base64url(json) . base64url(hmac)``, where the HMAC also covers a ``context`` that is
+not in the token (the thread it was issued for): replayed in another thread, it simply fails to
+verify. Signing does not replace the access checks (the engine still checks thread, user and expiry
+on every use); it makes forged or edited values fail early. Payloads stay small (column indices,
+not names) so every token fits Slack's 150-character limit on select option values.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import hmac
 import json
 from typing import Any
 
-_SIG_BYTES = 16
+_SIG_BYTES = 12  # 96 bits: forging needs ~2^96 tries against a server that rate-limits clicks
 
 
 def _b64(data: bytes) -> str:
@@ -32,19 +34,19 @@ class TokenSigner:
             raise ValueError("token secret must be at least 16 bytes")
         self._secret = secret
 
-    def _sign(self, body: bytes) -> bytes:
-        return hmac.new(self._secret, body, hashlib.sha256).digest()[:_SIG_BYTES]
+    def _sign(self, body: bytes, context: str) -> bytes:
+        return hmac.new(self._secret, context.encode() + b"\0" + body, hashlib.sha256).digest()[:_SIG_BYTES]
 
-    def seal(self, payload: dict[str, Any]) -> str:
+    def seal(self, payload: dict[str, Any], context: str = "") -> str:
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-        return f"{_b64(body)}.{_b64(self._sign(body))}"
+        return f"{_b64(body)}.{_b64(self._sign(body, context))}"
 
-    def open(self, token: str) -> dict[str, Any] | None:
-        """The payload, or ``None`` for anything malformed or not signed by us."""
+    def open(self, token: str, context: str = "") -> dict[str, Any] | None:
+        """The payload, or ``None`` for anything malformed, edited, or sealed for another context."""
         try:
             body_text, sig_text = token.split(".", 1)
             body = _unb64(body_text)
-            if not hmac.compare_digest(self._sign(body), _unb64(sig_text)):
+            if not hmac.compare_digest(self._sign(body, context), _unb64(sig_text)):
                 return None
             payload = json.loads(body)
         except (ValueError, TypeError, json.JSONDecodeError):

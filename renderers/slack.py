@@ -2,17 +2,16 @@
 
 Limits are named once below. A reply that does not fit one message becomes several, in order;
 nothing is cut mid-character or dropped. Select option values are limited to 150 characters by
-Slack, while our signed tokens can be longer: such values are replaced by a short digest alias
-(``ref:<hex>``) and the alias → token pairs are returned with the message so the adapter can store
-them before posting and resolve them when the option is chosen.
+Slack; the core keeps its tokens shorter than that (``bot.tokens``), and an option whose value
+would not fit is left out rather than sent truncated (a truncated token could never verify).
 """
 
 from __future__ import annotations
 
-import hashlib
+import logging
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from bot.reply import Button, Buttons, CodeBlock, Image, Markdown, Notice, Reply, Select, Status, Table
@@ -39,12 +38,13 @@ FALLBACK_TEXT = 300
 #: Prefix of every action_id we emit: ``datathread:<ActionKind>:<n>``.
 ACTION_PREFIX = "datathread:"
 #: Prefix of an option value that stands for a longer token.
-ALIAS_PREFIX = "ref:"
 
 NOTICE_EMOJI = {"info": ":information_source:", "warning": ":warning:", "error": ":x:"}
 STATUS_EMOJI = {"working": ":hourglass_flowing_sand:", "done": ":white_check_mark:", "failed": ":x:"}
 
 Block = dict[str, Any]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,6 @@ class SlackMessage:
 
     blocks: tuple[Block, ...]
     text: str
-    #: (alias, token) pairs for option values that were too long (store them before sending).
-    aliases: tuple[tuple[str, str], ...] = field(default=())
 
 
 # ---- Markdown -> mrkdwn --------------------------------------------------------------------
@@ -177,18 +175,11 @@ def _code_sections_raw(text: str) -> list[Block]:
             for piece in split_text(text, SECTION_TEXT - 8)]
 
 
-def option_value(token: str) -> str:
-    """``token`` if Slack accepts it as an option value, else its alias (see module docstring)."""
-    if len(token) <= OPTION_VALUE:
-        return token
-    return ALIAS_PREFIX + hashlib.sha256(token.encode()).hexdigest()[:40]
-
-
 def _plain(text: str, limit: int) -> dict[str, Any]:
     return {"type": "plain_text", "text": (text[: limit - 1] + "…") if len(text) > limit else text, "emoji": True}
 
 
-def _action_blocks(buttons: Buttons, aliases: dict[str, str]) -> list[Block]:
+def _action_blocks(buttons: Buttons) -> list[Block]:
     elements: list[Block] = []
     for n, item in enumerate(buttons.items):
         action_id = f"{ACTION_PREFIX}{item.action.value}:{n}"
@@ -200,10 +191,10 @@ def _action_blocks(buttons: Buttons, aliases: dict[str, str]) -> list[Block]:
         elif isinstance(item, Select):
             options = []
             for opt in item.options[:SELECT_OPTIONS]:
-                value = option_value(opt.token)
-                if value != opt.token:
-                    aliases[value] = opt.token
-                options.append({"text": _plain(opt.label, OPTION_TEXT), "value": value})
+                if len(opt.token) > OPTION_VALUE:
+                    log.warning("select option %r dropped: its value is over Slack's limit", opt.label)
+                    continue
+                options.append({"text": _plain(opt.label, OPTION_TEXT), "value": opt.token})
             if not options:
                 continue
             element = {"type": "static_select", "placeholder": _plain(item.label, PLACEHOLDER_TEXT),
@@ -219,9 +210,8 @@ def status_block(status: Status) -> Block:
     return _context(f"{STATUS_EMOJI[status.state]} {escape(status.text)}")
 
 
-def reply_blocks(reply: Reply, aliases: dict[str, str] | None = None) -> list[Block]:
+def reply_blocks(reply: Reply) -> list[Block]:
     """All blocks of ``reply`` in order (possibly more than one message holds; see ``render``)."""
-    aliases = {} if aliases is None else aliases
     blocks: list[Block] = []
     for block in reply.blocks:
         match block:
@@ -237,7 +227,7 @@ def reply_blocks(reply: Reply, aliases: dict[str, str] | None = None) -> list[Bl
                 for piece in split_text(markdown_to_mrkdwn(text), CONTEXT_TEXT - 20):
                     blocks.append(_context(f"{NOTICE_EMOJI[level]} {piece}"))
             case Buttons():
-                blocks += _action_blocks(block, aliases)
+                blocks += _action_blocks(block)
             case Image():
                 pass  # images are uploaded into the thread as files
             case _:
@@ -261,8 +251,7 @@ def render(reply: Reply, *, nonce: str | None = None) -> list[SlackMessage]:
     one message: a second table starts a new message.
     """
     nonce = nonce or uuid.uuid4().hex[:10]
-    aliases: dict[str, str] = {}
-    blocks = reply_blocks(reply, aliases)
+    blocks = reply_blocks(reply)
     if not blocks:
         blocks = [_context(escape(reply.summary or " "))]
     messages: list[list[Block]] = [[]]
@@ -275,8 +264,5 @@ def render(reply: Reply, *, nonce: str | None = None) -> list[SlackMessage]:
     out: list[SlackMessage] = []
     for m, chunk in enumerate(messages):
         ided = tuple({**b, "block_id": f"dt-{nonce}-{m}-{i}"} for i, b in enumerate(chunk))
-        used = {o["value"] for b in chunk if b["type"] == "actions"
-                for e in b["elements"] for o in e.get("options", ())}
-        out.append(SlackMessage(ided, _fallback(reply, list(chunk)),
-                                tuple((a, t) for a, t in aliases.items() if a in used)))
+        out.append(SlackMessage(ided, _fallback(reply, list(chunk))))
     return out

@@ -66,7 +66,7 @@ class RecordingSurface:
         self._record(Call("update", reply, ref))
 
     async def upload(self, path: Path, *, name: str, title: str | None = None) -> None:
-        self.uploaded[name] = path.read_bytes()
+        self.uploaded[name] = await asyncio.to_thread(path.read_bytes)
         self._record(Call("upload", path=path, text=title))
 
     async def set_status(self, text: str | None) -> None:

@@ -121,8 +121,8 @@ def test_page_buttons_follow_position() -> None:
     assert labels(first)[:2] == ["Next ▶", "Sort"] and "◀ Prev" not in labels(first)
     assert labels(last)[0] == "◀ Prev" and "Next ▶" not in labels(last)
     assert "Next ▶" not in labels(single) and "◀ Prev" not in labels(single)
-    assert first.blocks[0] == Markdown("*sales* · rows 1–20 of 45 · 2 columns")
-    assert last.blocks[0] == Markdown("*sales* · rows 41–45 of 45 · 2 columns")
+    assert first.blocks[0] == Markdown("**sales** · rows 1–20 of 45 · 2 columns")
+    assert last.blocks[0] == Markdown("**sales** · rows 41–45 of 45 · 2 columns")
     charts = next(i for b in first.blocks if isinstance(b, Buttons) for i in b.items
                   if isinstance(i, Select) and i.action is ActionKind.CHART)
     assert [o.label for o in charts.options][:2] == ["bar: region × revenue", "hist: revenue"]
@@ -139,3 +139,18 @@ def test_terminal_table_aligns_numbers_and_counts_hidden_columns() -> None:
 def test_terminal_render_has_no_escapes_and_status_last() -> None:
     text = render(present_turn([ev.CodeStarted("print(1)"), ev.CodeOutput("1\n")], "done", 0.2))
     assert "\x1b" not in text and text.splitlines()[-1] == "  ✓ done in 0.2 s"
+
+
+def test_every_token_fits_a_slack_option_value_even_with_long_names() -> None:
+    now = datetime.now(UTC)
+    long_names = tuple(Column("a rather long column name about quarterly revenue " * 3 + str(i), "float")
+                       for i in range(30))
+    meta = DatasetMeta("Xq3vW0rT9yZa8bC7dE6fGh", "n" * 200, long_names, 10**9, KEY, "U1", now, now)
+    page = Page(meta, 5_000_000, 100, 499_999_900, (("1",) * 30,) * 3)
+    signer = TokenSigner(b"k" * 32)
+    reply = present_page(page, lambda p: signer.seal(p, context=KEY.digest))
+    tokens = [t for b in reply.blocks if isinstance(b, Buttons) for i in b.items
+              for t in ([i.token] if isinstance(i, Button) else [o.token for o in i.options])]
+    assert len(tokens) > 50 and max(map(len, tokens)) <= 150
+    assert all(signer.open(t, context=KEY.digest) for t in tokens)
+    assert not any(signer.open(t, context="another-thread") for t in tokens)

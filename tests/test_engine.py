@@ -192,7 +192,7 @@ async def test_crash_and_failure_leave_thread_usable(tmp_path: Path) -> None:
     finals = [c.reply for c in surface.of("live.finish")]
     states = [f.blocks[0].state for f in finals]  # type: ignore[union-attr]
     assert states == ["failed", "failed", "done"]
-    crash_note = [b.text for b in finals[0].blocks if isinstance(b, Notice)][0]  # type: ignore[union-attr]
+    crash_note = next(b.text for b in finals[0].blocks if isinstance(b, Notice))  # type: ignore[union-attr]
     assert "went wrong" in crash_note and "bug" not in crash_note and "Traceback" not in crash_note
     assert surface.of("status")[-1].text is None
     await engine.aclose()

@@ -120,9 +120,9 @@ def test_block_actions_button_and_select() -> None:
     assert action.thread == ThreadKey("slack", "T0001", "C0CHAN", "1700000000.000100")
     assert action.message is not None and (action.message.channel, action.message.id) == ("C0CHAN", "1700000400.000500")
     sort = fixture("block_actions_sort")
-    sort["actions"][0]["selected_option"]["value"] = "ref:abc"
+    sort["actions"][0]["selected_option"]["value"] = "sort.tok"
     chosen = to_action(sort)
-    assert chosen is not None and chosen.kind is ActionKind.SORT and chosen.token == "ref:abc"
+    assert chosen is not None and chosen.kind is ActionKind.SORT and chosen.token == "sort.tok"
 
 
 def test_block_actions_top_level_message_and_foreign_actions() -> None:

@@ -117,7 +117,7 @@ class ConsoleSurface:
 
     async def upload(self, path: Path, *, name: str, title: str | None = None) -> None:
         shown = _display_path(path)
-        size = human_size(path.stat().st_size)
+        size = human_size((await asyncio.to_thread(path.stat)).st_size)
         if title and title.startswith("chart"):
             self.output.write_lines([f"  ✓ chart saved: {shown}"])
         elif path.suffix.lower() in (".png", ".jpg", ".jpeg", ".gif", ".svg"):

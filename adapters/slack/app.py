@@ -25,12 +25,12 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.live import RateBudget
-from adapters.slack.surface import ALIAS_NAMESPACE, SlackContext, SlackSurface
+from adapters.slack.surface import SlackContext, SlackSurface
 from adapters.slack.translate import to_action, to_incoming
 from bot.config import Settings
 from bot.engine import Engine
 from bot.messages import ActionInvoked, ThreadKey
-from renderers.slack import ACTION_PREFIX, ALIAS_PREFIX
+from renderers.slack import ACTION_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -165,10 +165,6 @@ class SlackAdapter:
         self._keep(asyncio.ensure_future(self._act(action, body)), f"action {action.kind}")
 
     async def _act(self, action: ActionInvoked, body: dict[str, Any]) -> None:
-        if action.token.startswith(ALIAS_PREFIX):
-            token = await self.engine.state.get_value(ALIAS_NAMESPACE, action.token)
-            action = ActionInvoked(action.kind, token if isinstance(token, str) else "", action.user,
-                                   action.thread, action.message)
         is_dm = (body.get("channel") or {}).get("id", "").startswith("D")
         await self.engine.act(action, self.surface(action.thread, action.user, is_dm=is_dm))
 

@@ -188,7 +188,6 @@ class SlackLive:
         """The whole reply, in as many messages as it needs: existing ones updated, new ones posted."""
         s = self._s
         messages = render(reply)
-        await s.remember_aliases(messages)
         if wait and self._ts:
             # At most one redraw per live_interval per message, the final one included.
             pause = s.live_interval - (time.monotonic() - self._last_redraw)

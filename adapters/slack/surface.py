@@ -28,14 +28,12 @@ from bot.reply import Reply
 from bot.storage.base import StateStore
 from bot.surface import SurfaceError
 from bot.workspace import human_size
-from renderers.slack import SlackMessage, render
+from renderers.slack import render
 
 log = logging.getLogger(__name__)
 
 #: Bot scopes the calls in this module need (checked against the manifest by a test).
 SCOPES = ("chat:write", "files:write", "files:read", "assistant:write")
-#: Namespace in the state store for select option aliases (see ``renderers.slack``).
-ALIAS_NAMESPACE = "slack-option-alias"
 NO_ACCESS = "I can't access that file: add the bot to the channel, or reinstall the app with files:read."
 NOT_SLACK = "That file link does not point to Slack, so I did not fetch it."
 MAX_REDIRECTS = 3
@@ -95,11 +93,6 @@ class SlackSurface:
     def team(self) -> str:
         return self.thread.team
 
-    async def remember_aliases(self, messages: list[SlackMessage]) -> None:
-        for message in messages:
-            for alias, token in message.aliases:
-                await self.ctx.state.put_value(ALIAS_NAMESPACE, alias, token)
-
     # ---- messages ------------------------------------------------------------------------------
 
     async def start_live(self, reply: Reply) -> SlackLive:
@@ -109,7 +102,6 @@ class SlackSurface:
 
     async def post(self, reply: Reply) -> MessageRef | None:
         messages = render(reply)
-        await self.remember_aliases(messages)
         posted: list[str] = []
         try:
             for m in messages:
@@ -123,7 +115,6 @@ class SlackSurface:
 
     async def update(self, ref: MessageRef, reply: Reply) -> None:
         messages = render(reply)  # fresh block_ids every time
-        await self.remember_aliases(messages)
         more = dict(ref.extra).get("more", "")
         targets = [ref.id, *(t for t in more.split(",") if t)]
         try:
@@ -140,7 +131,6 @@ class SlackSurface:
 
     async def notify(self, user: str, reply: Reply) -> None:
         m = render(reply)[0]
-        await self.remember_aliases([m])
         try:
             await self.ctx.client.chat_postEphemeral(channel=self.channel, user=user, thread_ts=self.thread_ts,
                                                      blocks=list(m.blocks), text=m.text)

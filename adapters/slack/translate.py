@@ -118,9 +118,9 @@ def action_kind(action_id: str) -> ActionKind | None:
 def to_action(body: Mapping[str, Any]) -> ActionInvoked | None:
     """An ``ActionInvoked`` for the first of our actions in a ``block_actions`` payload, else ``None``.
 
-    The value is the button's ``value`` or the select's ``selected_option.value`` (possibly an
-    alias the adapter resolves). The thread comes from the container (the message's
-    ``thread_ts``, or its own ts for a top-level message); the message ref is channel + message ts.
+    The value is the button's ``value`` or the select's ``selected_option.value``. The thread comes
+    from the container (the message's ``thread_ts``, or its own ts for a top-level message); the
+    message ref is channel + message ts.
     """
     if body.get("type") != "block_actions":
         return None
