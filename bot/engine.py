@@ -10,44 +10,36 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bot import events as ev
+from bot.actions import DatasetActions
 from bot.agents.base import AgentBackend, Attachment, Conversation, Turn, media_type
 from bot.config import Settings
 from bot.datasets.model import (
-    CHART_KINDS,
-    ChartKind,
-    ChartSpec,
-    DatasetError,
     DatasetMeta,
     DatasetStore,
-    ExportFormat,
-    SortSpec,
 )
-from bot.help import COMMANDS
 from bot.live import Coalescer
-from bot.messages import ActionInvoked, IncomingMessage, MessageRef, ThreadKey
-from bot.presenter import file_key, present_datasets, present_files, present_page, present_turn
+from bot.messages import ActionInvoked, IncomingMessage, ThreadKey
+from bot.presenter import present_turn
 from bot.reply import Reply, notice
 from bot.storage.base import StateStore
 from bot.surface import Surface, SurfaceError
 from bot.tokens import TokenSigner
-from bot.workspace import UnsafePath, Workspace, safe_filename
+from bot.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
 NOT_OWNER = (
-    "This conversation belongs to {owner}. Mention me in a new message (outside this thread) "
-    "to start your own."
+    "This conversation belongs to the person who started it. Mention me in a new message "
+    "(outside this thread) to start your own."
 )
-BAD_TOKEN = "That button is no longer valid here. Ask again in this thread to get fresh results."
 CRASHED = "Something went wrong on our side while running this turn (details are in the bot's log). " \
           "Send your message again, or start a new thread if it keeps failing."
 
@@ -57,15 +49,6 @@ class _Queued:
     message: IncomingMessage
     surface: Surface
     done: asyncio.Future[None]
-
-
-@dataclass(frozen=True)
-class _View:
-    """The dataset page a thread looked at last: what typed ``next`` / ``sort`` continue from."""
-
-    dataset: str
-    page: int
-    sort: SortSpec | None
 
 
 class Engine:
@@ -78,18 +61,15 @@ class Engine:
         datasets: DatasetStore,
         agent: AgentBackend,
         signer: TokenSigner | None = None,
-        owner_name: Callable[[str], str] | None = None,
     ) -> None:
         self.settings = settings
         self.state = state
         self.datasets = datasets
         self.agent = agent
-        self.signer = signer or TokenSigner(settings.secret())
-        self._owner_name = owner_name or (lambda user: user)
+        self.actions = DatasetActions(settings, state, datasets, signer or TokenSigner(settings.secret()))
         self._queues: dict[ThreadKey, deque[_Queued]] = {}
         self._workers: dict[ThreadKey, asyncio.Task[None]] = {}
         self._turns: dict[ThreadKey, asyncio.Task[None]] = {}
-        self._views: dict[ThreadKey, _View] = {}
         self._sweeper: asyncio.Task[None] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -141,6 +121,13 @@ class Engine:
     async def handle(self, message: IncomingMessage, surface: Surface) -> None:
         await self.submit(message, surface)
 
+    async def act(self, action: ActionInvoked, surface: Surface) -> None:
+        """Carry out a button click (see ``DatasetActions.act``); never raises for bad values."""
+        await self.actions.act(action, surface)
+
+    def files_token(self, thread: ThreadKey) -> str:
+        return self.actions.files_token(thread)
+
     def cancel(self, thread: ThreadKey) -> bool:
         """Stop the running turn of a thread (Ctrl-C, a Stop button). True if one was running."""
         task = self._turns.get(thread)
@@ -187,15 +174,15 @@ class Engine:
             conversation = await self.state.start_conversation(message.thread, message.user)
         elif message.user != conversation.owner and not self.settings.allow_participants:
             if message.mentioned:
-                await surface.notify(message.user, notice(NOT_OWNER.format(owner=self._owner_name(conversation.owner))))
+                await surface.notify(message.user, notice(NOT_OWNER))
             return
         if message.resettable and text.lower() in ("new", "reset"):
             await self.agent.release(conversation)
             await self.state.reset_conversation(message.thread, message.user)
-            self._views.pop(message.thread, None)
+            self.actions.forget(message.thread)
             await surface.post(notice("Started a fresh conversation. Earlier files and datasets stay in the old one."))
             return
-        if not message.files and await self._command(text, message, conversation, surface):
+        if not message.files and await self.actions.command(text, message.thread, message.user, surface):
             return
         await self._run_turn(conversation, message, surface)
 
@@ -287,7 +274,7 @@ class Engine:
                         uploaded.add(path)
                         await self._upload(surface, path, name, events)
                     case ev.DatasetProduced(dataset=meta):
-                        await self._post_page(surface, turn.conversation.key, meta, 1, None)
+                        await self.actions.post_page(surface, turn.conversation.key, meta, 1)
                     case ev.TurnFailed():
                         break
                     case _:
@@ -303,227 +290,6 @@ class Engine:
         except Exception:
             log.exception("upload of %s failed", name)
             events.append(ev.Notice(f"Could not post {name} into the thread.", "warning"))
-
-    # ---- datasets: one implementation for buttons and typed commands ------------------------
-
-    def _sealer(self, thread: ThreadKey) -> Callable[[dict[str, Any]], str]:
-        return lambda payload: self.signer.seal(payload, context=thread.digest)
-
-    def files_token(self, thread: ThreadKey) -> str:
-        """The token of a "Files" button for ``thread`` (the owner check happens on click)."""
-        return self._sealer(thread)({"k": "files"})
-
-    async def _post_page(
-        self,
-        surface: Surface,
-        thread: ThreadKey,
-        meta: DatasetMeta,
-        number: int,
-        sort: SortSpec | None,
-        replace: MessageRef | None = None,
-    ) -> None:
-        page = await self.datasets.page(meta.id, number, self.settings.page_size, sort)
-        reply = present_page(page, self._sealer(thread))
-        self._views[thread] = _View(meta.id, page.number, sort)
-        if replace is not None:
-            await surface.update(replace, reply)
-        else:
-            await surface.post(reply)
-
-    async def _authorized(self, dataset_id: str, thread: ThreadKey, user: str) -> DatasetMeta:
-        """The dataset if it belongs to this thread and ``user`` may see it; else ``DatasetError``.
-
-        Unknown, foreign and forbidden ids all get the same message, so a probe learns nothing.
-        """
-        try:
-            meta = await self.datasets.get(dataset_id)
-        except DatasetError:
-            raise
-        if meta.thread != thread or (user != meta.owner and not self.settings.allow_participants):
-            raise DatasetError(BAD_TOKEN)
-        return meta
-
-    async def act(self, action: ActionInvoked, surface: Surface) -> None:
-        """Carry out a button click. Every value is verified; failures become an ephemeral notice."""
-        payload = self.signer.open(action.token, context=action.thread.digest)
-        try:
-            if payload is None:
-                raise DatasetError(BAD_TOKEN)
-            await self._act(payload, action.thread, action.user, surface, action.message)
-        except (DatasetError, UnsafePath) as exc:
-            await surface.notify(action.user, notice(str(exc), "warning"))
-        except SurfaceError as exc:
-            await _best_effort(surface.notify(action.user, notice(f"That did not work: {exc}", "error")))
-        except Exception:
-            log.exception("action %s failed", action.kind)
-            failed = notice("That did not work; details are in the log.", "error")
-            await _best_effort(surface.notify(action.user, failed))
-
-    async def _act(
-        self,
-        payload: dict[str, Any],
-        thread: ThreadKey,
-        user: str,
-        surface: Surface,
-        message: MessageRef | None,
-    ) -> None:
-        kind = payload.get("k")
-        if kind in ("files", "file"):
-            conversation = await self.state.conversation(thread)
-            if conversation is None or (user != conversation.owner and not self.settings.allow_participants):
-                raise DatasetError("Only the owner of this conversation can see its workspace.")
-            workspace = Workspace(conversation.workspace)
-            if kind == "files":
-                await surface.notify(user, present_files(workspace.files(), self._sealer(thread)))
-            else:
-                key = payload.get("f")
-                found = next((f for f in workspace.files() if file_key(f.name) == key), None)
-                if found is None:
-                    raise DatasetError("That file is no longer in the workspace.")
-                path = found.path
-                await surface.upload(path, name=path.name, title=workspace.relative(path))
-            return
-        meta = await self._authorized(str(payload.get("d", "")), thread, user)
-        names = [c.name for c in meta.columns]
-
-        def column(index: object) -> str:
-            if not isinstance(index, int) or not 0 <= index < len(names):
-                raise DatasetError(BAD_TOKEN)
-            return names[index]
-
-        if kind in ("page", "sort"):
-            sort = SortSpec(column(payload["c"]), bool(payload.get("r"))) if "c" in payload else None
-            await self._post_page(surface, thread, meta, int(payload.get("p", 1)), sort, replace=message)
-        elif kind == "chart":
-            chart_kind, x, y = payload["c"]
-            if chart_kind not in CHART_KINDS:
-                raise DatasetError(BAD_TOKEN)
-            await self._chart(surface, thread, meta, ChartSpec(chart_kind, column(x), None if y is None else column(y)))
-        elif kind == "download":
-            fmt: ExportFormat = "parquet" if payload.get("f") == "parquet" else "csv"
-            conversation = await self.state.conversation(thread)
-            assert conversation is not None
-            out = Workspace(conversation.workspace).ensure().resolve(f"exports/{safe_filename(meta.name)}.{fmt}")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            await self.datasets.export(meta.id, fmt, out)
-            await surface.upload(out, name=out.name, title=f"{meta.name} ({meta.rows:,} rows, {fmt.upper()})")
-        else:
-            raise DatasetError(BAD_TOKEN)
-
-    async def _chart(self, surface: Surface, thread: ThreadKey, meta: DatasetMeta, spec: ChartSpec) -> None:
-        conversation = await self.state.conversation(thread)
-        assert conversation is not None
-        name = "-".join(safe_filename(p) for p in (meta.name, spec.kind, spec.y or spec.x))
-        out = Workspace(conversation.workspace).ensure().resolve(f"charts/{name}.png")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        await self.datasets.chart(meta.id, spec, out)
-        await surface.upload(out, name=out.name, title=f"chart: {meta.name} {spec.kind} {spec.y or spec.x}")
-
-    # ---- typed commands ---------------------------------------------------------------------
-
-    async def _command(
-        self, text: str, message: IncomingMessage, conversation: Conversation, surface: Surface
-    ) -> bool:
-        """Run ``text`` if it is a command; False if it is for the agent."""
-        words = text.split()
-        if not words:
-            return False
-        head = words[0].lower()
-        thread, user = message.thread, message.user
-        if head == "help" and len(words) == 1:
-            await surface.post(Reply((notice(COMMANDS).blocks[0],), "Commands"))
-            return True
-        if head == "files" and len(words) == 1:
-            await surface.notify(user, present_files(Workspace(conversation.workspace).files(), self._sealer(thread)))
-            return True
-        if head == "datasets" and len(words) == 1:
-            await surface.post(present_datasets(await self.datasets.list(thread)))
-            return True
-        handler = _COMMANDS.get(head)
-        if handler is None or not _COMMAND_SHAPES[head].fullmatch(text.strip()):
-            return False
-        try:
-            await handler(self, words[1:], thread, user, surface)
-        except DatasetError as exc:
-            await surface.post(notice(str(exc), "warning"))
-        return True
-
-    async def _latest(self, thread: ThreadKey, user: str) -> tuple[DatasetMeta, _View]:
-        view = self._views.get(thread)
-        if view is None:
-            live = await self.datasets.list(thread)
-            if not live:
-                raise DatasetError("There is no dataset in this conversation yet.")
-            view = _View(live[-1].id, 1, None)
-        return await self._authorized(view.dataset, thread, user), view
-
-    async def _cmd_move(self, args: list[str], thread: ThreadKey, user: str, surface: Surface, step: int) -> None:
-        meta, view = await self._latest(thread, user)
-        await self._post_page(surface, thread, meta, max(1, view.page + step), view.sort)
-
-    async def _cmd_page(self, args: list[str], thread: ThreadKey, user: str, surface: Surface) -> None:
-        meta, view = await self._latest(thread, user)
-        await self._post_page(surface, thread, meta, max(1, int(args[0])), view.sort)
-
-    async def _cmd_sort(self, args: list[str], thread: ThreadKey, user: str, surface: Surface) -> None:
-        meta, _ = await self._latest(thread, user)
-        column, desc = _column_arg(meta, args)
-        await self._post_page(surface, thread, meta, 1, SortSpec(column, desc))
-
-    async def _cmd_download(self, args: list[str], thread: ThreadKey, user: str, surface: Surface) -> None:
-        meta, _ = await self._latest(thread, user)
-        fmt = args[0].lower() if args else "csv"
-        await self._act({"k": "download", "d": meta.id, "f": fmt}, thread, user, surface, None)
-
-    async def _cmd_chart(self, args: list[str], thread: ThreadKey, user: str, surface: Surface) -> None:
-        meta, _ = await self._latest(thread, user)
-        kind = args[0].lower()
-        if kind not in CHART_KINDS:
-            raise DatasetError(f"Chart kinds are {', '.join(CHART_KINDS)}.")
-        names = [_find_column(meta, a) for a in args[1:3]]
-        chart_kind: ChartKind = kind
-        await self._chart(surface, thread, meta, ChartSpec(chart_kind, names[0], names[1] if len(names) > 1 else None))
-
-
-def _find_column(meta: DatasetMeta, name: str) -> str:
-    for column in meta.columns:
-        if column.name == name:
-            return column.name
-    for column in meta.columns:
-        if column.name.lower() == name.lower():
-            return column.name
-    raise DatasetError(f"No column {name!r} in {meta.name}. Columns: {', '.join(c.name for c in meta.columns)}")
-
-
-def _column_arg(meta: DatasetMeta, args: list[str]) -> tuple[str, bool]:
-    desc = args[-1].lower() in ("desc", "descending") if len(args) > 1 else False
-    name = " ".join(args[:-1] if len(args) > 1 and args[-1].lower() in ("desc", "asc", "descending",
-                                                                         "ascending") else args)
-    return _find_column(meta, name), desc
-
-
-_Handler = Callable[[Engine, list[str], ThreadKey, str, Surface], Awaitable[None]]
-_COMMANDS: dict[str, _Handler] = {
-    "next": lambda e, a, t, u, s: e._cmd_move(a, t, u, s, 1),
-    "n": lambda e, a, t, u, s: e._cmd_move(a, t, u, s, 1),
-    "prev": lambda e, a, t, u, s: e._cmd_move(a, t, u, s, -1),
-    "p": lambda e, a, t, u, s: e._cmd_move(a, t, u, s, -1),
-    "page": Engine._cmd_page,
-    "sort": Engine._cmd_sort,
-    "chart": Engine._cmd_chart,
-    "download": Engine._cmd_download,
-}
-# Commands must look like commands, so a message like "sort the table by revenue" reaches the agent.
-_COMMAND_SHAPES: dict[str, re.Pattern[str]] = {
-    "next": re.compile(r"next", re.I),
-    "n": re.compile(r"n", re.I),
-    "prev": re.compile(r"prev(ious)?", re.I),
-    "p": re.compile(r"p", re.I),
-    "page": re.compile(r"page\s+\d{1,9}", re.I),
-    "sort": re.compile(r"sort\s+\S+(\s+(asc|desc|ascending|descending))?", re.I),
-    "chart": re.compile(r"chart\s+(" + "|".join(CHART_KINDS) + r")\s+\S+(\s+\S+)?", re.I),
-    "download": re.compile(r"download(\s+(csv|parquet))?", re.I),
-}
 
 
 class _Registrar:

@@ -174,7 +174,7 @@ async def test_owner_only_and_no_conversation_without_mention(tmp_path: Path) ->
     await engine.handle(msg("side talk", user="U2", mentioned=False), surface)
     assert len(agent.turns) == 1
     [note] = surface.of("notify")
-    assert note.user == "U2" and "belongs to U1" in note.reply.summary  # type: ignore[union-attr]
+    assert note.user == "U2" and "belongs to the person who started it" in note.reply.summary  # type: ignore[union-attr]
     await engine.aclose()
     engine = make_engine(tmp_path, agent, DATATHREAD_ALLOW_PARTICIPANTS="1")
     await engine.handle(msg("me too", user="U2"), surface)

@@ -107,7 +107,7 @@ class SlackAdapter:
             client=self.client, token=settings.bot_token, state=engine.state, api_host=api_host,
             update_budget=RateBudget(settings.updates_per_minute, burst=10),
             stream_budget=RateBudget(settings.stream_appends_per_minute, burst=30),
-            files_token=getattr(engine, "files_token", None),
+            files_token=engine.files_token,
         )
         #: The surface type handed to the engine (a benchmark swaps in a naive one).
         self.surface_class: type[SlackSurface] = SlackSurface
