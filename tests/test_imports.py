@@ -15,7 +15,7 @@ def test_bot_imports_no_platform_sdk() -> None:
         tree = ast.parse(path.read_text())
         names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
         names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0]
-        allowed = next((v for k, v in ALLOWED.items() if path.name.startswith(k) and "agents" in path.parts
+        allowed = next((v for k, v in ALLOWED.items() if (path.name.startswith(k) and "agents" in path.parts)
                         or path.name == k), ())
         bad = [n for n in names if n.split(".")[0] in SDKS and n.split(".")[0] not in allowed]
         assert not bad, f"{path} imports {bad}"
