@@ -1,0 +1,306 @@
+"""``DatasetStore`` on the local disk: data under ``root/<id>/``, metadata in ``root/catalog.sqlite3``.
+
+Each dataset is one Arrow IPC file of fixed 8,192-row batches (see ``bot.datasets.tablefile`` for
+the measured reasons) plus its sort orders. Everything that touches data runs in a worker thread;
+the event loop only awaits. Open files are memory-mapped and kept in a small LRU so warm pages skip
+the open; metadata is cached in memory once read (it never changes after registration).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import shutil
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from bot.datasets import charts
+from bot.datasets.catalog import Catalog, SqliteCatalog
+from bot.datasets.formatting import format_rows, logical_type
+from bot.datasets.model import (
+    ChartSpec,
+    Column,
+    DatasetError,
+    DatasetExpired,
+    DatasetMeta,
+    DatasetNotFound,
+    ExportFormat,
+    Page,
+    SortSpec,
+)
+from bot.datasets.readers import TABULAR_SUFFIXES, Source, file_source, frame_source
+from bot.datasets.tablefile import DATA_FILE, SortOrder, TableFile, compute_sort, write_batches
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from bot.messages import ThreadKey
+
+log = logging.getLogger(__name__)
+
+PREVIEW_ROWS = 5
+OPEN_FILES = 32
+EXPORT_ROW_GROUP = 131_072
+
+
+class LocalDatasetStore:
+    """Datasets kept under ``root`` for ``retention`` after registration.
+
+    ``catalog`` defaults to ``SqliteCatalog(root / "catalog.sqlite3")``. Call ``sweep`` periodically
+    (the engine's timer) and ``aclose`` on shutdown.
+    """
+
+    def __init__(self, root: Path, retention: timedelta = timedelta(hours=6), catalog: Catalog | None = None) -> None:
+        self.root = root
+        self.retention = retention
+        self.catalog: Catalog = catalog or SqliteCatalog(root / "catalog.sqlite3")
+        self._meta: dict[str, DatasetMeta] = {}
+        self._files: OrderedDict[str, TableFile] = OrderedDict()
+        self._files_lock = threading.Lock()
+        self._orders: dict[tuple[str, int], SortOrder] = {}
+        self._sorting: dict[tuple[str, int], asyncio.Future[SortOrder]] = {}
+
+    # registration -------------------------------------------------------------------------------
+
+    async def register_frame(
+        self, frame: pd.DataFrame, *, name: str, thread: ThreadKey, owner: str, source: str | None = None
+    ) -> DatasetMeta:
+        return await self._register(lambda: frame_source(frame), name=name, thread=thread, owner=owner, source=source)
+
+    async def register_file(self, path: Path, *, name: str, thread: ThreadKey, owner: str) -> DatasetMeta | None:
+        """Register a csv / tsv / parquet / jsonl / ndjson / xlsx / arrow / feather file.
+
+        ``None`` if the extension is not tabular; ``DatasetError`` if the file cannot be parsed.
+        """
+        if path.suffix.lower() not in TABULAR_SUFFIXES:
+            return None
+
+        def open_source() -> Source:
+            src = file_source(path)
+            assert src is not None
+            return src
+
+        return await self._register(open_source, name=name, thread=thread, owner=owner, source=path.name)
+
+    async def _register(
+        self, open_source: Callable[[], Source], *, name: str, thread: ThreadKey, owner: str, source: str | None
+    ) -> DatasetMeta:
+        dataset_id = secrets.token_urlsafe(16)
+        folder = self.root / dataset_id
+
+        def build() -> tuple[pa.Schema, int, tuple[tuple[str, ...], ...]]:
+            folder.mkdir(parents=True)
+            try:
+                schema, batches = open_source()
+                rows = write_batches(folder / DATA_FILE, schema, batches)
+                table = TableFile(folder / DATA_FILE)
+                try:
+                    preview = format_rows(table.slice(0, min(rows, PREVIEW_ROWS)))
+                finally:
+                    table.close()
+                return schema, rows, preview
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+
+        schema, rows, preview = await asyncio.to_thread(build)
+        created = datetime.now(UTC)
+        meta = DatasetMeta(
+            id=dataset_id,
+            name=name,
+            columns=tuple(Column(f.name, logical_type(f.type)) for f in schema),
+            rows=rows,
+            thread=thread,
+            owner=owner,
+            created=created,
+            expires=created + self.retention,
+            preview=preview,
+            source=source,
+        )
+        try:
+            await self.catalog.put(meta)
+        except BaseException:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+            raise
+        self._meta[dataset_id] = meta
+        log.info("dataset %s registered: %d rows x %d columns", dataset_id, rows, len(meta.columns))
+        return meta
+
+    # lookup -------------------------------------------------------------------------------------
+
+    async def get(self, dataset_id: str) -> DatasetMeta:
+        meta = self._meta.get(dataset_id)
+        if meta is None:
+            meta = await self.catalog.get(dataset_id)
+            if meta is None:
+                stone = await self.catalog.tombstone(dataset_id)
+                if stone is not None:
+                    raise DatasetExpired(_expired_message(stone[0]))
+                raise DatasetNotFound("That dataset does not exist (or the link is wrong).")
+            self._meta[dataset_id] = meta
+        if meta.expires <= datetime.now(UTC):
+            raise DatasetExpired(_expired_message(meta.name))
+        return meta
+
+    async def list(self, thread: ThreadKey) -> Sequence[DatasetMeta]:
+        now = datetime.now(UTC)
+        return [m for m in await self.catalog.by_thread(thread) if m.expires > now]
+
+    def _file(self, meta: DatasetMeta) -> TableFile:
+        """The open data file (blocking on first open)."""
+        with self._files_lock:
+            table = self._files.get(meta.id)
+            if table is not None:
+                self._files.move_to_end(meta.id)
+                return table
+        path = self.root / meta.id / DATA_FILE
+        try:
+            table = TableFile(path)
+        except FileNotFoundError:
+            raise DatasetExpired(_expired_message(meta.name)) from None
+        with self._files_lock:
+            self._files[meta.id] = table
+            while len(self._files) > OPEN_FILES:
+                self._files.popitem(last=False)[1].close()
+        return table
+
+    # pages --------------------------------------------------------------------------------------
+
+    async def page(self, dataset_id: str, number: int, size: int, sort: SortSpec | None = None) -> Page:
+        """Page ``number`` (1-based; past the end means the last page) of ``size`` rows."""
+        meta = await self.get(dataset_id)
+        size = max(1, size)
+        pages = max(1, -(-meta.rows // size))
+        number = min(max(1, number), pages)
+        start = (number - 1) * size
+        stop = min(start + size, meta.rows)
+        order = await self._order(meta, sort.column) if sort is not None else None
+
+        def read() -> tuple[tuple[str, ...], ...]:
+            table = self._file(meta)
+            if order is None or sort is None:
+                return format_rows(table.slice(start, stop))
+            return format_rows(table.take(order.positions(start, stop, sort.descending)))
+
+        rows = await asyncio.to_thread(read)
+        return Page(dataset=meta, number=number, size=size, start=start, rows=rows, sort=sort)
+
+    async def _order(self, meta: DatasetMeta, column: str) -> SortOrder:
+        """The ascending order of ``column``: from memory, from disk, or computed once."""
+        col = meta.column(column)
+        if col is None:
+            raise DatasetError(f'no column "{column}"; columns: {", ".join(c.name for c in meta.columns)}')
+        if col.type == "other":
+            raise DatasetError(f'column "{column}" cannot be sorted (it holds nested or binary values)')
+        key = (meta.id, meta.columns.index(col))
+        order = self._orders.get(key)
+        if order is not None:
+            return order
+        pending = self._sorting.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(asyncio.to_thread(self._load_or_sort, meta, key[1]))
+            self._sorting[key] = pending
+            pending.add_done_callback(lambda _: self._sorting.pop(key, None))
+        order = await asyncio.shield(pending)
+        self._orders[key] = order
+        return order
+
+    def _load_or_sort(self, meta: DatasetMeta, index: int) -> SortOrder:
+        folder = self.root / meta.id
+        order = SortOrder.load(folder, index)
+        if order is None:
+            name = meta.columns[index].name
+            order = compute_sort(self._file(meta).columns([name]).column(name))
+            order.save(folder, index)
+            order = SortOrder.load(folder, index) or order  # serve from the mapped file, not the heap copy
+        return order
+
+    # charts and exports -------------------------------------------------------------------------
+
+    async def chart(self, dataset_id: str, spec: ChartSpec, out: Path) -> Path:
+        meta = await self.get(dataset_id)
+        charts.validate(meta, spec)  # fail fast, before any data is read
+        return await asyncio.to_thread(lambda: charts.render(self._file(meta), meta, spec, out))
+
+    async def export(self, dataset_id: str, fmt: ExportFormat, out: Path) -> Path:
+        """Write the whole dataset to ``out`` as csv or parquet, batch by batch."""
+        meta = await self.get(dataset_id)
+        if fmt not in ("csv", "parquet"):
+            raise DatasetError(f"cannot export as {fmt!r}; use csv or parquet")
+
+        def write() -> Path:
+            table = self._file(meta)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_name(out.name + ".part")
+            try:
+                if fmt == "csv":
+                    import pyarrow.csv as pcsv
+
+                    with pcsv.CSVWriter(str(tmp), table.schema) as writer:
+                        for batch in table.batches():
+                            writer.write_batch(batch)
+                else:
+                    import pyarrow.parquet as pq
+
+                    with pq.ParquetWriter(str(tmp), table.schema, compression="zstd") as writer:
+                        group: list[pa.RecordBatch] = []
+                        for batch in table.batches():
+                            group.append(batch)
+                            if sum(b.num_rows for b in group) >= EXPORT_ROW_GROUP:
+                                writer.write_table(pa.Table.from_batches(group, schema=table.schema))
+                                group = []
+                        if group or meta.rows == 0:
+                            writer.write_table(pa.Table.from_batches(group, schema=table.schema))
+                tmp.replace(out)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            return out
+
+        return await asyncio.to_thread(write)
+
+    # retention ----------------------------------------------------------------------------------
+
+    async def sweep(self, now: datetime | None = None) -> int:
+        now = _utc(now or datetime.now(UTC))
+        removed = 0
+        for meta in await self.catalog.expired(now):
+            self._forget(meta.id)
+            await asyncio.to_thread(shutil.rmtree, self.root / meta.id, True)
+            await self.catalog.bury(meta, forget_before=now - max(self.retention, timedelta(days=7)))
+            removed += 1
+        if removed:
+            log.info("swept %d expired datasets", removed)
+        return removed
+
+    def _forget(self, dataset_id: str) -> None:
+        self._meta.pop(dataset_id, None)
+        with self._files_lock:
+            table = self._files.pop(dataset_id, None)
+        if table is not None:
+            table.close()
+        for key in [k for k in self._orders if k[0] == dataset_id]:
+            del self._orders[key]
+
+    async def aclose(self) -> None:
+        with self._files_lock:
+            for table in self._files.values():
+                table.close()
+            self._files.clear()
+        self._orders.clear()
+        await self.catalog.aclose()
+
+
+def _utc(t: datetime) -> datetime:
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def _expired_message(name: str) -> str:
+    return f'The dataset "{name}" expired and was removed; run the code again to get it back.'
