@@ -125,7 +125,7 @@ async def test_register_each_file_type(store: LocalDatasetStore, tmp_path: Path)
 async def test_a_broken_file_gets_a_clear_error(store: LocalDatasetStore, tmp_path: Path) -> None:
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"not parquet at all")
-    with pytest.raises(DatasetError, match="bad.parquet could not be read as a table"):
+    with pytest.raises(DatasetError, match=r"bad\.parquet could not be read as a table"):
         await store.register_file(bad, name="bad", thread=KEY, owner="U1")
 
 
@@ -147,7 +147,7 @@ async def test_expiry_sweep_and_unknown_ids(store: LocalDatasetStore, tmp_path: 
     assert await store.sweep(datetime.now(UTC)) == 0
     assert await store.sweep(datetime.now(UTC) + timedelta(hours=7)) == 1
     assert not folder.exists()
-    with pytest.raises(DatasetExpired, match='"sales" expired.*run the code again'):
+    with pytest.raises(DatasetExpired, match=r'"sales" expired.*run the code again'):
         await store.get(meta.id)
     with pytest.raises(DatasetNotFound):
         await store.get("no-such-dataset")
