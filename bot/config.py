@@ -17,9 +17,10 @@ class ConfigError(ValueError):
     """A setting has a value we cannot use; the message names the variable."""
 
 
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
+def env_number(env: Mapping[str, str], name: str, default: float) -> float:
+    """A positive number from ``env[name]`` (``default`` when unset); ``ConfigError`` names the variable."""
+    raw = env.get(name, "").strip()
+    if not raw:
         return default
     try:
         value = float(raw)
@@ -30,7 +31,23 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
+def env_int(env: Mapping[str, str], name: str, default: int, low: int = 1, high: int | None = None) -> int:
+    """A whole number in ``[low, high]`` from ``env[name]`` (``default`` when unset)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ConfigError(f"{name} must be {bound}, got {raw!r}")
+    return value
+
+
+def env_flag(env: Mapping[str, str], name: str) -> bool:
+    """True for 1 / true / yes / on (any case)."""
     return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
@@ -90,13 +107,13 @@ class Settings:
             raise ConfigError(f"DATATHREAD_AGENT must be local, bedrock-agent or bedrock, got {agent!r}")
         return cls(
             home=Path(env.get("DATATHREAD_HOME") or ".datathread").expanduser().resolve(),
-            retention=timedelta(hours=_number(env, "DATATHREAD_RETENTION_HOURS", 6)),
-            page_size=int(_number(env, "DATATHREAD_PAGE_SIZE", 20)),
-            kernel_idle_timeout=_number(env, "DATATHREAD_KERNEL_IDLE_SECONDS", 15 * 60),
-            run_timeout=_number(env, "DATATHREAD_RUN_TIMEOUT_SECONDS", 120),
-            kernel_memory_bytes=int(_number(env, "DATATHREAD_KERNEL_MEMORY_MB", 4096) * 1024 * 1024),
-            output_cap_chars=int(_number(env, "DATATHREAD_OUTPUT_CAP_CHARS", 4000)),
-            max_upload_bytes=int(_number(env, "DATATHREAD_MAX_UPLOAD_MB", 100) * 1024 * 1024),
-            allow_participants=_flag(env, "DATATHREAD_ALLOW_PARTICIPANTS"),
+            retention=timedelta(hours=env_number(env, "DATATHREAD_RETENTION_HOURS", 6)),
+            page_size=env_int(env, "DATATHREAD_PAGE_SIZE", 20, 1, 100),
+            kernel_idle_timeout=env_number(env, "DATATHREAD_KERNEL_IDLE_SECONDS", 15 * 60),
+            run_timeout=env_number(env, "DATATHREAD_RUN_TIMEOUT_SECONDS", 120),
+            kernel_memory_bytes=int(env_number(env, "DATATHREAD_KERNEL_MEMORY_MB", 4096) * 1024 * 1024),
+            output_cap_chars=int(env_number(env, "DATATHREAD_OUTPUT_CAP_CHARS", 4000)),
+            max_upload_bytes=int(env_number(env, "DATATHREAD_MAX_UPLOAD_MB", 100) * 1024 * 1024),
+            allow_participants=env_flag(env, "DATATHREAD_ALLOW_PARTICIPANTS"),
             agent=agent,
         )

@@ -22,9 +22,9 @@ from bot.actions import DatasetActions
 from bot.agents.base import AgentBackend, Attachment, Conversation, Turn, media_type
 from bot.config import Settings
 from bot.datasets.model import (
-    DatasetMeta,
     DatasetStore,
 )
+from bot.datasets.registrar import ThreadDatasets
 from bot.live import Coalescer
 from bot.messages import ActionInvoked, IncomingMessage, ThreadKey
 from bot.presenter import present_turn
@@ -210,7 +210,7 @@ class Engine:
                 text=message.text,
                 attachments=tuple(attachments),
                 workspace=workspace,
-                datasets=_Registrar(self.datasets, conversation),
+                datasets=ThreadDatasets(self.datasets, conversation),
             )
             task = asyncio.create_task(self._consume(turn, events, coalescer, surface, uploaded))
             self._turns[message.thread] = task
@@ -290,25 +290,6 @@ class Engine:
         except Exception:
             log.exception("upload of %s failed", name)
             events.append(ev.Notice(f"Could not post {name} into the thread.", "warning"))
-
-
-class _Registrar:
-    """``DatasetRegistrar`` bound to one conversation's thread and owner."""
-
-    def __init__(self, store: DatasetStore, conversation: Conversation) -> None:
-        self._store = store
-        self._conversation = conversation
-
-    async def register_frame(self, frame: Any, name: str, source: str | None = None) -> DatasetMeta:
-        c = self._conversation
-        return await self._store.register_frame(frame, name=name, thread=c.key, owner=c.owner, source=source)
-
-    async def register_file(self, path: Path, name: str) -> DatasetMeta | None:
-        c = self._conversation
-        return await self._store.register_file(path, name=name, thread=c.key, owner=c.owner)
-
-    async def list(self) -> list[DatasetMeta]:
-        return list(await self._store.list(self._conversation.key))
 
 
 async def _best_effort(call: Awaitable[Any]) -> None:

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 from PIL import Image
@@ -35,7 +34,7 @@ from bot.agents.bedrock_agent_trace import (
 )
 from bot.config import ConfigError, Settings
 from bot.datasets.local import LocalDatasetStore
-from bot.datasets.model import DatasetMeta
+from bot.datasets.registrar import ThreadDatasets
 from bot.doctor import format_checks
 from bot.events import (
     AgentEvent,
@@ -56,22 +55,6 @@ from tests.fakes.bedrock_agent_runtime import FakeBedrockAgents, Hang, Pause, Pr
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bedrock_agent"
 KEY = ThreadKey("console", "local", "main", "t1")
-
-
-class ScopedRegistrar:
-    """The turn's view of the real store: its thread and owner (what the engine hands a backend)."""
-
-    def __init__(self, store: LocalDatasetStore, owner: str) -> None:
-        self.store, self.owner = store, owner
-
-    async def register_frame(self, frame: pd.DataFrame, name: str, source: str | None = None) -> DatasetMeta:
-        return await self.store.register_frame(frame, name=name, thread=KEY, owner=self.owner, source=source)
-
-    async def register_file(self, path: Path, name: str) -> DatasetMeta | None:
-        return await self.store.register_file(path, name=name, thread=KEY, owner=self.owner)
-
-    async def list(self) -> Sequence[DatasetMeta]:
-        return await self.store.list(KEY)
 
 
 @pytest.fixture
@@ -110,7 +93,7 @@ def make_turn(tmp_path: Path, store: LocalDatasetStore, text: str = "hi",
     now = datetime.now(UTC)
     ws = Workspace(tmp_path / "ws").ensure()
     conv = Conversation("c1", KEY, "conv-" + KEY.digest, "U123", ws.root, now, now)
-    return Turn(conv, text, attachments, ws, ScopedRegistrar(store, "U123"))
+    return Turn(conv, text, attachments, ws, ThreadDatasets(store, conv))
 
 
 def attach(turn_dir: Path, name: str, data: bytes, media: str = "text/csv") -> Attachment:

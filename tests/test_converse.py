@@ -18,7 +18,7 @@ from bot.agents.converse import HISTORY_NAMESPACE, ConverseAgent
 from bot.agents.converse_config import ConverseConfig
 from bot.agents.converse_history import is_valid, trim
 from bot.datasets.local import LocalDatasetStore
-from bot.datasets.model import DatasetMeta
+from bot.datasets.registrar import ThreadDatasets
 from bot.events import (
     AgentEvent,
     CodeError,
@@ -40,24 +40,6 @@ from tests.fakes.bedrock_runtime import Call, Fail, FakeBedrockRuntime, Say, Str
 # -- harness --------------------------------------------------------------------------------------
 
 
-class Registrar:
-    """The store scoped to one conversation, as the engine hands it to a backend."""
-
-    def __init__(self, store: LocalDatasetStore, conversation: Conversation) -> None:
-        self.store, self.conversation = store, conversation
-
-    async def register_frame(self, frame: Any, name: str, source: str | None = None) -> DatasetMeta:
-        c = self.conversation
-        return await self.store.register_frame(frame, name=name, thread=c.key, owner=c.owner, source=source)
-
-    async def register_file(self, path: Path, name: str) -> DatasetMeta | None:
-        c = self.conversation
-        return await self.store.register_file(path, name=name, thread=c.key, owner=c.owner)
-
-    async def list(self) -> Sequence[DatasetMeta]:
-        return await self.store.list(self.conversation.key)
-
-
 class Env:
     def __init__(self, tmp: Path, runtime: FakeBedrockRuntime, agentcore: FakeAgentCore) -> None:
         self.tmp, self.runtime, self.agentcore = tmp, runtime, agentcore
@@ -73,7 +55,7 @@ class Env:
         for name, data in (files or {}).items():
             path = await workspace.write(name, data)
             attachments.append(Attachment(name, path, len(data), "text/csv"))
-        return Turn(conversation, text, tuple(attachments), workspace, Registrar(self.store, conversation))
+        return Turn(conversation, text, tuple(attachments), workspace, ThreadDatasets(self.store, conversation))
 
     def executor(self) -> AgentCoreExecutor:
         return AgentCoreExecutor(self.state, region="us-east-1", read_timeout=60)

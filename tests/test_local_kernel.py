@@ -26,7 +26,7 @@ from bot.agents.kernel_input import CodeRequest, code_in
 from bot.agents.local_kernel import LocalKernelAgent, LocalKernelExecutor
 from bot.config import Settings
 from bot.datasets.local import LocalDatasetStore
-from bot.datasets.model import DatasetMeta
+from bot.datasets.registrar import ThreadDatasets
 from bot.events import (
     AgentEvent,
     CodeError,
@@ -46,25 +46,6 @@ from bot.workspace import Workspace
 shared_loop = pytest.mark.asyncio(loop_scope="module")
 
 
-class Registrar:
-    """The engine's per-thread view of the real ``LocalDatasetStore``."""
-
-    def __init__(self, store: LocalDatasetStore, conversation: Conversation) -> None:
-        self.store = store
-        self.conversation = conversation
-
-    async def register_frame(self, frame: pd.DataFrame, name: str, source: str | None = None) -> DatasetMeta:
-        c = self.conversation
-        return await self.store.register_frame(frame, name=name, thread=c.key, owner=c.owner, source=source)
-
-    async def register_file(self, path: Path, name: str) -> DatasetMeta | None:
-        c = self.conversation
-        return await self.store.register_file(path, name=name, thread=c.key, owner=c.owner)
-
-    async def list(self) -> Sequence[DatasetMeta]:
-        return await self.store.list(self.conversation.key)
-
-
 @dataclasses.dataclass
 class World:
     root: Path
@@ -78,7 +59,7 @@ class World:
 
     def turn(self, conversation: Conversation, text: str = "") -> Turn:
         workspace = Workspace(conversation.workspace).ensure()
-        return Turn(conversation, text, (), workspace, Registrar(self.store, conversation))
+        return Turn(conversation, text, (), workspace, ThreadDatasets(self.store, conversation))
 
     def executor(self, **limits: Any) -> LocalKernelExecutor:
         grace = limits.pop("interrupt_grace", 3.0)

@@ -27,7 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.live import RateBudget
 from adapters.slack.surface import SlackContext, SlackSurface
 from adapters.slack.translate import to_action, to_incoming
-from bot.config import Settings
+from bot.config import Settings, env_number
 from bot.engine import Engine
 from bot.messages import ActionInvoked, ThreadKey
 from renderers.slack import ACTION_PREFIX
@@ -67,9 +67,9 @@ class SlackSettings:
             signing_secret=secret,
             app_token=env.get("SLACK_APP_TOKEN") or None,
             api_url=api_url if api_url.endswith("/") else api_url + "/",
-            http_timeout=float(env.get("SLACK_HTTP_TIMEOUT_SECONDS") or 30),
-            updates_per_minute=float(env.get("SLACK_UPDATES_PER_MINUTE") or 45),
-            stream_appends_per_minute=float(env.get("SLACK_STREAM_APPENDS_PER_MINUTE") or 600),
+            http_timeout=env_number(env, "SLACK_HTTP_TIMEOUT_SECONDS", 30),
+            updates_per_minute=env_number(env, "SLACK_UPDATES_PER_MINUTE", 45),
+            stream_appends_per_minute=env_number(env, "SLACK_STREAM_APPENDS_PER_MINUTE", 600),
         )
 
     def __repr__(self) -> str:  # never print secrets

@@ -5,13 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bot.config import ConfigError
+from bot.config import ConfigError, env_flag, env_number
 
 APP_TYPES = ("SingleTenant", "UserAssignedMSI")
-
-
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -38,7 +34,7 @@ class TeamsSettings:
     def from_env(cls, env: Mapping[str, str]) -> TeamsSettings | None:
         """The settings, or ``None`` when Teams is not configured (neither credentials nor opt-in)."""
         app_id = env.get("MICROSOFT_APP_ID", "").strip()
-        unauthenticated = _flag(env, "DATATHREAD_TEAMS_ALLOW_UNAUTHENTICATED")
+        unauthenticated = env_flag(env, "DATATHREAD_TEAMS_ALLOW_UNAUTHENTICATED")
         if not app_id and not unauthenticated:
             return None
         app_type = env.get("MICROSOFT_APP_TYPE", "").strip() or "SingleTenant"
@@ -54,11 +50,7 @@ class TeamsSettings:
             raise ConfigError("MICROSOFT_APP_TENANT_ID is required with MICROSOFT_APP_ID")
         if app_id and matched[0] == "SingleTenant" and not password:
             raise ConfigError("MICROSOFT_APP_PASSWORD is required for a SingleTenant bot")
-        ttl = env.get("DATATHREAD_FILE_LINK_HOURS", "").strip()
-        try:
-            link_ttl = float(ttl) * 3600 if ttl else 7 * 24 * 3600.0
-        except ValueError:
-            raise ConfigError(f"DATATHREAD_FILE_LINK_HOURS must be a number, got {ttl!r}") from None
+        link_ttl = env_number(env, "DATATHREAD_FILE_LINK_HOURS", 7 * 24) * 3600
         return cls(
             app_id=app_id,
             app_password=password,

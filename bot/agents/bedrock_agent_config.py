@@ -15,26 +15,9 @@ from dataclasses import dataclass
 
 import boto3
 
-from bot.config import ConfigError
+from bot.config import ConfigError, env_flag, env_int, env_number
 
 _ID = re.compile(r"^[0-9a-zA-Z]{1,10}$")
-
-
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _positive(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {raw!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -67,11 +50,11 @@ class BedrockAgentConfig:
         return cls(
             agent_id=agent_id,
             alias_id=alias_id,
-            memory=_flag(env, "BEDROCK_AGENT_MEMORY"),
-            stream_final_response=_flag(env, "BEDROCK_STREAM_FINAL_RESPONSE"),
-            read_timeout=_positive(env, "BEDROCK_AGENT_READ_TIMEOUT_SECONDS", 300.0),
-            connect_timeout=_positive(env, "BEDROCK_AGENT_CONNECT_TIMEOUT_SECONDS", 10.0),
-            max_pool_connections=int(_positive(env, "BEDROCK_AGENT_MAX_CONNECTIONS", 50)),
+            memory=env_flag(env, "BEDROCK_AGENT_MEMORY"),
+            stream_final_response=env_flag(env, "BEDROCK_STREAM_FINAL_RESPONSE"),
+            read_timeout=env_number(env, "BEDROCK_AGENT_READ_TIMEOUT_SECONDS", 300.0),
+            connect_timeout=env_number(env, "BEDROCK_AGENT_CONNECT_TIMEOUT_SECONDS", 10.0),
+            max_pool_connections=env_int(env, "BEDROCK_AGENT_MAX_CONNECTIONS", 50),
         )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from bot.config import ConfigError
+from bot.config import ConfigError, env_int
 
 ExecutorKind = Literal["agentcore", "local"]
 
@@ -38,20 +38,6 @@ def aws_credentials_present(env: Mapping[str, str]) -> bool:
     home = env.get("HOME") or os.path.expanduser("~")
     shared = env.get("AWS_SHARED_CREDENTIALS_FILE") or str(Path(home) / ".aws" / "credentials")
     return Path(shared).is_file()
-
-
-def _int(env: Mapping[str, str], name: str, default: int, low: int = 1, high: int | None = None) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise ConfigError(f"{name} must be {bound}, got {raw!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -95,15 +81,15 @@ class ConverseConfig:
             executor = "agentcore" if aws_credentials_present(env) else "local"
         if executor not in ("agentcore", "local"):
             raise ConfigError(f"DATATHREAD_EXECUTOR must be agentcore or local, got {executor!r}")
-        read_timeout = _int(env, "BEDROCK_READ_TIMEOUT_SECONDS", 300)
+        read_timeout = env_int(env, "BEDROCK_READ_TIMEOUT_SECONDS", 300)
         return cls(
             model_id=model_id,
             executor="agentcore" if executor == "agentcore" else "local",
             interpreter_id=env.get("AGENTCORE_CODE_INTERPRETER_ID", "").strip() or SYSTEM_INTERPRETER,
             region=(env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None),
-            session_timeout=_int(env, "AGENTCORE_SESSION_TIMEOUT_SECONDS", 3600, 60, 28_800),
-            max_tool_rounds=_int(env, "DATATHREAD_MAX_TOOL_ROUNDS", 8, 1, 100),
-            max_tokens=_int(env, "BEDROCK_MAX_TOKENS", 4096, 64),
-            history_tokens=_int(env, "DATATHREAD_HISTORY_TOKENS", 60_000, 1000),
+            session_timeout=env_int(env, "AGENTCORE_SESSION_TIMEOUT_SECONDS", 3600, 60, 28_800),
+            max_tool_rounds=env_int(env, "DATATHREAD_MAX_TOOL_ROUNDS", 8, 1, 100),
+            max_tokens=env_int(env, "BEDROCK_MAX_TOKENS", 4096, 64),
+            history_tokens=env_int(env, "DATATHREAD_HISTORY_TOKENS", 60_000, 1000),
             read_timeout=float(read_timeout),
         )
