@@ -30,6 +30,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes import aws_eventstream as es
+from tests.fakes.server import LocalServer, serve
 
 SESSION_HEADER = "x-amzn-code-interpreter-session-id"
 
@@ -44,7 +45,7 @@ class FakeAgentCore:
     started: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
     run_timeout: float = 60.0
-    _runner: web.AppRunner | None = None
+    _server: LocalServer | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     async def start(self) -> FakeAgentCore:
@@ -52,17 +53,13 @@ class FakeAgentCore:
         app.router.add_put("/code-interpreters/{ci}/sessions/start", self._start)
         app.router.add_put("/code-interpreters/{ci}/sessions/stop", self._stop)
         app.router.add_post("/code-interpreters/{ci}/tools/invoke", self._invoke)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self._server = await serve(app)
+        self.url = self._server.url
         return self
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._server is not None:
+            await self._server.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def expire(self, session_id: str) -> None:

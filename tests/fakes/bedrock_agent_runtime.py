@@ -26,6 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes import aws_eventstream as es
+from tests.fakes.server import LocalServer, serve
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ class FakeBedrockAgents:
     known_agents: set[str] = field(default_factory=lambda: {"AB12CD34EF"})
     url: str = ""
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
-    _runner: web.AppRunner | None = None
+    _server: LocalServer | None = None
 
     async def start(self) -> str:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -169,17 +170,13 @@ class FakeBedrockAgents:
         app.router.add_get("/agents/{agent}/agentaliases/{alias}/", self._get_alias)
         app.router.add_post("/agents/{agent}/agentversions/{version}/actiongroups/", self._list_groups)
         app.router.add_get("/agents/{agent}/agentversions/{version}/actiongroups/{group}/", self._get_group)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
+        self._server = await serve(app)
+        self.url = self._server.url
         return self.url
 
     async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._server is not None:
+            await self._server.close()
 
     # runtime
 

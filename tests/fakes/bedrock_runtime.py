@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes import aws_eventstream as es
+from tests.fakes.server import LocalServer, serve
 
 
 @dataclass(frozen=True)
@@ -88,24 +89,20 @@ class FakeBedrockRuntime:
     requests: list[dict[str, Any]] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
     url: str = ""
-    _runner: web.AppRunner | None = None
+    _server: LocalServer | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     async def start(self) -> FakeBedrockRuntime:
         app = web.Application()
         app.router.add_post("/model/{model}/converse-stream", self._converse_stream)
         app.router.add_post("/model/{model}/converse", self._converse)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self._server = await serve(app)
+        self.url = self._server.url
         return self
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._server is not None:
+            await self._server.close()
 
     def _next(self, body: dict[str, Any]) -> Reply | Fail:
         if not self.script:

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+
+from tests.fakes.server import LocalServer, serve
 
 
 @dataclass(frozen=True)
@@ -43,13 +44,13 @@ class FakeBotConnector:
     failures: list[tuple[int, float | None]] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1_700_000_000_100))
-    _server: TestServer | None = None
+    _server: LocalServer | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def url(self) -> str:
         assert self._server is not None
-        return str(self._server.make_url("/"))
+        return self._server.url + "/"
 
     def file_url(self, name: str) -> str:
         return str(self.url) + f"files/{name}"
@@ -67,8 +68,7 @@ class FakeBotConnector:
         app.router.add_put("/v3/conversations/{conversation}/activities/{activity}", self._activity)
         app.router.add_get("/files/{name}", self._file)
         app.router.add_put("/upload/{name}", self._upload)
-        self._server = TestServer(app, host="127.0.0.1", port=0)
-        await self._server.start_server()
+        self._server = await serve(app)
         return self
 
     async def close(self) -> None:

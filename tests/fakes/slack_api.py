@@ -18,6 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.server import LocalServer, serve
+
 
 @dataclass
 class Call:
@@ -80,7 +82,7 @@ class FakeSlack:
         self.fail = Failures()
         self._ts = itertools.count(1)
         self._ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
+        self._server: LocalServer | None = None
         self.base = ""
 
     @property
@@ -93,17 +95,13 @@ class FakeSlack:
         app.router.add_get("/api/{method}", self._api)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/files-pri/{key}/{name}", self._serve_file)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.base = f"http://127.0.0.1:{port}"
+        self._server = await serve(app, access_log=False)
+        self.base = self._server.url
         return self
 
     async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._server is not None:
+            await self._server.close()
 
     # ---- helpers for tests ---------------------------------------------------------------------
 
