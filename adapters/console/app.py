@@ -102,6 +102,8 @@ async def run_chat(engine: Engine, thread_name: str | None, agent_label: str, st
     try:
         while True:
             text = await reader.message()
+            if text is None and output.interactive:
+                output.write_lines([""])  # Ctrl-D leaves the cursor after the prompt
             if text is None or text.strip().lower() in EXIT_WORDS:
                 break
             if not text.strip():
