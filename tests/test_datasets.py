@@ -159,3 +159,19 @@ async def test_expiry_sweep_and_unknown_ids(store: LocalDatasetStore, tmp_path: 
 ])
 def test_floats_show_the_value_the_data_holds(value: float, shown: str) -> None:
     assert format_float(value) == shown
+
+
+@pytest.mark.parametrize("values", [
+    ["b", "a", "", None, "ab", "a\x00", "é", "Z", "a", None, "abcdefghijk", "abcdefghij", "abcdefghijl"],
+    [f"C{i:07d}" for i in (5, 3, 9, 3, 1, 0)],  # equal lengths: the strided fast path
+    [f"https://x.org/{'ab'[i % 2]}/{i % 7:04d}/item{'x' * (i % 3)}" for i in range(200)],  # long shared prefix
+])
+def test_string_order_is_arrows_order(values: list[str | None]) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from bot.datasets.stringsort import string_order
+
+    column = pa.chunked_array([pa.array(values[: len(values) // 2]), pa.array(values[len(values) // 2 :])])
+    expected = pc.array_sort_indices(column, null_placement="at_end").to_numpy()
+    assert np.array_equal(string_order(column), expected)

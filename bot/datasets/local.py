@@ -2,7 +2,7 @@
 
 Each dataset is one Arrow IPC file of fixed 8,192-row batches (see ``bot.datasets.tablefile`` for
 the measured reasons) plus its sort orders. Everything that touches data runs in a worker thread;
-the event loop only awaits. Open files are memory-mapped and kept in a small LRU so warm pages skip
+the event loop only awaits. Open files are kept in a small LRU so warm pages skip
 the open; metadata is cached in memory once read (it never changes after registration).
 """
 
