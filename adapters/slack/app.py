@@ -54,7 +54,7 @@ class SlackSettings:
     api_url: str = DEFAULT_API_URL
     http_timeout: float = 30.0
     updates_per_minute: float = 45.0  # chat.update: Slack allows ~50 per minute per workspace
-    stream_appends_per_minute: float = 600.0
+    stream_appends_per_minute: float = 100.0  # Slack documents appendStream as Tier 4: 100+ per minute
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SlackSettings | None:
@@ -69,7 +69,7 @@ class SlackSettings:
             api_url=api_url if api_url.endswith("/") else api_url + "/",
             http_timeout=env_number(env, "SLACK_HTTP_TIMEOUT_SECONDS", 30),
             updates_per_minute=env_number(env, "SLACK_UPDATES_PER_MINUTE", 45),
-            stream_appends_per_minute=env_number(env, "SLACK_STREAM_APPENDS_PER_MINUTE", 600),
+            stream_appends_per_minute=env_number(env, "SLACK_STREAM_APPENDS_PER_MINUTE", 100),
         )
 
     def __repr__(self) -> str:  # never print secrets

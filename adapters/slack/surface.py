@@ -48,7 +48,7 @@ class SlackContext:
     state: StateStore
     api_host: str | None = None
     update_budget: RateBudget = field(default_factory=lambda: RateBudget(45, burst=10))
-    stream_budget: RateBudget = field(default_factory=lambda: RateBudget(600, burst=30))
+    stream_budget: RateBudget = field(default_factory=lambda: RateBudget(100, burst=30))
     files_token: Callable[[ThreadKey], str] | None = None
     #: Flipped off for good the first time Slack says streaming is not available here.
     streaming: bool = True
