@@ -39,6 +39,17 @@ NOT_YOURS = "Only the person who started this conversation can see its workspace
 
 
 @dataclass(frozen=True)
+class _Command:
+    """A typed dataset command: its arguments, where it came from, and the dataset it names (if any)."""
+
+    args: list[str]
+    thread: ThreadKey
+    user: str
+    surface: Surface
+    dataset: str | None
+
+
+@dataclass(frozen=True)
 class _View:
     """The dataset page a thread looked at last: what typed ``next`` / ``sort`` continue from."""
 
@@ -181,7 +192,11 @@ class DatasetActions:
     # ---- typed commands ---------------------------------------------------------------------
 
     async def command(self, text: str, thread: ThreadKey, user: str, surface: Surface) -> bool:
-        """Run ``text`` if it is a command (``help``, ``files``, ``next``, ...); False if it is for the agent."""
+        """Run ``text`` if it is a command (``help``, ``files``, ``next``, ...); False if it is for the agent.
+
+        Dataset commands act on the dataset the thread looked at last, or on the one named by a
+        trailing ``in NAME`` (``next in sales``, ``sort revenue desc in sales``).
+        """
         words = text.split()
         if not words:
             return False
@@ -190,46 +205,59 @@ class DatasetActions:
             await _SIMPLE[head](self, thread, user, surface)
             return True
         handler = _COMMANDS.get(head)
-        if handler is None or not _SHAPES[head].fullmatch(text.strip()):
+        named = _NAMED.fullmatch(text.strip())
+        body, dataset = (named.group(1), named.group(2)) if named else (text.strip(), None)
+        if handler is None or not _SHAPES[head].fullmatch(body):
             return False
         try:
-            await handler(self, words[1:], thread, user, surface)
+            await handler(self, _Command(body.split()[1:], thread, user, surface, dataset))
         except DatasetError as exc:
             await surface.post(notice(str(exc), "warning"))
         return True
 
-    async def _latest(self, thread: ThreadKey, user: str) -> tuple[DatasetMeta, _View]:
-        view = self._views.get(thread)
-        if view is None:
-            live = await self.datasets.list(thread)
+    async def _target(self, cmd: _Command) -> tuple[DatasetMeta, _View]:
+        """The dataset a command acts on, and the page of it the thread looked at last (if any)."""
+        view = self._views.get(cmd.thread)
+        if cmd.dataset is not None:
+            live = list(await self.datasets.list(cmd.thread))
+            match = [m for m in live if m.name == cmd.dataset] or [
+                m for m in live if m.name.lower() == cmd.dataset.lower()]
+            if not match:
+                names = ", ".join(dict.fromkeys(m.name for m in live)) or "none yet"
+                raise DatasetError(f'No dataset "{cmd.dataset}" in this conversation. Datasets: {names}.')
+            if view is None or view.dataset != match[-1].id:
+                view = _View(match[-1].id, 1, None)
+        elif view is None:
+            live = list(await self.datasets.list(cmd.thread))
             if not live:
                 raise DatasetError("There is no dataset in this conversation yet.")
             view = _View(live[-1].id, 1, None)
-        return await self._authorized(view.dataset, thread, user), view
+        return await self._authorized(view.dataset, cmd.thread, cmd.user), view
 
-    async def _move(self, args: list[str], thread: ThreadKey, user: str, surface: Surface, step: int) -> None:
-        meta, view = await self._latest(thread, user)
-        await self.post_page(surface, thread, meta, max(1, view.page + step), view.sort)
+    async def _move(self, cmd: _Command, step: int) -> None:
+        meta, view = await self._target(cmd)
+        await self.post_page(cmd.surface, cmd.thread, meta, max(1, view.page + step), view.sort)
 
-    async def _page(self, args: list[str], thread: ThreadKey, user: str, surface: Surface) -> None:
-        meta, view = await self._latest(thread, user)
-        await self.post_page(surface, thread, meta, max(1, int(args[0])), view.sort)
+    async def _page(self, cmd: _Command) -> None:
+        meta, view = await self._target(cmd)
+        await self.post_page(cmd.surface, cmd.thread, meta, max(1, int(cmd.args[0])), view.sort)
 
-    async def _sort(self, args: list[str], thread: ThreadKey, user: str, surface: Surface) -> None:
-        meta, _ = await self._latest(thread, user)
-        desc = len(args) > 1 and args[-1].lower() in ("desc", "descending")
-        await self.post_page(surface, thread, meta, 1, SortSpec(_find_column(meta, args[0]), desc))
+    async def _sort(self, cmd: _Command) -> None:
+        meta, _ = await self._target(cmd)
+        desc = len(cmd.args) > 1 and cmd.args[-1].lower() in ("desc", "descending")
+        await self.post_page(cmd.surface, cmd.thread, meta, 1, SortSpec(_find_column(meta, cmd.args[0]), desc))
 
-    async def _download(self, args: list[str], thread: ThreadKey, user: str, surface: Surface) -> None:
-        meta, _ = await self._latest(thread, user)
-        await self.download(surface, thread, user, meta, "parquet" if args and args[0].lower() == "parquet" else "csv")
+    async def _download(self, cmd: _Command) -> None:
+        meta, _ = await self._target(cmd)
+        fmt: ExportFormat = "parquet" if cmd.args and cmd.args[0].lower() == "parquet" else "csv"
+        await self.download(cmd.surface, cmd.thread, cmd.user, meta, fmt)
 
-    async def _chart(self, args: list[str], thread: ThreadKey, user: str, surface: Surface) -> None:
-        meta, _ = await self._latest(thread, user)
-        kind = next(k for k in CHART_KINDS if k == args[0].lower())  # the shape admits only known kinds
-        columns = [_find_column(meta, a) for a in args[1:3]]
+    async def _chart(self, cmd: _Command) -> None:
+        meta, _ = await self._target(cmd)
+        kind = next(k for k in CHART_KINDS if k == cmd.args[0].lower())  # the shape admits only known kinds
+        columns = [_find_column(meta, a) for a in cmd.args[1:3]]
         spec = ChartSpec(kind, columns[0], columns[1] if len(columns) > 1 else None)
-        await self.chart(surface, thread, user, meta, spec)
+        await self.chart(cmd.surface, cmd.thread, cmd.user, meta, spec)
 
     async def _help(self, thread: ThreadKey, user: str, surface: Surface) -> None:
         await surface.post(Reply((notice(COMMANDS).blocks[0],), "Commands"))
@@ -257,17 +285,19 @@ _SIMPLE: dict[str, _Simple] = {
     "files": DatasetActions._files,
     "datasets": DatasetActions._datasets,
 }
-_Handler = Callable[[DatasetActions, list[str], ThreadKey, str, Surface], Awaitable[None]]
+_Handler = Callable[[DatasetActions, "_Command"], Awaitable[None]]
 _COMMANDS: dict[str, _Handler] = {
-    "next": lambda a, args, t, u, s: a._move(args, t, u, s, 1),
-    "n": lambda a, args, t, u, s: a._move(args, t, u, s, 1),
-    "prev": lambda a, args, t, u, s: a._move(args, t, u, s, -1),
-    "p": lambda a, args, t, u, s: a._move(args, t, u, s, -1),
+    "next": lambda a, cmd: a._move(cmd, 1),
+    "n": lambda a, cmd: a._move(cmd, 1),
+    "prev": lambda a, cmd: a._move(cmd, -1),
+    "p": lambda a, cmd: a._move(cmd, -1),
     "page": DatasetActions._page,
     "sort": DatasetActions._sort,
     "chart": DatasetActions._chart,
     "download": DatasetActions._download,
 }
+#: A trailing ``in NAME`` picks the dataset a command acts on.
+_NAMED = re.compile(r"(.+?)\s+in\s+(\S+)", re.I)
 # Commands must look like commands, so "sort the table by revenue" still reaches the agent.
 _SHAPES: dict[str, re.Pattern[str]] = {
     "next": re.compile(r"next", re.I),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -87,10 +88,19 @@ class Settings:
         path = self.home / "secret"
         if not path.exists():
             self.home.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(32))
-        return path.read_text().strip().encode()
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass  # another process on this home created it first: use theirs
+            else:
+                with os.fdopen(fd, "w") as f:
+                    f.write(secrets.token_hex(32))
+        for _ in range(50):  # the creator may not have written it yet
+            text = path.read_text().strip()
+            if text:
+                return text.encode()
+            time.sleep(0.01)
+        raise ConfigError(f"{path} is empty: delete it (a new secret is made) or set DATATHREAD_SECRET")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 COMMANDS = """\
-*Commands* (they act on the latest dataset unless you name one):
+*Commands* (they act on the latest dataset; add `in NAME` for another, e.g. `next in sales`):
 • `next`, `prev`, `page N` — move through the rows
 • `sort COLUMN [desc]` — sort by a column
 • `chart KIND X [Y]` — draw a chart (KIND: line, bar, scatter, hist, box)

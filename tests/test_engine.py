@@ -234,3 +234,20 @@ async def test_prose_that_starts_like_a_command_goes_to_the_agent(tmp_path: Path
     await engine.handle(msg(text), RecordingSurface())
     assert [t.text for t in agent.turns] == [text]
     await engine.aclose()
+
+
+async def test_commands_act_on_a_named_dataset(tmp_path: Path) -> None:
+    agent = ScriptedAgent(lambda turn: [WriteFile("first.csv", csv_bytes(30)), WriteFile("second.csv", csv_bytes(5))])
+    engine = make_engine(tmp_path, agent)
+    surface = RecordingSurface()
+    await engine.handle(msg("go"), surface)
+    await engine.handle(msg("next in first"), surface)
+    await engine.handle(msg("sort value desc in FIRST"), surface)
+    await engine.handle(msg("next in nope"), surface)
+    titles = [c.reply.blocks[0].text for c in surface.of("post")]  # type: ignore[union-attr]
+    assert titles[2].startswith("**first** · rows 11–20 of 30")
+    assert titles[3].startswith("**first** · rows 1–10 of 30") and "sorted by value desc" in titles[3]
+    assert 'No dataset "nope"' in surface.of("post")[-1].reply.summary  # type: ignore[union-attr]
+    assert "first, second" in surface.of("post")[-1].reply.summary  # type: ignore[union-attr]
+    assert len(agent.turns) == 1
+    await engine.aclose()
