@@ -27,7 +27,7 @@ from bot.datasets.model import (
 from bot.datasets.registrar import ThreadDatasets
 from bot.live import Coalescer
 from bot.messages import ActionInvoked, IncomingMessage, ThreadKey
-from bot.presenter import present_turn
+from bot.presenter import CODE_LINES, present_turn
 from bot.reply import Reply, notice
 from bot.storage.base import StateStore
 from bot.surface import Surface, SurfaceError
@@ -275,6 +275,13 @@ class Engine:
                         await self._upload(surface, path, name, events)
                     case ev.DatasetProduced(dataset=meta):
                         await self.actions.post_page(surface, turn.conversation.key, meta, 1)
+                    case ev.CodeStarted(code=code) if code.count("\n") >= CODE_LINES:
+                        # The message shows the first lines; the whole code stays readable in the workspace.
+                        step = sum(isinstance(e, ev.CodeStarted) for e in events)
+                        saved = await turn.workspace.write(f"step-{step}.py", code.encode(), folder="code")
+                        events.append(ev.Notice(f"Full code ({code.count(chr(10)) + 1} lines): "
+                                                f"{turn.workspace.relative(saved)} (see `files`)"))
+                        await coalescer.poke()
                     case ev.TurnFailed():
                         break
                     case _:

@@ -67,10 +67,12 @@ class Workspace:
             path = self.resolve(f"{stem}-{n}{dot}{ext}")
         return path
 
-    async def write(self, name: str, data: bytes) -> Path:
-        """Save ``data`` as a new file named like ``name``; never overwrites, never escapes."""
-        self.ensure()
-        path = self.unique(name)
+    async def write(self, name: str, data: bytes, folder: str | None = None) -> Path:
+        """Save ``data`` as a new file named like ``name`` (directories in ``name`` are dropped), in the
+        workspace or its sub-folder ``folder`` (ours, e.g. ``code``); never overwrites, never escapes."""
+        target = self.resolve(folder) if folder else self.root
+        target.mkdir(parents=True, exist_ok=True)
+        path = Workspace(target).unique(name)
         await asyncio.to_thread(path.write_bytes, data)
         return path
 

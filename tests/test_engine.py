@@ -14,7 +14,7 @@ from bot.app import build_engine
 from bot.config import Settings
 from bot.engine import Engine
 from bot.messages import ActionInvoked, ActionKind, IncomingMessage, RemoteFile, ThreadKey
-from bot.reply import Button, Buttons, Markdown, Notice, Select, Status, Table
+from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Select, Status, Table
 from tests.fakes.scripted_agent import Raise, ScriptedAgent, Sleep, WriteFile
 from tests.surfaces import RecordingSurface
 
@@ -250,4 +250,19 @@ async def test_commands_act_on_a_named_dataset(tmp_path: Path) -> None:
     assert 'No dataset "nope"' in surface.of("post")[-1].reply.summary  # type: ignore[union-attr]
     assert "first, second" in surface.of("post")[-1].reply.summary  # type: ignore[union-attr]
     assert len(agent.turns) == 1
+    await engine.aclose()
+
+
+async def test_long_code_is_shown_clipped_and_kept_whole_in_the_workspace(tmp_path: Path) -> None:
+    code = "\n".join(f"x{i} = {i}" for i in range(100))
+    agent = ScriptedAgent(lambda turn: [ev.CodeStarted(code), ev.FinalText("done")])
+    engine = make_engine(tmp_path, agent)
+    surface = RecordingSurface()
+    await engine.handle(msg("go"), surface)
+    final = surface.of("live.finish")[-1].reply
+    shown = next(b for b in final.blocks if isinstance(b, CodeBlock))  # type: ignore[union-attr]
+    assert shown.omitted == 60 and "x99" not in shown.text
+    note = next(b.text for b in final.blocks if isinstance(b, Notice) and "Full code" in b.text)  # type: ignore[union-attr]
+    path = agent.turns[0].workspace.root / note.split(": ", 1)[1].split(" ")[0]
+    assert path.read_text() == code
     await engine.aclose()
