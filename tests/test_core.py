@@ -154,3 +154,17 @@ def test_every_token_fits_a_slack_option_value_even_with_long_names() -> None:
     assert len(tokens) > 50 and max(map(len, tokens)) <= 150
     assert all(signer.open(t, context=KEY.digest) for t in tokens)
     assert not any(signer.open(t, context="another-thread") for t in tokens)
+
+
+def test_logs_never_show_tokens() -> None:
+    import logging
+
+    from bot.logs import RedactingFormatter
+
+    record = logging.LogRecord("x", logging.INFO, __file__, 1,
+                               "calling %s with Authorization: Bearer abc.def-123 and token=xyz789 for %s",
+                               ("xoxb-1234-5678-abcdef", "xapp-1-A1-999"), None)
+    line = RedactingFormatter("%(message)s").format(record)
+    for secret in ("1234-5678-abcdef", "abc.def-123", "xyz789", "A1-999"):
+        assert secret not in line
+    assert line.startswith("calling xoxb…[redacted]")
