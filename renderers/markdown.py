@@ -7,6 +7,7 @@ whose messages accept Markdown. Nothing here knows a platform.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from bot.reply import Buttons, CodeBlock, Image, Markdown, Notice, Reply, Status, Table
 
@@ -80,12 +81,35 @@ def reply_to_markdown(reply: Reply, *, include_status: bool = False) -> str:
     return "\n\n".join(parts)
 
 
-def split_text(text: str, limit: int) -> list[str]:
-    """Split ``text`` into pieces of at most ``limit`` characters, losing nothing.
+def utf8_len(text: str) -> int:
+    """Size of ``text`` in UTF-8 bytes: never less than its length in code points or UTF-16 units,
+    so a limit kept in bytes holds however the receiving platform counts."""
+    return len(text.encode("utf-8", "surrogatepass"))
 
-    Cuts prefer a line break, then a space; a code fence open at a cut is closed and reopened in
-    the next piece so every piece renders on its own. Joining the pieces (minus those added fence
-    lines) gives back the text. Python strings index by code point, so no character is ever split.
+
+def fit(text: str, limit: int, measure: Callable[[str], int] = len) -> str:
+    """The longest prefix of ``text`` whose ``measure`` is at most ``limit`` (whole code points)."""
+    if measure(text) <= limit:
+        return text
+    if measure is len:
+        return text[:limit]
+    lo, hi = 0, min(len(text), limit)  # every measure here counts a code point as at least 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if measure(text[:mid]) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo]
+
+
+def split_text(text: str, limit: int, measure: Callable[[str], int] = len) -> list[str]:
+    """Split ``text`` into pieces whose ``measure`` (default: characters) is at most ``limit``, losing nothing.
+
+    Pass ``measure=utf8_len`` for limits in bytes. Cuts prefer a line break, then a space; a code
+    fence open at a cut is closed and reopened in the next piece so every piece renders on its own.
+    Joining the pieces (minus those added fence lines) gives back the text. Cuts fall between code
+    points, so no character is ever split.
     """
     if limit < 16:
         raise ValueError("limit too small to split safely")
@@ -93,16 +117,16 @@ def split_text(text: str, limit: int) -> list[str]:
     rest = text
     reopen = ""
     while rest:
-        budget = limit - len(reopen)
-        if len(rest) <= budget:
+        budget = limit - measure(reopen)
+        if measure(rest) <= budget:
             pieces.append(reopen + rest)
             break
         # Leave room to close a fence we may be inside of.
-        window = rest[: budget - 4]
+        window = fit(rest, budget - 4, measure)
         cut = window.rfind("\n")
-        if cut < budget // 3:
+        if cut < len(window) // 3:
             cut = window.rfind(" ")
-        if cut < budget // 3:
+        if cut < len(window) // 3:
             cut = len(window)
         else:
             cut += 1  # keep the separator with the first piece

@@ -1,7 +1,11 @@
 """Pure rendering of the neutral ``Reply`` into Slack Block Kit messages (plus fallback text).
 
-Limits are named once below. A reply that does not fit one message becomes several, in order;
-nothing is cut mid-character or dropped. Select option values are limited to 150 characters by
+Limits are named once below and kept in UTF-8 bytes (Slack documents "characters"; bytes are
+never fewer, so multi-byte text stays inside however Slack counts). A reply that does not fit one
+message becomes several, in order; nothing is cut mid-character or dropped. Slack's three control
+characters (``& < >``) are escaped everywhere, code included: Slack shows ``&lt;`` in code as
+``<`` (it stores users' code the same way), and an unescaped ``<!channel>`` in a table cell or
+program output would otherwise notify a whole channel. Select option values are limited to 150 characters by
 Slack; the core keeps its tokens shorter than that (``bot.tokens``), and an option whose value
 would not fit is left out rather than sent truncated (a truncated token could never verify).
 """
@@ -15,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.reply import Button, Buttons, CodeBlock, Image, Markdown, Notice, Reply, Select, Status, Table
-from renderers.markdown import more_lines, split_text
+from renderers.markdown import fit, more_lines, split_text, utf8_len
 
-# ---- Slack limits (https://docs.slack.dev/reference/block-kit) --------------------------------
+# ---- Slack limits (https://docs.slack.dev/reference/block-kit), text limits in UTF-8 bytes ------
 SECTION_TEXT = 3000
 CONTEXT_TEXT = 3000
 MARKDOWN_BLOCK = 12_000  # also the per-call limit of chat.startStream / appendStream markdown_text
@@ -37,8 +41,6 @@ FALLBACK_TEXT = 300
 
 #: Prefix of every action_id we emit: ``datathread:<ActionKind>:<n>``.
 ACTION_PREFIX = "datathread:"
-#: Prefix of an option value that stands for a longer token.
-
 NOTICE_EMOJI = {"info": ":information_source:", "warning": ":warning:", "error": ":x:"}
 STATUS_EMOJI = {"working": ":hourglass_flowing_sand:", "done": ":white_check_mark:", "failed": ":x:"}
 
@@ -92,12 +94,13 @@ def _prose(text: str) -> str:
 
 
 def markdown_to_mrkdwn(text: str) -> str:
-    """CommonMark-ish Markdown → Slack mrkdwn. Code spans and fenced blocks pass through untouched
-    (except a fence's language tag, which Slack would show as code)."""
+    """CommonMark-ish Markdown → Slack mrkdwn. Code spans and fenced blocks keep their text (only
+    ``& < >`` escaped, which Slack shows as typed; a fence's language tag is dropped, as Slack
+    would show it as code)."""
     out: list[str] = []
     for i, part in enumerate(_CODE.split(text)):
         if i % 2:
-            out.append(_FENCE_LANG.sub("```\n", part) if part.startswith("```") else part)
+            out.append(escape(_FENCE_LANG.sub("```\n", part) if part.startswith("```") else part))
         else:
             out.append(_prose(part))
     return "".join(out)
@@ -108,11 +111,11 @@ def markdown_to_mrkdwn(text: str) -> str:
 
 def _text_sections(mrkdwn: str) -> list[Block]:
     return [{"type": "section", "text": {"type": "mrkdwn", "text": piece}}
-            for piece in split_text(mrkdwn, SECTION_TEXT) if piece.strip()]
+            for piece in split_text(mrkdwn, SECTION_TEXT, utf8_len) if piece.strip()]
 
 
 def _code_sections(block: CodeBlock) -> list[Block]:
-    body = block.text if block.text.strip() else " "
+    body = escape(block.text) if block.text.strip() else " "
     ticks = "```"
     out: list[Block] = []
     if block.title:
@@ -127,7 +130,7 @@ def _code_sections(block: CodeBlock) -> list[Block]:
 
 
 def _context(mrkdwn: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn[:CONTEXT_TEXT]}]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": fit(mrkdwn, CONTEXT_TEXT, utf8_len)}]}
 
 
 def _cell(text: str) -> dict[str, str]:
@@ -161,10 +164,14 @@ def fixed_width(table: Table) -> str:
 
 
 def _table_blocks(table: Table, allow_table_block: bool) -> list[Block]:
+    """A table block when it fits Slack's (≤ 20 columns); rows past its 99 follow as fixed-width
+    text, so a page larger than a table block still shows every row. Wider tables: all text."""
     if allow_table_block and len(table.columns) <= TABLE_COLUMNS and table.columns:
         out = [table_block(table)]
-        if len(table.rows) > TABLE_ROWS - 1:
-            out.append(_context(f"… {len(table.rows) - (TABLE_ROWS - 1)} more rows on this page not shown"))
+        shown = TABLE_ROWS - 1
+        if len(table.rows) > shown:
+            out.append(_context(f"Rows {shown + 1}–{len(table.rows)} of this page:"))
+            out += _code_sections_raw(fixed_width(Table(table.columns, table.rows[shown:], table.numeric)))
         return out
     return _code_sections_raw(fixed_width(table))
 
@@ -172,7 +179,7 @@ def _table_blocks(table: Table, allow_table_block: bool) -> list[Block]:
 def _code_sections_raw(text: str) -> list[Block]:
     # Each piece is its own code block so every section renders as code.
     return [{"type": "section", "text": {"type": "mrkdwn", "text": f"```\n{piece}\n```"}}
-            for piece in split_text(text, SECTION_TEXT - 8)]
+            for piece in split_text(escape(text), SECTION_TEXT - 8, utf8_len)]
 
 
 def _plain(text: str, limit: int) -> dict[str, Any]:
@@ -224,7 +231,7 @@ def reply_blocks(reply: Reply) -> list[Block]:
             case Table():
                 blocks += _table_blocks(block, allow_table_block=True)
             case Notice(text=text, level=level):
-                for piece in split_text(markdown_to_mrkdwn(text), CONTEXT_TEXT - 20):
+                for piece in split_text(markdown_to_mrkdwn(text), CONTEXT_TEXT - 20, utf8_len):
                     blocks.append(_context(f"{NOTICE_EMOJI[level]} {piece}"))
             case Buttons():
                 blocks += _action_blocks(block)

@@ -86,10 +86,11 @@ class SlackBot:
         return await self.post(body, "application/json", signed_headers(secret, body, timestamp, **(headers or {})))
 
     async def click(self, action: dict[str, Any], *, user: str, channel: str, message_ts: str,
-                    thread_ts: str | None) -> int:
+                    thread_ts: str | None, ephemeral: bool = False) -> int:
         from urllib.parse import urlencode
 
-        payload = action_body(action, user=user, channel=channel, message_ts=message_ts, thread_ts=thread_ts)
+        payload = action_body(action, user=user, channel=channel, message_ts=message_ts, thread_ts=thread_ts,
+                              ephemeral=ephemeral)
         body = urlencode({"payload": json.dumps(payload)})
         return await self.post(body, "application/x-www-form-urlencoded", signed_headers(SIGNING_SECRET, body))
 

@@ -201,3 +201,68 @@ async def test_upload_that_timed_out_after_sharing_is_not_repeated(fake: FakeSla
         assert len(fake.named("files.completeUploadExternal")) == 1 and fake.named("files.list")
     finally:
         await bot.stop()
+
+
+async def test_file_picked_from_the_ephemeral_listing_lands_in_the_thread(bot: SlackBot, fake: FakeSlack) -> None:
+    ts = "1700001200.000100"
+    await table_thread(bot, fake, ts)
+    await until(lambda: any(element(m, "Files") for m in fake.thread(CHANNEL, ts)), what="turn end")
+    turn = next(m for m in fake.thread(CHANNEL, ts) if element(m, "Files"))
+    files = element(turn, "Files")
+    assert files is not None
+    await bot.click(click_of(files), user="UALICE", channel=CHANNEL, message_ts=turn.ts, thread_ts=ts)
+    await until(lambda: len(fake.ephemeral) == 1, what="listing")
+    listing = fake.ephemeral[0]
+    select = next(e for b in listing["blocks"] if b["type"] == "actions" for e in b["elements"])
+    pick = next(i for i, o in enumerate(select["options"]) if o["text"]["text"] == "sales.csv")
+    # Slack sends a click on an ephemeral message without ``message``; the container has thread_ts.
+    assert await bot.click(click_of(select, pick), user="UALICE", channel=CHANNEL, message_ts="1700001299.000001",
+                           thread_ts=ts, ephemeral=True) == 200
+    await until(lambda: len(fake.shared(CHANNEL)) == 2, what="file posted from the listing")
+    again = fake.shared(CHANNEL)[-1]
+    assert again.thread_ts == ts and again.data == CSV
+    assert len(fake.ephemeral) == 1  # no error notice
+
+
+async def test_bot_token_goes_only_to_the_api_host_never_to_the_upload_url(bot: SlackBot, fake: FakeSlack) -> None:
+    ts = "1700001300.000100"
+    await table_thread(bot, fake, ts)
+    await until(lambda: len(fake.shared(CHANNEL)) == 1, what="upload")
+    uploads = fake.named("upload")
+    assert uploads and all("Authorization" not in c.headers for c in uploads)
+    assert all(fake.token not in str(c.headers) for c in uploads)
+    api_calls = [c for c in fake.calls if c.method not in ("upload", "download")]
+    assert all(c.headers.get("Host", "").startswith("127.0.0.1") for c in api_calls)
+
+
+async def test_redirect_of_a_user_file_to_another_host_is_not_followed(bot: SlackBot, fake: FakeSlack) -> None:
+    from aiohttp import web
+
+    from tests.fakes.server import serve
+
+    seen: list[dict[str, str]] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        seen.append(dict(request.headers))
+        return web.Response(body=b"stolen", content_type="text/csv")
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPFound(other.url.replace("127.0.0.1", "localhost") + "/f.csv")
+
+    app = web.Application()
+    app.router.add_get("/f.csv", elsewhere)
+    other = await serve(app)
+    fake_app = web.Application()
+    fake_app.router.add_get("/files-pri/R1/r.csv", redirect)
+    hop = await serve(fake_app)
+    try:
+        # the redirecting server stands in for SLACK_API_URL's host (same host, other port)
+        files = [{"id": "F5", "name": "r.csv", "url_private_download": hop.url + "/files-pri/R1/r.csv"}]
+        ts = "1700001400.000100"
+        await bot.send(message("<@UBOT> redirect", ts, subtype="file_share", files=files), "EvRedir")
+        await until(lambda: any("does not point to Slack" in fake.shown(m) for m in fake.thread(CHANNEL, ts)),
+                    what="notice")
+        assert not seen and "r.csv" not in SEEN
+    finally:
+        await hop.close()
+        await other.close()

@@ -188,3 +188,28 @@ async def test_many_threads_at_once(bot: SlackBot, fake: FakeSlack) -> None:
     for i, ts in enumerate(threads):
         assert f"'q{i}'" in turn_text(fake, ts)
         assert len(fake.thread(CHANNEL, ts)) == 1
+
+
+async def test_slack_refusing_the_live_message_ends_with_a_short_note(bot: SlackBot, fake: FakeSlack) -> None:
+    fake.fail.stream_start_error = "method_not_supported_for_channel_type"
+    fake.fail.errors["chat.update"] = "msg_too_long"
+    ts = "1700000090.000100"
+    await bot.send(mention("too long for slack", ts), "EvL1")
+    await until(lambda: any("would not show" in fake.shown(m) for m in fake.thread(CHANNEL, ts)), what="note")
+    note = next(m for m in fake.thread(CHANNEL, ts) if "would not show" in fake.shown(m))
+    assert "msg_too_long" in fake.shown(note) and "datathread:files" in str(note.blocks)
+    assert fake.named("assistant.threads.setStatus")[-1].args["status"] == ""
+    del fake.fail.errors["chat.update"]
+    await bot.send(message("again", "1700000091.000001", thread_ts=ts), "EvL2")
+    await until(lambda: "The answer to 'again'" in turn_text(fake, ts), what="next turn works")
+
+
+async def test_turn_message_deleted_mid_turn_is_posted_again(bot: SlackBot, fake: FakeSlack) -> None:
+    fake.fail.stream_start_error = "method_not_supported_for_channel_type"
+    ts = "1700000095.000100"
+    await bot.send(mention("delete me", ts), "EvG1")
+    await until(lambda: bool(fake.thread(CHANNEL, ts)), what="turn message")
+    (first,) = fake.thread(CHANNEL, ts)
+    del fake.messages[(first.channel, first.ts)]  # someone deleted the bot's message
+    await until(lambda: "*42*" in turn_text(fake, ts), what="answer in a new message")
+    assert len(fake.thread(CHANNEL, ts)) == 1

@@ -6,11 +6,13 @@ import pytest
 
 from bot.messages import ActionKind
 from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Option, Reply, Select, Status, Table
-from renderers.markdown import reply_to_markdown, split_text
+from renderers.markdown import reply_to_markdown, split_text, utf8_len
 from renderers.slack import (
+    CONTEXT_TEXT,
     MAX_BLOCKS,
     OPTION_VALUE,
     SECTION_TEXT,
+    TABLE_COLUMNS,
     markdown_to_mrkdwn,
     render,
 )
@@ -35,8 +37,9 @@ from renderers.slack import (
         ("2 * 3 * 4", "2 * 3 * 4"),
         ("a*b*c", "a*b*c"),
         ("x < y & z > w", "x &lt; y &amp; z &gt; w"),
-        ("use `a**b**c < d`", "use `a**b**c < d`"),
-        ("```python\nx = a**2 < 3 and [l](u)\n```", "```\nx = a**2 < 3 and [l](u)\n```"),
+        ("use `a**b**c < d`", "use `a**b**c &lt; d`"),  # code keeps its text; Slack shows &lt; as <
+        ("```python\nx = a**2 < 3 and [l](u)\n```", "```\nx = a**2 &lt; 3 and [l](u)\n```"),
+        ("`<!channel>` ping", "`&lt;!channel&gt;` ping"),  # never a live @channel from code
         ("```\nunclosed **x**", "```\nunclosed **x**"),
         ("snake_case_name", "snake_case_name"),
         ("---", "──────────"),
@@ -106,7 +109,10 @@ def test_table_block_shape_and_limits() -> None:
     assert block["rows"][0] == [{"type": "raw_text", "text": "name"}, {"type": "raw_text", "text": "amount"}]
     assert len(block["rows"]) == 100
     assert block["column_settings"][1] == {"align": "right"}
-    assert "51 more rows" in m.blocks[1]["elements"][0]["text"]
+    # rows past the table block's 99 follow as fixed-width text: none of the page is lost
+    assert "Rows 100–150" in m.blocks[1]["elements"][0]["text"]
+    rest = "".join(b["text"]["text"] for b in m.blocks[2:])
+    assert all(f"n{i} " in rest for i in range(99, 150)) and "n98 " not in rest
 
 
 def test_wide_table_falls_back_to_fixed_width_text() -> None:
@@ -159,3 +165,36 @@ def test_reply_to_markdown_leaves_status_out() -> None:
     md = reply_to_markdown(reply)
     assert "Working" not in md
     assert md == "Looking at **data**\n\n```\n1+1\n```\n\nℹ️ done"
+
+
+@pytest.mark.parametrize("char", ["é", "€", "😀", "ü"])
+def test_multi_byte_text_is_split_by_bytes_without_loss(char: str) -> None:
+    # 2,000 characters of 2-4 bytes each: under 3,000 characters, but well over 3,000 bytes.
+    text = (char * 7 + " ") * 250
+    messages = render(Reply((Markdown(text), Notice(text, "warning"))), nonce="b")
+    sections = [b["text"]["text"] for m in messages for b in m.blocks if b["type"] == "section"]
+    contexts = [b["elements"][0]["text"] for m in messages for b in m.blocks if b["type"] == "context"]
+    assert len(sections) > 1 and all(utf8_len(t) <= SECTION_TEXT for t in sections)
+    assert all(utf8_len(t) <= CONTEXT_TEXT for t in contexts)
+    assert "".join(sections) == text.strip() or "".join(sections) == text
+    assert "".join(c.removeprefix(":warning: ") for c in contexts).count(char) == text.count(char)
+
+
+def test_split_text_by_bytes_never_cuts_a_character() -> None:
+    text = "😀" * 1000 + "x" + "é" * 3001  # no spaces or newlines: hard cuts only
+    pieces = split_text(text, 3000, utf8_len)
+    assert all(utf8_len(p) <= 3000 for p in pieces)
+    assert "".join(pieces) == text
+    for p in pieces:
+        p.encode("utf-8")  # a split surrogate or code point would not encode
+
+
+def test_wide_dataset_page_is_fixed_width_and_escaped() -> None:
+    cols = tuple(f"col{i}" for i in range(TABLE_COLUMNS + 1))
+    rows = tuple(tuple("<!channel>" if (r, c) == (0, 0) else f"{r}.{c}" for c in range(len(cols))) for r in range(20))
+    (m,) = render(Reply((Markdown("**wide** · rows 1–20 of 20"), Table(cols, rows))), nonce="w")
+    assert all(b["type"] != "table" for b in m.blocks)
+    code = "".join(b["text"]["text"] for b in m.blocks[1:])
+    assert "&lt;!channel&gt;" in code and "<!channel>" not in code
+    assert all(f"{r}.{len(cols) - 1}" in code for r in range(20))  # every row, up to the last column
+    assert all(utf8_len(b["text"]["text"]) <= SECTION_TEXT for b in m.blocks)

@@ -6,6 +6,10 @@ output block is streamed without its closing fence, so growing output stays an a
 the text stops being an extension (output clipped at the top, an answer rewritten) or the stream
 fails or expires, the message is stopped and from then on redrawn in full with ``chat.update``,
 paced by the engine (one per ``live_interval``) and by a workspace-wide ``RateBudget``.
+
+Text limits are kept in UTF-8 bytes (never fewer than Slack's characters). A turn message that was
+deleted meanwhile is posted again; when Slack refuses the end of the turn outright, a short message
+says so and how to get the results, so a turn never ends silently.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 
 from bot.messages import ActionKind, MessageRef
-from bot.reply import Button, Buttons, CodeBlock, Image, Reply, Status
-from renderers.markdown import reply_to_markdown
+from bot.reply import Button, Buttons, CodeBlock, Image, Notice, Reply, Status
+from renderers.markdown import fit, reply_to_markdown, utf8_len
 from renderers.slack import MARKDOWN_BLOCK, render
 
 if TYPE_CHECKING:
@@ -27,8 +31,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Longest text kept in one streamed message; longer turns are redrawn as several block messages.
-STREAM_MAX_CHARS = 3 * MARKDOWN_BLOCK
+#: Longest text (UTF-8 bytes) kept in one streamed message; longer turns are redrawn as block messages.
+STREAM_MAX_BYTES = 3 * MARKDOWN_BLOCK
+#: chat.update errors meaning the message is no longer there to update: post it again instead.
+MESSAGE_GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
 #: Errors that mean streaming cannot work in this workspace / channel: stop trying it.
 STREAMING_UNAVAILABLE = frozenset({
     "method_not_supported_for_channel_type", "not_allowed_token_type", "feature_not_enabled",
@@ -95,7 +101,7 @@ class SlackLive:
     async def begin(self, reply: Reply) -> None:
         s = self._s
         if s.ctx.streaming:
-            text = live_markdown(reply)[:MARKDOWN_BLOCK]
+            text = fit(live_markdown(reply), MARKDOWN_BLOCK, utf8_len)
             args: dict[str, Any] = {"channel": s.channel, "thread_ts": s.thread_ts}
             if text:
                 args["markdown_text"] = text
@@ -110,7 +116,7 @@ class SlackLive:
         await self._redraw(reply, wait=False)
 
     def _stream_failed(self, step: str, exc: SlackApiError) -> None:
-        error = str(exc.response.get("error", "")) if exc.response is not None else ""
+        error = _error(exc)
         if error in STREAMING_UNAVAILABLE:
             log.info("Slack streaming unavailable (%s); using chat.update from now on", error)
             self._s.ctx.streaming = False
@@ -121,7 +127,7 @@ class SlackLive:
         """Append the tail of ``text`` to the stream; False if the stream cannot take it."""
         if self._stream_ts is None:
             return False
-        if not text.startswith(self._streamed) or len(text) > STREAM_MAX_CHARS:
+        if not text.startswith(self._streamed) or utf8_len(text) > STREAM_MAX_BYTES:
             return False
         delta = text[len(self._streamed):]
         if not delta:
@@ -129,7 +135,8 @@ class SlackLive:
         s = self._s
         try:
             while delta:
-                piece, delta = delta[:MARKDOWN_BLOCK], delta[MARKDOWN_BLOCK:]
+                piece = fit(delta, MARKDOWN_BLOCK, utf8_len)
+                delta = delta[len(piece):]
                 await s.ctx.stream_budget.acquire()
                 await s.ctx.client.chat_appendStream(channel=s.channel, ts=self._stream_ts, markdown_text=piece)
                 self._streamed += piece
@@ -158,19 +165,43 @@ class SlackLive:
         await self._redraw(reply, wait=True)
 
     async def finish(self, reply: Reply) -> MessageRef | None:
+        try:
+            return await self._finish(reply)
+        except SlackApiError as exc:
+            error = _error(exc)
+            log.warning("Slack refused the end of a turn (%s)", error)
+            return await self._say_unshown(error)
+
+    async def _say_unshown(self, error: str) -> MessageRef | None:
+        """The turn ran but Slack would not show its end: say so, and where the results are."""
+        s = self._s
+        text = (f"This turn finished, but Slack would not show its result here ({error}). "
+                "Its files are in the conversation's workspace: use the Files button or send `files`; "
+                "or ask again for a shorter answer.")
+        files = self._files_button()
+        message = render(Reply((Notice(text, "error"), *((files,) if files else ())), "Could not show the result"))[0]
+        try:
+            resp = await s.ctx.client.chat_postMessage(channel=s.channel, thread_ts=s.thread_ts,
+                                                       blocks=list(message.blocks), text=message.text)
+        except SlackApiError as exc:
+            log.warning("could not tell the thread either (%s)", _error(exc))
+            return None
+        return MessageRef(s.channel, str(resp["ts"]))
+
+    async def _finish(self, reply: Reply) -> MessageRef | None:
         s = self._s
         files = self._files_button()
         if self._stream_ts is not None:
             text = reply_to_markdown(reply)
-            if text.startswith(self._streamed) and len(text) <= STREAM_MAX_CHARS:
+            if text.startswith(self._streamed) and utf8_len(text) <= STREAM_MAX_BYTES:
                 delta = text[len(self._streamed):]
                 args: dict[str, Any] = {"channel": s.channel, "ts": self._stream_ts}
                 if delta:
-                    args["markdown_text"] = delta[:MARKDOWN_BLOCK]
+                    args["markdown_text"] = delta
                 if files:
                     args["blocks"] = list(render(Reply((files,)))[0].blocks)
                 try:
-                    if len(delta) <= MARKDOWN_BLOCK:
+                    if utf8_len(delta) <= MARKDOWN_BLOCK:
                         await s.ctx.client.chat_stopStream(**args)
                         return MessageRef(s.channel, self._stream_ts)
                 except SlackApiError as exc:
@@ -200,9 +231,21 @@ class SlackLive:
                     await s.ctx.update_budget.acquire()
                 else:
                     s.ctx.update_budget.take()
-                await s.ctx.client.chat_update(channel=s.channel, ts=self._ts[i], blocks=list(message.blocks),
-                                               text=message.text)
+                try:
+                    await s.ctx.client.chat_update(channel=s.channel, ts=self._ts[i], blocks=list(message.blocks),
+                                                   text=message.text)
+                    continue
+                except SlackApiError as exc:
+                    if _error(exc) not in MESSAGE_GONE:
+                        raise
+                    log.info("a turn message is gone (%s); posting it again", _error(exc))
+            resp = await s.ctx.client.chat_postMessage(channel=s.channel, thread_ts=s.thread_ts,
+                                                       blocks=list(message.blocks), text=message.text)
+            if i < len(self._ts):
+                self._ts[i] = str(resp["ts"])
             else:
-                resp = await s.ctx.client.chat_postMessage(channel=s.channel, thread_ts=s.thread_ts,
-                                                           blocks=list(message.blocks), text=message.text)
                 self._ts.append(str(resp["ts"]))
+
+
+def _error(exc: SlackApiError) -> str:
+    return str(exc.response.get("error", "")) if exc.response is not None else ""

@@ -2,9 +2,10 @@
 
 It speaks the real wire format slack-sdk uses (Bearer token, query / form / JSON arguments,
 ``{"ok": ...}`` answers, 429 with ``Retry-After``), keeps the messages the bot posted (with their
-streamed Markdown), serves the ``files_upload_v2`` upload URLs and users' files at
-``url_private_download`` (answering an HTML login page without the right token, like Slack), and
-has switchable failure modes.
+streamed Markdown), serves the ``files_upload_v2`` upload URLs (on another host name, like Slack's
+``files.slack.com``) and users' files at ``url_private_download`` (answering an HTML login page
+without the right token, like Slack), plays the Socket Mode WebSocket endpoint that
+``apps.connections.open`` hands out (``hello``, envelopes, acks), and has switchable failure modes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from tests.fakes.server import LocalServer, serve
 
@@ -27,6 +28,7 @@ class Call:
     args: dict[str, Any]
     at: float
     body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -66,14 +68,20 @@ class Failures:
     stream_expires_after: int | None = None
     #: seconds files.completeUploadExternal waits *after* sharing the file (a timeout that succeeded).
     complete_delay: float = 0.0
+    #: method -> Slack error it answers (``{"ok": false, "error": ...}``) until removed.
+    errors: dict[str, str] = field(default_factory=dict)
 
 
 class FakeSlack:
     """``await FakeSlack().start()`` then point ``SLACK_API_URL`` at ``api_url``."""
 
     def __init__(self, token: str = "xoxb-test-token", team: str = "T0001", bot_user: str = "UBOT",
-                 bot_id: str = "BBOT") -> None:
+                 bot_id: str = "BBOT", app_token: str = "xapp-1-test-app-token") -> None:
         self.token, self.team, self.bot_user, self.bot_id = token, team, bot_user, bot_id
+        self.app_token = app_token
+        #: Socket Mode: open connections, and every frame the app sent back (acks), parsed.
+        self.sockets: list[web.WebSocketResponse] = []
+        self.acks: list[dict[str, Any]] = []
         self.calls: list[Call] = []
         self.messages: dict[tuple[str, str], Posted] = {}
         self.ephemeral: list[dict[str, Any]] = []
@@ -95,13 +103,22 @@ class FakeSlack:
         app.router.add_get("/api/{method}", self._api)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/files-pri/{key}/{name}", self._serve_file)
+        app.router.add_get("/socket-mode", self._socket)
         self._server = await serve(app, access_log=False)
         self.base = self._server.url
         return self
 
     async def close(self) -> None:
+        for ws in list(self.sockets):
+            await ws.close()
         if self._server is not None:
             await self._server.close()
+
+    @property
+    def upload_base(self) -> str:
+        """The same server under another host name (``localhost``), as Slack's uploads live on
+        ``files.slack.com``: a client that sends its token to the upload URL shows up in ``calls``."""
+        return self.base.replace("127.0.0.1", "localhost")
 
     # ---- helpers for tests ---------------------------------------------------------------------
 
@@ -152,13 +169,18 @@ class FakeSlack:
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         args, body = await self._args(request)
-        self.calls.append(Call(method, args, time.monotonic(), body))
+        self.calls.append(Call(method, args, time.monotonic(), body, dict(request.headers)))
         if self.fail.rate_limited.get(method, 0) > 0:
             self.fail.rate_limited[method] -= 1
             return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
                                      headers={"Retry-After": str(self.fail.retry_after)})
-        if not self._authorized(request):
+        if method == "apps.connections.open":  # the only method that takes the app-level token
+            if request.headers.get("Authorization") != f"Bearer {self.app_token}":
+                return web.json_response({"ok": False, "error": "invalid_auth"})
+        elif not self._authorized(request):
             return web.json_response({"ok": False, "error": "not_authed"})
+        if method in self.fail.errors:
+            return web.json_response({"ok": False, "error": self.fail.errors[method]})
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
@@ -244,12 +266,12 @@ class FakeSlack:
     def _m_files_getUploadURLExternal(self, a: dict[str, Any]) -> dict[str, Any]:
         fid = f"FUP{next(self._ids):05d}"
         self.files[fid] = SharedFile(fid, a.get("filename", ""), "", b"")
-        return {"ok": True, "upload_url": f"{self.base}/upload/{fid}", "file_id": fid}
+        return {"ok": True, "upload_url": f"{self.upload_base}/upload/{fid}", "file_id": fid}
 
     async def _upload(self, request: web.Request) -> web.Response:
         fid = request.match_info["file_id"]
         _, body = await self._args(request)
-        self.calls.append(Call("upload", {"file_id": fid}, time.monotonic(), body))
+        self.calls.append(Call("upload", {"file_id": fid}, time.monotonic(), body, dict(request.headers)))
         if fid not in self.files:
             return web.Response(status=404, text="no such upload")
         self.files[fid].data = body
@@ -285,6 +307,36 @@ class FakeSlack:
                  if f.channel and (not a.get("channel") or f.channel == a["channel"]) and f.created >= since]
         return {"ok": True, "files": found, "paging": {"count": len(found), "total": len(found), "page": 1, "pages": 1}}
 
+    # ---- Socket Mode ---------------------------------------------------------------------------
+
+    def _m_apps_connections_open(self, a: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": self.base.replace("http://", "ws://") + "/socket-mode"}
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)  # answers the client's pings with pongs, like Slack
+        await ws.prepare(request)
+        self.sockets.append(ws)
+        await ws.send_json({"type": "hello", "num_connections": len(self.sockets),
+                            "connection_info": {"app_id": "A0001"}, "debug_info": {"host": "fake"}})
+        try:
+            async for frame in ws:
+                if frame.type == WSMsgType.TEXT:
+                    self.acks.append(json.loads(frame.data))
+        finally:
+            self.sockets.remove(ws)
+        return ws
+
+    async def push(self, kind: str, payload: dict[str, Any], *, retry_attempt: int = 0) -> str:
+        """Send an envelope (``events_api`` or ``interactive``) over the newest Socket Mode
+        connection, as Slack does; returns its ``envelope_id`` (the app must ack it)."""
+        envelope_id = f"env-{next(self._ids)}"
+        envelope: dict[str, Any] = {"envelope_id": envelope_id, "type": kind, "payload": payload,
+                                    "accepts_response_payload": kind != "events_api"}
+        if kind == "events_api":
+            envelope |= {"retry_attempt": retry_attempt, "retry_reason": "timeout" if retry_attempt else ""}
+        await self.sockets[-1].send_json(envelope)
+        return envelope_id
+
     def shared(self, channel: str | None = None) -> list[SharedFile]:
         return [f for f in self.files.values() if f.channel and (channel is None or f.channel == channel)]
 
@@ -319,14 +371,22 @@ def event_body(event: dict[str, Any], event_id: str, team: str = "T0001") -> dic
 
 
 def action_body(action: dict[str, Any], *, user: str, channel: str, message_ts: str, thread_ts: str | None,
-                team: str = "T0001") -> dict[str, Any]:
-    """A ``block_actions`` payload for one clicked element of a bot message."""
+                team: str = "T0001", ephemeral: bool = False) -> dict[str, Any]:
+    """A ``block_actions`` payload for one clicked element of a bot message.
+
+    From an ephemeral message Slack sends no ``message`` object (the message is not stored) and
+    ``container.is_ephemeral`` is true; the container still has ``thread_ts`` in a thread.
+    """
     container: dict[str, Any] = {"type": "message", "message_ts": message_ts, "channel_id": channel,
-                                 "is_ephemeral": False}
+                                 "is_ephemeral": ephemeral}
     message: dict[str, Any] = {"type": "message", "ts": message_ts, "bot_id": "BBOT"}
     if thread_ts:
         container["thread_ts"] = thread_ts
         message["thread_ts"] = thread_ts
-    return {"type": "block_actions", "user": {"id": user, "team_id": team}, "api_app_id": "A0001",
+    body = {"type": "block_actions", "user": {"id": user, "team_id": team}, "api_app_id": "A0001",
             "token": "legacy", "container": container, "trigger_id": "1.2.3", "team": {"id": team},
-            "channel": {"id": channel}, "message": message, "actions": [action]}
+            "channel": {"id": channel}, "actions": [action],
+            "response_url": "https://hooks.slack.com/actions/T0001/1/x"}
+    if not ephemeral:
+        body["message"] = message
+    return body
