@@ -27,6 +27,7 @@ from bot.agents.bedrock_agent_trace import (
     AnswerChunk,
     Failure,
     FilesArrived,
+    FilesNamed,
     OutputFile,
     TraceAnswer,
     parse_event,
@@ -130,7 +131,7 @@ async def test_greatest_books_csv_arrives_as_file_and_pageable_dataset(fake, age
                      "FinalText"]
     rationale, started, output = events[0], events[1], events[2]
     assert isinstance(rationale, Rationale) and isinstance(started, CodeStarted) and isinstance(output, CodeOutput)
-    assert rationale.step == started.step == output.step == "7c2a91d0-5b3e-4f0c-9a11-2f6e8d4b1c55"
+    assert rationale.step == started.step == output.step == "7c2a91d0-5b3e-4f0c-9a11-2f6e8d4b1c55-0"
     assert answer(events) == "Here is the list of the 10 greatest books of all time as a CSV file: greatest_books.csv."
     produced = events[3]
     assert isinstance(produced, FileProduced) and produced.name == "greatest_books.csv"
@@ -199,16 +200,20 @@ async def test_sales_and_details_of_200_companies_with_box_plot(fake, agent, sto
     events = await collect(agent, make_turn(tmp_path, store, "generate two csv files for me ..."))
 
     errors = [e for e in events if isinstance(e, CodeError)]
-    assert [(e.ename, e.evalue, e.step) for e in errors] == [("NameError", "name 'make_sales' is not defined", "cd34")]
-    assert [e.name for e in events if isinstance(e, FileProduced)] == ["SALES.csv", "DETAILS.csv",
-                                                                       "sales_box_plot.png"]
+    assert [(e.ename, e.evalue, e.step) for e in errors] == [("NameError", "name 'make_sales' is not defined",
+                                                              "cd34-0")]
+    assert [(e.name, e.step) for e in events if isinstance(e, FileProduced)] == [
+        ("SALES.csv", "cd34-1"), ("DETAILS.csv", "cd34-1"), ("sales_box_plot.png", "cd34-1")]  # the step that made them
     datasets = [e.dataset for e in events if isinstance(e, DatasetProduced)]
     assert [(d.name, d.rows) for d in datasets] == [("SALES", 200), ("DETAILS", 200)]
     last = await store.page(datasets[0].id, 20, 10)
     assert last.rows[-1][0] == "C00200" and not last.has_next
     assert answer(events) == "Both files are ready and the box plot compares east and west."
-    steps = {e.step for e in events if isinstance(e, Rationale | CodeStarted | CodeOutput | CodeError)}
-    assert steps == {"cd34"}  # one traceId family is one step, whatever its "-N" part suffix
+    # The failed attempt and the retry are two steps (traceIds "-0" and "-1"), each with all its parts.
+    parts = (e for e in events if isinstance(e, Rationale | CodeStarted | CodeOutput | CodeError))
+    steps = [(type(e).__name__, e.step) for e in parts]
+    assert steps == [("Rationale", "cd34-0"), ("CodeStarted", "cd34-0"), ("CodeError", "cd34-0"),
+                     ("Rationale", "cd34-1"), ("CodeStarted", "cd34-1"), ("CodeOutput", "cd34-1")]
 
 
 # -- failures ----------------------------------------------------------------------------------------
@@ -403,7 +408,10 @@ async def test_doctor_reports_a_working_setup(fake):
     checks = await diagnose(ENV)
     assert [(c.name, c.ok) for c in checks] == [("configuration", True), ("credentials", True), ("region", True),
                                                  ("agent", True), ("alias", True), ("code interpreter", True)]
-    assert "us-east-1" in format_checks(checks) and "Everything looks good" in format_checks(checks)
+    report = format_checks(checks)
+    assert "us-east-1" in report and "Everything looks good" in report
+    assert "from the AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables" in report  # not botocore's "env"
+    assert "data-analyst found and prepared" in report and "uses agent version 3" in report
     assert "testing" not in format_checks(checks)  # no secret in the report
 
 
@@ -416,8 +424,18 @@ async def test_doctor_explains_what_is_wrong(fake, monkeypatch):
     report = format_checks(list(checks.values()))
     assert "FAIL" in report and "what to do" in report
 
+    fake.control_error = PreStreamError(403, "UnrecognizedClientException", "The security token is invalid.")
+    rejected = await diagnose(ENV)
+    assert (rejected[-1].name, rejected[-1].ok) == ("agent", False) and "rejected" in rejected[-1].detail
+    assert "invalid or expired" in rejected[-1].detail
+    fake.control_error = PreStreamError(403, "AccessDeniedException", "not authorized to perform bedrock:GetAgent")
+    denied = await diagnose(ENV)
+    assert "bedrock:GetAgent" in denied[-1].detail and "bedrock:InvokeAgent" in denied[-1].hint
+    fake.control_error = None
+
     missing = {c.name: c for c in await diagnose({**ENV, "BEDROCK_AGENT_ID": "ZZ99ZZ99ZZ"})}
     assert not missing["agent"].ok and "BEDROCK_AGENT_ID" in missing["agent"].hint
+    assert missing["agent"].detail == "agent ZZ99ZZ99ZZ in region us-east-1 was not found"
 
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
@@ -435,34 +453,44 @@ def _trace(trace: dict, **part: object) -> dict:
 
 PARSE_CASES = [
     ("rationale", _trace({"orchestrationTrace": {"rationale": {"traceId": "a-0", "text": "why"}}}),
-     [Rationale("why", "a")]),
+     [Rationale("why", "a-0")]),
     ("code", _trace({"orchestrationTrace": {"invocationInput": {
         "traceId": "a-1", "codeInterpreterInvocationInput": {"code": "print(1)"}}}}),
-     [CodeStarted("print(1)", "python", "a")]),
+     [CodeStarted("print(1)", "python", "a-1")]),
     ("output", _trace({"orchestrationTrace": {"observation": {
         "traceId": "a-0", "codeInterpreterInvocationOutput": {"executionOutput": "1\n", "files": ["x.png"]}}}}),
-     [CodeOutput("1\n", "stdout", "a")]),
+     [CodeOutput("1\n", "stdout", "a-0"), FilesNamed(("x.png",), "a-0")]),
     ("error without traceback", _trace({"orchestrationTrace": {"observation": {
         "traceId": "a-0", "codeInterpreterInvocationOutput": {"executionError": "kernel died"}}}}),
-     [CodeError("ExecutionError", "kernel died", "kernel died", "a")]),
+     [CodeError("ExecutionError", "kernel died", "kernel died", "a-0")]),
     ("timeout", _trace({"orchestrationTrace": {"observation": {
         "traceId": "a-0", "codeInterpreterInvocationOutput": {"executionTimeout": True}}}}),
-     [Notice("The code ran too long and the code interpreter stopped it.", "warning", "a")]),
+     [Notice("The code ran too long and the code interpreter stopped it.", "warning", "a-0")]),
     ("final response", _trace({"orchestrationTrace": {"observation": {"finalResponse": {"text": "42"}}}}),
      [TraceAnswer("42")]),
     ("pre-processing", _trace({"preProcessingTrace": {"modelInvocationOutput": {
         "traceId": "p-pre-0", "parsedResponse": {"isValid": True, "rationale": "a data question"}}}}),
-     [Rationale("a data question", "p-pre")]),
+     [Rationale("a data question", "p-pre-0")]),
     ("post-processing reasoning", _trace({"postProcessingTrace": {"modelInvocationOutput": {
         "traceId": "p-post-0", "reasoningContent": {"reasoningText": {"text": "tidy the answer"}}}}}),
-     [Rationale("tidy the answer", "p-post")]),
+     [Rationale("tidy the answer", "p-post-0")]),
     ("collaborator", _trace({"orchestrationTrace": {"rationale": {"traceId": "b-2", "text": "plotting"}}},
                             collaboratorName="charts", callerChain=[{"agentAliasArn": "sup"}, {"agentAliasArn": "c"}]),
-     [Rationale("(charts) plotting", "charts/b")]),
+     [Rationale("(charts) plotting", "charts/b-2")]),
     ("supervisor itself", _trace({"orchestrationTrace": {"rationale": {"traceId": "b-2", "text": "plan"}}},
                                  collaboratorName="boss", callerChain=[{"agentAliasArn": "sup"}]),
-     [Rationale("plan", "b")]),
-    ("failure", _trace({"failureTrace": {"traceId": "f-0", "failureReason": "boom"}}), [Failure("boom", "f")]),
+     [Rationale("plan", "b-2")]),
+    ("supervisor hands over", _trace({"orchestrationTrace": {"invocationInput": {
+        "traceId": "s-0", "invocationType": "AGENT_COLLABORATOR", "agentCollaboratorInvocationInput": {
+            "agentCollaboratorName": "charts", "input": {"text": "plot it"}}}}},
+        callerChain=[{"agentAliasArn": "sup"}]),
+     [Rationale("Asking charts to help.", "s-0")]),
+    ("router hands over", _trace({"routingClassifierTrace": {"invocationInput": {
+        "traceId": "r-0", "agentCollaboratorInvocationInput": {"agentCollaboratorName": "sql"}}}}),
+     [Rationale("Asking sql to help.", "r-0")]),
+    ("router internals are not shown", _trace({"routingClassifierTrace": {"modelInvocationInput": {
+        "traceId": "r-0", "text": "..."}}}), []),
+    ("failure", _trace({"failureTrace": {"traceId": "f-0", "failureReason": "boom"}}), [Failure("boom", "f-0")]),
     ("guardrail none", _trace({"guardrailTrace": {"traceId": "g-0", "action": "NONE"}}), []),
     ("unknown member", _trace({"SDK_UNKNOWN_MEMBER": {"name": "newTrace"}}), []),
     ("model input is not shown", _trace({"orchestrationTrace": {"modelInvocationInput": {"traceId": "m-0"}}}), []),
@@ -479,8 +507,8 @@ def test_parse_event(case, event, expected):
 
 
 @pytest.mark.parametrize(("trace_id", "who", "step"), [
-    ("abc-0", None, "abc"), ("abc-12", None, "abc"), ("abc", None, "abc"), (None, None, None),
-    ("9f1e-pre-0", None, "9f1e-pre"), ("abc-3", "charts", "charts/abc"),
+    ("abc-0", None, "abc-0"), ("abc-12", None, "abc-12"), ("abc", None, "abc"), (None, None, None),
+    ("9f1e-pre-0", None, "9f1e-pre-0"), ("abc-3", "charts", "charts/abc-3"),
 ])
 def test_step_id(trace_id, who, step):
     assert step_id(trace_id, who) == step
@@ -492,6 +520,8 @@ def test_step_id(trace_id, who, step):
     ("BadGatewayException", "did not answer", True),
     ("internalServerException", "internal error", True),
     ("ResourceNotFoundException", "BEDROCK_AGENT_ID", False),
+    ("UnrecognizedClientException", "credentials", False),
+    ("ExpiredTokenException", "expired", False),
     ("SomethingNewException", "SomethingNewException", True),
 ])
 def test_error_messages(code, words, retryable):

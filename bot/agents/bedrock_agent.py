@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import dataclasses
 import logging
 import random
 import threading
@@ -30,12 +31,13 @@ from bot.agents.bedrock_agent_trace import (
     AnswerChunk,
     Failure,
     FilesArrived,
+    FilesNamed,
     Parsed,
     TraceAnswer,
     dedupe_key,
     parse_event,
 )
-from bot.events import AgentEvent, FinalText, Notice, TurnFailed
+from bot.events import AgentEvent, DatasetProduced, FileProduced, FinalText, Notice, TurnFailed
 from bot.workspace import WorkspaceFile
 
 if TYPE_CHECKING:
@@ -141,6 +143,7 @@ class _TurnState:
         self.trace_answer: str | None = None
         self.failure: Failure | None = None
         self.files: set[tuple[str, str]] = set()
+        self.file_steps: dict[str, str | None] = {}  # generated file name -> the step that made it
 
     async def handle(self, item: Parsed) -> AsyncIterator[AgentEvent]:
         match item:
@@ -151,6 +154,8 @@ class _TurnState:
                     yield FinalText(text)
             case TraceAnswer(text):
                 self.trace_answer = text
+            case FilesNamed(names, step):
+                self.file_steps.update(dict.fromkeys(names, step))
             case FilesArrived(files):
                 for file in files:
                     key = dedupe_key(file)
@@ -161,7 +166,10 @@ class _TurnState:
                     path = await self.turn.workspace.write(file.name, file.data)
                     stat = path.stat()
                     saved = WorkspaceFile(self.turn.workspace.relative(path), path, stat.st_size, stat.st_mtime_ns)
+                    step = self.file_steps.get(file.name)
                     async for event in announce_files(self.turn, [saved]):
+                        if step and isinstance(event, FileProduced | DatasetProduced | Notice):
+                            event = dataclasses.replace(event, step=step)
                         yield event
             case Failure(reason, step):
                 self.failure = item

@@ -16,6 +16,7 @@ import botocore.config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from bot.agents.bedrock_agent_config import BedrockAgentConfig, aws_session
+from bot.agents.bedrock_agent_errors import REJECTED_CREDENTIALS
 from bot.config import ConfigError
 from bot.doctor import DoctorCheck
 
@@ -23,14 +24,33 @@ CODE_INTERPRETER = "AMAZON.CodeInterpreter"
 _QUICK = botocore.config.Config(connect_timeout=5, read_timeout=20, retries={"total_max_attempts": 2})
 
 
-def _failure(name: str, exc: Exception, permission: str) -> DoctorCheck:
+#: botocore's name for where credentials came from -> plain words.
+_CREDENTIAL_SOURCES = {
+    "env": "the AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables",
+    "shared-credentials-file": "the AWS credentials file (~/.aws/credentials)",
+    "config-file": "the AWS config file (~/.aws/config)",
+    "assume-role": "a role assumed through the AWS profile",
+    "assume-role-with-web-identity": "a web identity role (e.g. EKS service account)",
+    "sso": "AWS SSO (IAM Identity Center) login",
+    "container-role": "the container's IAM role",
+    "iam-role": "this machine's IAM role",
+    "process": "a credential_process command in the AWS profile",
+}
+
+
+def _failure(name: str, exc: Exception, permission: str, missing: str = "") -> DoctorCheck:
+    """The failed check for ``exc``; ``missing`` says what was looked for, for "not found"."""
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code") or "error")
         if code == "AccessDeniedException":
-            return DoctorCheck(name, False, "access denied",
-                               f"allow {permission} for these credentials (the check needs it).")
+            return DoctorCheck(name, False, f"access denied: these credentials may not call {permission}",
+                               f"allow {permission} for them, or run the check with credentials that may read "
+                               "the agent (chatting itself only needs bedrock:InvokeAgent).")
+        if code in REJECTED_CREDENTIALS:
+            return DoctorCheck(name, False, "AWS rejected the credentials (invalid or expired)",
+                               "check the access key, or refresh the session (for example `aws sso login`).")
         if code == "ResourceNotFoundException":
-            return DoctorCheck(name, False, "not found",
+            return DoctorCheck(name, False, f"{missing or name} was not found",
                                "check BEDROCK_AGENT_ID / BEDROCK_AGENT_ALIAS_ID and that AWS_REGION is the "
                                "agent's region.")
         return DoctorCheck(name, False, f"Bedrock answered {code}", "try again; if it persists, check the agent.")
@@ -38,8 +58,8 @@ def _failure(name: str, exc: Exception, permission: str) -> DoctorCheck:
         return DoctorCheck(name, False, "the id is not valid for Bedrock",
                            "agent ids and alias ids are 10 letters and digits (or TSTALIASID): check "
                            "BEDROCK_AGENT_ID / BEDROCK_AGENT_ALIAS_ID.")
-    return DoctorCheck(name, False, f"could not reach Bedrock ({type(exc).__name__})",
-                       "check the network, the region and any proxy settings.")
+    return DoctorCheck(name, False, f"could not connect to Amazon Bedrock ({type(exc).__name__})",
+                       "check the network, the region and any proxy settings, then run the check again.")
 
 
 def _code_interpreter(client: Any, agent_id: str, version: str) -> DoctorCheck:
@@ -84,7 +104,8 @@ def _diagnose(env: Mapping[str, str]) -> list[DoctorCheck]:
                                   "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run "
                                   "on a host with an IAM role."))
         return checks
-    checks.append(DoctorCheck("credentials", True, f"found (from {credentials.method})"))
+    source = _CREDENTIAL_SOURCES.get(credentials.method, credentials.method)
+    checks.append(DoctorCheck("credentials", True, f"found, from {source}"))
     if not session.region_name:
         checks.append(DoctorCheck("region", False, "no region configured",
                                   "set AWS_REGION to the region of the agent, e.g. us-east-1."))
@@ -94,22 +115,31 @@ def _diagnose(env: Mapping[str, str]) -> list[DoctorCheck]:
     try:
         agent = client.get_agent(agentId=config.agent_id)["agent"]
     except (ClientError, BotoCoreError) as exc:
-        checks.append(_failure("agent", exc, "bedrock:GetAgent"))
+        checks.append(_failure("agent", exc, "bedrock:GetAgent",
+                               f"agent {config.agent_id} in region {session.region_name}"))
         return checks
     status = agent.get("agentStatus")
-    checks.append(DoctorCheck("agent", status == "PREPARED", f"{agent.get('agentName')} is {status}",
-                              "prepare the agent in the Bedrock console (Prepare button)."))
+    if status == "PREPARED":
+        checks.append(DoctorCheck("agent", True, f"{agent.get('agentName')} found and prepared"))
+    else:
+        checks.append(DoctorCheck("agent", False, f"{agent.get('agentName')} is not ready (status {status})",
+                                  "prepare the agent in the Bedrock console (Prepare button), or wait if it is "
+                                  "being prepared or updated."))
     try:
         alias = client.get_agent_alias(agentId=config.agent_id, agentAliasId=config.alias_id)["agentAlias"]
     except (ClientError, BotoCoreError) as exc:
-        checks.append(_failure("alias", exc, "bedrock:GetAgentAlias"))
+        checks.append(_failure("alias", exc, "bedrock:GetAgentAlias",
+                               f"alias {config.alias_id} of agent {config.agent_id}"))
         return checks
     routes = alias.get("routingConfiguration") or [{}]
     version = str(routes[0].get("agentVersion") or "DRAFT")
     alias_status = alias.get("agentAliasStatus")
-    checks.append(DoctorCheck("alias", alias_status == "PREPARED",
-                              f"{alias.get('agentAliasName')} is {alias_status}, version {version}",
-                              "wait for the alias to finish updating, or recreate it."))
+    name = alias.get("agentAliasName")
+    if alias_status == "PREPARED":
+        checks.append(DoctorCheck("alias", True, f"{name} is ready and uses agent version {version}"))
+    else:
+        checks.append(DoctorCheck("alias", False, f"{name} is not ready (status {alias_status})",
+                                  "wait for the alias to finish updating, or point it at a prepared version."))
     try:
         checks.append(_code_interpreter(client, config.agent_id, version))
     except (ClientError, BotoCoreError) as exc:

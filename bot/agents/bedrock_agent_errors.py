@@ -53,6 +53,14 @@ MESSAGES: dict[str, tuple[str, bool]] = {
     "ModelNotReadyException": ("The agent's model is not ready yet. Try again in a minute.", True),
 }
 
+#: Codes AWS answers when the signature or the keys are wrong or expired (any service).
+REJECTED_CREDENTIALS = frozenset({
+    "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException", "ExpiredToken",
+    "InvalidClientTokenId", "SignatureDoesNotMatch", "IncompleteSignature", "InvalidAccessKeyId",
+})
+MESSAGES.update(dict.fromkeys(
+    REJECTED_CREDENTIALS, (f"AWS rejected this bot's credentials (invalid or expired): {_ADMIN}.", False)))
+
 THROTTLING = frozenset({"ThrottlingException"})
 
 

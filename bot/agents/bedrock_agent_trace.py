@@ -49,6 +49,14 @@ class FilesArrived:
 
 
 @dataclass(frozen=True)
+class FilesNamed:
+    """``codeInterpreterInvocationOutput.files``: names of files a step made (bytes come in ``files``)."""
+
+    names: tuple[str, ...]
+    step: str | None
+
+
+@dataclass(frozen=True)
 class Failure:
     """``failureTrace``: the agent reports it could not go on."""
 
@@ -56,9 +64,7 @@ class Failure:
     step: str | None = None
 
 
-Parsed = AgentEvent | AnswerChunk | TraceAnswer | FilesArrived | Failure
-
-_SUFFIX = re.compile(r"-\d+$")
+Parsed = AgentEvent | AnswerChunk | TraceAnswer | FilesArrived | FilesNamed | Failure
 
 #: Observation kinds we know about but do not show (the answer itself comes as chunks).
 _QUIET_OBSERVATIONS = frozenset(
@@ -74,14 +80,17 @@ _POLICY_WORDS = {
 
 
 def step_id(trace_id: str | None, collaborator: str | None = None) -> str | None:
-    """The step a trace part belongs to: its ``traceId`` without the ``-0`` style part suffix.
+    """The step a trace part belongs to: its ``traceId``, verbatim.
 
-    Parts of a collaborator agent are prefixed with its name so steps of different agents never merge.
+    AWS documents ``traceId`` as "the unique identifier of the trace step": every part of one step
+    (model input, rationale, invocation input, observation) carries the same id, and the steps of a
+    turn differ only by their suffix (``<uuid>-0``, ``<uuid>-1``; pre-processing ``<uuid>-pre-0``).
+    So the suffix must stay, or all of a turn's steps would merge into one. Parts of a collaborator
+    agent are prefixed with its name so steps of different agents never merge.
     """
     if not trace_id:
         return None
-    base = _SUFFIX.sub("", trace_id) or trace_id
-    return f"{collaborator}/{base}" if collaborator else base
+    return f"{collaborator}/{trace_id}" if collaborator else trace_id
 
 
 def split_error(text: str) -> CodeError:
@@ -134,11 +143,15 @@ def _orchestration(trace: Mapping[str, Any], step: str | None, who: str | None) 
     code = (invocation.get("codeInterpreterInvocationInput") or {}).get("code")
     if code:
         out.append(CodeStarted(str(code), "python", step))
-    collaborator_call = invocation.get("agentCollaboratorInvocationInput") or {}
-    if collaborator_call.get("agentCollaboratorName"):
-        out.append(Rationale(_labelled(f"Asking {collaborator_call['agentCollaboratorName']} to help.", who), step))
+    out.extend(_handover(invocation, step, who))
     out.extend(_observation(trace.get("observation") or {}, step))
     return out
+
+
+def _handover(invocation: Mapping[str, Any], step: str | None, who: str | None) -> list[Parsed]:
+    """A supervisor passing the work to a collaborator agent (orchestration or routing)."""
+    name = (invocation.get("agentCollaboratorInvocationInput") or {}).get("agentCollaboratorName")
+    return [Rationale(_labelled(f"Asking {name} to help.", who), step)] if name else []
 
 
 def _observation(observation: Mapping[str, Any], step: str | None) -> list[Parsed]:
@@ -152,7 +165,10 @@ def _observation(observation: Mapping[str, Any], step: str | None) -> list[Parse
             out.append(CodeError(error.ename, error.evalue, error.traceback, step))
         if run.get("executionTimeout"):
             out.append(Notice("The code ran too long and the code interpreter stopped it.", "warning", step))
-        # run["files"] only names the files; their bytes come in a separate ``files`` event.
+        # run["files"] only names the files; their bytes come in a separate ``files`` event, which
+        # carries no traceId: the names tie those files to this step.
+        if run.get("files"):
+            out.append(FilesNamed(tuple(str(name) for name in run["files"]), step))
     final = (observation.get("finalResponse") or {}).get("text")
     if final:
         out.append(TraceAnswer(str(final)))
@@ -213,7 +229,10 @@ def parse_trace(part: Mapping[str, Any]) -> list[Parsed]:
             case "failureTrace":
                 reason = str(body.get("failureReason") or "the agent could not complete the request")
                 out.append(Failure(_labelled(reason, who), step))
-            case "routingClassifierTrace" | "customOrchestrationTrace":
+            case "routingClassifierTrace":
+                # The router's model input/output are internals; who it hands the request to is not.
+                out.extend(_handover(body.get("invocationInput") or {}, step, who))
+            case "customOrchestrationTrace":
                 log.debug("trace kind %s not shown", kind)
             case "SDK_UNKNOWN_MEMBER":
                 log.warning("skipping unknown trace kind %s", body.get("name"))

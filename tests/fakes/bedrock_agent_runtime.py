@@ -9,8 +9,8 @@ Control plane (for ``doctor``): ``GetAgent``, ``GetAgentAlias``, ``ListAgentActi
 ``AWS_ENDPOINT_URL_BEDROCK_AGENT``.
 
 Each call to the runtime takes the next queued script (``queue``), else ``default``. A script is a
-list of steps: ``Frame`` (bytes of one event-stream message), ``Pause``, ``Hang`` (keep the response
-open until the client goes away) or a single ``PreStreamError``.
+list of steps: ``Frame`` (bytes of one event-stream message), ``Pause``, ``Gate`` (wait for the test),
+``Hang`` (keep the response open until the client goes away) or a single ``PreStreamError``.
 """
 
 from __future__ import annotations
@@ -45,13 +45,20 @@ class Hang:
 
 
 @dataclass(frozen=True)
+class Gate:
+    """Send nothing until ``opened`` is set (a test decides when the slow agent goes on)."""
+
+    opened: asyncio.Event
+
+
+@dataclass(frozen=True)
 class PreStreamError:
     status: int
     code: str
     message: str
 
 
-Step = Frame | Pause | Hang | PreStreamError
+Step = Frame | Pause | Gate | Hang | PreStreamError
 
 
 # -- builders for the events a real agent with the code interpreter sends ---------------------------
@@ -159,6 +166,8 @@ class FakeBedrockAgents:
         {"actionGroupId": "AG1", "actionGroupName": "CodeInterpreterAction",
          "parentActionSignature": "AMAZON.CodeInterpreter", "actionGroupState": "ENABLED"}])
     known_agents: set[str] = field(default_factory=lambda: {"AB12CD34EF"})
+    #: when set, every control-plane call answers this error (e.g. access denied, rejected keys)
+    control_error: PreStreamError | None = None
     url: str = ""
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
     _server: LocalServer | None = None
@@ -203,6 +212,8 @@ class FakeBedrockAgents:
                         await response.write(data)
                     case Pause(seconds):
                         await asyncio.sleep(seconds)
+                    case Gate(opened):
+                        await asyncio.wait_for(opened.wait(), 30)
                     case Hang():
                         await self._wait_for_disconnect(request)
                         return response
@@ -226,6 +237,9 @@ class FakeBedrockAgents:
     # control plane
 
     def _missing(self, agent: str) -> web.Response | None:
+        if (err := self.control_error) is not None:
+            return web.json_response({"message": err.message}, status=err.status,
+                                     headers={"x-amzn-errortype": err.code})
         if agent in self.known_agents:
             return None
         return web.json_response({"message": f"Agent {agent} not found"}, status=404,
