@@ -107,7 +107,9 @@ class Settings:
         env = os.environ if env is None else env
         agent = env.get("DATATHREAD_AGENT", "").strip().lower()
         if not agent:
-            if env.get("BEDROCK_AGENT_ID") and env.get("BEDROCK_AGENT_ALIAS_ID"):
+            # Either variable selects Bedrock Agents, so a forgotten alias id is reported by name
+            # instead of silently running the local kernel.
+            if env.get("BEDROCK_AGENT_ID") or env.get("BEDROCK_AGENT_ALIAS_ID"):
                 agent = "bedrock-agent"
             elif env.get("BEDROCK_MODEL_ID"):
                 agent = "bedrock"

@@ -30,7 +30,7 @@ from bot.messages import ActionInvoked, IncomingMessage, ThreadKey
 from bot.presenter import CODE_LINES, present_turn
 from bot.reply import Reply, notice
 from bot.storage.base import StateStore
-from bot.surface import Surface, SurfaceError
+from bot.surface import LiveMessage, Surface, SurfaceError
 from bot.tokens import TokenSigner
 from bot.workspace import Workspace
 
@@ -197,9 +197,18 @@ class Engine:
         def render() -> Reply:
             return present_turn(events, state, time.monotonic() - started)  # type: ignore[arg-type]
 
-        live = await surface.start_live(render())
-        coalescer = Coalescer(live.update, render, surface.live_interval)
         await _best_effort(surface.set_status("is working…"))
+        live: LiveMessage | None = None
+        try:
+            live = await surface.start_live(render())
+        except Exception:  # the turn still runs; its end is posted as a plain message below
+            log.exception("could not start the live message of a turn")
+
+        async def show(reply: Reply) -> None:
+            if live is not None:
+                await live.update(reply)
+
+        coalescer = Coalescer(show, render, surface.live_interval)
         uploaded: set[Path] = set()
         try:
             attachments, problems = await self._attachments_for(message, workspace, surface)
@@ -232,7 +241,7 @@ class Engine:
             await coalescer.close()
             await _best_effort(surface.set_status(None))
             try:
-                await live.finish(render())
+                await (live.finish(render()) if live is not None else surface.post(render()))
             except Exception:
                 log.exception("could not show the end of the turn")
             await _best_effort(self.state.touch(conversation))

@@ -168,3 +168,26 @@ def test_logs_never_show_tokens() -> None:
     for secret in ("1234-5678-abcdef", "abc.def-123", "xyz789", "A1-999"):
         assert secret not in line
     assert line.startswith("calling xoxb…[redacted]")
+
+
+@pytest.mark.parametrize(("env", "agent"), [
+    ({}, "local"),
+    ({"BEDROCK_MODEL_ID": "m"}, "bedrock"),
+    ({"BEDROCK_AGENT_ID": "A", "BEDROCK_AGENT_ALIAS_ID": "B", "BEDROCK_MODEL_ID": "m"}, "bedrock-agent"),
+    ({"BEDROCK_AGENT_ID": "A"}, "bedrock-agent"),  # half-configured: its config names what is missing
+    ({"DATATHREAD_AGENT": "local", "BEDROCK_MODEL_ID": "m"}, "local"),
+])
+def test_agent_choice_from_environment(env: dict[str, str], agent: str) -> None:
+    from bot.config import Settings
+
+    assert Settings.from_env(env).agent == agent
+
+
+def test_bad_settings_name_the_variable() -> None:
+    from bot.config import ConfigError, Settings
+
+    for env, name in (({"DATATHREAD_PAGE_SIZE": "many"}, "DATATHREAD_PAGE_SIZE"),
+                      ({"DATATHREAD_RETENTION_HOURS": "-1"}, "DATATHREAD_RETENTION_HOURS"),
+                      ({"DATATHREAD_AGENT": "gpt"}, "DATATHREAD_AGENT")):
+        with pytest.raises(ConfigError, match=name):
+            Settings.from_env(env)

@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.engine import Engine
 from bot.messages import ActionInvoked, ActionKind, IncomingMessage, RemoteFile, ThreadKey
 from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Select, Status, Table
+from bot.surface import SurfaceError
 from tests.fakes.scripted_agent import Raise, ScriptedAgent, Sleep, WriteFile
 from tests.surfaces import RecordingSurface
 
@@ -265,4 +266,18 @@ async def test_long_code_is_shown_clipped_and_kept_whole_in_the_workspace(tmp_pa
     note = next(b.text for b in final.blocks if isinstance(b, Notice) and "Full code" in b.text)  # type: ignore[union-attr]
     path = agent.turns[0].workspace.root / note.split(": ", 1)[1].split(" ")[0]
     assert path.read_text() == code
+    await engine.aclose()
+
+
+async def test_a_live_message_that_cannot_start_still_ends_with_the_answer(tmp_path: Path) -> None:
+    class NoLive(RecordingSurface):
+        async def start_live(self, reply: object) -> object:  # type: ignore[override]
+            raise SurfaceError("rate limited")
+
+    engine = make_engine(tmp_path, ScriptedAgent(lambda turn: [ev.FinalText("the answer")]))
+    surface = NoLive()
+    await engine.handle(msg("go"), surface)
+    [post] = surface.of("post")
+    assert post.reply is not None and post.reply.summary == "the answer"
+    assert [c.text for c in surface.of("status")] == ["is working…", None]
     await engine.aclose()
