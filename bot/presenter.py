@@ -88,9 +88,15 @@ class _Builder:
 def present_turn(events: Sequence[ev.AgentEvent], state: TurnState, elapsed: float | None = None) -> Reply:
     """The turn message: status, then rationale, code, output, errors and notices in order, then the answer."""
     b = _Builder([], [], [])
+    steps: list[str] = []
     for event in events:
         if not isinstance(event, ev.CodeOutput):
             b.flush_output()
+        step = getattr(event, "step", None)
+        if step is not None and step not in steps:
+            steps.append(step)
+            if len(steps) > 1:  # a marker between an agent's steps (Bedrock traceIds); none for one step
+                b.blocks.append(Notice(f"Step {len(steps)}"))
         match event:
             case ev.Rationale(text=text):
                 if b.blocks and isinstance(b.blocks[-1], Markdown) and b.answer_at != len(b.blocks) - 1:

@@ -191,3 +191,14 @@ def test_bad_settings_name_the_variable() -> None:
                       ({"DATATHREAD_AGENT": "gpt"}, "DATATHREAD_AGENT")):
         with pytest.raises(ConfigError, match=name):
             Settings.from_env(env)
+
+
+def test_steps_are_marked_when_there_are_several() -> None:
+    one = present_turn([ev.Rationale("a", step="t-0"), ev.CodeStarted("x", step="t-0")], "done", 1.0)
+    assert not any(isinstance(b, Notice) for b in one.blocks)
+    two = present_turn([ev.Rationale("a", step="t-0"), ev.CodeStarted("x", step="t-0"),
+                        ev.Rationale("b", step="t-1"), ev.CodeOutput("1\n", step="t-1"), ev.FinalText("done")],
+                       "done", 1.0)
+    assert [type(b).__name__ for b in two.blocks] == [
+        "Status", "Markdown", "CodeBlock", "Notice", "Markdown", "CodeBlock", "Markdown"]
+    assert two.blocks[3] == Notice("Step 2")
