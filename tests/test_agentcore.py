@@ -88,6 +88,17 @@ async def test_a_session_that_expired_between_turns_is_restarted_with_the_files(
     assert sorted(item["path"] for item in written[0]["content"]) == ["input.csv", "made.txt"]
 
 
+async def test_a_restarted_process_reuses_the_live_session(env: Env) -> None:
+    conversation = await env.conversation()
+    await run(env.executor(), await env.turn(conversation, "x", {"in.csv": b"a\n1\n"}), "x = 1")
+    restarted = AgentCoreExecutor(env.state, region="us-east-1", read_timeout=60)
+    events = await run(restarted, await env.turn(conversation, "y"), "print(open('in.csv').read().split()[1])")
+    assert stdout(events) == "1\n" and not any(isinstance(e, Notice) for e in events)
+    [session_id] = env.agentcore.sessions
+    assert len(env.agentcore.started) == 1
+    assert env.agentcore.tools_called(session_id).count("writeFiles") == 1  # the attachment is not sent again
+
+
 async def test_a_session_expiring_mid_conversation_reruns_the_code(env: Env) -> None:
     conversation = await env.conversation()
     executor = env.executor()
@@ -135,7 +146,7 @@ async def test_doctor_checks_model_and_interpreter(env: Env) -> None:
     checks = await diagnose({**os.environ, "BEDROCK_MODEL_ID": "test-model", "DATATHREAD_EXECUTOR": "agentcore"})
     assert [(c.name, c.ok) for c in checks] == [
         ("Converse settings", True), ("Bedrock model", True), ("AgentCore Code Interpreter", True)]
-    assert env.runtime.paths == ["/model/test-model/converse"]
+    assert env.runtime.paths == ["/model/test-model/converse-stream"]  # the API (and IAM action) chat uses
     assert env.runtime.requests[0]["toolConfig"]["tools"][0]["toolSpec"]["name"] == "ping"
     assert len(env.agentcore.started) == 1 and len(env.agentcore.stopped) == 1
 
@@ -143,3 +154,10 @@ async def test_doctor_checks_model_and_interpreter(env: Env) -> None:
     checks = await diagnose({**os.environ, "BEDROCK_MODEL_ID": "old-model", "DATATHREAD_EXECUTOR": "local"})
     model = checks[1]
     assert not model.ok and "tool use" in model.hint and checks[2].ok
+
+
+async def test_an_attachment_far_beyond_ten_megabytes_reaches_the_session(env: Env) -> None:
+    data = b"n\n" + b"1234567\n" * 1_600_000  # 12.8 MB: more than Agents Classic's 10 MB limit
+    turn = await env.turn(await env.conversation(), "sum", {"big.csv": data})
+    events = await run(env.executor(), turn, "import os; print(os.path.getsize('big.csv'))")
+    assert stdout(events) == f"{len(data)}\n" and not any(isinstance(e, Notice) for e in events)

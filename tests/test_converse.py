@@ -215,6 +215,25 @@ async def test_reasoning_is_rationale_and_short_answers_arrive_whole(env: Env) -
         "reasoningContent": {"reasoningText": {"text": "The user greets me.", "signature": "sig-1"}}}
 
 
+async def test_rationale_paragraphs_stay_apart_in_the_turn_message(env: Env) -> None:
+    from bot.presenter import present_turn
+    from bot.reply import Markdown
+
+    env.runtime.script = [
+        reply(Think("They want the files.", chunk=4), Say("Let me look at the workspace."), Call("list_files", {})),
+        reply(Say("Now I count the rows."), Call("run_python", {"code": "print(2)"})),
+        reply(Say("Two.")),
+    ]
+    conversation = await env.conversation()
+    events = await collect(env.agent(), await env.turn(conversation, "rows?"))
+    # Reasoning streams as it arrives (it is never the answer), one piece per delta.
+    assert [e.text for e in events if isinstance(e, Rationale)][:3] == ["They", " wan", "t th"]
+    assert (await env.history(conversation))[1]["content"][0]["reasoningContent"]["reasoningText"] == {
+        "text": "They want the files.", "signature": "sig-1"}
+    texts = [b.text for b in present_turn(events, "done", 1.0).blocks if isinstance(b, Markdown)]
+    assert texts == ["They want the files.\n\nLet me look at the workspace.\n\nNow I count the rows.", "Two."]
+
+
 # -- service errors ------------------------------------------------------------------------------
 
 
@@ -427,32 +446,3 @@ def test_from_env_picks_the_executor(tmp_path: Path) -> None:
     local = ConverseAgent.from_env(settings, {**base, "DATATHREAD_EXECUTOR": "local"}, state)
     remote = ConverseAgent.from_env(settings, {**base, "DATATHREAD_EXECUTOR": "agentcore"}, state)
     assert isinstance(local.executor, LocalKernelExecutor) and isinstance(remote.executor, AgentCoreExecutor)
-
-
-async def test_console_end_to_end_with_the_local_executor(env: Env) -> None:
-    """``datathread chat`` in a real process: Bedrock is the fake, code runs in a real kernel."""
-    import asyncio
-    import os
-    import sys
-
-    code = ("import pandas as pd, matplotlib.pyplot as plt\n"
-            "totals = pd.DataFrame({'region': ['east', 'west'], 'sales': [300, 500]})\n"
-            "totals.to_csv('totals.csv', index=False)\n"
-            "totals.plot.bar(x='region', y='sales'); plt.savefig('totals.png')\nprint('sum', totals.sales.sum())")
-    env.runtime.script = [
-        reply(Say("I'll total the sales by region."), Call("run_python", {"code": code})),
-        reply(Say("West sold 500 and east 300; the bar chart compares them.")),
-    ]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", "chat", "--thread", "conv-e2e",
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        cwd=env.tmp, env={**os.environ, "DATATHREAD_HOME": str(env.tmp / "home"), "DATATHREAD_AGENT": "bedrock",
-                          "BEDROCK_MODEL_ID": "test-model", "DATATHREAD_EXECUTOR": "local"},
-    )
-    out, err = await asyncio.wait_for(proc.communicate(b"total sales by region?\n"), 120)
-    text = out.decode()
-    assert proc.returncode == 0, err.decode()[-2000:]
-    assert "I'll total the sales by region." in text and "sum 800" in text
-    assert 'dataset "totals"' in text and "totals.png" in text
-    assert "West sold 500 and east 300; the bar chart compares them." in text
-    assert len(env.runtime.requests) == 2

@@ -11,7 +11,17 @@ starts or the message ends. So each response's text is held back until either a 
 past ``rationale_holdback_chars``: from then on it is taken as the answer and streams token by
 token as ``FinalText`` deltas. Rationale is short in practice, so the answer appears after a brief
 hold and then streams; the rare long preamble before a tool call is shown as answer text.
-Reasoning content is shown as one ``Rationale`` per reasoning block.
+
+Why hold back rather than guess. Events cannot be retracted: text shown as the answer stays the
+answer, and text shown as rationale cannot become it. Holding a response's first
+``rationale_holdback_chars`` (~60 tokens, about a second at usual model speeds) costs little — the
+turn message says "Working…" meanwhile, and the platforms coalesce updates to about one a second
+anyway — and a preamble before a tool call (one or two sentences in practice) is then shown where
+it belongs, before its code. Answers shorter than that arrive whole, the moment they end.
+
+Reasoning content is never the answer, so it streams as it arrives: each reasoning block is one
+``Rationale`` paragraph whose later pieces continue it (the presenter joins adjacent ``Rationale``
+events; separate paragraphs are given a blank line between them here).
 
 History. The conversation's messages are stored in the ``StateStore`` (namespace
 ``converse-history``, key = conversation id) once the turn ends, trimmed to the token budget from
@@ -22,9 +32,10 @@ the oldest whole exchange. A failed or cancelled turn is stored too, closed by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +87,16 @@ def runtime_client(config: ConverseConfig, *, retries: int = 1) -> Any:
             retries={"total_max_attempts": retries, "mode": "standard"},
         ),
     )
+
+
+@dataclass(frozen=True)
+class _More:
+    """A continuation of the ``Rationale`` paragraph just shown (a reasoning delta)."""
+
+    text: str
+
+
+_Shown = AgentEvent | _More
 
 
 @dataclass
@@ -144,6 +165,20 @@ class ConverseAgent:
     # -- the turn -------------------------------------------------------------------------------
 
     async def run(self, turn: Turn) -> AsyncIterator[AgentEvent]:
+        """The turn's events; see the module doc. Closing the iterator stores the history first."""
+        previous: AgentEvent | None = None
+        async with contextlib.aclosing(self._turn(turn)) as events:
+            async for shown in events:
+                event = Rationale(shown.text) if isinstance(shown, _More) else shown
+                if isinstance(shown, Rationale) and isinstance(previous, Rationale):
+                    # The presenter joins adjacent Rationale events into one paragraph (made for
+                    # streamed deltas). A Rationale here starts a new paragraph (text after
+                    # reasoning, or a round after list_files that showed nothing): keep them apart.
+                    event = Rationale("\n\n" + shown.text, shown.step)
+                previous = event
+                yield event
+
+    async def _turn(self, turn: Turn) -> AsyncGenerator[_Shown, None]:
         conversation = turn.conversation
         history = sanitize(await self.state.get_value(HISTORY_NAMESPACE, conversation.id))
         messages: list[Message] = [user_message(turn)]
@@ -213,7 +248,7 @@ class ConverseAgent:
 
     async def _model_round(
         self, request: dict[str, Any], response: _Response, answered: list[bool]
-    ) -> AsyncIterator[AgentEvent]:
+    ) -> AsyncIterator[_Shown]:
         """Stream one model response into ``response``, yielding what is shown; retries throttling
         with bounded exponential backoff while nothing of this response was shown."""
         attempt = 0
@@ -240,7 +275,7 @@ class ConverseAgent:
 
     async def _stream_once(
         self, request: dict[str, Any], response: _Response, answered: list[bool]
-    ) -> AsyncIterator[AgentEvent]:
+    ) -> AsyncIterator[_Shown]:
         client = await self._runtime()
         held = ""  # text of this response not shown yet (rationale or answer: not known yet)
         live = False  # this response's text is taken as the answer and streams as it comes
@@ -282,13 +317,18 @@ class ConverseAgent:
                 elif "reasoningContent" in delta:
                     reasoning = block.setdefault("reasoning", {"text": ""})
                     part = delta["reasoningContent"]
-                    reasoning["text"] += part.get("text", "")
+                    text = str(part.get("text") or "")
+                    if text:
+                        continued = bool(reasoning["text"].strip())
+                        reasoning["text"] += text
+                        if continued:
+                            yield _More(text)
+                        elif text.strip():
+                            yield Rationale(text.lstrip())
                     if part.get("signature"):
                         reasoning["signature"] = part["signature"]
             elif "contentBlockStop" in raw:
                 block = response.blocks.get(raw["contentBlockStop"]["contentBlockIndex"], {})
-                if "reasoning" in block and block["reasoning"]["text"].strip():
-                    yield Rationale(block["reasoning"]["text"].strip())
                 if "toolUse" in block:
                     block["toolUse"]["parsed"] = _parse_input(block["toolUse"]["raw"])
             elif "messageStop" in raw:

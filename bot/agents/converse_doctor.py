@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from bot.agents.converse_config import ConverseConfig
+from bot.agents.converse_config import SYSTEM_INTERPRETER, ConverseConfig
 from bot.agents.converse_stream import classify
 from bot.config import ConfigError
 from bot.doctor import DoctorCheck
@@ -23,28 +23,74 @@ _PING_TOOL = {"toolSpec": {
 }}
 
 
+def _service_message(exc: BaseException) -> str:
+    """The service's own words for an AWS error (no secrets in them), clipped for one line."""
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        text = str(exc.response.get("Error", {}).get("Message", "")).strip()
+        return text[:200]
+    return ""
+
+
 def _model_check(config: ConverseConfig) -> DoctorCheck:
+    """One short ``converse_stream`` call with a tool defined: the same API (and IAM action,
+    bedrock:InvokeModelWithResponseStream) the agent uses, so a pass here means chat can work."""
     from bot.agents.converse import runtime_client
 
     name = "Bedrock model"
     try:
         client: Any = runtime_client(config, retries=2)
-        response = client.converse(
+        response = client.converse_stream(
             modelId=config.model_id,
             messages=[{"role": "user", "content": [{"text": "Reply with the word ok."}]}],
             inferenceConfig={"maxTokens": 16},
             toolConfig={"tools": [_PING_TOOL]},
         )
+        stop = "?"
+        for event in response["stream"]:
+            if "messageStop" in event:
+                stop = str(event["messageStop"].get("stopReason", "?"))
     except Exception as exc:
         problem = classify(exc)
         if problem is None:
             return DoctorCheck(name, False, f"unexpected error ({type(exc).__name__})", "see the log for details.")
+        said = _service_message(exc)
+        detail = f"{config.model_id}: {problem.code}" + (f" ({said})" if said else "")
         hint = problem.message
-        if problem.code.lower() == "validationexception" and "tool" in str(exc).lower():
+        lowered = said.lower()
+        if problem.code.lower() == "validationexception" and "inference profile" in lowered:
+            hint = ("this model is only served through an inference profile: set BEDROCK_MODEL_ID to the "
+                    "profile ID (e.g. us." + config.model_id + "), listed in the Bedrock console under "
+                    "Cross-region inference.")
+        elif problem.code.lower() == "validationexception" and "tool" in lowered:
             hint = "this model does not support tool use in the Converse API; pick one that does."
-        return DoctorCheck(name, False, f"{config.model_id}: {problem.code}", hint)
-    stop = response.get("stopReason", "?")
+        return DoctorCheck(name, False, detail, hint)
     return DoctorCheck(name, True, f"{config.model_id} answers with tool use enabled (stop reason {stop})")
+
+
+def _interpreter_hint(exc: BaseException, config: ConverseConfig) -> str:
+    """What to do about a session that would not start, by cause."""
+    from botocore.exceptions import ConnectionError, EndpointConnectionError, NoCredentialsError, NoRegionError
+
+    problem = classify(exc)
+    code = problem.code.lower() if problem else ""
+    local = " Or set DATATHREAD_EXECUTOR=local to run code on this machine instead."
+    if isinstance(exc, NoCredentialsError):
+        return "no AWS credentials were found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY." + local
+    if isinstance(exc, NoRegionError):
+        return "set AWS_REGION to a region where AgentCore is available." + local
+    if isinstance(exc, (EndpointConnectionError, ConnectionError)):
+        return (f"the AgentCore endpoint for region {config.region or '(default)'} could not be reached: check "
+                "the network, AWS_REGION (AgentCore is not in every region) and "
+                "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE if it is set." + local)
+    if code == "accessdeniedexception":
+        return ("allow bedrock-agentcore:StartCodeInterpreterSession, InvokeCodeInterpreter and "
+                "StopCodeInterpreterSession for these credentials." + local)
+    if code in ("resourcenotfoundexception", "validationexception"):
+        return ("check AGENTCORE_CODE_INTERPRETER_ID (unset means the system interpreter "
+                f"{SYSTEM_INTERPRETER}) and AWS_REGION." + local)
+    return "try again in a minute; if it persists, see the log." + local
 
 
 async def _interpreter_check(config: ConverseConfig) -> DoctorCheck:
@@ -66,12 +112,9 @@ async def _interpreter_check(config: ConverseConfig) -> DoctorCheck:
     except Exception as exc:
         problem = classify(exc)
         code = problem.code if problem else type(exc).__name__
-        hint = (
-            "allow bedrock-agentcore:StartCodeInterpreterSession, InvokeCodeInterpreter and "
-            "StopCodeInterpreterSession, check AGENTCORE_CODE_INTERPRETER_ID and AWS_REGION, or set "
-            "DATATHREAD_EXECUTOR=local."
-        )
-        return DoctorCheck(name, False, f"{config.interpreter_id}: could not start a session ({code})", hint)
+        said = _service_message(exc)
+        detail = f"{config.interpreter_id}: could not start a session ({code}{': ' + said if said else ''})"
+        return DoctorCheck(name, False, detail, _interpreter_hint(exc, config))
     finally:
         await executor.aclose()
     return DoctorCheck(name, True, f"{config.interpreter_id}: a session started and stopped")
@@ -84,7 +127,8 @@ async def diagnose(env: Mapping[str, str]) -> list[DoctorCheck]:
     except ConfigError as exc:
         return [DoctorCheck("Converse settings", False, str(exc), "fix the variable named above.")]
     checks = [
-        DoctorCheck("Converse settings", True, f"model {config.model_id}, executor {config.executor}"),
+        DoctorCheck("Converse settings", True, f"model {config.model_id}, executor {config.executor}, "
+                    f"region {config.region or '(from the AWS config)'}"),
         await asyncio.to_thread(_model_check, config),
     ]
     if config.executor == "agentcore":

@@ -115,7 +115,8 @@ def classify(exc: BaseException) -> ServiceProblem | None:
         )
         return ServiceProblem(code, text, retry, retryable)
     if isinstance(exc, NoCredentialsError):
-        return ServiceProblem("NoCredentials", "No AWS credentials were found for Bedrock.", False, False)
+        return ServiceProblem("NoCredentials", "No AWS credentials were found for Bedrock. Set AWS_PROFILE, or "
+                              "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, where datathread runs.", False, False)
     if isinstance(exc, NoRegionError):
         return ServiceProblem("NoRegion", "No AWS region is configured (set AWS_REGION).", False, False)
     if isinstance(exc, ReadTimeoutError):

@@ -34,10 +34,12 @@ class Say:
 
 @dataclass(frozen=True)
 class Think:
-    """Reasoning content (with a signature, as Claude sends it)."""
+    """Reasoning content (with a signature, as Claude sends it), in deltas of ``chunk`` characters
+    (0: one delta)."""
 
     text: str
     signature: str = "sig-1"
+    chunk: int = 0
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,9 @@ class FakeBedrockRuntime:
                     delta = {"text": part.text[i : i + part.chunk]}
                     await send(es.event("contentBlockDelta", {"delta": delta, "contentBlockIndex": index}))
             elif isinstance(part, Think):
-                for delta in ({"text": part.text}, {"signature": part.signature}):
+                size = part.chunk or len(part.text) or 1
+                pieces = [{"text": part.text[i : i + size]} for i in range(0, len(part.text), size)]
+                for delta in (*pieces, {"signature": part.signature}):
                     await send(es.event("contentBlockDelta",
                                         {"delta": {"reasoningContent": delta}, "contentBlockIndex": index}))
             else:
