@@ -15,7 +15,11 @@ from bot.datasets.model import DatasetMeta
 
 @dataclass(frozen=True)
 class Rationale:
-    """Why the agent is about to act (model text before a tool call, Bedrock rationale)."""
+    """Why the agent is about to act (model text before a tool call, Bedrock rationale).
+
+    Adjacent pieces of one step are concatenated as they stream; a backend starts a new paragraph by
+    beginning the piece with a blank line.
+    """
 
     text: str
     step: str | None = None

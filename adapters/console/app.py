@@ -75,11 +75,13 @@ async def run_chat(engine: Engine, thread_name: str | None, agent_label: str, st
     resumed = await engine.state.conversation(thread) is not None
     conversation = await engine.state.start_conversation(thread, user)
     engine.start()
+    hint = ("send Python (one line, or a ``` fenced block), or type help" if engine.agent.name == "local"
+            else "ask in plain words, or type help")
     output.write_lines([
         f"datathread · conversation {thread.thread!r}{' (resumed)' if resumed else ''} · agent: {agent_label}",
         f"  workspace: {conversation.workspace}",
         f"  resume later with: datathread chat --thread {thread.thread}",
-        "  send Python (one line, or a ``` fenced block), or type help · exit or Ctrl-D to leave",
+        f"  {hint} · exit or Ctrl-D to leave",
     ])
 
     def prompt(text: str) -> None:
