@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import functools
 import io
+import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40
 def png(width: int, height: int, noise: bool = False) -> bytes:
     image = Image.new("RGB", (width, height), (30, 90, 160))
     if noise:
-        image = Image.frombytes("RGB", (width, height), bytes((i * 7919) % 251 for i in range(width * height * 3)))
+        image = Image.frombytes("RGB", (width, height), random.Random(7).randbytes(width * height * 3))
     out = io.BytesIO()
     image.save(out, "PNG")
     return out.getvalue()
@@ -67,9 +69,9 @@ async def test_channel_gets_inline_images_and_signed_links_that_expire_and_resis
         conversation = h.agent.turns[0].conversation
         signer = TokenSigner(h.engine.settings.secret())
         workspace = Workspace(conversation.workspace)
-        expired = seal_file(signer, "dl", conversation.key, workspace, workspace.resolve("report.pdf"), -5)
+        expired = seal_file(signer, "dl", conversation, workspace.resolve("report.pdf"), -5)
         assert (await h.client.get(f"/files/{expired}")).status == 403
-        other = seal_file(signer, "consent", conversation.key, workspace, workspace.resolve("report.pdf"), 60)
+        other = seal_file(signer, "consent", conversation, workspace.resolve("report.pdf"), 60)
         assert (await h.client.get(f"/files/{other}")).status == 403  # a consent token is not a link
 
 
@@ -215,3 +217,72 @@ def test_only_bot_connector_hosts_get_the_bot_token() -> None:
     assert not wants_token("https://contoso-my.sharepoint.com/_layouts/15/download.aspx?tempauth=x")
     assert not wants_token("https://smba.trafficmanager.net.evil.example/v3/attachments/1")
     assert not wants_token("http://smba.trafficmanager.net/v3/attachments/1")
+
+
+async def test_a_declined_file_offer_is_marked_and_nothing_is_uploaded(tmp_path: Path) -> None:
+    async with teams(tmp_path, writes(("report.pdf", PDF))) as h:
+        await h.post(fixture("personal_message"))
+        calls = await h.turn_done(PERSONAL)
+        [(offer_call, offer)] = attachments(calls, "application/vnd.microsoft.teams.card.file.consent")
+        decline = fixture("file_consent_accept", replyToId=offer_call.returned_id)
+        decline["value"] = {"type": "fileUpload", "action": "decline", "context": offer["content"]["declineContext"]}
+        assert (await h.post(decline)).status == 200
+        put = await h.until(lambda c: [x for x in c if x.method == "PUT" and x.activity_id == offer_call.returned_id])
+        assert "declined" in put[0].body["text"]
+        assert h.connector.uploads == {}
+
+
+async def test_a_file_offer_from_before_new_no_longer_opens_a_file(tmp_path: Path) -> None:
+    async with teams(tmp_path, writes(("report.pdf", PDF))) as h:
+        await h.post(fixture("personal_message"))
+        calls = await h.turn_done(PERSONAL)
+        [(offer_call, offer)] = attachments(calls, "application/vnd.microsoft.teams.card.file.consent")
+        await h.post(fixture("personal_message", id="1732180443999", text="new"))
+        await h.until(lambda c: [x for x in c if "fresh conversation" in (x.body.get("text") or "")])
+        # The new conversation makes a file of the same name: the old offer must not deliver it.
+        await h.post(fixture("personal_message", id="1732180444000"))
+        await h.until(lambda c: len(attachments(c, "application/vnd.microsoft.teams.card.file.consent")) == 2)
+        accept = fixture("file_consent_accept", replyToId=offer_call.returned_id)
+        accept["value"]["context"] = offer["content"]["acceptContext"]
+        accept["value"]["uploadInfo"]["uploadUrl"] = h.connector.upload_url("report.pdf")
+        await h.post(accept)
+        await h.until(lambda c: [x for x in c if "expired" in (x.body.get("text") or "")])
+        assert h.connector.uploads == {}
+
+
+async def test_a_detailed_image_is_scaled_under_a_megabyte(tmp_path: Path) -> None:
+    noisy = png(1000, 1000, noise=True)
+    assert len(noisy) > 1_000_000
+    async with teams(tmp_path, writes(("noisy.png", noisy))) as h:
+        await h.post(fixture("channel_new_post_mention"))
+        calls = await h.turn_done(CHANNEL_CHAIN)
+        [(_, image)] = attachments(calls, "image/png")
+        assert len(image["contentUrl"]) < 1_000_000
+        assert "scaled down" in next(c.body["text"] for c in calls if attachments([c], "image/png"))
+        assert any("📎 [noisy.png" in (c.body.get("text") or "") for c in calls)  # the full-size file follows
+
+
+async def test_a_wide_dataset_card_fits_teams_and_its_buttons_carry_only_tokens(tmp_path: Path) -> None:
+    columns = [f"measurement_column_with_a_long_name_{i:02d}" for i in range(50)]
+    rows = [",".join(f"r{r}c{c}-" + "lorem ipsum dolor sit amet " * 12 for c in range(50)) for r in range(30)]
+    wide = (",".join(columns) + "\n" + "\n".join(rows) + "\n").encode()
+    async with teams(tmp_path, writes(("wide.csv", wide))) as h:
+        await h.post(fixture("personal_message"))
+        calls = await h.turn_done(PERSONAL)
+        [(card_call, attachment)] = attachments(calls, ADAPTIVE)
+        assert len(json.dumps(attachment["content"], ensure_ascii=False).encode()) <= 25_000
+        assert len(json.dumps(card_call.body, ensure_ascii=False).encode()) < 28_000  # the whole activity
+        card = attachment["content"]
+        assert card["fallbackText"] and "rows 1–20 of 30" in card_text(card)
+        table = next(b for b in card["body"] if b["type"] == "Table")
+        assert table["fallback"]["type"] == "TextBlock" and len(table_rows(card)) >= 1
+        submits = [a for a in card["actions"] if a["type"] == "Action.Submit"]
+        submits += [a for s in card["actions"] if s["type"] == "Action.ShowCard" for a in s["card"]["actions"]]
+        assert submits and all(set(a["data"]) <= {"datathread", "token"} for a in submits)
+        assert all("lorem" not in json.dumps(a["data"]) for a in submits)
+        nxt = action(card, "Next")
+        assert nxt is not None
+        before = len(h.connector.calls)
+        await click(h, card_call.returned_id, nxt["data"], 1)
+        put = await h.until(functools.partial(updates_since, before=before, message_id=card_call.returned_id))
+        assert "rows 21–30 of 30" in card_text(card_of(put[-1]))

@@ -116,8 +116,10 @@ async def test_the_rate_limiter_keeps_a_conversation_under_its_window() -> None:
     limiter = RateLimiter(((0.5, 3),))
     started = time.monotonic()
     for _ in range(4):
-        await limiter.acquire("19:chat")
-    await limiter.acquire("19:other")  # other conversations are not held up
+        async with limiter.slot("19:chat"):
+            pass
+    async with limiter.slot("19:other"):  # other conversations are not held up
+        pass
     assert 0.45 <= time.monotonic() - started < 1.0
 
 

@@ -3,13 +3,19 @@
 The Bot Framework request is verified by botbuilder's ``CloudAdapter`` and answered at once; the
 turn runs in the background and every reply is sent later with ``continue_conversation`` through
 ``Sender`` (rate limits, retries). Nothing outside this package imports botbuilder.
+
+Conversation references are not stored: each inbound activity (a message, an ``Action.Submit``
+click, a FileConsent answer) carries its own reference, the turn it starts keeps that reference in
+memory for as long as it runs, and turns do not survive a restart (the engine does not resume
+them). The bot never messages a conversation that did not just write to it, so a stored reference
+would never be read. Redelivered activity ids are claimed in the state store, so a retry, even
+after a restart, never starts a second turn, click or upload.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from collections.abc import Coroutine, Mapping
 from types import SimpleNamespace
 from typing import Any
@@ -40,10 +46,6 @@ from bot.tokens import TokenSigner
 
 log = logging.getLogger(__name__)
 
-REFERENCES = "teams.reference"
-#: Activity ids remembered to drop redelivered clicks and invokes (messages are deduped by the engine).
-SEEN_IDS = 2000
-
 
 class TeamsBot:
     """Turns verified activities into engine work. Created by ``mount``; one per process."""
@@ -55,10 +57,9 @@ class TeamsBot:
         self.adapter = adapter
         self._credentials = credentials
         self.sender = Sender(adapter, settings.app_id)
-        self.ctx = TeamsContext(self.sender, settings, signer, engine.state, self.http, self.bot_token)
+        self.ctx = TeamsContext(self.sender, settings, signer, engine.state, self.http, self.bot_token, engine.cancel)
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
-        self._seen: OrderedDict[str, None] = OrderedDict()
         self._names: dict[str, str] = {}
 
     # ---- shared helpers -----------------------------------------------------------------------
@@ -91,15 +92,11 @@ class TeamsBot:
 
         task.add_done_callback(done)
 
-    def _first_time(self, activity_id: str | None) -> bool:
+    async def _first_time(self, kind: str, activity_id: str | None) -> bool:
+        """True the first time a click or invoke id is seen (persistently, like messages in the engine)."""
         if not activity_id:
             return True
-        if activity_id in self._seen:
-            return False
-        self._seen[activity_id] = None
-        while len(self._seen) > SEEN_IDS:
-            self._seen.popitem(last=False)
-        return True
+        return await self.engine.state.claim_event(f"teams:{kind}:{activity_id}")
 
     async def aclose(self) -> None:
         for task in list(self._tasks):
@@ -121,29 +118,22 @@ class TeamsBot:
         """Runs inside the inbound request: must not wait for the agent."""
         kind = raw.get("type")
         if kind == ActivityTypes.invoke:
+            # Answered at once, redelivery or not: Teams shows an error for an unanswered invoke.
             await context.send_activity(Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=200)))
-        if not self._first_time(raw.get("id")) and kind != ActivityTypes.message:
+            if raw.get("name") == "fileConsent/invoke" and await self._first_time("invoke", raw.get("id")):
+                self._spawn(self._consent(self.surface_for(context, raw), raw), "file consent")
             return
-        if kind not in (ActivityTypes.message, ActivityTypes.invoke):
-            return
-        surface = self.surface_for(context, raw)
-        self._spawn(self._remember(surface), "reference store")
-        if kind == ActivityTypes.invoke:
-            if raw.get("name") == "fileConsent/invoke":
-                self._spawn(self._consent(surface, raw), "file consent")
+        if kind != ActivityTypes.message:
             return
         action = to_action(raw)
         if action is not None:
-            if self._first_time(f"action:{raw.get('id')}"):
-                self._spawn(self.engine.act(action, surface), f"{action.kind} action")
+            if await self._first_time("action", raw.get("id")):
+                self._spawn(self.engine.act(action, self.surface_for(context, raw)), f"{action.kind} action")
             return
         message = to_incoming(raw)
         if message is not None:
-            # The engine dedupes event ids persistently: a redelivery never starts a second turn.
-            self._spawn(self.engine.submit(message, surface), "turn")
-
-    async def _remember(self, surface: TeamsSurface) -> None:
-        await self.engine.state.put_value(REFERENCES, surface.thread.digest, surface.reference.serialize())
+            # The engine dedupes message event ids persistently: a redelivery never starts a second turn.
+            self._spawn(self.engine.submit(message, self.surface_for(context, raw)), "turn")
 
     async def _consent(self, surface: TeamsSurface, raw: dict[str, Any]) -> None:
         value = raw.get("value") or {}

@@ -19,6 +19,7 @@ import aiohttp
 from aiohttp import web
 from PIL import Image as PILImage
 
+from bot.agents.base import Conversation
 from bot.messages import ThreadKey
 from bot.storage.base import StateStore
 from bot.surface import SurfaceError
@@ -36,20 +37,26 @@ UPLOAD_CHUNK = 320 * 1024 * 12
 EXPIRED = "This download link has expired or is not valid. Ask the bot for the file again."
 
 
-def seal_file(signer: TokenSigner, kind: str, thread: ThreadKey, workspace: Workspace, path: Path,
-              ttl: float) -> str:
-    """A token for ``path`` (inside ``workspace``) of ``thread``: a link or a consent context."""
+def seal_file(signer: TokenSigner, kind: str, conversation: Conversation, path: Path, ttl: float) -> str:
+    """A token for ``path`` (inside the conversation's workspace): a link or a consent context.
+
+    It names the thread, the conversation (so a ``new`` conversation in the same chat voids it)
+    and the file's path relative to the workspace, and it expires after ``ttl`` seconds.
+    """
+    thread = conversation.key
     return signer.seal({
         "k": kind,
         "th": [thread.platform, thread.team, thread.channel, thread.thread],
-        "f": workspace.relative(path),
+        "c": conversation.id,
+        "f": Workspace(conversation.workspace).relative(path),
         "x": int(time.time() + ttl),
     })
 
 
 async def open_file(signer: TokenSigner, state: StateStore, token: str, kind: str,
                     thread: ThreadKey | None = None) -> Path | None:
-    """The file a token names, or ``None`` if it is forged, expired, for another thread or gone."""
+    """The file a token names, or ``None`` if it is forged, expired, for another thread or
+    conversation, or gone."""
     payload = signer.open(token)
     if not payload or payload.get("k") != kind or not isinstance(payload.get("th"), list):
         return None
@@ -62,7 +69,7 @@ async def open_file(signer: TokenSigner, state: StateStore, token: str, kind: st
     if thread is not None and key != thread:
         return None
     conversation = await state.conversation(key)
-    if conversation is None:
+    if conversation is None or conversation.id != payload.get("c"):
         return None
     try:
         path = Workspace(conversation.workspace).resolve(str(payload.get("f", "")))

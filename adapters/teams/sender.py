@@ -8,17 +8,19 @@ unauthenticated mode (empty app id: botbuilder then uses empty credentials and s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from botbuilder.core import TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity, ConversationReference
 from botframework.connector.models import ErrorResponseException
+from msrest.exceptions import ClientRequestError
 
 from adapters.teams.translate import base_conversation_id
 from bot.surface import SurfaceError
@@ -34,8 +36,31 @@ RETRYABLE = frozenset({429, 412, 502, 504})
 TEAMS_WINDOWS = ((1.0, 7), (30.0, 60))
 
 
+class TeamsRefused(SurfaceError):
+    """Teams answered an error that retrying does not fix; ``status`` and Teams' ``code``
+    (e.g. ``ContentStreamNotAllowed``) let callers choose a fallback."""
+
+    def __init__(self, status: int | None, code: str, detail: str) -> None:
+        super().__init__(f"Teams refused the message (HTTP {status}).")
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+def _error_code(exc: ErrorResponseException) -> tuple[str, str]:
+    """Teams' ``error.code`` and ``error.message`` from an error response, when it sent them."""
+    error = getattr(getattr(exc, "error", None), "error", None)
+    return str(getattr(error, "code", "") or ""), str(getattr(error, "message", "") or "")
+
+
 class RateLimiter:
-    """A sliding-window limiter per key: waits until a send fits every window."""
+    """A sliding-window limiter per key (conversation) that also sends one call at a time per key.
+
+    ``slot`` waits until one more call fits every window, holds the key while the call runs and
+    records the time the call *finished*: Teams received it no later than that, so spacing calls
+    from finish times keeps Teams' own count (taken on arrival) under its limits however long the
+    network takes. Holding the key keeps a conversation's messages in order, too.
+    """
 
     def __init__(self, windows: tuple[tuple[float, int], ...] = TEAMS_WINDOWS) -> None:
         self._windows = windows
@@ -43,9 +68,10 @@ class RateLimiter:
         self._locks: dict[str, asyncio.Lock] = {}
         self._horizon = max(w for w, _ in windows)
 
-    async def acquire(self, key: str) -> None:
+    @contextlib.asynccontextmanager
+    async def slot(self, key: str) -> AsyncIterator[None]:
         lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:  # one waiter per conversation at a time keeps sends in order
+        async with lock:
             sent = self._sent.setdefault(key, deque())
             while True:
                 now = time.monotonic()
@@ -57,9 +83,12 @@ class RateLimiter:
                     if len(recent) >= limit:
                         wait = max(wait, recent[-limit] + window - now)
                 if wait <= 0:
-                    sent.append(now)
-                    return
+                    break
                 await asyncio.sleep(wait)
+            try:
+                yield
+            finally:
+                sent.append(time.monotonic())
 
 
 class Sender:
@@ -98,19 +127,21 @@ class Sender:
                 context.activity.id = reference.activity_id
                 results.append(await op(context))
 
-            await self.limiter.acquire(key)
             try:
-                await self.adapter.continue_conversation(reference, callback, self.app_id)
+                async with self.limiter.slot(key):
+                    await self.adapter.continue_conversation(reference, callback, self.app_id)
                 return results[0]
             except ErrorResponseException as exc:
                 status = getattr(exc.response, "status_code", None)
                 if status not in RETRYABLE or attempt == self.attempts:
-                    log.warning("Teams call failed with HTTP %s: %s", status, exc)
-                    raise SurfaceError(f"Teams refused the message (HTTP {status}).") from exc
+                    code, detail = _error_code(exc)
+                    log.warning("Teams call failed with HTTP %s %s: %s", status, code, detail or exc)
+                    raise TeamsRefused(status, code, detail) from exc
                 delay = self._delay(attempt, exc)
                 log.info("Teams answered HTTP %s; retrying in %.2f s", status, delay)
                 await asyncio.sleep(delay)
-            except OSError as exc:
+            except (OSError, ClientRequestError) as exc:
+                # Connection failures (msrest wraps them): the request never reached Teams.
                 if attempt == self.attempts:
                     raise SurfaceError("Teams could not be reached.") from exc
                 await asyncio.sleep(self._delay(attempt, None))

@@ -19,12 +19,13 @@ from adapters.teams.entities import MentionEntity
 from adapters.teams.files import IMAGE_TYPES, consent_card, file_link, inline_image, seal_file
 from adapters.teams.live import EditedLive, StreamedLive, text_activity
 from adapters.teams.sender import Sender
+from bot.agents.base import Conversation
 from bot.messages import MessageRef, RemoteFile, ThreadKey
 from bot.reply import Reply
 from bot.storage.base import StateStore
 from bot.surface import LiveMessage, SurfaceError
 from bot.tokens import TokenSigner
-from bot.workspace import Workspace, human_size
+from bot.workspace import human_size
 from renderers.teams import card, message_text, needs_card, split_message
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class TeamsContext:
     state: StateStore
     http: Callable[[], aiohttp.ClientSession]
     bot_token: Callable[[], Awaitable[str | None]]
+    #: Stops the running turn of a thread (``Engine.cancel``): the Stop button of a Teams stream.
+    cancel: Callable[[ThreadKey], object] = lambda thread: False
 
 
 def wants_token(url: str) -> bool:
@@ -78,14 +81,13 @@ class TeamsSurface:
         self.personal = conversation_type == "personal"
         self.group_chat = conversation_type == "groupChat"
         self._names = names or {}
-        self._streaming = False
 
     # ---- messages -----------------------------------------------------------------------------
 
     async def start_live(self, reply: Reply) -> LiveMessage:
         if self.personal:
-            self._streaming = True
-            return await StreamedLive.start(self._ctx.sender, self.reference, reply)
+            return await StreamedLive.start(self._ctx.sender, self.reference, reply,
+                                            on_stop=lambda: self._ctx.cancel(self.thread))
         return await EditedLive.start(self._ctx.sender, self.reference, reply)
 
     def _activities(self, reply: Reply) -> list[Activity]:
@@ -122,8 +124,9 @@ class TeamsSurface:
         await self._ctx.sender.send(self.reference, activity)
 
     async def set_status(self, text: str | None) -> None:
-        # A typing indicator alongside a stream would interfere with it; channels show no typing.
-        if text is None or self._streaming or not (self.personal or self.group_chat):
+        # Personal chats stream (the informative update is the indicator, and a plain typing
+        # activity would interfere with the stream); channels show no typing.
+        if text is None or not self.group_chat:
             return
         await self._ctx.sender.send(self.reference, Activity(type=ActivityTypes.typing))
 
@@ -147,22 +150,22 @@ class TeamsSurface:
                     return
         await self._offer(path, name, title)
 
-    async def _workspace(self) -> Workspace:
+    async def _conversation(self) -> Conversation:
         conversation = await self._ctx.state.conversation(self.thread)
         if conversation is None:
             raise SurfaceError("this conversation has no workspace")
-        return Workspace(conversation.workspace)
+        return conversation
 
     async def _offer(self, path: Path, name: str, title: str | None) -> None:
-        workspace = await self._workspace()
+        conversation = await self._conversation()
         size = (await asyncio.to_thread(path.stat)).st_size
         if self.personal:
-            token = seal_file(self._ctx.signer, "consent", self.thread, workspace, path, CONSENT_TTL)
+            token = seal_file(self._ctx.signer, "consent", conversation, path, CONSENT_TTL)
             offer = consent_card(name, size, token)
             attachment = Attachment(content_type=offer["contentType"], name=name, content=offer["content"])
             await self._ctx.sender.send(self.reference, Activity(type=ActivityTypes.message, attachments=[attachment]))
             return
-        token = seal_file(self._ctx.signer, "dl", self.thread, workspace, path, self._ctx.settings.link_ttl)
+        token = seal_file(self._ctx.signer, "dl", conversation, path, self._ctx.settings.link_ttl)
         url = file_link(self._ctx.settings.public_url, token)
         hours = self._ctx.settings.link_ttl / 3600
         valid = f"{hours / 24:.0f} days" if hours >= 48 else f"{hours:.0f} hours"

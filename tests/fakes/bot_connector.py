@@ -33,15 +33,27 @@ class Call:
     returned_id: str
 
 
+@dataclass(frozen=True)
+class Failure:
+    """One scripted error answer: Teams' status, ``Retry-After`` and ``error.code`` / ``message``;
+    ``when`` picks which call gets it (``None``: the next call)."""
+
+    status: int
+    retry_after: float | None
+    code: str
+    message: str
+    when: Callable[[str, dict[str, Any]], bool] | None
+
+
 @dataclass
 class FakeBotConnector:
-    """Records every call; ``fail_next`` makes the next calls answer an error once each."""
+    """Records every call; ``fail_next`` makes chosen calls answer an error once each."""
 
     calls: list[Call] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)
     uploads: dict[str, bytearray] = field(default_factory=dict)
     file_requests: list[dict[str, str]] = field(default_factory=list)
-    failures: list[tuple[int, float | None]] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1_700_000_000_100))
     _server: LocalServer | None = None
@@ -58,8 +70,11 @@ class FakeBotConnector:
     def upload_url(self, name: str) -> str:
         return str(self.url) + f"upload/{name}"
 
-    def fail_next(self, status: int = 429, retry_after: float | None = 0.05, times: int = 1) -> None:
-        self.failures.extend([(status, retry_after)] * times)
+    def fail_next(self, status: int = 429, retry_after: float | None = 0.05, times: int = 1, *,
+                  code: str = "Throttled", message: str = "slow down",
+                  when: Callable[[str, dict[str, Any]], bool] | None = None) -> None:
+        """The next ``times`` calls matching ``when(method, body)`` answer ``status`` (unrecorded)."""
+        self.failures.extend([Failure(status, retry_after, code, message, when)] * times)
 
     async def start(self) -> FakeBotConnector:
         app = web.Application(client_max_size=256 * 1024 * 1024)
@@ -76,13 +91,14 @@ class FakeBotConnector:
             await self._server.close()
 
     async def _activity(self, request: web.Request) -> web.Response:
-        if self.failures:
-            status, retry_after = self.failures.pop(0)
-            self.failed.append(status)
-            headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-            return web.json_response({"error": {"code": "Throttled", "message": "slow down"}},
-                                     status=status, headers=headers)
         body = await request.json()
+        failure = next((f for f in self.failures if f.when is None or f.when(request.method, body)), None)
+        if failure is not None:
+            self.failures.remove(failure)
+            self.failed.append(failure.status)
+            headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
+            return web.json_response({"error": {"code": failure.code, "message": failure.message}},
+                                     status=failure.status, headers=headers)
         existing = request.match_info.get("activity")
         new_id = existing if request.method == "PUT" and existing else str(next(self._ids))
         self.calls.append(Call(request.method, request.match_info["conversation"], existing, body,
