@@ -28,7 +28,7 @@ from bot.messages import ActionInvoked, MessageRef, ThreadKey
 from bot.presenter import Sealer, file_key, present_datasets, present_files, present_page
 from bot.reply import Reply, notice
 from bot.storage.base import StateStore
-from bot.surface import Surface, SurfaceError
+from bot.surface import Surface, SurfaceError, best_effort
 from bot.tokens import TokenSigner
 from bot.workspace import UnsafePath, Workspace, safe_filename
 
@@ -127,11 +127,11 @@ class DatasetActions:
         except (DatasetError, UnsafePath) as exc:
             await surface.notify(action.user, notice(str(exc), "warning"))
         except SurfaceError as exc:
-            await _best_effort(surface.notify(action.user, notice(f"That did not work: {exc}", "error")))
+            await best_effort(surface.notify(action.user, notice(f"That did not work: {exc}", "error")))
         except Exception:
             log.exception("action %s failed", action.kind)
             failed = notice("That did not work; details are in the log.", "error")
-            await _best_effort(surface.notify(action.user, failed))
+            await best_effort(surface.notify(action.user, failed))
 
     async def _run(
         self, payload: dict[str, Any], thread: ThreadKey, user: str, surface: Surface, message: MessageRef | None
@@ -309,10 +309,3 @@ _SHAPES: dict[str, re.Pattern[str]] = {
     "chart": re.compile(r"chart\s+(" + "|".join(CHART_KINDS) + r")\s+\S+(\s+\S+)?", re.I),
     "download": re.compile(r"download(\s+(csv|parquet))?", re.I),
 }
-
-
-async def _best_effort(call: Awaitable[Any]) -> None:
-    try:
-        await call
-    except Exception:
-        log.warning("best-effort call failed", exc_info=True)

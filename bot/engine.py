@@ -12,25 +12,21 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from bot import events as ev
 from bot.actions import DatasetActions
 from bot.agents.base import AgentBackend, Attachment, Conversation, Turn, media_type
 from bot.config import Settings
-from bot.datasets.model import (
-    DatasetStore,
-)
+from bot.datasets.model import DatasetStore
 from bot.datasets.registrar import ThreadDatasets
 from bot.live import Coalescer
 from bot.messages import ActionInvoked, IncomingMessage, ThreadKey
 from bot.presenter import CODE_LINES, present_turn
 from bot.reply import Reply, notice
 from bot.storage.base import StateStore
-from bot.surface import LiveMessage, Surface, SurfaceError
+from bot.surface import LiveMessage, Surface, SurfaceError, best_effort
 from bot.tokens import TokenSigner
 from bot.workspace import Workspace
 
@@ -44,7 +40,7 @@ CRASHED = "Something went wrong on our side while running this turn (details are
           "Send your message again, or start a new thread if it keeps failing."
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Queued:
     message: IncomingMessage
     surface: Surface
@@ -197,7 +193,7 @@ class Engine:
         def render() -> Reply:
             return present_turn(events, state, time.monotonic() - started)  # type: ignore[arg-type]
 
-        await _best_effort(surface.set_status("is working…"))
+        await best_effort(surface.set_status("is working…"))
         live: LiveMessage | None = None
         try:
             live = await surface.start_live(render())
@@ -239,12 +235,12 @@ class Engine:
         finally:
             self._turns.pop(message.thread, None)
             await coalescer.close()
-            await _best_effort(surface.set_status(None))
+            await best_effort(surface.set_status(None))
             try:
                 await (live.finish(render()) if live is not None else surface.post(render()))
             except Exception:
                 log.exception("could not show the end of the turn")
-            await _best_effort(self.state.touch(conversation))
+            await best_effort(self.state.touch(conversation))
 
     async def _attachments_for(
         self, message: IncomingMessage, workspace: Workspace, surface: Surface
@@ -306,10 +302,3 @@ class Engine:
         except Exception:
             log.exception("upload of %s failed", name)
             events.append(ev.Notice(f"Could not post {name} into the thread.", "warning"))
-
-
-async def _best_effort(call: Awaitable[Any]) -> None:
-    try:
-        await call
-    except Exception:
-        log.warning("best-effort call failed", exc_info=True)

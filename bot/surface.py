@@ -8,11 +8,15 @@ could not be delivered ephemerally (they fall back or log).
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.messages import MessageRef, RemoteFile
 from bot.reply import Reply
+
+log = logging.getLogger(__name__)
 
 
 class SurfaceError(Exception):
@@ -59,3 +63,12 @@ class Surface(Protocol):
     async def download(self, file: RemoteFile, limit: int) -> bytes:
         """Fetch a user's attachment, at most ``limit`` bytes; ``SurfaceError`` says why it failed."""
         ...
+
+
+async def best_effort(call: Awaitable[Any]) -> None:
+    """Await ``call`` and log (not raise) a failure: for status, notices and other extras that must
+    never end a turn or hide its real outcome."""
+    try:
+        await call
+    except Exception:
+        log.warning("best-effort call failed", exc_info=True)
