@@ -96,6 +96,17 @@ class Workspace:
         """Files created or modified since ``before``, in name order."""
         return [f for f in self.files() if before.get(f.name) != (f.size, f.mtime_ns)]
 
+    # The walks above stat every file: from async code use these, which walk in a worker thread.
+
+    async def list_files(self) -> list[WorkspaceFile]:
+        return await asyncio.to_thread(self.files)
+
+    async def take_snapshot(self) -> Snapshot:
+        return await asyncio.to_thread(self.snapshot)
+
+    async def changes_since(self, before: Snapshot) -> list[WorkspaceFile]:
+        return await asyncio.to_thread(self.changed_since, before)
+
     @property
     def private(self) -> Path:
         path = self.root / PRIVATE_DIR
