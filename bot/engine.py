@@ -191,7 +191,7 @@ class Engine:
         state = "working"
 
         def render() -> Reply:
-            return present_turn(events, state, time.monotonic() - started)  # type: ignore[arg-type]
+            return present_turn(events, state, time.monotonic() - started, surface.output_chars)  # type: ignore[arg-type]
 
         await best_effort(surface.set_status("is working…"))
         live: LiveMessage | None = None

@@ -31,8 +31,9 @@ from bot.workspace import WorkspaceFile, human_size
 
 #: Lines of code shown before the rest is collapsed.
 CODE_LINES = 40
-#: Characters of output shown per output block (the tail: the end of a run matters most).
+#: Characters of output shown per output block: its start and, mostly, its end (where results are).
 OUTPUT_CHARS = 2500
+OUTPUT_HEAD_CHARS = 600
 #: Code / output blocks kept in one turn message; earlier steps are summarised.
 MAX_STEP_BLOCKS = 24
 #: Options in one select menu (Slack's limit is 100).
@@ -59,13 +60,18 @@ def _clip_code(code: str) -> CodeBlock:
     return CodeBlock("\n".join(lines[:CODE_LINES]), "code", "python", omitted=len(lines) - CODE_LINES)
 
 
-def _clip_output(text: str, role: Literal["output", "error"]) -> CodeBlock:
-    if len(text) <= OUTPUT_CHARS:
-        return CodeBlock(text.rstrip("\n"), role)
-    tail = text[-OUTPUT_CHARS:]
+def _clip_output(text: str, role: Literal["output", "error"], limit: int = OUTPUT_CHARS) -> CodeBlock:
+    """Output or error text within ``limit`` characters: its first lines and its last lines (where a
+    run's result usually is), with a marker counting the lines in between."""
+    text = text.rstrip("\n")
+    if len(text) <= limit:
+        return CodeBlock(text, role)
+    head = text[: min(OUTPUT_HEAD_CHARS, limit // 4)]
+    head = head[: head.rfind("\n")] if "\n" in head else head
+    tail = text[-(limit - len(head)) :]
     tail = tail[tail.find("\n") + 1 :] if "\n" in tail[:200] else tail
-    omitted = text[: len(text) - len(tail)].count("\n") + 1
-    return CodeBlock(tail.rstrip("\n"), role, omitted=omitted)
+    hidden = text[len(head) : len(text) - len(tail)].strip("\n").count("\n") + 1
+    return CodeBlock(f"{head}\n… {hidden:,} lines not shown …\n{tail}", role)
 
 
 def dataset_line(meta: DatasetMeta) -> str:
@@ -77,17 +83,23 @@ class _Builder:
     blocks: list[Block]
     output: list[str]
     answer: list[str]
+    output_chars: int
     answer_at: int | None = None
 
     def flush_output(self) -> None:
         if self.output:
-            self.blocks.append(_clip_output("".join(self.output), "output"))
+            self.blocks.append(_clip_output("".join(self.output), "output", self.output_chars))
             self.output.clear()
 
 
-def present_turn(events: Sequence[ev.AgentEvent], state: TurnState, elapsed: float | None = None) -> Reply:
-    """The turn message: status, then rationale, code, output, errors and notices in order, then the answer."""
-    b = _Builder([], [], [])
+def present_turn(
+    events: Sequence[ev.AgentEvent], state: TurnState, elapsed: float | None = None, output_chars: int = OUTPUT_CHARS
+) -> Reply:
+    """The turn message: status, then rationale, code, output, errors and notices in order, then the answer.
+
+    Each output block keeps at most ``output_chars`` characters (its start and its end).
+    """
+    b = _Builder([], [], [], output_chars)
     steps: list[str] = []
     for event in events:
         if not isinstance(event, ev.CodeOutput):
@@ -111,7 +123,7 @@ def present_turn(events: Sequence[ev.AgentEvent], state: TurnState, elapsed: flo
                 # The headline first: it is what a reader needs; the traceback says where.
                 head = f"{ename}: {evalue}" if evalue else ename
                 frames = [line for line in tb.rstrip().split("\n") if line.strip() and line.strip() != head]
-                b.blocks.append(_clip_output("\n".join([head, *frames]), "error"))
+                b.blocks.append(_clip_output("\n".join([head, *frames]), "error", output_chars))
             case ev.FileProduced():
                 pass  # files are uploaded into the thread by the engine, not listed twice
             case ev.DatasetProduced(dataset=meta):

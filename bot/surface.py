@@ -35,6 +35,8 @@ class LiveMessage(Protocol):
 class Surface(Protocol):
     #: Minimum seconds between two updates of one live message (0 for the console).
     live_interval: float
+    #: Characters of code output one message shows (start and end kept); the console shows it all.
+    output_chars: int
 
     async def start_live(self, reply: Reply) -> LiveMessage:
         """Show the first state of a turn (within a second of the message) and return its handle."""

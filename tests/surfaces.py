@@ -41,6 +41,7 @@ class RecordingLive:
 @dataclass
 class RecordingSurface:
     live_interval: float = 0.0
+    output_chars: int = 2500
     files: dict[str, bytes] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     uploaded: dict[str, bytes] = field(default_factory=dict)

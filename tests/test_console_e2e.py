@@ -96,3 +96,11 @@ def test_ctrl_c_interrupts_the_run_not_the_program(tmp_path: Path) -> None:
 def test_exit_words(tmp_path: Path, text: str) -> None:
     result = chat(tmp_path, f"{text}\nprint('not run')\n")
     assert result.returncode == 0 and "not run" not in result.stdout
+
+
+def test_a_long_output_prints_every_line_once_then_says_where_it_is_saved(tmp_path: Path) -> None:
+    result = chat(tmp_path, 'for i in range(600): print(f"line {i}")\n', DATATHREAD_OUTPUT_CAP_CHARS="2000")
+    shown = [line.split()[-1] for line in result.stdout.splitlines() if re.fullmatch(r"\s+line \d+", line)]
+    assert shown[:3] == ["0", "1", "2"] and shown[-1] == "599"
+    assert len(shown) == len(set(shown))  # nothing printed twice
+    assert "characters not shown" in result.stdout and "outputs/output-1.txt" in result.stdout

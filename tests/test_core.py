@@ -88,10 +88,14 @@ def test_turn_presents_events_in_order_with_answer_merged() -> None:
     assert reply.blocks[0] == Status("Done in 1.5 s", "done", 1.5)
 
 
-def test_long_output_keeps_the_tail_and_counts_the_rest() -> None:
+def test_long_output_keeps_its_start_and_end_and_counts_the_rest() -> None:
     text = "".join(f"line {i}\n" for i in range(2000))
     [_, block] = present_turn([ev.CodeOutput(text)], "working", 0.1).blocks
-    assert isinstance(block, CodeBlock) and block.text.endswith("line 1999") and block.omitted > 1000
+    assert isinstance(block, CodeBlock) and block.text.startswith("line 0\n") and block.text.endswith("line 1999")
+    lines = block.text.split("\n")
+    marker = next(line for line in lines if "not shown" in line)
+    shown = [line for line in lines if line.startswith("line ")]
+    assert int(marker.split()[1].replace(",", "")) == 2000 - len(shown)  # every hidden line is counted
     assert len(block.text) <= 2600
 
 

@@ -75,10 +75,7 @@ class ConsoleLive:
             if not final and i == len(blocks) - 1 and isinstance(block, Markdown):
                 lines = lines[:-1]  # the answer's last line may still grow
             done = self._printed[i] if i < len(self._printed) else []
-            start = len(done)
-            if done and start <= len(lines) and lines[start - 1] != done[-1]:
-                start -= 1  # a line grew (a partial output line): print its new form
-            out += lines[start:]
+            out += _unprinted(done, lines)
             if i < len(self._printed):
                 self._printed[i] = lines
             else:
@@ -97,10 +94,28 @@ class ConsoleLive:
         return None
 
 
+def _unprinted(done: list[str], lines: list[str]) -> list[str]:
+    """The lines of a block's new form that the terminal has not shown yet.
+
+    Usually the block only grew (print the new lines, or a last line that grew). A long output is
+    re-clipped to its start and end as it grows: then continue after the last line we printed.
+    """
+    if not done:
+        return lines
+    if lines[: len(done) - 1] == done[:-1] and len(lines) >= len(done):
+        return lines[len(done) :] if lines[len(done) - 1] == done[-1] else lines[len(done) - 1 :]
+    after = next((j for j in range(len(lines) - 1, -1, -1) if lines[j] == done[-1]), None)
+    if after is not None:
+        return lines[after + 1 :]
+    marker = next((j for j, line in enumerate(lines) if "not shown" in line), None)
+    return lines[marker:] if marker is not None else []
+
+
 class ConsoleSurface:
     """``Surface`` printing to stdout. Paths are shown relative to the working directory."""
 
     live_interval = 0.0
+    output_chars = 10_000_000  # a terminal scrolls: show all of it (the agent's own output cap still applies)
 
     def __init__(self, output: ConsoleOutput | None = None) -> None:
         self.output = output or ConsoleOutput()

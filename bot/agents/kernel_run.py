@@ -78,7 +78,13 @@ def code_error(content: dict[str, Any], workspace: Path | None = None) -> CodeEr
 
 
 class _Output:
-    """Counts what is shown; past the cap, the whole output goes to ``outputs/output-<n>.txt``."""
+    """Counts what is shown; past the cap, the whole output goes to ``outputs/output-<n>.txt``.
+
+    After the cap, only the last ``TAIL_CHARS`` are kept in memory and shown when the run ends, so
+    the message shows how the output began and how it ended, with a marker for what was left out.
+    """
+
+    TAIL_CHARS = 1500
 
     def __init__(self, cap: int, root: Path) -> None:
         self.cap = cap
@@ -88,12 +94,16 @@ class _Output:
         self.total = 0
         self.path: Path | None = None
         self._file: IO[str] | None = None
+        self._tail = ""
+        self._tail_trimmed = False
+        self.cut_at = 0  # characters shown before the cut
 
     def add(self, text: str) -> str:
         """The part of ``text`` to show (possibly empty); the rest is saved."""
         self.total += len(text)
         if self._file is not None:
             self._file.write(text)
+            self._keep_tail(text)
             return ""
         room = self.cap - self.shown_chars
         if len(text) <= room:
@@ -106,20 +116,36 @@ class _Output:
         self._file = self.path.open("w", encoding="utf-8", errors="replace")
         self._file.write("".join(self.shown))
         self._file.write(text)
+        cut = text.rfind("\n", 0, room) + 1 or room  # end what is shown at a line boundary when possible
+        self._keep_tail(text[cut:])
         self.shown_chars = self.cap
-        return text[:room]
+        self.cut_at = self.total - len(text) + cut
+        return text[:cut]
 
-    def close(self) -> Notice | None:
+    def _keep_tail(self, text: str) -> None:
+        self._tail += text
+        if len(self._tail) > self.TAIL_CHARS:
+            self._tail = self._tail[-self.TAIL_CHARS :]
+            self._tail_trimmed = True
+
+    def close(self) -> list[AgentEvent]:
+        """The end of a cut output and a notice naming the full file; nothing if nothing was cut."""
         if self._file is None or self.path is None:
-            return None
+            return []
         self._file.close()
         self._file = None
         rel = self.path.relative_to(self.root).as_posix()
-        return Notice(
-            f"Output was longer than {self.cap:,} characters, so it was cut; the full output "
-            f"({self.total:,} characters) is saved as {rel}.",
-            "info",
-        )
+        tail = self._tail
+        if self._tail_trimmed and "\n" in tail[:200]:
+            tail = tail[tail.find("\n") + 1 :]  # start the end part at a whole line
+        hidden = self.total - self.cut_at - len(tail)
+        marker = f"… {hidden:,} characters not shown …\n" if hidden > 0 else ""
+        return [
+            CodeOutput(marker + tail),
+            Notice(f"Output was longer than {self.cap:,} characters, so only its start and end are shown; "
+                   f"the full output ({self.total:,} characters) is saved as {rel}." if hidden > 0
+                   else f"The full output ({self.total:,} characters) is also saved as {rel}.", "info"),
+        ]
 
 
 class KernelRun:
@@ -166,9 +192,9 @@ class KernelRun:
                 # Cancelled (Ctrl-C, Stop): stop the code, keep the kernel and its variables.
                 self._interrupted = True
                 await self.session.interrupt()
-            notice = self._output.close()
-        if notice is not None:
-            yield notice
+            ending = self._output.close()
+        for event in ending:
+            yield event
 
     def _time_limit_notice(self) -> Notice:
         limit = f"{self.limits.timeout:g} s"
