@@ -9,7 +9,7 @@ import os
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -64,6 +64,7 @@ class Settings:
     max_upload_bytes: int
     allow_participants: bool
     agent: str  # "local", "bedrock-agent" or "bedrock"
+    configured_secret: str | None = field(default=None, repr=False)  # DATATHREAD_SECRET; never in a repr
 
     @property
     def workspaces(self) -> Path:
@@ -82,9 +83,8 @@ class Settings:
 
         Several replicas must share it (set the variable); a single process keeps its own file.
         """
-        configured = os.environ.get("DATATHREAD_SECRET")
-        if configured:
-            return configured.encode()
+        if self.configured_secret:
+            return self.configured_secret.encode()
         path = self.home / "secret"
         if not path.exists():
             self.home.mkdir(parents=True, exist_ok=True)
@@ -123,9 +123,11 @@ class Settings:
             page_size=env_int(env, "DATATHREAD_PAGE_SIZE", 20, 1, 100),
             kernel_idle_timeout=env_number(env, "DATATHREAD_KERNEL_IDLE_SECONDS", 15 * 60),
             run_timeout=env_number(env, "DATATHREAD_RUN_TIMEOUT_SECONDS", 120),
-            kernel_memory_bytes=int(env_number(env, "DATATHREAD_KERNEL_MEMORY_MB", 4096) * 1024 * 1024),
+            kernel_memory_bytes=int(env_number(env, "DATATHREAD_KERNEL_MEMORY_MB", 4096) * 1024 * 1024),  # MiB
             output_cap_chars=int(env_number(env, "DATATHREAD_OUTPUT_CAP_CHARS", 4000)),
-            max_upload_bytes=int(env_number(env, "DATATHREAD_MAX_UPLOAD_MB", 100) * 1024 * 1024),
+            # Decimal MB, as sizes are shown to users (human_size): "the limit is 100 MB" means 100,000,000.
+            max_upload_bytes=int(env_number(env, "DATATHREAD_MAX_UPLOAD_MB", 100) * 1_000_000),
             allow_participants=env_flag(env, "DATATHREAD_ALLOW_PARTICIPANTS"),
             agent=agent,
+            configured_secret=env.get("DATATHREAD_SECRET") or None,
         )

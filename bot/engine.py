@@ -78,9 +78,7 @@ class Engine:
     async def _sweep_forever(self, every: float) -> None:
         while True:
             try:
-                removed = await self.datasets.sweep()
-                if removed:
-                    log.info("swept %d expired datasets", removed)
+                await self.datasets.sweep()  # the store logs what it removed
             except Exception:
                 log.exception("dataset sweep failed")
             await asyncio.sleep(every)

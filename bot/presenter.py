@@ -203,7 +203,7 @@ def present_page(page: Page, seal: Sealer) -> Reply:
     )
 
     names = [c.name for c in meta.columns]
-    view: dict[str, Any] = {"d": meta.id, "n": page.size}
+    view: dict[str, Any] = {"d": meta.id}
     if page.sort and page.sort.column in names:
         view |= {"c": names.index(page.sort.column), "r": int(page.sort.descending)}
     items: list[Button | Select] = []
@@ -212,7 +212,7 @@ def present_page(page: Page, seal: Sealer) -> Reply:
     if page.has_next:
         items.append(Button("Next ▶", ActionKind.PAGE, seal({**view, "k": "page", "p": page.number + 1})))
     sorts = [
-        Option(f"{c.name} {arrow}", seal({"d": meta.id, "n": page.size, "k": "sort", "p": 1, "c": i, "r": desc}))
+        Option(f"{c.name} {arrow}", seal({"d": meta.id, "k": "sort", "p": 1, "c": i, "r": desc}))
         for i, c in enumerate(meta.columns) for desc, arrow in ((0, "↑"), (1, "↓"))
     ][:MAX_OPTIONS]
     if meta.rows > 1 and sorts:

@@ -102,8 +102,6 @@ class Reply:
     blocks: tuple[Block, ...]
     summary: str = ""
 
-    def without_actions(self) -> Reply:
-        return Reply(tuple(b for b in self.blocks if not isinstance(b, Buttons)), self.summary)
 
 
 def notice(text: str, level: Level = "info") -> Reply:

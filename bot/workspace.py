@@ -107,11 +107,6 @@ class Workspace:
     async def changes_since(self, before: Snapshot) -> list[WorkspaceFile]:
         return await asyncio.to_thread(self.changed_since, before)
 
-    @property
-    def private(self) -> Path:
-        path = self.root / PRIVATE_DIR
-        path.mkdir(parents=True, exist_ok=True)
-        return path
 
 
 def human_size(n: int) -> str:

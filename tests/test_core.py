@@ -13,7 +13,7 @@ from bot.messages import ActionKind, ThreadKey
 from bot.presenter import MAX_STEP_BLOCKS, present_page, present_turn
 from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Reply, Select, Status, Table
 from bot.tokens import TokenSigner
-from bot.workspace import UnsafePath, Workspace, human_size, safe_filename
+from bot.workspace import PRIVATE_DIR, UnsafePath, Workspace, human_size, safe_filename
 from renderers.terminal import render, table_lines
 
 KEY = ThreadKey("slack", "T1", "C1", "1700000000.000100")
@@ -60,7 +60,8 @@ async def test_workspace_write_sanitises_and_never_overwrites(tmp_path: Path) ->
     assert a.parent == ws.root and b.parent == ws.root and a != b
     assert a.name == "evil_name.csv" and a.read_bytes() == b"1" and b.read_bytes() == b"2"
     assert [f.name for f in ws.files()] == ["evil_name-2.csv", "evil_name.csv"]
-    (ws.private / "x").write_text("hidden")
+    (ws.root / PRIVATE_DIR).mkdir()
+    (ws.root / PRIVATE_DIR / "x").write_text("hidden")
     assert len(ws.files()) == 2
 
 

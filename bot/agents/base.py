@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from bot.datasets.readers import TABULAR_SUFFIXES
 from bot.events import AgentEvent, DatasetProduced, FileProduced, Notice
 from bot.workspace import Workspace, WorkspaceFile
 
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: File extensions registered as datasets when an agent writes them.
-TABULAR_EXTENSIONS = frozenset({".csv", ".tsv", ".parquet", ".jsonl", ".ndjson", ".xlsx", ".arrow", ".feather"})
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,7 @@ async def announce_files(turn: Turn, files: Sequence[WorkspaceFile]) -> AsyncIte
     """
     for f in files:
         yield FileProduced(path=f.path, name=f.name, size=f.size, media_type=media_type(f.path))
-        if f.path.suffix.lower() not in TABULAR_EXTENSIONS:
+        if f.path.suffix.lower() not in TABULAR_SUFFIXES:
             continue
         try:
             meta = await turn.datasets.register_file(f.path, Path(f.name).stem)
