@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import logging
 import os
 import sys
@@ -47,11 +48,38 @@ async def _chat(settings: Settings, thread: str | None) -> int:
     return await run_chat(engine, thread, AGENT_LABELS[settings.agent])
 
 
+def hide_environment() -> bool:
+    """Make this process's ``/proc/<pid>/environ`` (and memory) unreadable to other processes of the same
+    OS user, so code run by the local kernel cannot read the bot's tokens from its parent. Linux only;
+    returns whether it took effect. Kernels are separate programs, reset to dumpable by ``exec``."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(4, 0, 0, 0, 0) == 0)  # PR_SET_DUMPABLE = 4, value 0
+    except (OSError, AttributeError):
+        return False
+
+
+LOCAL_KERNEL_WARNING = (
+    "The agent is the LOCAL PYTHON KERNEL: anyone who can message the bot runs code as this OS user "
+    "and can read its files (other conversations' workspaces, %s). Use it for a trusted team only; for "
+    "everyone else set BEDROCK_MODEL_ID (code runs in AgentCore sandboxes) or BEDROCK_AGENT_ID."
+)
+
+
 async def _serve(settings: Settings, host: str, port: int) -> int:
     from aiohttp import web
 
     from adapters.server import build_app
     from bot.app import build_engine
+
+    hide_environment()
+    local_code = settings.agent == "local" or (
+        settings.agent == "bedrock" and os.environ.get("DATATHREAD_EXECUTOR", "").lower() == "local"
+    )
+    if local_code:
+        logging.getLogger("datathread").warning(LOCAL_KERNEL_WARNING, settings.home)
 
     app = await build_app(build_engine(settings), settings, os.environ)
     runner = web.AppRunner(app)
