@@ -103,6 +103,14 @@ def fit(text: str, limit: int, measure: Callable[[str], int] = len) -> str:
     return text[:lo]
 
 
+def clip(text: str, limit: int, measure: Callable[[str], int] = len) -> str:
+    """``text`` if its ``measure`` is at most ``limit``, else the longest prefix that fits with ``…``
+    appended (the result, ellipsis included, stays within ``limit``)."""
+    if measure(text) <= limit:
+        return text
+    return fit(text, limit - measure("…"), measure) + "…"
+
+
 def split_text(text: str, limit: int, measure: Callable[[str], int] = len) -> list[str]:
     """Split ``text`` into pieces whose ``measure`` (default: characters) is at most ``limit``, losing nothing.
 

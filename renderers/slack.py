@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.reply import Button, Buttons, CodeBlock, Image, Markdown, Notice, Reply, Select, Status, Table
-from renderers.markdown import fit, more_lines, split_text, utf8_len
+from renderers.markdown import clip, fit, more_lines, split_text, utf8_len
 
 # ---- Slack limits (https://docs.slack.dev/reference/block-kit), text limits in UTF-8 bytes ------
 SECTION_TEXT = 3000
@@ -183,7 +183,7 @@ def _code_sections_raw(text: str) -> list[Block]:
 
 
 def _plain(text: str, limit: int) -> dict[str, Any]:
-    return {"type": "plain_text", "text": (text[: limit - 1] + "…") if len(text) > limit else text, "emoji": True}
+    return {"type": "plain_text", "text": clip(text, limit, utf8_len), "emoji": True}
 
 
 def _action_blocks(buttons: Buttons) -> list[Block]:
@@ -247,7 +247,7 @@ def _fallback(reply: Reply, blocks: list[Block]) -> str:
         text = reply.summary
     else:
         text = next((b["text"]["text"] for b in blocks if b["type"] == "section"), "") or "datathread"
-    return text if len(text) <= FALLBACK_TEXT else text[: FALLBACK_TEXT - 1] + "…"
+    return clip(text, FALLBACK_TEXT)
 
 
 def render(reply: Reply, *, nonce: str | None = None) -> list[SlackMessage]:

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from bot.reply import Button, Buttons, CodeBlock, Image, Markdown, Notice, Reply, Select, Status, Table
-from renderers.markdown import NOTICE_EMOJI, code_block_markdown, fence, split_text
+from renderers.markdown import NOTICE_EMOJI, code_block_markdown, fence, split_text, utf8_len
 
 #: Teams rejects messages over ~100 KB; stay well under it.
 MESSAGE_LIMIT = 80_000
@@ -20,15 +20,14 @@ MESSAGE_LIMIT = 80_000
 CARD_BUDGET = 25_000
 #: Columns shown in a card table before the rest is left to Download.
 MAX_CARD_COLUMNS = 8
-#: Characters of one table cell in a card.
-MAX_CELL = 60
 #: Choices in one Sort / Chart list before the card budget is even considered.
 MAX_CHOICES = 24
 #: Informative stream updates may not exceed 1,000 characters.
 INFORMATIVE_LIMIT = 1000
-#: The ``data`` key of every card action (``adapters.teams.translate.ACTION_KEY``).
+#: The key every card action carries in its ``data``; its value is an ``ActionKind``
+#: (``adapters.teams.translate`` reads clicks with it).
 ACTION_KEY = "datathread"
-#: Id of the choice input in a Sort / Chart show-card (``adapters.teams.translate.CHOICE_INPUT``).
+#: Id of the choice-set input in a Sort / Chart show-card (its value is the chosen option's token).
 CHOICE_INPUT = "datathread_choice"
 
 _FENCE_LINE = re.compile(r"^\s*(```|~~~)")
@@ -85,7 +84,8 @@ def plain_table(table: Table, max_rows: int | None = None) -> str:
     """A monospace text table (for message text and for card fallbacks)."""
     rows = table.rows if max_rows is None else table.rows[:max_rows]
     width = len(table.columns)
-    cells = [list(table.columns), *([c[:MAX_CELL] for c in r[:width]] for r in rows)]
+    # Cells come already clipped (dataset pages: ``bot.datasets.formatting``).
+    cells = [list(table.columns), *(list(r[:width]) for r in rows)]
     widths = [max(len(row[i]) for row in cells if i < len(row)) for i in range(len(table.columns))]
     lines = []
     for row in cells:
@@ -129,10 +129,7 @@ def message_text(reply: Reply, *, include_status: bool = True) -> str:
 
 def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     """``text`` in pieces under Teams' message size (measured in UTF-8 bytes), fences kept balanced."""
-    if len(text.encode()) <= limit:
-        return [text]
-    # Characters can take up to 4 bytes; a character budget of limit // 4 is always safe.
-    return split_text(text, max(16, limit // 4))
+    return split_text(text, limit, utf8_len)
 
 
 def needs_card(reply: Reply) -> bool:
@@ -151,8 +148,7 @@ def _table_element(table: Table, columns: int, rows: int) -> dict[str, Any]:
 
     def cell(text: str, i: int, header: bool = False) -> dict[str, Any]:
         numeric = i < len(table.numeric) and table.numeric[i]
-        clipped = text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
-        block = _text_block(clipped, weight="Bolder" if header else "Default")
+        block = _text_block(text, weight="Bolder" if header else "Default")
         if numeric:
             block["horizontalAlignment"] = "Right"
         return {"type": "TableCell", "items": [block]}

@@ -116,6 +116,25 @@ async def test_file_out_and_dataset_paged_to_the_last_row(bot: SlackBot, fake: F
     assert table_rows(m)[0][0] == str(ROWS - 1)
 
 
+async def test_paging_a_dataset_whose_message_was_deleted_posts_a_fresh_page(bot: SlackBot, fake: FakeSlack) -> None:
+    ts = "1700000550.000100"
+    m = await table_thread(bot, fake, ts)
+    nxt = element(m, "Next")
+    assert nxt is not None
+    del fake.messages[(m.channel, m.ts)]  # someone deleted the dataset message
+    assert await bot.click(click_of(nxt), user="UALICE", channel=CHANNEL, message_ts=m.ts, thread_ts=ts) == 200
+    await until(lambda: (d := dataset_message(fake, ts)) is not None and "rows 21–40 of 45" in str(d.blocks),
+                what="a fresh page")
+    fresh = dataset_message(fake, ts)
+    assert fresh is not None and fresh.ts != m.ts
+    assert [int(r[0]) for r in table_rows(fresh)] == list(range(20, 40))
+
+
+def test_the_bot_token_is_not_in_the_context_repr(bot: SlackBot, fake: FakeSlack) -> None:
+    assert bot.adapter.ctx.token == fake.token
+    assert fake.token not in repr(bot.adapter.ctx)
+
+
 async def test_tampered_foreign_and_other_user_clicks_reveal_nothing(bot: SlackBot, fake: FakeSlack) -> None:
     a_ts, b_ts = "1700000600.000100", "1700000601.000100"
     a = await table_thread(bot, fake, a_ts)

@@ -8,7 +8,9 @@ from bot.messages import ActionKind
 from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Option, Reply, Select, Status, Table
 from renderers.markdown import reply_to_markdown, split_text, utf8_len
 from renderers.slack import (
+    BUTTON_TEXT,
     CONTEXT_TEXT,
+    FALLBACK_TEXT,
     MAX_BLOCKS,
     OPTION_VALUE,
     SECTION_TEXT,
@@ -145,6 +147,15 @@ def test_buttons_and_selects() -> None:
         Option("fits", "x" * OPTION_VALUE), Option("too long", "y" * (OPTION_VALUE + 1)))),)),)))
     [[element]] = [b["elements"] for b in too_long[0].blocks]
     assert [o["text"]["text"] for o in element["options"]] == ["fits"]  # never a truncated, unverifiable value
+
+
+def test_long_labels_are_clipped_with_an_ellipsis_within_slack_s_limit() -> None:
+    (m,) = render(Reply((Buttons((Button("📈" * 40, ActionKind.CHART, "t"), Button("ok", ActionKind.PAGE, "u"))),),
+                        "s" * 400))
+    label = m.blocks[0]["elements"][0]["text"]["text"]
+    assert label.endswith("…") and utf8_len(label) <= BUTTON_TEXT and label.startswith("📈")
+    assert m.blocks[0]["elements"][1]["text"]["text"] == "ok"
+    assert m.text == "s" * (FALLBACK_TEXT - 1) + "…"
 
 
 def test_notice_and_status_are_context_blocks() -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from PIL import Image
 
 from adapters.teams.files import seal_file
+from adapters.teams.surface import download_allowed, wants_token
 from bot import events as ev
 from bot.agents.base import Turn
 from bot.tokens import TokenSigner
@@ -210,13 +211,63 @@ async def test_an_attachment_over_the_size_cap_is_refused_with_a_notice(tmp_path
 
 
 def test_only_bot_connector_hosts_get_the_bot_token() -> None:
-    from adapters.teams.surface import wants_token
-
     assert wants_token("https://smba.trafficmanager.net/emea/72f9/v3/attachments/0-weu/views/original")
     assert wants_token("https://eu.api.botframework.com/v3/attachments/1")
     assert not wants_token("https://contoso-my.sharepoint.com/_layouts/15/download.aspx?tempauth=x")
     assert not wants_token("https://smba.trafficmanager.net.evil.example/v3/attachments/1")
+    assert not wants_token("https://evilsmba.trafficmanager.net/v3/attachments/1")
+    assert not wants_token("https://evilbotframework.com/v3/attachments/1")
     assert not wants_token("http://smba.trafficmanager.net/v3/attachments/1")
+
+
+def test_attachments_are_fetched_only_from_microsoft_hosts_or_the_activity_s_own_service() -> None:
+    service = "https://smba.trafficmanager.net/emea/"
+    for url in ("https://contoso-my.sharepoint.com/_layouts/15/download.aspx?tempauth=x",
+                "https://us-api.asm.skype.com/v1/objects/0-eus-d1/views/imgo",
+                "https://smba.trafficmanager.net/emea/v3/attachments/1/views/original"):
+        assert download_allowed(url, service, local=False), url
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://contoso-my.sharepoint.com/f.csv",
+                "https://evilsharepoint.com/f.csv", "https://evilsmba.trafficmanager.net/v3/attachments/1",
+                "http://127.0.0.1:8080/admin", "file:///etc/passwd"):
+        assert not download_allowed(url, service, local=False), url
+    # Authenticated, the activity's serviceUrl is signed by the Bot Framework: its origin is trusted.
+    assert download_allowed("https://connector.example.test/v3/attachments/1", "https://connector.example.test/",
+                            local=False)
+    assert not download_allowed("https://connector.example.test:8443/x", "https://connector.example.test/",
+                                local=False)
+    # Local mode (Bot Framework Emulator): loopback only; a serviceUrl anyone could write is not trusted.
+    assert download_allowed("http://localhost:9000/x", "http://localhost:52731/", local=True)
+    assert download_allowed("http://[::1]:9000/x", "http://localhost:52731/", local=True)
+    assert not download_allowed("http://169.254.169.254/latest/meta-data/", "http://169.254.169.254/", local=True)
+
+
+async def test_a_multi_megabyte_attachment_arriving_in_small_pieces_reaches_the_agent_whole(tmp_path: Path) -> None:
+    seen: list[bytes] = []
+
+    def script(turn: Turn) -> list[Any]:
+        seen.extend(a.path.read_bytes() for a in turn.attachments)
+        return [ev.FinalText("got it")]
+
+    data = random.Random(3).randbytes(3 * 1024 * 1024 + 17)
+    async with teams(tmp_path, script) as h:
+        h.connector.files["big.csv"] = data
+        h.connector.file_chunk = 100_000
+        shared = fixture("personal_file_download_info")
+        shared["attachments"][0]["content"]["downloadUrl"] = h.connector.file_url("big.csv")
+        await h.post(shared)
+        await h.turn_done(PERSONAL)
+        assert len(seen) == 1 and len(seen[0]) == len(data)
+        assert seen[0] == data
+
+
+async def test_an_attachment_link_to_an_internal_address_is_not_fetched(tmp_path: Path) -> None:
+    async with teams(tmp_path, lambda turn: [ev.FinalText(f"{len(turn.attachments)} files")]) as h:
+        shared = fixture("personal_file_download_info")
+        shared["attachments"][0]["content"]["downloadUrl"] = "http://169.254.169.254/latest/meta-data/iam/"
+        await h.post(shared)
+        calls = await h.turn_done(PERSONAL)
+        final = calls[-1].body["text"]
+        assert "0 files" in final and "sales.csv" in final and "does not point to Microsoft Teams" in final
 
 
 async def test_a_declined_file_offer_is_marked_and_nothing_is_uploaded(tmp_path: Path) -> None:

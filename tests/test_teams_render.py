@@ -83,6 +83,8 @@ def test_long_text_is_split_under_the_message_limit_keeping_code_fenced() -> Non
     text = "intro\n```\n" + "\n".join(f"line {i} " + "é" * 50 for i in range(4000)) + "\n```\nend"
     pieces = split_message(text, 80_000)
     assert len(pieces) > 1 and all(len(p.encode()) <= 80_000 for p in pieces)
+    # Pieces are as large as the limit allows (a message per 80 KB, not per 20,000 characters).
+    assert all(len(p.encode()) > 75_000 for p in pieces[:-1])
     assert all(p.count("```") % 2 == 0 for p in pieces)
     assert pieces[-1].endswith("end")
 
@@ -140,6 +142,9 @@ def test_settings_need_credentials_or_the_explicit_local_opt_in() -> None:
     assert TeamsSettings.from_env({}) is None
     local = TeamsSettings.from_env({"DATATHREAD_TEAMS_ALLOW_UNAUTHENTICATED": "1"})
     assert local is not None and not local.authenticated
+    real = TeamsSettings.from_env({"MICROSOFT_APP_ID": "x", "MICROSOFT_APP_TENANT_ID": "t",
+                                   "MICROSOFT_APP_PASSWORD": "s3cret-app-password"})
+    assert real is not None and "s3cret-app-password" not in repr(real)
     with pytest.raises(ConfigError, match="SingleTenant"):
         TeamsSettings.from_env({"MICROSOFT_APP_ID": "x", "MICROSOFT_APP_TYPE": "MultiTenant",
                                 "MICROSOFT_APP_TENANT_ID": "t", "MICROSOFT_APP_PASSWORD": "p"})

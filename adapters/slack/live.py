@@ -24,7 +24,7 @@ from slack_sdk.errors import SlackApiError
 from bot.messages import ActionKind, MessageRef
 from bot.reply import Button, Buttons, CodeBlock, Image, Notice, Reply, Status
 from renderers.markdown import fit, reply_to_markdown, utf8_len
-from renderers.slack import MARKDOWN_BLOCK, render
+from renderers.slack import MARKDOWN_BLOCK, SlackMessage, render
 
 if TYPE_CHECKING:
     from adapters.slack.surface import SlackSurface
@@ -116,7 +116,7 @@ class SlackLive:
         await self._redraw(reply, wait=False)
 
     def _stream_failed(self, step: str, exc: SlackApiError) -> None:
-        error = _error(exc)
+        error = slack_error(exc)
         if error in STREAMING_UNAVAILABLE:
             log.info("Slack streaming unavailable (%s); using chat.update from now on", error)
             self._s.ctx.streaming = False
@@ -154,7 +154,7 @@ class SlackLive:
         try:
             await self._s.ctx.client.chat_stopStream(channel=self._s.channel, ts=ts)
         except SlackApiError as exc:
-            log.debug("stopStream after a failed stream: %s", exc.response.get("error") if exc.response else exc)
+            log.debug("stopStream after a failed stream: %s", slack_error(exc))
 
     # ---- LiveMessage -------------------------------------------------------------------------
 
@@ -168,7 +168,7 @@ class SlackLive:
         try:
             return await self._finish(reply)
         except SlackApiError as exc:
-            error = _error(exc)
+            error = slack_error(exc)
             log.warning("Slack refused the end of a turn (%s)", error)
             return await self._say_unshown(error)
 
@@ -184,7 +184,7 @@ class SlackLive:
             resp = await s.ctx.client.chat_postMessage(channel=s.channel, thread_ts=s.thread_ts,
                                                        blocks=list(message.blocks), text=message.text)
         except SlackApiError as exc:
-            log.warning("could not tell the thread either (%s)", _error(exc))
+            log.warning("could not tell the thread either (%s)", slack_error(exc))
             return None
         return MessageRef(s.channel, str(resp["ts"]))
 
@@ -225,27 +225,42 @@ class SlackLive:
             if pause > 0:
                 await asyncio.sleep(pause)
         self._last_redraw = time.monotonic()
-        for i, message in enumerate(messages):
-            if i < len(self._ts):
-                if wait:
-                    await s.ctx.update_budget.acquire()
-                else:
-                    s.ctx.update_budget.take()
-                try:
-                    await s.ctx.client.chat_update(channel=s.channel, ts=self._ts[i], blocks=list(message.blocks),
-                                                   text=message.text)
-                    continue
-                except SlackApiError as exc:
-                    if _error(exc) not in MESSAGE_GONE:
-                        raise
-                    log.info("a turn message is gone (%s); posting it again", _error(exc))
-            resp = await s.ctx.client.chat_postMessage(channel=s.channel, thread_ts=s.thread_ts,
-                                                       blocks=list(message.blocks), text=message.text)
-            if i < len(self._ts):
-                self._ts[i] = str(resp["ts"])
+        await redraw(s, self._ts, messages, wait=wait)
+
+
+async def redraw(surface: SlackSurface, shown: list[str], messages: list[SlackMessage], *, wait: bool) -> None:
+    """Show ``messages`` in the surface's thread in place of the messages ``shown`` (their ts).
+
+    Message ``i`` replaces ``shown[i]``; one that is gone (deleted, too old to edit) is posted again,
+    and messages past ``shown`` are posted. ``shown`` is updated in place as that happens, so a
+    failure part-way still leaves it naming what is on screen. ``wait`` paces the updates with the
+    workspace's update budget (live redraws); otherwise each spends its token at once (a click must
+    not wait behind live redraws). Other Slack errors are raised.
+    """
+    s = surface
+    for i, message in enumerate(messages):
+        if i < len(shown):
+            if wait:
+                await s.ctx.update_budget.acquire()
             else:
-                self._ts.append(str(resp["ts"]))
+                s.ctx.update_budget.take()
+            try:
+                await s.ctx.client.chat_update(channel=s.channel, ts=shown[i], blocks=list(message.blocks),
+                                               text=message.text)
+                continue
+            except SlackApiError as exc:
+                if slack_error(exc) not in MESSAGE_GONE:
+                    raise
+                log.info("a message is gone (%s); posting it again", slack_error(exc))
+        resp = await s.ctx.client.chat_postMessage(channel=s.channel, thread_ts=s.thread_ts,
+                                                   blocks=list(message.blocks), text=message.text)
+        if i < len(shown):
+            shown[i] = str(resp["ts"])
+        else:
+            shown.append(str(resp["ts"]))
 
 
-def _error(exc: SlackApiError) -> str:
-    return str(exc.response.get("error", "")) if exc.response is not None else ""
+def slack_error(exc: SlackApiError) -> str:
+    """Slack's error code for a refused call (``unknown_error`` when the answer names none); never a token."""
+    error = exc.response.get("error") if exc.response is not None else None
+    return str(error or "unknown_error")

@@ -22,8 +22,10 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.live import RateBudget, SlackLive
+from adapters.http import host_in, read_capped
+from adapters.slack.live import RateBudget, SlackLive, redraw, slack_error
 from bot.messages import MessageRef, RemoteFile, ThreadKey
+from bot.presenter import OUTPUT_CHARS
 from bot.reply import Reply
 from bot.storage.base import StateStore
 from bot.surface import SurfaceError
@@ -44,7 +46,7 @@ class SlackContext:
     """What every surface of one Slack app shares: the client, budgets, and a few switches."""
 
     client: AsyncWebClient
-    token: str
+    token: str = field(repr=False)
     state: StateStore
     api_host: str | None = None
     update_budget: RateBudget = field(default_factory=lambda: RateBudget(45, burst=10))
@@ -59,7 +61,7 @@ class SlackContext:
         host = (parts.hostname or "").lower()
         if self.api_host and host == self.api_host and parts.scheme in ("http", "https"):
             return True
-        return parts.scheme == "https" and (host == "slack.com" or host.endswith(".slack.com"))
+        return parts.scheme == "https" and host_in(host, ("slack.com",))
 
     def http(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
@@ -80,6 +82,8 @@ class SlackSurface:
     user: str
     is_dm: bool = False
     live_interval: float = 1.0
+    #: Characters of code output one turn message shows (the presenter's default).
+    output_chars: int = OUTPUT_CHARS
 
     @property
     def channel(self) -> str:
@@ -109,25 +113,19 @@ class SlackSurface:
                                                               blocks=list(m.blocks), text=m.text)
                 posted.append(str(resp["ts"]))
         except SlackApiError as exc:
-            raise SurfaceError(f"Slack refused the message ({_error(exc)}).") from exc
+            raise SurfaceError(f"Slack refused the message ({slack_error(exc)}).") from exc
         extra = (("more", ",".join(posted[1:])),) if len(posted) > 1 else ()
         return MessageRef(self.channel, posted[0], extra)
 
     async def update(self, ref: MessageRef, reply: Reply) -> None:
-        messages = render(reply)  # fresh block_ids every time
+        """Redraw a posted message (and the overflow messages in ``ref.extra``); one that was
+        deleted meanwhile is posted again, so a click always shows its result."""
         more = dict(ref.extra).get("more", "")
-        targets = [ref.id, *(t for t in more.split(",") if t)]
+        shown = [ref.id, *(t for t in more.split(",") if t)]
         try:
-            for i, m in enumerate(messages):
-                if i < len(targets):
-                    self.ctx.update_budget.take()
-                    await self.ctx.client.chat_update(channel=ref.channel, ts=targets[i], blocks=list(m.blocks),
-                                                      text=m.text)
-                else:
-                    await self.ctx.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts,
-                                                           blocks=list(m.blocks), text=m.text)
+            await redraw(self, shown, render(reply), wait=False)  # render: fresh block_ids every time
         except SlackApiError as exc:
-            raise SurfaceError(f"Slack refused the update ({_error(exc)}).") from exc
+            raise SurfaceError(f"Slack refused the update ({slack_error(exc)}).") from exc
 
     async def notify(self, user: str, reply: Reply) -> None:
         m = render(reply)[0]
@@ -135,7 +133,7 @@ class SlackSurface:
             await self.ctx.client.chat_postEphemeral(channel=self.channel, user=user, thread_ts=self.thread_ts,
                                                      blocks=list(m.blocks), text=m.text)
         except SlackApiError as exc:
-            log.warning("ephemeral notice to a user failed: %s", _error(exc))
+            log.warning("ephemeral notice to a user failed: %s", slack_error(exc))
 
     async def set_status(self, text: str | None) -> None:
         try:
@@ -143,7 +141,7 @@ class SlackSurface:
                                                               status=text or "")
         except SlackApiError as exc:
             # Not an assistant thread, or the feature is off: the live message is the sign of work.
-            log.debug("assistant.threads.setStatus: %s", _error(exc))
+            log.debug("assistant.threads.setStatus: %s", slack_error(exc))
 
     # ---- files ---------------------------------------------------------------------------------
 
@@ -167,7 +165,7 @@ class SlackSurface:
                     raise SurfaceError("Slack did not answer in time while uploading; try again later.") from exc
                 log.info("upload timed out before it was shared; retrying once")
             except SlackApiError as exc:
-                raise SurfaceError(f"Slack refused the upload ({_error(exc)}).") from exc
+                raise SurfaceError(f"Slack refused the upload ({slack_error(exc)}).") from exc
 
     async def _already_shared(self, name: str, size: int, since: float) -> bool | None:
         """Whether our file is in the channel since ``since``; ``None`` when Slack cannot tell us."""
@@ -195,17 +193,6 @@ class SlackSurface:
                     raise SurfaceError(f"Slack answered {resp.status} for that file.")
                 if resp.content_type == "text/html":
                     raise SurfaceError(NO_ACCESS)
-                chunks: list[bytes] = []
-                total = 0
-                async for chunk in resp.content.iter_chunked(64 * 1024):
-                    total += len(chunk)
-                    if total > limit:
-                        raise SurfaceError(f"it is larger than the limit of {human_size(limit)}.")
-                    chunks.append(chunk)
-                return b"".join(chunks)
+                return await read_capped(resp, limit)
         raise SurfaceError("Slack redirected that file too many times.")
 
-
-def _error(exc: SlackApiError) -> str:
-    response = exc.response
-    return str(response.get("error", "error")) if response is not None else "error"

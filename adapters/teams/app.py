@@ -217,7 +217,7 @@ async def mount(app: web.Application, engine: Engine, settings: Settings, env: M
         log.warning("Anyone who can reach /api/messages can talk to the bot. For local testing only.")
         log.warning("!" * 72)
     adapter, credentials = build_adapter(teams)
-    signer = TokenSigner(settings.secret())
+    signer = engine.actions.signer  # one signer: tokens the engine seals open here too
     bot = TeamsBot(engine, teams, adapter, credentials, signer)
     app[BOT_KEY] = bot
     app.router.add_post("/api/messages", bot.handle)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.config import ConfigError, env_flag, env_number
 
@@ -18,7 +18,7 @@ class TeamsSettings:
     """
 
     app_id: str
-    app_password: str
+    app_password: str = field(repr=False)
     tenant_id: str
     app_type: str
     allow_unauthenticated: bool

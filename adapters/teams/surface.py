@@ -4,16 +4,18 @@ chain or group chat). All sends go through ``Sender`` (rate limits, retries)."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from botbuilder.schema import Activity, ActivityTypes, Attachment, ConversationReference
 
+from adapters.http import host_in, read_capped
 from adapters.teams.config import TeamsSettings
 from adapters.teams.entities import MentionEntity
 from adapters.teams.files import IMAGE_TYPES, consent_card, file_link, inline_image, seal_file
@@ -21,6 +23,7 @@ from adapters.teams.live import EditedLive, StreamedLive, text_activity
 from adapters.teams.sender import Sender
 from bot.agents.base import Conversation
 from bot.messages import MessageRef, RemoteFile, ThreadKey
+from bot.presenter import OUTPUT_CHARS
 from bot.reply import Reply
 from bot.storage.base import StateStore
 from bot.surface import LiveMessage, SurfaceError
@@ -31,9 +34,20 @@ from renderers.teams import card, message_text, needs_card, split_message
 log = logging.getLogger(__name__)
 
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
-#: Hosts that get the bot's token on downloads (Bot Connector attachment URLs). Files shared in
-#: personal chats come with pre-authenticated SharePoint URLs and get no token.
-TOKEN_HOSTS = ("smba.trafficmanager.net", ".botframework.com", ".botframework.us", ".teams.microsoft.com")
+#: Domains (and their subdomains) that get the bot's token on downloads, over HTTPS only: Bot
+#: Connector attachment URLs. Files shared in personal chats come with pre-authenticated
+#: SharePoint URLs and get no token.
+TOKEN_DOMAINS = ("smba.trafficmanager.net", "botframework.com", "botframework.us", "teams.microsoft.com")
+#: Domains attachments are fetched from at all (HTTPS only): the Bot Connector, Teams' image
+#: store, SharePoint / OneDrive (files in personal chats) and Microsoft Graph. Anything else (an
+#: internal address such as ``169.254.169.254`` in a crafted activity) is refused.
+DOWNLOAD_DOMAINS = (
+    *TOKEN_DOMAINS, "botframework.azure.us", "teams.microsoft.us", "asm.skype.com",
+    "sharepoint.com", "sharepoint.us", "sharepoint-mil.us", "graph.microsoft.com", "graph.microsoft.us",
+)
+NOT_TEAMS = "that link does not point to Microsoft Teams or SharePoint, so I did not fetch it."
+MAX_REDIRECTS = 3
+REDIRECTS = (301, 302, 303, 307, 308)
 #: Seconds a file consent offer stays valid.
 CONSENT_TTL = 24 * 3600.0
 
@@ -53,8 +67,41 @@ class TeamsContext:
 
 
 def wants_token(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    return urlsplit(url).scheme == "https" and any(host == h or host.endswith(h) for h in TOKEN_HOSTS)
+    """Whether a download from ``url`` carries the bot's Bot Framework token."""
+    parts = urlsplit(url)
+    return parts.scheme == "https" and host_in(parts.hostname or "", TOKEN_DOMAINS)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:  # a malformed port
+        return ("", "", None)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def download_allowed(url: str, service_url: str | None, local: bool) -> bool:
+    """Whether an attachment may be fetched from ``url``: a Microsoft host over HTTPS; the origin of
+    the activity's own ``serviceUrl`` when requests are authenticated (the Bot Framework signs that
+    URL into its token); or, only in the local unauthenticated mode (Bot Framework Emulator, tests),
+    a loopback address. Unauthenticated, the serviceUrl is whatever the sender wrote: not trusted."""
+    origin = _origin(url)
+    scheme, host, _ = origin
+    if scheme == "https" and host_in(host, DOWNLOAD_DOMAINS):
+        return True
+    if local:
+        return scheme in ("http", "https") and _loopback(host)
+    return bool(service_url and host and origin == _origin(service_url))
 
 
 def card_activity(reply: Reply) -> Activity:
@@ -66,6 +113,8 @@ class TeamsSurface:
     """Replies in one thread; ``reference`` addresses it (channel ids carry ``;messageid=``)."""
 
     live_interval = 1.5
+    #: Characters of code output one turn message shows (the presenter's default).
+    output_chars = OUTPUT_CHARS
 
     def __init__(
         self,
@@ -173,21 +222,24 @@ class TeamsSurface:
         await self._ctx.sender.send(self.reference, text_activity(f"{text}\n\n_The link works for {valid}._"))
 
     async def download(self, file: RemoteFile, limit: int) -> bytes:
-        headers: dict[str, Any] = {}
-        if wants_token(file.url):
-            token = await self._ctx.bot_token()
-            if token:
-                headers["Authorization"] = f"Bearer {token}"
+        local = not self._ctx.settings.authenticated
+        url = file.url
         try:
-            async with self._ctx.http().get(file.url, headers=headers) as response:
-                if response.status != 200:
-                    raise SurfaceError(f"Teams refused the download (HTTP {response.status})")
-                declared = response.content_length
-                if declared is not None and declared > limit:
-                    raise SurfaceError(f"the file is larger than {human_size(limit)}")
-                data = await response.content.read(limit + 1)
+            # Redirects are followed by hand so that every hop passes the same host checks.
+            for _ in range(MAX_REDIRECTS + 1):
+                if not download_allowed(url, self.reference.service_url, local):
+                    log.warning("refused to fetch an attachment from host %r", urlsplit(url).hostname)
+                    raise SurfaceError(NOT_TEAMS)
+                headers: dict[str, Any] = {}
+                if wants_token(url) and (token := await self._ctx.bot_token()):
+                    headers["Authorization"] = f"Bearer {token}"
+                async with self._ctx.http().get(url, headers=headers, allow_redirects=False) as response:
+                    if response.status in REDIRECTS and response.headers.get("Location"):
+                        url = urljoin(url, response.headers["Location"])
+                        continue
+                    if response.status != 200:
+                        raise SurfaceError(f"Teams refused the download (HTTP {response.status})")
+                    return await read_capped(response, limit)
         except aiohttp.ClientError as exc:
             raise SurfaceError("the file could not be downloaded") from exc
-        if len(data) > limit:
-            raise SurfaceError(f"the file is larger than {human_size(limit)}")
-        return data
+        raise SurfaceError("Teams redirected that file too many times.")

@@ -11,13 +11,10 @@ import re
 from typing import Any
 
 from bot.messages import ActionInvoked, ActionKind, IncomingMessage, MessageRef, RemoteFile, ThreadKey
+from renderers.teams import ACTION_KEY, CHOICE_INPUT
 
 PLATFORM = "teams"
 FILE_DOWNLOAD_INFO = "application/vnd.microsoft.teams.file.download.info"
-#: The key every card action carries in its ``data``; its value is an ``ActionKind``.
-ACTION_KEY = "datathread"
-#: Id of the choice-set input inside a card's Sort / Chart show-card (its value is the chosen token).
-CHOICE_INPUT = "datathread_choice"
 
 _MESSAGE_ID = re.compile(r";messageid=(\d+)")
 _AT = re.compile(r"<at[^>]*>(.*?)</at>", re.I | re.S)

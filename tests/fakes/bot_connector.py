@@ -55,6 +55,9 @@ class FakeBotConnector:
     file_requests: list[dict[str, str]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
+    #: When set, files are streamed in pieces of this many bytes (no Content-Length), each sent
+    #: on its own, as a large download arrives over a real network.
+    file_chunk: int = 0
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1_700_000_000_100))
     _server: LocalServer | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -106,12 +109,21 @@ class FakeBotConnector:
         self._changed.set()
         return web.json_response({"id": new_id}, status=200 if request.method == "PUT" else 201)
 
-    async def _file(self, request: web.Request) -> web.Response:
+    async def _file(self, request: web.Request) -> web.StreamResponse:
         self.file_requests.append(dict(request.headers))
         data = self.files.get(request.match_info["name"])
         if data is None:
             return web.Response(status=404)
-        return web.Response(body=data, content_type="application/octet-stream")
+        if not self.file_chunk:
+            return web.Response(body=data, content_type="application/octet-stream")
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for start in range(0, len(data), self.file_chunk):
+            await response.write(data[start : start + self.file_chunk])
+            await asyncio.sleep(0.001)  # let the client see a partial body between pieces
+        await response.write_eof()
+        return response
 
     async def _upload(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
