@@ -161,3 +161,24 @@ async def test_an_attachment_far_beyond_ten_megabytes_reaches_the_session(env: E
     turn = await env.turn(await env.conversation(), "sum", {"big.csv": data})
     events = await run(env.executor(), turn, "import os; print(os.path.getsize('big.csv'))")
     assert stdout(events) == f"{len(data)}\n" and not any(isinstance(e, Notice) for e in events)
+
+
+async def test_too_large_files_are_warned_about_once_and_our_folders_stay_out(env: Env) -> None:
+    conversation = await env.conversation()
+    turn = await env.turn(conversation, "x", {"small.csv": b"a\n1\n", "big.csv": b"n\n" + b"1\n" * 200})
+    for folder, name in (("exports", "full.csv"), ("charts", "chart.png"), ("code", "step-1.py")):
+        await turn.workspace.write(name, b"ours", folder=folder)
+    executor = AgentCoreExecutor(env.state, region="us-east-1", read_timeout=60, max_file_bytes=300)
+    events = await run(executor, turn, "open('made.bin', 'wb').write(b'x' * 500)")
+    warnings = [e.text for e in events if isinstance(e, Notice)]
+    assert len(warnings) == 2 and "big.csv" in warnings[0] and "made.bin" in warnings[1]
+    session_id = next(iter(env.agentcore.sessions))
+    written = [item["path"] for sid, tool, args in env.agentcore.calls if tool == "writeFiles"
+               for item in args["content"]]
+    assert written == ["small.csv"]  # not big.csv, not exports/, charts/ or code/
+    assert not (env.agentcore.sessions[session_id] / "exports").exists()
+    # The next runs say nothing more about the same files.
+    for _ in range(2):
+        events = await run(executor, turn, "print('again')")
+        assert stdout(events) == "again\n" and not any(isinstance(e, Notice) for e in events)
+    assert env.agentcore.tools_called(session_id).count("writeFiles") == 1

@@ -84,7 +84,7 @@ async def store(tmp_path: Path) -> AsyncIterator[LocalDatasetStore]:
 
 @pytest.fixture
 async def agent() -> AsyncIterator[BedrockAgent]:
-    backend = BedrockAgent(BedrockAgentConfig("AB12CD34EF", "LIVE123456", retry_delays=(0.05, 0.05)))
+    backend = BedrockAgent(BedrockAgentConfig("AB12CD34EF", "LIVE123456", throttle_retries=2, backoff_seconds=0.05))
     yield backend
     await backend.aclose()
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import textwrap
+import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -35,7 +37,7 @@ from bot.messages import ThreadKey
 from bot.storage.local import SqliteStateStore
 from bot.workspace import Workspace
 from tests.fakes.agentcore import FakeAgentCore
-from tests.fakes.bedrock_runtime import Call, Fail, FakeBedrockRuntime, Say, StreamFault, Think, reply
+from tests.fakes.bedrock_runtime import Call, Fail, FakeBedrockRuntime, Hang, Say, StreamFault, Think, reply
 
 # -- harness --------------------------------------------------------------------------------------
 
@@ -250,7 +252,7 @@ async def test_throttling_that_persists_ends_the_turn_and_keeps_history_valid(en
     conversation = await env.conversation()
     events = await collect(env.agent(), await env.turn(conversation, "hi"))
     assert len(env.runtime.requests) == 3  # one try and two retries
-    assert isinstance(events[-1], TurnFailed) and "throttling" in events[-1].message
+    assert isinstance(events[-1], TurnFailed) and "busy" in events[-1].message
     assert events[-1].retryable
     history = await env.history(conversation)
     assert is_valid(history) and history[0]["content"][0]["text"] == "hi"
@@ -266,6 +268,43 @@ async def test_service_errors_end_the_turn_with_a_clear_message(env: Env, status
     events = await collect(env.agent(), await env.turn(await env.conversation(), "hi"))
     assert len(env.runtime.requests) == 1
     assert isinstance(events[-1], TurnFailed) and words in events[-1].message
+
+
+@pytest.mark.parametrize("code", ["UnrecognizedClientException", "ExpiredTokenException", "InvalidSignatureException"])
+async def test_rejected_credentials_say_so_and_are_not_retried(env: Env, code: str) -> None:
+    env.runtime.script = [Fail(403, code, "The security token included in the request is invalid.")] * 3
+    events = await collect(env.agent(), await env.turn(await env.conversation(), "hi"))
+    assert len(env.runtime.requests) == 1
+    failed = events[-1]
+    assert isinstance(failed, TurnFailed) and not failed.retryable
+    assert "rejected this bot's credentials" in failed.message and "doctor" in failed.message
+
+
+async def test_cancelling_a_turn_mid_stream_drops_the_connection(env: Env) -> None:
+    env.runtime.script = [reply(Think("Working on it."), Hang())]
+    agent = env.agent()
+    turn = await env.turn(await env.conversation(), "slow")
+    started = asyncio.Event()
+
+    async def consume() -> None:
+        async for event in agent.run(turn):
+            if isinstance(event, Rationale):
+                started.set()
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(started.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The read timeout is 300 s: only an aborted read lets the model's stream go this soon.
+    await asyncio.wait_for(env.runtime.disconnected.wait(), 5)
+    assert env.runtime.disconnects == 1
+    for _ in range(100):  # and the thread that was reading it ends too
+        if not any(t.name == "converse-stream" for t in threading.enumerate()):
+            break
+        await asyncio.sleep(0.05)
+    assert not any(t.name == "converse-stream" for t in threading.enumerate())
+    await agent.aclose()
 
 
 async def test_a_failure_after_text_was_shown_is_not_retried(env: Env) -> None:
@@ -394,6 +433,19 @@ def test_config_defaults_follow_credentials(tmp_path: Path) -> None:
         ConverseConfig.from_env({**home, "DATATHREAD_EXECUTOR": "docker"})
     with pytest.raises(ConfigError, match="BEDROCK_MODEL_ID"):
         ConverseConfig.from_env({"HOME": str(tmp_path)})
+
+
+def test_one_region_rule_and_bounded_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.agents.aws import aws_session, backoff_delay
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    assert aws_session().region_name == "eu-west-1"  # AWS_REGION, which botocore alone ignores
+    assert aws_session("ap-south-1").region_name == "ap-south-1"
+    monkeypatch.delenv("AWS_REGION")
+    assert aws_session().region_name == "us-east-1"
+    for attempt, wait in enumerate([1.0, 2.0, 4.0, 8.0, 8.0, 8.0]):  # doubling, capped, up to 25% jitter
+        assert all(wait <= backoff_delay(attempt, 1.0) <= wait * 1.25 for _ in range(20))
 
 
 async def test_notices_do_not_break_the_turn(env: Env) -> None:

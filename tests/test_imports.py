@@ -6,8 +6,8 @@ from pathlib import Path
 SDKS = ("slack_bolt", "slack_sdk", "botbuilder", "botframework", "jupyter_client", "boto3", "botocore", "urllib3",
         "adapters")
 AWS, KERNEL = ("boto3", "botocore", "urllib3"), ("jupyter_client",)
-ALLOWED = {"bedrock_agent": AWS, "converse": AWS, "agentcore": AWS, "kernel_": KERNEL, "local_kernel": KERNEL,
-           "cli.py": ("adapters",)}
+ALLOWED = {"aws": AWS, "bedrock_agent": AWS, "converse": AWS, "agentcore": AWS, "kernel_": KERNEL,
+           "local_kernel": KERNEL, "cli.py": ("adapters",)}
 
 
 def test_bot_imports_no_platform_sdk() -> None:

@@ -6,7 +6,10 @@ relative to the session's working directory: workspace files the session does no
 user's attachments) are written with ``writeFiles`` before code runs, and files the code created
 or changed are found with ``listFiles`` and fetched with ``readFiles`` into the workspace after it
 runs. What the session holds is tracked as ``{name: size}``; a file rewritten with the same size
-is therefore not fetched again (listFiles gives no modification time).
+is therefore not fetched again (listFiles gives no modification time). Files too large to copy are
+tracked the same way, so their warning is given once, not on every run; our own folders
+(``exports/``, ``charts/``, ``code/``: dataset exports, drawn charts, saved code steps) are never
+copied into the session.
 
 When the session has expired (``ResourceNotFoundException``), a new one is started, every
 workspace file is written back, the code is run again and a ``Notice`` says variables were lost.
@@ -17,18 +20,19 @@ workspace file is written back, the code is run again and a ``Notice`` says vari
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from bot.agents.agentcore_results import code_error, environment_failure, is_expired, save_into, sizes, text_blocks
+from bot.agents.aws import StreamFailed, ThreadedStream, aws_client
 from bot.agents.base import Conversation, Turn, announce_files
 from bot.agents.converse_config import SYSTEM_INTERPRETER, ConverseConfig
-from bot.agents.converse_stream import aiter_in_thread
-from bot.events import AgentEvent, CodeError, CodeOutput, Notice, TurnFailed
-from bot.workspace import UnsafePath, WorkspaceFile, human_size
+from bot.events import AgentEvent, CodeOutput, Notice
+from bot.workspace import WorkspaceFile, human_size
 
 if TYPE_CHECKING:
     from bot.storage.base import StateStore
@@ -42,75 +46,20 @@ _UPLOAD_BATCH_BYTES = 20_000_000
 _MAX_FETCH = 50
 _LIST_DEPTH = 3
 _SKIP_DIRS = frozenset({"__pycache__", "node_modules", ".ipynb_checkpoints"})
-_ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning)):\s?(.*)$")
+#: Workspace folders datathread itself writes (bot.actions: exports/, charts/; the engine: code/). Full
+#: dataset exports can be large, and the code never needs them: they stay out of the session.
+_OWN_FOLDERS = frozenset({"exports", "charts", "code"})
 RESTARTED = (
     "The code environment had expired and was restarted: workspace files were restored, "
     "but variables from earlier steps are gone."
 )
 
 
-class SessionExpired(Exception):
-    """The conversation's Code Interpreter session no longer exists."""
-
-
 @dataclass
 class _Session:
     session_id: str
     synced: dict[str, int] = field(default_factory=dict)  # what the session holds: name -> size
-
-
-def _error_code(exc: BaseException) -> str:
-    from botocore.exceptions import ClientError
-
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
-
-
-def _is_expired(exc: BaseException) -> bool:
-    code = _error_code(exc).lower()
-    if code == "resourcenotfoundexception":
-        return True
-    text = str(exc).lower()
-    return code == "validationexception" and "session" in text and any(
-        word in text for word in ("expired", "terminated", "not found", "does not exist")
-    )
-
-
-def _environment_failure(exc: BaseException) -> TurnFailed:
-    code = _error_code(exc)
-    lowered = code.lower()
-    if lowered == "accessdeniedexception":
-        return TurnFailed(
-            "The AgentCore Code Interpreter denied access. Allow bedrock-agentcore:StartCodeInterpreterSession "
-            "and InvokeCodeInterpreter for these credentials, or set DATATHREAD_EXECUTOR=local."
-        )
-    if lowered in ("throttlingexception", "servicequotaexceededexception"):
-        return TurnFailed("The AgentCore Code Interpreter is busy (throttled or at its quota). Try again soon.",
-                          retryable=True)
-    if lowered == "resourcenotfoundexception":
-        return TurnFailed("The Code Interpreter was not found. Check AGENTCORE_CODE_INTERPRETER_ID and AWS_REGION.")
-    detail = code or type(exc).__name__
-    return TurnFailed(f"The AgentCore Code Interpreter could not run the code ({detail}). Try again.",
-                      retryable=True)
-
-
-def _code_error(stderr: str, exit_code: int | None, text: str, language: str) -> CodeError:
-    """``ename``/``evalue`` from the last ``SomeError: message`` line, the tail as traceback."""
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    for line in reversed(lines):
-        match = _ERROR_LINE.match(line.strip())
-        if match:
-            return CodeError(match.group(1), match.group(2), "\n".join(lines[-30:]))
-    evalue = lines[-1].strip() if lines else (text.strip() or "the code failed")
-    ename = "ExitCode" if language == "shell" else "Error"
-    if exit_code not in (None, 0):
-        evalue = f"exit code {exit_code}: {evalue}" if lines or text.strip() else f"exit code {exit_code}"
-    return CodeError(ename, evalue[:500], "\n".join(lines[-30:]))
-
-
-def _text_blocks(result: dict[str, Any]) -> str:
-    return "".join(b.get("text") or "" for b in result.get("content", []) if b.get("type") == "text")
+    skipped: dict[str, int] = field(default_factory=dict)  # too large to copy (either way): name -> size
 
 
 class AgentCoreExecutor:
@@ -155,14 +104,8 @@ class AgentCoreExecutor:
             return self._client
 
     def _make_client(self) -> Any:
-        import boto3
-        from botocore.config import Config
-
-        return boto3.session.Session(region_name=self.region).client(
-            "bedrock-agentcore",
-            config=Config(read_timeout=self.read_timeout, connect_timeout=self.connect_timeout,
-                          retries={"total_max_attempts": 3, "mode": "standard"}),
-        )
+        return aws_client("bedrock-agentcore", region=self.region, read_timeout=self.read_timeout,
+                          connect_timeout=self.connect_timeout, attempts=3)
 
     async def _invoke(self, session_id: str, name: str, arguments: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """The ``result`` events of one ``invoke_code_interpreter`` call, as they arrive."""
@@ -174,9 +117,13 @@ class AgentCoreExecutor:
                 name=name, arguments=arguments,
             )["stream"]
 
-        async for event in aiter_in_thread(call):
-            if "result" in event:
-                yield event["result"]
+        try:
+            with ThreadedStream(call, name="agentcore-stream") as stream:
+                async for event in stream:
+                    if "result" in event:
+                        yield event["result"]
+        except StreamFailed as failed:
+            raise failed.error from None  # the service's own error: callers tell expiry from failure by it
 
     async def _collect(self, session_id: str, name: str, arguments: dict[str, Any]) -> list[dict[str, Any]]:
         return [result async for result in self._invoke(session_id, name, arguments)]
@@ -203,6 +150,7 @@ class AgentCoreExecutor:
         self._sessions[conversation.id] = session
         await self.state.put_value(SESSION_NAMESPACE, conversation.id, {
             "interpreter": self.interpreter_id, "session_id": session.session_id, "synced": session.synced,
+            "skipped": session.skipped,
         })
 
     async def _session(self, conversation: Conversation) -> _Session:
@@ -211,9 +159,7 @@ class AgentCoreExecutor:
             return session
         stored = await self.state.get_value(SESSION_NAMESPACE, conversation.id)
         if isinstance(stored, dict) and stored.get("interpreter") == self.interpreter_id and stored.get("session_id"):
-            synced = stored.get("synced")
-            known = {str(k): int(v) for k, v in synced.items()} if isinstance(synced, dict) else {}
-            session = _Session(str(stored["session_id"]), known)
+            session = _Session(str(stored["session_id"]), sizes(stored.get("synced")), sizes(stored.get("skipped")))
             self._sessions[conversation.id] = session
             return session
         return await self._new_session(conversation)
@@ -231,10 +177,12 @@ class AgentCoreExecutor:
         notices: list[Notice] = []
         batch: list[tuple[WorkspaceFile, bytes]] = []
         batch_bytes = 0
-        for f in turn.workspace.files():
-            if session.synced.get(f.name) == f.size:
+        for f in await turn.workspace.list_files():
+            if f.name.split("/", 1)[0] in _OWN_FOLDERS or f.size in (session.synced.get(f.name),
+                                                                     session.skipped.get(f.name)):
                 continue
             if f.size > self.max_file_bytes:
+                session.skipped[f.name] = f.size  # warned once; a changed size is looked at again
                 notices.append(Notice(f"{f.name} ({human_size(f.size)}) is too large to copy into the code "
                                       "environment.", "warning"))
                 continue
@@ -252,7 +200,7 @@ class AgentCoreExecutor:
         content = [{"path": f.name, "blob": data} for f, data in batch]
         results = await self._collect(session.session_id, "writeFiles", {"content": content})
         if any(r.get("isError") for r in results):
-            raise RuntimeError(f"writeFiles failed: {' '.join(_text_blocks(r) for r in results)[:300]}")
+            raise RuntimeError(f"writeFiles failed: {' '.join(text_blocks(r) for r in results)[:300]}")
         for f, data in batch:
             session.synced[f.name] = len(data)
 
@@ -282,9 +230,10 @@ class AgentCoreExecutor:
         wanted: list[str] = []
         for name, size in sorted(await self._list(session.session_id)):
             known = session.synced.get(name)
-            if known is not None and (size is None or known == size):
+            if (known is not None and (size is None or known == size)) or session.skipped.get(name) == size:
                 continue
             if size is not None and size > self.max_file_bytes:
+                session.skipped[name] = size
                 notices.append(Notice(f"{name} ({human_size(size)}) is too large to fetch.", "warning"))
                 continue
             wanted.append(name)
@@ -296,17 +245,12 @@ class AgentCoreExecutor:
             data = await self._read(session.session_id, name)
             if data is None:
                 continue
-            try:
-                path = turn.workspace.ensure().resolve(name)
-            except UnsafePath:
-                log.warning("session file %r resolves outside the workspace; skipped", name)
+            if not await asyncio.to_thread(save_into, turn.workspace, name, data):
                 continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            await asyncio.to_thread(path.write_bytes, data)
             session.synced[name] = len(data)
             written.append(name)
         await self._remember(turn.conversation, session)
-        by_name = {f.name: f for f in turn.workspace.files()}
+        by_name = {f.name: f for f in await turn.workspace.list_files()}
         return [by_name[n] for n in written if n in by_name], notices
 
     async def _read(self, session_id: str, name: str) -> bytes | None:
@@ -342,7 +286,7 @@ class AgentCoreExecutor:
             is_error = bool(result.get("isError")) or exit_code not in (None, 0)
             failed = failed or is_error
             if stdout is None and stderr is None:
-                text = _text_blocks(result)
+                text = text_blocks(result)
                 if is_error:
                     text_parts.append(text)
                 elif text:
@@ -355,7 +299,7 @@ class AgentCoreExecutor:
                 if not is_error:  # an error's stderr is its traceback, shown once in CodeError
                     yield CodeOutput(stderr, "stderr")
         if failed:
-            yield _code_error("".join(stderr_parts), exit_code, "".join(text_parts), language)
+            yield code_error("".join(stderr_parts), exit_code, "".join(text_parts), language)
 
     async def execute(self, turn: Turn, code: str, *, language: str = "python") -> AsyncIterator[AgentEvent]:
         """Run ``code`` (``python`` or ``shell``) in the conversation's session; see module doc."""
@@ -368,13 +312,13 @@ class AgentCoreExecutor:
                 try:
                     notices = await self._upload(turn, session)
                 except Exception as exc:
-                    if not _is_expired(exc):
+                    if not is_expired(exc):
                         raise
                     session, notices, restarted = await self._restart(turn), [], True
                     yield Notice(RESTARTED, "warning")
             except Exception as exc:
                 log.warning("code interpreter session unusable for %s", conversation.id, exc_info=True)
-                yield _environment_failure(exc)
+                yield environment_failure(exc)
                 return
             for notice in notices:
                 yield notice
@@ -386,16 +330,16 @@ class AgentCoreExecutor:
                         yield event
                     break
                 except Exception as exc:
-                    if _is_expired(exc) and not restarted and not produced:
+                    if is_expired(exc) and not restarted and not produced:
                         try:
                             session, restarted = await self._restart(turn), True
                         except Exception as again:
-                            yield _environment_failure(again)
+                            yield environment_failure(again)
                             return
                         yield Notice(RESTARTED, "warning")
                         continue
                     log.warning("code run failed in session for %s", conversation.id, exc_info=True)
-                    yield _environment_failure(exc)
+                    yield environment_failure(exc)
                     return
             try:
                 files, notices = await self._fetch(turn, session)
@@ -426,5 +370,10 @@ class AgentCoreExecutor:
                 log.info("stopping session of %s failed (it may have expired)", conversation.id, exc_info=True)
 
     async def aclose(self) -> None:
+        """Forget sessions (they live on for a restarted process) and close the client's connections."""
         self._sessions.clear()
-        self._client = None
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+

@@ -1,8 +1,8 @@
 """Amazon Bedrock Agents backend: ``invoke_agent`` with the code interpreter, streamed as agent events.
 
 One conversation is one Bedrock session (``Conversation.session_id``). boto3 is blocking, so each turn
-runs the call and reads the event stream in a daemon thread that hands parsed events to the event
-loop as they arrive (``_Stream``); ``parse_event`` (pure) maps them, and ``_TurnState`` keeps what
+runs the call and reads the event stream in a daemon thread that hands events to the event loop as
+they arrive (``bot.agents.aws.ThreadedStream``); ``parse_event`` (pure) maps them, and ``_TurnState`` keeps what
 spans the turn: the answer said once, files saved and announced once. Errors become ``TurnFailed``
 with a message that says what to do; throttling before the agent showed anything is retried.
 Cancelling the consuming task stops the thread's reads and closes the HTTP connection.
@@ -15,17 +15,14 @@ import codecs
 import contextlib
 import dataclasses
 import logging
-import random
-import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-import botocore.config
-
+from bot.agents.aws import StreamFailed, ThreadedStream, aws_client, backoff_delay, is_throttling
 from bot.agents.base import Conversation, Turn, announce_files
-from bot.agents.bedrock_agent_config import BedrockAgentConfig, aws_session, memory_id
+from bot.agents.bedrock_agent_config import BedrockAgentConfig, memory_id
 from bot.agents.bedrock_agent_doctor import diagnose
-from bot.agents.bedrock_agent_errors import is_throttling, turn_failed
+from bot.agents.bedrock_agent_errors import turn_failed
 from bot.agents.bedrock_agent_files import plan_attachments, session_files
 from bot.agents.bedrock_agent_trace import (
     AnswerChunk,
@@ -46,91 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["BedrockAgent", "BedrockAgentConfig", "diagnose"]
 
 log = logging.getLogger(__name__)
-
-
-class StreamFailed(Exception):
-    """What the worker thread raised while calling or reading ``invoke_agent`` (in ``error``)."""
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(repr(error))
-        self.error = error
-
-
-def _abort(completion: Any) -> None:
-    """Wake a worker blocked reading ``completion`` and make the connection close.
-
-    ``EventStream.close`` from another thread does not wake a blocked ``recv``; shutting the socket
-    down for reading does (urllib3's ``HTTPResponse.shutdown``), then the worker closes the response.
-    """
-    raw = getattr(completion, "_raw_stream", None)
-    try:
-        raw.shutdown()  # type: ignore[union-attr]
-    except Exception:
-        with contextlib.suppress(Exception):
-            completion.close()
-
-
-class _Stream:
-    """``invoke_agent`` called and read in a daemon thread; parsed stream events come out in order.
-
-    A daemon thread rather than the default executor: a read blocked for minutes must never hold up
-    interpreter or event-loop shutdown.
-    """
-
-    def __init__(self, call: Callable[[], Any]) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        self._closed = threading.Event()
-        self._lock = threading.Lock()
-        self._completion: Any = None
-        self._thread = threading.Thread(target=self._pump, args=(call,), name="bedrock-agent-stream", daemon=True)
-        self._thread.start()
-
-    def _post(self, kind: str, value: Any) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening any more
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, (kind, value))
-
-    def _pump(self, call: Callable[[], Any]) -> None:
-        completion = None
-        try:
-            completion = call()["completion"]
-            with self._lock:
-                self._completion = completion
-            if self._closed.is_set():
-                return
-            for event in completion:
-                if self._closed.is_set():
-                    return
-                self._post("event", event)
-            self._post("end", None)
-        except BaseException as exc:
-            if not self._closed.is_set():
-                self._post("error", exc)
-            else:
-                log.debug("stream read ended after cancel: %s", type(exc).__name__)
-        finally:
-            if completion is not None:
-                with contextlib.suppress(Exception):
-                    completion.close()
-
-    def __aiter__(self) -> _Stream:
-        return self
-
-    async def __anext__(self) -> Mapping[str, Any]:
-        kind, value = await self._queue.get()
-        if kind == "event":
-            return value
-        if kind == "end":
-            raise StopAsyncIteration
-        raise StreamFailed(value)
-
-    def close(self) -> None:
-        """Stop reading and close the connection (safe to call twice, from the loop thread)."""
-        self._closed.set()
-        with self._lock:
-            completion = self._completion
-        if completion is not None:
-            _abort(completion)
 
 
 class _TurnState:
@@ -164,7 +76,7 @@ class _TurnState:
                         continue
                     self.files.add(key)
                     path = await self.turn.workspace.write(file.name, file.data)
-                    stat = path.stat()
+                    stat = await asyncio.to_thread(path.stat)
                     saved = WorkspaceFile(self.turn.workspace.relative(path), path, stat.st_size, stat.st_mtime_ns)
                     step = self.file_steps.get(file.name)
                     async for event in announce_files(self.turn, [saved]):
@@ -206,25 +118,19 @@ class BedrockAgent:
         del settings  # core settings (workspaces, datasets) reach the backend through each Turn
         return cls(BedrockAgentConfig.from_env(env))
 
-    def _make_client(self) -> Any:
-        # No endpoint_url: boto3 then honours AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME and the region chain.
-        config = botocore.config.Config(
-            read_timeout=self.config.read_timeout,
-            connect_timeout=self.config.connect_timeout,
-            max_pool_connections=self.config.max_pool_connections,
-            # We retry throttling ourselves, and only while nothing was shown: a blind SDK retry could
-            # run the agent's code twice after a mid-turn failure.
-            retries={"total_max_attempts": 1, "mode": "standard"},
-        )
-        return aws_session().client("bedrock-agent-runtime", config=config)
-
     async def _runtime(self) -> Any:
         async with self._client_lock:
             if self._client is None:
-                self._client = await asyncio.to_thread(self._make_client)
+                # We retry throttling ourselves, and only while nothing was shown: a blind SDK retry
+                # could run the agent's code twice after a mid-turn failure.
+                self._client = await asyncio.to_thread(
+                    aws_client, "bedrock-agent-runtime", read_timeout=self.config.read_timeout,
+                    connect_timeout=self.config.connect_timeout,
+                    max_pool_connections=self.config.max_pool_connections,
+                )
             return self._client
 
-    async def _request(self, turn: Turn, files: list[dict[str, Any]]) -> dict[str, Any]:
+    def _request(self, turn: Turn, files: list[dict[str, Any]]) -> dict[str, Any]:
         request: dict[str, Any] = {
             "agentId": self.config.agent_id,
             "agentAliasId": self.config.alias_id,
@@ -246,7 +152,7 @@ class BedrockAgent:
         for message in plan.rejected:
             yield Notice(message, "warning")
         try:
-            request = await self._request(turn, await session_files(plan))
+            request = self._request(turn, await session_files(plan))
             client = await self._runtime()
         except Exception as exc:  # unreadable attachment, no region: say so, do not crash the engine
             yield turn_failed(exc, read_timeout=self.config.read_timeout)
@@ -255,24 +161,23 @@ class BedrockAgent:
         # Retry only while the service has sent nothing at all: once the agent started (even with a
         # trace we do not show) its code may have run, and a second call could run it again.
         started = False
-        for attempt in range(len(self.config.retry_delays) + 1):
-            stream = _Stream(lambda: client.invoke_agent(**request))
+        for attempt in range(self.config.throttle_retries + 1):
             try:
-                async for event in stream:
-                    started = True
-                    for item in parse_event(event):
-                        async for out in state.handle(item):
-                            yield out
+                with ThreadedStream(lambda: client.invoke_agent(**request)["completion"],
+                                    name="bedrock-agent-stream") as stream:
+                    async for event in stream:
+                        started = True
+                        for item in parse_event(event):
+                            async for out in state.handle(item):
+                                yield out
             except StreamFailed as failed:
-                if not started and is_throttling(failed.error) and attempt < len(self.config.retry_delays):
-                    delay = self.config.retry_delays[attempt] * (1 + random.random() / 4)
+                if not started and is_throttling(failed.error) and attempt < self.config.throttle_retries:
+                    delay = backoff_delay(attempt, self.config.backoff_seconds)
                     log.info("bedrock agent throttled; retry %d in %.1fs", attempt + 1, delay)
                     await asyncio.sleep(delay)
                     continue
                 yield turn_failed(failed.error, read_timeout=self.config.read_timeout)
                 return
-            finally:
-                stream.close()
             yield state.finish()
             return
 

@@ -1,19 +1,16 @@
 """Settings of the Bedrock Agents backend, read from the environment.
 
-Region and credentials are not here: boto3's default chain finds them (``AWS_REGION``, profiles,
-roles), and boto3's own ``AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME`` override keeps working because we
-never pass an endpoint.
+Region and credentials are not here: ``bot.agents.aws`` finds them (``AWS_REGION``, profiles, roles),
+and boto3's own ``AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME`` override keeps working because we never pass
+an endpoint.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-import boto3
 
 from bot.config import ConfigError, env_flag, env_int, env_number
 
@@ -24,8 +21,8 @@ _ID = re.compile(r"^[0-9a-zA-Z]{1,10}$")
 class BedrockAgentConfig:
     """What the backend needs besides region and credentials.
 
-    ``retry_delays`` are the waits (seconds) before retrying a throttled call that showed nothing yet;
-    their count is the number of retries.
+    A throttled call that showed nothing yet is retried up to ``throttle_retries`` times, after
+    ``backoff_seconds`` doubling each time (``bot.agents.aws.backoff_delay``).
     """
 
     agent_id: str
@@ -35,7 +32,8 @@ class BedrockAgentConfig:
     read_timeout: float = 300.0
     connect_timeout: float = 10.0
     max_pool_connections: int = 50
-    retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0)
+    throttle_retries: int = 3
+    backoff_seconds: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BedrockAgentConfig:
@@ -62,10 +60,3 @@ def memory_id(owner: str) -> str:
     """A stable ``memoryId`` for a user (valid for ``^[0-9a-zA-Z._:-]{2,100}$``; the raw id never leaves)."""
     return "m-" + hashlib.sha256(owner.encode()).hexdigest()[:40]
 
-
-def aws_session() -> boto3.session.Session:
-    """A boto3 session on the default chain; ``AWS_REGION`` counts too (botocore only reads ``AWS_DEFAULT_REGION``)."""
-    session = boto3.session.Session()
-    if session.region_name is None and os.environ.get("AWS_REGION"):
-        session = boto3.session.Session(region_name=os.environ["AWS_REGION"])
-    return session

@@ -1,6 +1,7 @@
 """``datathread doctor`` checks for the Bedrock Agents backend.
 
-Credentials and region come from boto3's default chain (the process environment, profiles, roles);
+Credentials and region come from boto3's default chain (the process environment, profiles, roles) with
+the region rule of ``bot.agents.aws``;
 ``env`` supplies our own ``BEDROCK_AGENT_*`` variables. The agent checks use the ``bedrock-agent``
 control plane (``bedrock:GetAgent``, ``GetAgentAlias``, ``ListAgentActionGroups``,
 ``GetAgentActionGroup``), which honours ``AWS_ENDPOINT_URL_BEDROCK_AGENT``. Never prints secrets.
@@ -15,8 +16,8 @@ from typing import Any
 import botocore.config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
-from bot.agents.bedrock_agent_config import BedrockAgentConfig, aws_session
-from bot.agents.bedrock_agent_errors import REJECTED_CREDENTIALS
+from bot.agents.aws import ACCESS_DENIED, REJECTED_CREDENTIALS, aws_session, error_code
+from bot.agents.bedrock_agent_config import BedrockAgentConfig
 from bot.config import ConfigError
 from bot.doctor import DoctorCheck
 
@@ -41,8 +42,8 @@ _CREDENTIAL_SOURCES = {
 def _failure(name: str, exc: Exception, permission: str, missing: str = "") -> DoctorCheck:
     """The failed check for ``exc``; ``missing`` says what was looked for, for "not found"."""
     if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code") or "error")
-        if code == "AccessDeniedException":
+        code = error_code(exc) or "error"
+        if code in ACCESS_DENIED:
             return DoctorCheck(name, False, f"access denied: these credentials may not call {permission}",
                                f"allow {permission} for them, or run the check with credentials that may read "
                                "the agent (chatting itself only needs bedrock:InvokeAgent).")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -277,7 +277,3 @@ def dedupe_key(file: OutputFile) -> tuple[str, str]:
     """Identity of a generated file within a turn: same name and same bytes means the same file."""
     return file.name, hashlib.sha256(file.data).hexdigest()
 
-
-def parse_events(events: Sequence[Mapping[str, Any]]) -> list[Parsed]:
-    """``parse_event`` over many events (for tests and fixtures)."""
-    return [item for event in events for item in parse_event(event)]

@@ -33,15 +33,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from bot.agents.aws import StreamFailed, ThreadedStream, aws_client, backoff_delay
 from bot.agents.base import CodeExecutor, Conversation, Turn
 from bot.agents.converse_config import ConverseConfig
 from bot.agents.converse_doctor import diagnose
+from bot.agents.converse_errors import model_problem
 from bot.agents.converse_history import Message, close_turn, is_valid, sanitize, trim
 from bot.agents.converse_prompt import (
     LIST_FILES,
@@ -53,7 +53,7 @@ from bot.agents.converse_prompt import (
     system_prompt,
     user_message,
 )
-from bot.agents.converse_stream import ServiceProblem, aiter_in_thread, classify
+from bot.agents.converse_response import NO_ANSWER, More, Response, Shown
 from bot.events import AgentEvent, CodeError, CodeStarted, DatasetProduced, FinalText, Notice, Rationale, TurnFailed
 from bot.workspace import UnsafePath, human_size
 
@@ -66,66 +66,6 @@ log = logging.getLogger(__name__)
 __all__ = ["HISTORY_NAMESPACE", "ConverseAgent", "ConverseConfig", "diagnose"]
 
 HISTORY_NAMESPACE = "converse-history"
-MAX_BACKOFF_SECONDS = 8.0
-_NO_ANSWER = "(The model finished without an answer.)"
-
-
-def runtime_client(config: ConverseConfig, *, retries: int = 1) -> Any:
-    """A ``bedrock-runtime`` client from a fresh boto3 session (honours AWS_ENDPOINT_URL_*).
-
-    botocore's own retries are off by default: throttling is retried by the loop, which knows
-    whether anything was shown yet.
-    """
-    import boto3
-    from botocore.config import Config
-
-    return boto3.session.Session(region_name=config.region).client(
-        "bedrock-runtime",
-        config=Config(
-            read_timeout=config.read_timeout,
-            connect_timeout=config.connect_timeout,
-            retries={"total_max_attempts": retries, "mode": "standard"},
-        ),
-    )
-
-
-@dataclass(frozen=True)
-class _More:
-    """A continuation of the ``Rationale`` paragraph just shown (a reasoning delta)."""
-
-    text: str
-
-
-_Shown = AgentEvent | _More
-
-
-@dataclass
-class _Response:
-    """One model response being assembled from stream events (content blocks by index)."""
-
-    blocks: dict[int, dict[str, Any]] = field(default_factory=dict)
-    stop_reason: str | None = None
-    problem: ServiceProblem | None = None
-
-    def tool_uses(self) -> list[dict[str, Any]]:
-        return [b["toolUse"] for _, b in sorted(self.blocks.items()) if "toolUse" in b]
-
-    def text(self) -> str:
-        return "".join(b["text"] for _, b in sorted(self.blocks.items()) if "text" in b)
-
-    def message(self, with_tools: bool) -> Message:
-        """The assistant message for history: empty text dropped, tool inputs parsed to objects."""
-        content: list[dict[str, Any]] = []
-        for _, block in sorted(self.blocks.items()):
-            if "text" in block and block["text"].strip():
-                content.append({"text": block["text"]})
-            elif "reasoning" in block and block["reasoning"].get("signature"):
-                content.append({"reasoningContent": {"reasoningText": dict(block["reasoning"])}})
-            elif "toolUse" in block and with_tools:
-                tool = block["toolUse"]
-                content.append({"toolUse": {"toolUseId": tool["toolUseId"], "name": tool["name"],
-                                            "input": tool["parsed"]}})
-        return {"role": "assistant", "content": content or [{"text": _NO_ANSWER}]}
 
 
 class ConverseAgent:
@@ -158,8 +98,12 @@ class ConverseAgent:
     async def _runtime(self) -> Any:
         async with self._client_lock:
             if self._client is None:
-                # Building a client reads files and the endpoint ruleset: keep it off the loop.
-                self._client = await asyncio.to_thread(runtime_client, self.config)
+                # Building a client reads files and the endpoint ruleset: keep it off the loop. No SDK
+                # retries: throttling is retried by the loop, which knows whether anything was shown.
+                self._client = await asyncio.to_thread(
+                    aws_client, "bedrock-runtime", region=self.config.region,
+                    read_timeout=self.config.read_timeout, connect_timeout=self.config.connect_timeout,
+                )
             return self._client
 
     # -- the turn -------------------------------------------------------------------------------
@@ -169,7 +113,7 @@ class ConverseAgent:
         previous: AgentEvent | None = None
         async with contextlib.aclosing(self._turn(turn)) as events:
             async for shown in events:
-                event = Rationale(shown.text) if isinstance(shown, _More) else shown
+                event = Rationale(shown.text) if isinstance(shown, More) else shown
                 if isinstance(shown, Rationale) and isinstance(previous, Rationale):
                     # The presenter joins adjacent Rationale events into one paragraph (made for
                     # streamed deltas). A Rationale here starts a new paragraph (text after
@@ -178,14 +122,14 @@ class ConverseAgent:
                 previous = event
                 yield event
 
-    async def _turn(self, turn: Turn) -> AsyncGenerator[_Shown, None]:
+    async def _turn(self, turn: Turn) -> AsyncGenerator[Shown, None]:
         conversation = turn.conversation
         history = sanitize(await self.state.get_value(HISTORY_NAMESPACE, conversation.id))
         messages: list[Message] = [user_message(turn)]
         system = await system_prompt(turn, displays_frames=self.config.executor == "local")
         completed = False
         reason = "it was cancelled"
-        answered = [False]  # a FinalText was yielded this turn (later answer text needs a gap)
+        answered = [False]  # a FinalText was shown this turn (later answer text needs a gap)
         try:
             for round_number in range(self.config.max_tool_rounds + 1):
                 if round_number == self.config.max_tool_rounds:
@@ -196,10 +140,11 @@ class ConverseAgent:
                         retryable=True,
                     )
                     return
-                response = _Response()
+                response = Response(self.config.rationale_holdback_chars, answered)
                 request = self._request(system, trim(history + messages, self.config.history_tokens))
-                async for event in self._model_round(request, response, answered):
-                    yield event
+                async with contextlib.aclosing(self._model_round(request, response)) as shown:
+                    async for event in shown:
+                        yield event
                 if response.problem is not None:
                     reason = response.problem.message
                     yield TurnFailed(response.problem.message, retryable=response.problem.retryable)
@@ -207,7 +152,7 @@ class ConverseAgent:
                 wants_tools = response.stop_reason == "tool_use" and bool(response.tool_uses())
                 messages.append(response.message(with_tools=wants_tools))
                 if not wants_tools:
-                    async for event in self._finish(response, answered):
+                    async for event in self._finish(response):
                         yield event
                     completed = True
                     return
@@ -238,110 +183,49 @@ class ConverseAgent:
             "toolConfig": {"tools": TOOL_SPECS},
         }
 
-    async def _finish(self, response: _Response, answered: list[bool]) -> AsyncIterator[AgentEvent]:
+    async def _finish(self, response: Response) -> AsyncIterator[AgentEvent]:
         if response.stop_reason == "max_tokens":
             yield Notice("The answer was cut off at the length limit (BEDROCK_MAX_TOKENS).", "warning")
         elif response.stop_reason in ("guardrail_intervened", "content_filtered"):
             yield Notice("The answer was blocked by a content filter.", "warning")
-        if not answered[0]:
-            yield FinalText(_NO_ANSWER)
+        if not response.answered[0]:
+            yield FinalText(NO_ANSWER)
 
-    async def _model_round(
-        self, request: dict[str, Any], response: _Response, answered: list[bool]
-    ) -> AsyncIterator[_Shown]:
+    async def _model_round(self, request: dict[str, Any], response: Response) -> AsyncGenerator[Shown, None]:
         """Stream one model response into ``response``, yielding what is shown; retries throttling
         with bounded exponential backoff while nothing of this response was shown."""
         attempt = 0
         while True:
             shown = False
-            response.blocks.clear()
-            response.stop_reason = None
+            response.reset()
             try:
-                async for event in self._stream_once(request, response, answered):
-                    shown = True
-                    yield event
+                async with contextlib.aclosing(self._stream_once(request, response)) as events:
+                    async for event in events:
+                        shown = True
+                        yield event
                 return
             except Exception as exc:
-                problem = classify(exc)
+                error = exc.error if isinstance(exc, StreamFailed) else exc
+                problem = model_problem(error, read_timeout=self.config.read_timeout)
                 if problem is None:
-                    raise
-                log.warning("bedrock converse_stream failed (%s, attempt %d): %s", problem.code, attempt + 1, exc)
+                    raise error from None
+                log.warning("bedrock converse_stream failed (%s, attempt %d): %s", problem.code, attempt + 1,
+                            problem.detail[:500] or type(error).__name__)
                 if problem.retry and not shown and attempt < self.config.throttle_retries:
-                    await asyncio.sleep(min(self.config.backoff_seconds * 2**attempt, MAX_BACKOFF_SECONDS))
+                    await asyncio.sleep(backoff_delay(attempt, self.config.backoff_seconds))
                     attempt += 1
                     continue
                 response.problem = problem
                 return
 
-    async def _stream_once(
-        self, request: dict[str, Any], response: _Response, answered: list[bool]
-    ) -> AsyncIterator[_Shown]:
+    async def _stream_once(self, request: dict[str, Any], response: Response) -> AsyncGenerator[Shown, None]:
         client = await self._runtime()
-        held = ""  # text of this response not shown yet (rationale or answer: not known yet)
-        live = False  # this response's text is taken as the answer and streams as it comes
-        started = [False]  # this response already yielded answer text
-
-        def answer(text: str) -> FinalText:
-            # A second answer part in one turn (rare: a long preamble before a tool) needs a gap.
-            gap = "\n\n" if answered[0] and not started[0] else ""
-            started[0] = answered[0] = True
-            return FinalText(gap + text)
-
-        async for raw in aiter_in_thread(lambda: client.converse_stream(**request)["stream"]):
-            if "contentBlockStart" in raw:
-                start = raw["contentBlockStart"]
-                tool = start.get("start", {}).get("toolUse")
-                if tool is not None:
-                    if held.strip():
-                        yield Rationale(held.strip())
-                    held = ""
-                    response.blocks[start["contentBlockIndex"]] = {
-                        "toolUse": {"toolUseId": tool["toolUseId"], "name": tool["name"], "raw": ""}
-                    }
-            elif "contentBlockDelta" in raw:
-                index = raw["contentBlockDelta"]["contentBlockIndex"]
-                delta = raw["contentBlockDelta"]["delta"]
-                block = response.blocks.setdefault(index, {})
-                if "text" in delta:
-                    block["text"] = block.get("text", "") + delta["text"]
-                    if live:
-                        yield answer(delta["text"])
-                    else:
-                        held += delta["text"]
-                        if len(held) >= self.config.rationale_holdback_chars:
-                            live = True
-                            yield answer(held)
-                            held = ""
-                elif "toolUse" in delta and "toolUse" in block:
-                    block["toolUse"]["raw"] += delta["toolUse"].get("input", "")
-                elif "reasoningContent" in delta:
-                    reasoning = block.setdefault("reasoning", {"text": ""})
-                    part = delta["reasoningContent"]
-                    text = str(part.get("text") or "")
-                    if text:
-                        continued = bool(reasoning["text"].strip())
-                        reasoning["text"] += text
-                        if continued:
-                            yield _More(text)
-                        elif text.strip():
-                            yield Rationale(text.lstrip())
-                    if part.get("signature"):
-                        reasoning["signature"] = part["signature"]
-            elif "contentBlockStop" in raw:
-                block = response.blocks.get(raw["contentBlockStop"]["contentBlockIndex"], {})
-                if "toolUse" in block:
-                    block["toolUse"]["parsed"] = _parse_input(block["toolUse"]["raw"])
-            elif "messageStop" in raw:
-                response.stop_reason = raw["messageStop"].get("stopReason")
-            elif "metadata" in raw:
-                log.debug("bedrock usage %s", raw["metadata"].get("usage"))
-        for tool in response.tool_uses():
-            tool.setdefault("parsed", _parse_input(tool["raw"]))
-        if held.strip():
-            if response.stop_reason == "tool_use" and response.tool_uses():
-                yield Rationale(held.strip())
-            else:
-                yield answer(held)
+        with ThreadedStream(lambda: client.converse_stream(**request)["stream"], name="converse-stream") as stream:
+            async for raw in stream:
+                for shown in response.feed(raw):
+                    yield shown
+        for shown in response.end():
+            yield shown
 
     # -- tools ----------------------------------------------------------------------------------
 
@@ -364,7 +248,7 @@ class ConverseAgent:
                 if not isinstance(event, TurnFailed):
                     yield event
         elif name == LIST_FILES:
-            files = turn.workspace.files()
+            files = await turn.workspace.list_files()
             listing = "\n".join(f"{f.name}\t{human_size(f.size)}" for f in files[:500])
             outcome.stdout.append(listing or "(the workspace is empty)")
         elif name == PUBLISH_DATASET:
@@ -380,7 +264,7 @@ class ConverseAgent:
         except UnsafePath:
             outcome.add(_tool_error("BadPath", f"{raw_path} is outside the workspace."))
             return
-        if not path.is_file():
+        if not await asyncio.to_thread(path.is_file):
             outcome.add(_tool_error("FileNotFound", f"{raw_path} does not exist in the workspace."))
             return
         name = str(args.get("name") or path.stem)
@@ -417,18 +301,12 @@ class ConverseAgent:
         await self.executor.release(conversation)
 
     async def aclose(self) -> None:
+        """Close the executor and the Bedrock client (its pooled connections)."""
         await self.executor.aclose()
-
-
-def _parse_input(raw: str) -> dict[str, Any] | None:
-    """The tool input object; ``{}`` for no input, ``None`` when it is not a JSON object."""
-    if not raw.strip():
-        return {}
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
 
 
 def _tool_error(ename: str, evalue: str) -> AgentEvent:

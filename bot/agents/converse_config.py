@@ -46,7 +46,8 @@ class ConverseConfig:
 
     ``history_tokens`` is the budget for the stored conversation sent with each request (estimated
     at ~4 characters a token). ``rationale_holdback_chars`` is how much model text is held back
-    before it is known to be the final answer (see ``bot.agents.converse``).
+    before it is known to be the final answer (see ``bot.agents.converse``). ``region`` overrides the
+    region rule of ``bot.agents.aws`` (``None``: ``AWS_REGION``, then botocore's chain).
     """
 
     model_id: str
@@ -86,7 +87,6 @@ class ConverseConfig:
             model_id=model_id,
             executor="agentcore" if executor == "agentcore" else "local",
             interpreter_id=env.get("AGENTCORE_CODE_INTERPRETER_ID", "").strip() or SYSTEM_INTERPRETER,
-            region=(env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None),
             session_timeout=env_int(env, "AGENTCORE_SESSION_TIMEOUT_SECONDS", 3600, 60, 28_800),
             max_tool_rounds=env_int(env, "DATATHREAD_MAX_TOOL_ROUNDS", 8, 1, 100),
             max_tokens=env_int(env, "BEDROCK_MAX_TOKENS", 4096, 64),

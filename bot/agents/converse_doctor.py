@@ -11,8 +11,9 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from bot.agents.aws import aws_client, aws_session
 from bot.agents.converse_config import SYSTEM_INTERPRETER, ConverseConfig
-from bot.agents.converse_stream import classify
+from bot.agents.converse_errors import model_problem
 from bot.config import ConfigError
 from bot.doctor import DoctorCheck
 
@@ -36,11 +37,10 @@ def _service_message(exc: BaseException) -> str:
 def _model_check(config: ConverseConfig) -> DoctorCheck:
     """One short ``converse_stream`` call with a tool defined: the same API (and IAM action,
     bedrock:InvokeModelWithResponseStream) the agent uses, so a pass here means chat can work."""
-    from bot.agents.converse import runtime_client
-
     name = "Bedrock model"
     try:
-        client: Any = runtime_client(config, retries=2)
+        client: Any = aws_client("bedrock-runtime", region=config.region, read_timeout=config.read_timeout,
+                                 connect_timeout=config.connect_timeout, attempts=2)
         response = client.converse_stream(
             modelId=config.model_id,
             messages=[{"role": "user", "content": [{"text": "Reply with the word ok."}]}],
@@ -52,7 +52,7 @@ def _model_check(config: ConverseConfig) -> DoctorCheck:
             if "messageStop" in event:
                 stop = str(event["messageStop"].get("stopReason", "?"))
     except Exception as exc:
-        problem = classify(exc)
+        problem = model_problem(exc)
         if problem is None:
             return DoctorCheck(name, False, f"unexpected error ({type(exc).__name__})", "see the log for details.")
         said = _service_message(exc)
@@ -69,11 +69,11 @@ def _model_check(config: ConverseConfig) -> DoctorCheck:
     return DoctorCheck(name, True, f"{config.model_id} answers with tool use enabled (stop reason {stop})")
 
 
-def _interpreter_hint(exc: BaseException, config: ConverseConfig) -> str:
+def _interpreter_hint(exc: BaseException, config: ConverseConfig, region: str | None) -> str:
     """What to do about a session that would not start, by cause."""
     from botocore.exceptions import ConnectionError, EndpointConnectionError, NoCredentialsError, NoRegionError
 
-    problem = classify(exc)
+    problem = model_problem(exc)
     code = problem.code.lower() if problem else ""
     local = " Or set DATATHREAD_EXECUTOR=local to run code on this machine instead."
     if isinstance(exc, NoCredentialsError):
@@ -81,7 +81,7 @@ def _interpreter_hint(exc: BaseException, config: ConverseConfig) -> str:
     if isinstance(exc, NoRegionError):
         return "set AWS_REGION to a region where AgentCore is available." + local
     if isinstance(exc, (EndpointConnectionError, ConnectionError)):
-        return (f"the AgentCore endpoint for region {config.region or '(default)'} could not be reached: check "
+        return (f"the AgentCore endpoint for region {region or '(default)'} could not be reached: check "
                 "the network, AWS_REGION (AgentCore is not in every region) and "
                 "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE if it is set." + local)
     if code == "accessdeniedexception":
@@ -93,7 +93,7 @@ def _interpreter_hint(exc: BaseException, config: ConverseConfig) -> str:
     return "try again in a minute; if it persists, see the log." + local
 
 
-async def _interpreter_check(config: ConverseConfig) -> DoctorCheck:
+async def _interpreter_check(config: ConverseConfig, region: str | None) -> DoctorCheck:
     from bot.agents.agentcore import AgentCoreExecutor
 
     name = "AgentCore Code Interpreter"
@@ -110,11 +110,11 @@ async def _interpreter_check(config: ConverseConfig) -> DoctorCheck:
         session_id = await executor.start_session("datathread-doctor")
         await executor.stop_session(session_id)
     except Exception as exc:
-        problem = classify(exc)
+        problem = model_problem(exc)
         code = problem.code if problem else type(exc).__name__
         said = _service_message(exc)
         detail = f"{config.interpreter_id}: could not start a session ({code}{': ' + said if said else ''})"
-        return DoctorCheck(name, False, detail, _interpreter_hint(exc, config))
+        return DoctorCheck(name, False, detail, _interpreter_hint(exc, config, region))
     finally:
         await executor.aclose()
     return DoctorCheck(name, True, f"{config.interpreter_id}: a session started and stopped")
@@ -126,13 +126,14 @@ async def diagnose(env: Mapping[str, str]) -> list[DoctorCheck]:
         config = ConverseConfig.from_env(env)
     except ConfigError as exc:
         return [DoctorCheck("Converse settings", False, str(exc), "fix the variable named above.")]
+    region = await asyncio.to_thread(lambda: aws_session(config.region).region_name)
     checks = [
         DoctorCheck("Converse settings", True, f"model {config.model_id}, executor {config.executor}, "
-                    f"region {config.region or '(from the AWS config)'}"),
+                    f"region {region or '(none configured)'}"),
         await asyncio.to_thread(_model_check, config),
     ]
     if config.executor == "agentcore":
-        checks.append(await _interpreter_check(config))
+        checks.append(await _interpreter_check(config, region))
     else:
         checks.append(DoctorCheck("Code executor", True, "local Jupyter kernel (DATATHREAD_EXECUTOR=local)"))
     return checks

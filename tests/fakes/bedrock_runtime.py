@@ -59,7 +59,12 @@ class StreamFault:
     message: str = "fault"
 
 
-Part = Say | Think | Call | StreamFault
+@dataclass(frozen=True)
+class Hang:
+    """Keep the stream open, sending nothing more, until the client disconnects (counted in ``disconnects``)."""
+
+
+Part = Say | Think | Call | StreamFault | Hang
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,8 @@ class FakeBedrockRuntime:
     script: list[Item]
     requests: list[dict[str, Any]] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
+    disconnects: int = 0
+    disconnected: asyncio.Event = field(default_factory=asyncio.Event)
     url: str = ""
     _server: LocalServer | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -157,6 +164,13 @@ class FakeBedrockRuntime:
 
         await send(es.event("messageStart", {"role": "assistant"}))
         for index, part in enumerate(item.parts):
+            if isinstance(part, Hang):
+                # aiohttp gives a handler no "client left" event: poll the transport.
+                while request.transport is not None and not request.transport.is_closing():  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+                self.disconnects += 1
+                self.disconnected.set()
+                return response
             if isinstance(part, StreamFault):
                 await send(es.exception(part.exception_type, part.message))
                 await response.write_eof()
