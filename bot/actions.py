@@ -30,7 +30,7 @@ from bot.reply import Reply, notice
 from bot.storage.base import StateStore
 from bot.surface import Surface, SurfaceError, best_effort
 from bot.tokens import TokenSigner
-from bot.workspace import UnsafePath, Workspace, safe_filename
+from bot.workspace import CHARTS_DIR, EXPORTS_DIR, UnsafePath, Workspace, safe_filename
 
 log = logging.getLogger(__name__)
 
@@ -139,11 +139,11 @@ class DatasetActions:
         kind = payload.get("k")
         if kind == "files":
             workspace = await self._workspace(thread, user)
-            await surface.notify(user, present_files(workspace.files(), self.sealer(thread)))
+            await surface.notify(user, present_files(await workspace.list_files(), self.sealer(thread)))
             return
         if kind == "file":
             workspace = await self._workspace(thread, user)
-            found = next((f for f in workspace.files() if file_key(f.name) == payload.get("f")), None)
+            found = next((f for f in await workspace.list_files() if file_key(f.name) == payload.get("f")), None)
             if found is None:
                 raise DatasetError("That file is no longer in the workspace.")
             await surface.upload(found.path, name=found.path.name, title=found.name)
@@ -174,7 +174,7 @@ class DatasetActions:
         """Draw ``spec`` into the workspace's ``charts/`` folder and post it into the thread."""
         workspace = await self._workspace(thread, user)
         name = "-".join(safe_filename(p) for p in (meta.name, spec.kind, spec.y or spec.x))
-        out = workspace.resolve(f"charts/{name}.png")
+        out = workspace.resolve(f"{CHARTS_DIR}/{name}.png")
         out.parent.mkdir(parents=True, exist_ok=True)
         await self.datasets.chart(meta.id, spec, out)
         await surface.upload(out, name=out.name, title=f"chart: {meta.name} {spec.kind} {spec.y or spec.x}")
@@ -184,7 +184,7 @@ class DatasetActions:
     ) -> None:
         """Export the whole dataset into the workspace's ``exports/`` folder and post it."""
         workspace = await self._workspace(thread, user)
-        out = workspace.resolve(f"exports/{safe_filename(meta.name)}.{fmt}")
+        out = workspace.resolve(f"{EXPORTS_DIR}/{safe_filename(meta.name)}.{fmt}")
         out.parent.mkdir(parents=True, exist_ok=True)
         await self.datasets.export(meta.id, fmt, out)
         await surface.upload(out, name=out.name, title=f"{meta.name} ({meta.rows:,} rows, {fmt.upper()})")

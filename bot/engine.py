@@ -28,7 +28,7 @@ from bot.reply import Reply, notice
 from bot.storage.base import StateStore
 from bot.surface import LiveMessage, Surface, SurfaceError, best_effort
 from bot.tokens import TokenSigner
-from bot.workspace import Workspace
+from bot.workspace import CODE_DIR, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +281,7 @@ class Engine:
                     case ev.CodeStarted(code=code) if code.count("\n") >= CODE_LINES:
                         # The message shows the first lines; the whole code stays readable in the workspace.
                         step = sum(isinstance(e, ev.CodeStarted) for e in events)
-                        saved = await turn.workspace.write(f"step-{step}.py", code.encode(), folder="code")
+                        saved = await turn.workspace.write(f"step-{step}.py", code.encode(), folder=CODE_DIR)
                         events.append(ev.Notice(f"Full code ({code.count(chr(10)) + 1} lines): "
                                                 f"{turn.workspace.relative(saved)} (see `files`)"))
                         await coalescer.poke()

@@ -10,6 +10,8 @@ from pathlib import Path, PurePosixPath
 
 #: Folders inside a workspace that hold our own bookkeeping, hidden from listings and change scans.
 PRIVATE_DIR = ".datathread"
+#: Visible folders datathread itself writes: charts drawn from datasets, dataset downloads, long code.
+CHARTS_DIR, EXPORTS_DIR, CODE_DIR = "charts", "exports", "code"
 
 
 class UnsafePath(ValueError):

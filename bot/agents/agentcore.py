@@ -32,7 +32,7 @@ from bot.agents.aws import StreamFailed, ThreadedStream, aws_client
 from bot.agents.base import Conversation, Turn, announce_files
 from bot.agents.converse_config import SYSTEM_INTERPRETER, ConverseConfig
 from bot.events import AgentEvent, CodeOutput, Notice
-from bot.workspace import WorkspaceFile, human_size
+from bot.workspace import CHARTS_DIR, CODE_DIR, EXPORTS_DIR, WorkspaceFile, human_size
 
 if TYPE_CHECKING:
     from bot.storage.base import StateStore
@@ -48,7 +48,7 @@ _LIST_DEPTH = 3
 _SKIP_DIRS = frozenset({"__pycache__", "node_modules", ".ipynb_checkpoints"})
 #: Workspace folders datathread itself writes (bot.actions: exports/, charts/; the engine: code/). Full
 #: dataset exports can be large, and the code never needs them: they stay out of the session.
-_OWN_FOLDERS = frozenset({"exports", "charts", "code"})
+_OWN_FOLDERS = frozenset({EXPORTS_DIR, CHARTS_DIR, CODE_DIR})
 RESTARTED = (
     "The code environment had expired and was restarted: workspace files were restored, "
     "but variables from earlier steps are gone."

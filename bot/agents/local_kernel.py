@@ -75,7 +75,7 @@ class LocalKernelExecutor:
                 return
             if notice is not None:
                 yield notice
-            before = turn.workspace.snapshot()
+            before = await turn.workspace.take_snapshot()
             run = KernelRun(session, turn, self.limits)
             source = code if language == "python" else _shell(code)
             try:
@@ -124,7 +124,7 @@ class LocalKernelExecutor:
                 path.unlink(missing_ok=True)
             if meta is not None:
                 yield DatasetProduced(meta)
-        changed = [f for f in turn.workspace.changed_since(before) if f.path not in run.announced]
+        changed = [f for f in await turn.workspace.changes_since(before) if f.path not in run.announced]
         async for event in announce_files(turn, changed):
             yield event
 
