@@ -79,6 +79,11 @@ async def test_mention_shows_status_progress_then_answer(bot: SlackBot, fake: Fa
     assert "df.describe()" in live.markdown and "mean 2" in live.markdown and "**42**" in live.markdown
     statuses = [c.args.get("status") for c in fake.named("assistant.threads.setStatus")]
     assert statuses[0] and statuses[-1] == ""
+    # 👀 on the user's message while the turn runs, in any channel; removed when it ends
+    [added] = fake.named("reactions.add")
+    [removed] = fake.named("reactions.remove")
+    assert added.args["timestamp"] == removed.args["timestamp"] == ts and added.args["name"] == "eyes"
+    assert added.at - sent < 1.0 and removed.at > added.at
     start = fake.named("chat.startStream")[0].args
     assert start["recipient_user_id"] == "UALICE" and start["recipient_team_id"] == "T0001"
     # follow-up without a mention continues the conversation in the same thread

@@ -132,8 +132,8 @@ class SlackAdapter:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.ctx.aclose()
 
-    def surface(self, thread: ThreadKey, user: str, is_dm: bool = False) -> SlackSurface:
-        return self.surface_class(self.ctx, thread, user, is_dm=is_dm)
+    def surface(self, thread: ThreadKey, user: str, is_dm: bool = False, message_ts: str | None = None) -> SlackSurface:
+        return self.surface_class(self.ctx, thread, user, is_dm=is_dm, message_ts=message_ts)
 
     def _keep(self, future: asyncio.Future[Any], what: str) -> None:
         self.tasks.add(future)
@@ -154,7 +154,8 @@ class SlackAdapter:
         message = to_incoming(event, self.bot_user_id, team, self.bot_id)
         if message is None:
             return
-        surface = self.surface(message.thread, message.user, is_dm=event.get("channel_type") == "im")
+        surface = self.surface(message.thread, message.user, is_dm=event.get("channel_type") == "im",
+                               message_ts=event.get("ts"))
         self._keep(self.engine.submit(message, surface), f"message {message.event_id}")
 
     async def _on_action(self, ack: Any, body: dict[str, Any]) -> None:

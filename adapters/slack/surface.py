@@ -35,7 +35,7 @@ from renderers.slack import render
 log = logging.getLogger(__name__)
 
 #: Bot scopes the calls in this module need (checked against the manifest by a test).
-SCOPES = ("chat:write", "files:write", "files:read", "assistant:write")
+SCOPES = ("chat:write", "files:write", "files:read", "assistant:write", "reactions:write")
 NO_ACCESS = "I can't access that file: add the bot to the channel, or reinstall the app with files:read."
 NOT_SLACK = "That file link does not point to Slack, so I did not fetch it."
 MAX_REDIRECTS = 3
@@ -73,6 +73,10 @@ class SlackContext:
             await self._http.close()
 
 
+#: Reaction that marks a message the bot is working on.
+WORKING_REACTION = "eyes"
+
+
 @dataclass
 class SlackSurface:
     """``bot.surface.Surface`` for one thread. ``user`` is who the turn is for (stream recipient)."""
@@ -81,6 +85,8 @@ class SlackSurface:
     thread: ThreadKey
     user: str
     is_dm: bool = False
+    #: The user's message this surface answers (it gets the 👀 reaction while the turn runs).
+    message_ts: str | None = None
     live_interval: float = 1.0
     #: Characters of code output one turn message shows (the presenter's default).
     output_chars: int = OUTPUT_CHARS
@@ -136,11 +142,19 @@ class SlackSurface:
             log.warning("ephemeral notice to a user failed: %s", slack_error(exc))
 
     async def set_status(self, text: str | None) -> None:
+        # Two signs of work: the assistant status (only in assistant threads) and, everywhere, a 👀
+        # reaction on the user's message, removed again when the turn ends.
+        if self.message_ts is not None:
+            react = self.ctx.client.reactions_add if text else self.ctx.client.reactions_remove
+            try:
+                await react(channel=self.channel, timestamp=self.message_ts, name=WORKING_REACTION)
+            except SlackApiError as exc:  # already_reacted, no_reaction, missing scope: not worth a turn
+                log.debug("reactions: %s", slack_error(exc))
         try:
             await self.ctx.client.assistant_threads_setStatus(channel_id=self.channel, thread_ts=self.thread_ts,
                                                               status=text or "")
         except SlackApiError as exc:
-            # Not an assistant thread, or the feature is off: the live message is the sign of work.
+            # Not an assistant thread, or the feature is off: the reaction and the live message show work.
             log.debug("assistant.threads.setStatus: %s", slack_error(exc))
 
     # ---- files ---------------------------------------------------------------------------------

@@ -260,6 +260,12 @@ class FakeSlack:
         m.streaming = False
         return {"ok": True, "channel": m.channel, "ts": m.ts, "message": {"ts": m.ts}}
 
+    def _m_reactions_add(self, a: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True}
+
+    def _m_reactions_remove(self, a: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True}
+
     def _m_assistant_threads_setStatus(self, a: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True}
 
