@@ -12,7 +12,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -73,13 +73,6 @@ async def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)  # AWS_REGION alone must be enough
     yield service
     await service.close()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[LocalDatasetStore]:
-    s = LocalDatasetStore(tmp_path / "datasets", timedelta(hours=1))
-    yield s
-    await s.aclose()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +15,6 @@ from bot.datasets.model import CHART_KINDS, ChartSpec, DatasetError
 from bot.messages import ThreadKey
 
 KEY = ThreadKey("test", "T", "C", "1.0")
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> LocalDatasetStore:
-    s = LocalDatasetStore(tmp_path / "datasets", timedelta(hours=6))
-    yield s  # type: ignore[misc]
-    await s.aclose()
 
 
 async def test_every_kind_draws_a_png(store: LocalDatasetStore, tmp_path: Path) -> None:

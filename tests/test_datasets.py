@@ -19,13 +19,6 @@ from bot.messages import ThreadKey
 KEY = ThreadKey("test", "T", "C", "1.0")
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> LocalDatasetStore:
-    s = LocalDatasetStore(tmp_path / "datasets", timedelta(hours=6))
-    yield s  # type: ignore[misc]
-    await s.aclose()
-
-
 def frame(n: int) -> pd.DataFrame:
     rng = np.random.default_rng(7)
     return pd.DataFrame({

@@ -8,7 +8,6 @@ does, by ``event_id`` (channel + message ts), persistently.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.background import BackgroundWork
 from adapters.slack.live import RateBudget
 from adapters.slack.surface import SlackContext, SlackSurface
 from adapters.slack.translate import to_action, to_incoming
@@ -113,7 +113,7 @@ class SlackAdapter:
         self.surface_class: type[SlackSurface] = SlackSurface
         self.bot_user_id: str | None = None
         self.bot_id: str | None = None
-        self.tasks: set[asyncio.Future[Any]] = set()
+        self.background = BackgroundWork()
         self.bolt = AsyncApp(signing_secret=settings.signing_secret, client=self.client,
                              ignoring_self_events_enabled=True)
         self.bolt.event("app_mention")(self._on_event)
@@ -127,23 +127,11 @@ class SlackAdapter:
         log.info("Slack bot user %s in team %s", self.bot_user_id, resp.get("team_id"))
 
     async def aclose(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.background.aclose()
         await self.ctx.aclose()
 
     def surface(self, thread: ThreadKey, user: str, is_dm: bool = False, message_ts: str | None = None) -> SlackSurface:
         return self.surface_class(self.ctx, thread, user, is_dm=is_dm, message_ts=message_ts)
-
-    def _keep(self, future: asyncio.Future[Any], what: str) -> None:
-        self.tasks.add(future)
-
-        def done(f: asyncio.Future[Any]) -> None:
-            self.tasks.discard(f)
-            if not f.cancelled() and f.exception() is not None:
-                log.error("%s failed", what, exc_info=f.exception())
-
-        future.add_done_callback(done)
 
     # ---- listeners (bolt acks events itself; actions ack first) ----------------------------------
 
@@ -156,14 +144,14 @@ class SlackAdapter:
             return
         surface = self.surface(message.thread, message.user, is_dm=event.get("channel_type") == "im",
                                message_ts=event.get("ts"))
-        self._keep(self.engine.submit(message, surface), f"message {message.event_id}")
+        self.background.spawn(self.engine.submit(message, surface), f"Slack message {message.event_id}")
 
     async def _on_action(self, ack: Any, body: dict[str, Any]) -> None:
         await ack()
         action = to_action(body)
         if action is None:
             return
-        self._keep(asyncio.ensure_future(self._act(action, body)), f"action {action.kind}")
+        self.background.spawn(self._act(action, body), f"Slack action {action.kind}")
 
     async def _act(self, action: ActionInvoked, body: dict[str, Any]) -> None:
         is_dm = (body.get("channel") or {}).get("id", "").startswith("D")

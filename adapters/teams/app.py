@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any
 
@@ -31,6 +31,7 @@ from botbuilder.integration.aiohttp import (
 from botbuilder.schema import Activity, ActivityTypes, Attachment
 from botframework.connector.auth import AuthenticationConstants
 
+from adapters.background import BackgroundWork
 from adapters.teams.config import TeamsSettings
 from adapters.teams.files import download_handler, file_info_card, open_file, put_file
 from adapters.teams.live import text_activity
@@ -59,7 +60,7 @@ class TeamsBot:
         self.sender = Sender(adapter, settings.app_id)
         self.ctx = TeamsContext(self.sender, settings, signer, engine.state, self.http, self.bot_token, engine.cancel)
         self._session: aiohttp.ClientSession | None = None
-        self._tasks: set[asyncio.Future[Any]] = set()
+        self._background = BackgroundWork()
         self._names: dict[str, str] = {}
 
     # ---- shared helpers -----------------------------------------------------------------------
@@ -81,17 +82,6 @@ class TeamsBot:
         )
         return str(await asyncio.to_thread(credentials.get_access_token))
 
-    def _spawn(self, work: Coroutine[Any, Any, Any] | asyncio.Future[Any], what: str) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-
-        def done(t: asyncio.Future[Any]) -> None:
-            self._tasks.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                log.error("Teams %s failed", what, exc_info=t.exception())
-
-        task.add_done_callback(done)
-
     async def _first_time(self, kind: str, activity_id: str | None) -> bool:
         """True the first time a click or invoke id is seen (persistently, like messages in the engine)."""
         if not activity_id:
@@ -99,9 +89,7 @@ class TeamsBot:
         return await self.engine.state.claim_event(f"teams:{kind}:{activity_id}")
 
     async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._background.aclose()
         if self._session is not None:
             await self._session.close()
 
@@ -121,19 +109,20 @@ class TeamsBot:
             # Answered at once, redelivery or not: Teams shows an error for an unanswered invoke.
             await context.send_activity(Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=200)))
             if raw.get("name") == "fileConsent/invoke" and await self._first_time("invoke", raw.get("id")):
-                self._spawn(self._consent(self.surface_for(context, raw), raw), "file consent")
+                self._background.spawn(self._consent(self.surface_for(context, raw), raw), "Teams file consent")
             return
         if kind != ActivityTypes.message:
             return
         action = to_action(raw)
         if action is not None:
             if await self._first_time("action", raw.get("id")):
-                self._spawn(self.engine.act(action, self.surface_for(context, raw)), f"{action.kind} action")
+                surface = self.surface_for(context, raw)
+                self._background.spawn(self.engine.act(action, surface), f"Teams {action.kind} action")
             return
         message = to_incoming(raw)
         if message is not None:
             # The engine dedupes message event ids persistently: a redelivery never starts a second turn.
-            self._spawn(self.engine.submit(message, self.surface_for(context, raw)), "turn")
+            self._background.spawn(self.engine.submit(message, self.surface_for(context, raw)), "Teams turn")
 
     async def _consent(self, surface: TeamsSurface, raw: dict[str, Any]) -> None:
         value = raw.get("value") or {}
