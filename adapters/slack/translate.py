@@ -19,6 +19,9 @@ PLATFORM = "slack"
 ACCEPTED_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
 
 _ANGLE = re.compile(r"<([^<>]*)>")
+#: Code as Slack sends it: fenced blocks first (they may hold single backticks), then inline spans.
+_CODE = re.compile(r"```.*?```|`[^`\n]+`", re.DOTALL)
+_SPACES = re.compile(r"[ \t]{2,}")
 
 
 def _unescape(text: str) -> str:
@@ -26,8 +29,23 @@ def _unescape(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
+def _collapse_prose(text: str) -> str:
+    """Runs of spaces collapsed outside code; fenced blocks and inline code are kept byte for byte."""
+    out, last = [], 0
+    for match in _CODE.finditer(text):
+        out.append(_SPACES.sub(" ", text[last:match.start()]))
+        out.append(match.group(0))
+        last = match.end()
+    out.append(_SPACES.sub(" ", text[last:]))
+    return "".join(out)
+
+
 def clean_text(text: str, bot_user_id: str | None) -> str:
     """Slack message text as a person typed it: our mention removed, markup and escapes undone.
+
+    Code (fenced blocks and inline spans) keeps every space, tab, blank line and trailing space:
+    only Slack's own markup and escapes are undone inside it. Outside code, the spaces left where
+    the mention was are folded.
 
     ``<@BOT>`` → removed; ``<@U123>``/``<@U123|name>`` → ``@U123``; ``<#C1|name>`` → ``#name``;
     ``<!here>`` → ``@here``; ``<!subteam^S1|@team>`` → ``@team``; ``<http://x|label>`` → ``label``;
@@ -51,9 +69,8 @@ def clean_text(text: str, bot_user_id: str | None) -> str:
             return label
         return target[len("mailto:"):] if target.startswith("mailto:") else target
 
-    text = _ANGLE.sub(repl, text)
-    text = re.sub(r"[ \t]{2,}", " ", text)
-    return _unescape(text).strip()
+    text = _collapse_prose(_ANGLE.sub(repl, text))
+    return _unescape(text).strip(" \t\n")
 
 
 def _files(event: Mapping[str, Any]) -> tuple[RemoteFile, ...]:

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from bot.messages import ActionInvoked, ActionKind, IncomingMessage, MessageRef, RemoteFile, ThreadKey
+from renderers.markdown import fence
 from renderers.teams import ACTION_KEY, CHOICE_INPUT
 
 PLATFORM = "teams"
@@ -20,6 +21,16 @@ _MESSAGE_ID = re.compile(r";messageid=(\d+)")
 _AT = re.compile(r"<at[^>]*>(.*?)</at>", re.I | re.S)
 _BREAKS = re.compile(r"<br\s*/?>|</p>|</div>", re.I)
 _TAGS = re.compile(r"</?(p|div|span|br|strong|em|b|i)\b[^>]*>", re.I)
+#: Code as Teams sends it: a code block (``<codeblock>`` from the compose box, ``<pre>`` when pasted)
+#: or an inline ``<code>`` span. Syntax colouring arrives as ``<span>``s inside; line breaks as
+#: ``<br>`` or newlines; indentation as ``&nbsp;`` runs mixed with spaces.
+_CODE = re.compile(
+    r"<(codeblock|pre)\b([^>]*)>(.*?)</\1\s*>|<code\b[^>]*>(.*?)</code\s*>", re.I | re.S)
+_LANGUAGE = re.compile(r"""class\s*=\s*["'](?:language-)?([A-Za-z0-9_+-]+)""", re.I)
+#: Teams' names for "no language": the block is sent as an untagged fence.
+_UNTAGGED = frozenset({"plaintext", "text", "plain"})
+_PLACEHOLDER = re.compile("\ue000(\\d+)\ue001")
+_ANY_TAG = re.compile(r"<[^>]+>")
 _IMAGE_EXT = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
 
 
@@ -72,9 +83,47 @@ def bot_mentioned(activity: dict[str, Any]) -> bool:
     )
 
 
-def clean_text(activity: dict[str, Any]) -> str:
-    """The text without the bot's ``<at>`` mention and without Teams' HTML wrapping and entities."""
+def _code_text(markup: str) -> str:
+    """The code inside a Teams code element, byte for byte as typed: breaks, tabs, spaces, blank lines."""
+    text = _BREAKS.sub("\n", markup.replace("\r\n", "\n"))
+    text = _ANY_TAG.sub("", text)
+    return html.unescape(text).replace("\xa0", " ")
+
+
+def _prose_text(markup: str) -> str:
+    """Prose with Teams' HTML wrapping, entities and the indentation of its HTML source removed."""
+    text = _AT.sub(lambda m: m.group(1), markup)  # other people's mentions keep their names
+    text = _BREAKS.sub("\n", text)
+    text = _TAGS.sub("", text)
+    text = html.unescape(text).replace("\xa0", " ")
+    return "\n".join(line.strip() for line in text.splitlines())
+
+
+def _message_markup(activity: dict[str, Any]) -> str:
+    """The richest form of the message: its ``text/html`` copy when that holds code, else ``text``.
+
+    Teams puts the message's HTML in a ``text/html`` attachment beside ``text``; when ``text`` has
+    been flattened, only the HTML copy still has the code's line breaks and indentation.
+    """
     text = str(activity.get("text") or "")
+    if _CODE.search(text):
+        return text
+    for att in activity.get("attachments") or ():
+        if isinstance(att, dict) and att.get("contentType") == "text/html" and isinstance(att.get("content"), str) \
+                and _CODE.search(att["content"]):
+            return str(att["content"])
+    return text
+
+
+def clean_text(activity: dict[str, Any]) -> str:
+    """The text without the bot's ``<at>`` mention and without Teams' HTML wrapping and entities.
+
+    Code reaches the agent intact: a code block becomes a Markdown fence (with its language) whose
+    body keeps every space, tab and blank line; inline code becomes a backtick span. Only prose has
+    its lines trimmed.
+    """
+    # Private-use placeholders mark code set aside below; a message cannot bring its own.
+    text = _message_markup(activity).replace("\ue000", "").replace("\ue001", "")
     bot_id = _dig(activity, "recipient", "id")
     bot_tags = {
         str(e.get("text") or "")
@@ -83,11 +132,24 @@ def clean_text(activity: dict[str, Any]) -> str:
     }
     for tag in bot_tags - {""}:
         text = text.replace(tag, " ")
-    text = _AT.sub(lambda m: m.group(1), text)  # other people's mentions keep their names
-    text = _BREAKS.sub("\n", text)
-    text = _TAGS.sub("", text)
-    text = html.unescape(text).replace("\xa0", " ")
-    return "\n".join(line.strip() for line in text.strip().splitlines()).strip()
+        # The text/html copy marks mentions with a span instead of <at>.
+        name = re.escape(_AT.sub(lambda m: m.group(1), tag))
+        text = re.sub(rf"<span\b[^>]*schema\.skype\.com/Mention[^>]*>{name}</span>", " ", text, flags=re.I)
+    # Code is set aside behind placeholders so the prose clean-up cannot touch it.
+    codes: list[str] = []
+
+    def set_aside(match: re.Match[str]) -> str:
+        if match.group(1):
+            found = _LANGUAGE.search(match.group(2))
+            language = found.group(1).lower() if found else ""
+            code = _code_text(match.group(3)).strip("\n")
+            codes.append(f"\n{fence(code, '' if language in _UNTAGGED else language)}\n")
+        else:
+            codes.append(f"`{_code_text(match.group(4))}`")
+        return f"\ue000{len(codes) - 1}\ue001"
+
+    prose = _prose_text(_CODE.sub(set_aside, text))
+    return _PLACEHOLDER.sub(lambda m: codes[int(m.group(1))], prose).strip(" \t\n")
 
 
 def remote_files(activity: dict[str, Any]) -> tuple[RemoteFile, ...]:
