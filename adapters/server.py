@@ -29,8 +29,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def build_app(engine: Engine, settings: Settings, env: Mapping[str, str]) -> web.Application:
     """The server application with every configured surface mounted."""
-    from adapters.slack.app import mount as mount_slack
-    from adapters.teams.app import mount as mount_teams
+    from adapters.slack.wiring import mount as mount_slack
+    from adapters.teams.wiring import mount as mount_teams
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[ENGINE_KEY] = engine

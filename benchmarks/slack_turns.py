@@ -24,7 +24,7 @@ from pathlib import Path
 from adapters.slack.live import RateBudget
 from adapters.slack.surface import SlackSurface
 from bot import events as ev
-from bot.agents.base import Turn
+from bot.conversation import Turn
 from tests.fakes.scripted_agent import ScriptedAgent, Sleep, Step, WriteFile
 from tests.fakes.slack_api import Call, FakeSlack
 from tests.slack_harness import SlackBot, mention, until

@@ -15,13 +15,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.config import ConfigError, Settings
+from bot.config import AgentKind, ConfigError, Settings
 from bot.logs import setup_logging
 
 AGENT_LABELS = {
-    "local": "local Python kernel",
-    "bedrock-agent": "Amazon Bedrock agent",
-    "bedrock": "Amazon Bedrock model + code interpreter",
+    AgentKind.KERNEL: "local Python kernel",
+    AgentKind.BEDROCK_AGENTS: "Amazon Bedrock agent",
+    AgentKind.CONVERSE: "Amazon Bedrock model + code interpreter",
 }
 
 
@@ -41,11 +41,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _chat(settings: Settings, thread: str | None) -> int:
-    from adapters.console.app import run_chat
-    from bot.app import build_engine
+    from adapters.console.chat import run_chat
+    from bot.composition import build_engine
 
     engine = build_engine(settings)
-    return await run_chat(engine, thread, AGENT_LABELS[settings.agent])
+    return await run_chat(engine, thread, AGENT_LABELS[settings.agent], runs_code=settings.agent is AgentKind.KERNEL)
 
 
 def hide_environment() -> bool:
@@ -72,11 +72,11 @@ async def _serve(settings: Settings, host: str, port: int) -> int:
     from aiohttp import web
 
     from adapters.server import build_app
-    from bot.app import build_engine
+    from bot.composition import build_engine
 
     hide_environment()
-    local_code = settings.agent == "local" or (
-        settings.agent == "bedrock" and os.environ.get("DATATHREAD_EXECUTOR", "").lower() == "local"
+    local_code = settings.agent is AgentKind.KERNEL or (
+        settings.agent is AgentKind.CONVERSE and os.environ.get("DATATHREAD_EXECUTOR", "").lower() == "local"
     )
     if local_code:
         logging.getLogger("datathread").warning(LOCAL_KERNEL_WARNING, settings.home)
@@ -108,12 +108,12 @@ async def _doctor(settings: Settings) -> int:
     except OSError as exc:
         hint = "set DATATHREAD_HOME to a writable folder"
         checks.append(DoctorCheck("storage", False, f"{settings.home}: {exc}", hint))
-    if settings.agent == "bedrock-agent":
-        from bot.agents.bedrock_agent_doctor import diagnose as diagnose_agent
+    if settings.agent is AgentKind.BEDROCK_AGENTS:
+        from bot.agents.bedrock_agents.doctor import diagnose as diagnose_agent
 
         checks += await diagnose_agent(os.environ)
-    elif settings.agent == "bedrock":
-        from bot.agents.converse import diagnose as diagnose_converse
+    elif settings.agent is AgentKind.CONVERSE:
+        from bot.agents.converse.agent import diagnose as diagnose_converse
 
         checks += await diagnose_converse(os.environ)
     else:

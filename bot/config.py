@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 
 
@@ -52,6 +53,18 @@ def env_flag(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+class AgentKind(StrEnum):
+    """The agent backends, by what they are (``DATATHREAD_AGENT``)."""
+
+    KERNEL = "kernel"  # the embedded default: a local Jupyter kernel per conversation
+    BEDROCK_AGENTS = "bedrock-agents"  # Amazon Bedrock Agents (invoke_agent)
+    CONVERSE = "converse"  # Bedrock Converse with a code executor (AgentCore or the local kernel)
+
+
+#: Wave 1's names, still accepted: "bedrock" meant Converse, "bedrock-agent" Bedrock Agents.
+AGENT_ALIASES = {"local": AgentKind.KERNEL, "bedrock-agent": AgentKind.BEDROCK_AGENTS, "bedrock": AgentKind.CONVERSE}
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -63,7 +76,7 @@ class Settings:
     output_cap_chars: int
     max_upload_bytes: int
     allow_participants: bool
-    agent: str  # "local", "bedrock-agent" or "bedrock"
+    agent: AgentKind
     configured_secret: str | None = field(default=None, repr=False)  # DATATHREAD_SECRET; never in a repr
 
     @property
@@ -105,18 +118,21 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        agent = env.get("DATATHREAD_AGENT", "").strip().lower()
-        if not agent:
-            # Either variable selects Bedrock Agents, so a forgotten alias id is reported by name
-            # instead of silently running the local kernel.
-            if env.get("BEDROCK_AGENT_ID") or env.get("BEDROCK_AGENT_ALIAS_ID"):
-                agent = "bedrock-agent"
-            elif env.get("BEDROCK_MODEL_ID"):
-                agent = "bedrock"
-            else:
-                agent = "local"
-        if agent not in ("local", "bedrock-agent", "bedrock"):
-            raise ConfigError(f"DATATHREAD_AGENT must be local, bedrock-agent or bedrock, got {agent!r}")
+        named = env.get("DATATHREAD_AGENT", "").strip().lower()
+        if named:
+            try:
+                agent = AgentKind(AGENT_ALIASES.get(named, named))
+            except ValueError:
+                choices = ", ".join(AgentKind)
+                raise ConfigError(f"DATATHREAD_AGENT must be one of {choices}, got {named!r}") from None
+        # Either variable selects Bedrock Agents, so a forgotten alias id is reported by name
+        # instead of silently running the local kernel.
+        elif env.get("BEDROCK_AGENT_ID") or env.get("BEDROCK_AGENT_ALIAS_ID"):
+            agent = AgentKind.BEDROCK_AGENTS
+        elif env.get("BEDROCK_MODEL_ID"):
+            agent = AgentKind.CONVERSE
+        else:
+            agent = AgentKind.KERNEL
         return cls(
             home=Path(env.get("DATATHREAD_HOME") or ".datathread").expanduser().resolve(),
             retention=timedelta(hours=env_number(env, "DATATHREAD_RETENTION_HOURS", 6)),

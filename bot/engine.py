@@ -17,8 +17,9 @@ from pathlib import Path
 
 from bot import events as ev
 from bot.actions import DatasetActions
-from bot.agents.base import AgentBackend, Attachment, Conversation, Turn, media_type
+from bot.agents.backend import AgentBackend
 from bot.config import Settings
+from bot.conversation import Attachment, Conversation, Turn, media_type
 from bot.datasets.model import DatasetStore
 from bot.datasets.registrar import ThreadDatasets
 from bot.live import Coalescer
@@ -112,15 +113,17 @@ class Engine:
             self._workers[key] = asyncio.create_task(self._drain(key), name=f"thread {key.digest}")
         return done
 
-    async def handle(self, message: IncomingMessage, surface: Surface) -> None:
-        await self.submit(message, surface)
-
     async def act(self, action: ActionInvoked, surface: Surface) -> None:
         """Carry out a button click (see ``DatasetActions.act``); never raises for bad values."""
         await self.actions.act(action, surface)
 
     def files_token(self, thread: ThreadKey) -> str:
         return self.actions.files_token(thread)
+
+    async def open_conversation(self, thread: ThreadKey, user: str) -> tuple[Conversation, bool]:
+        """The thread's conversation, started for ``user`` if there is none; and whether it existed."""
+        existing = await self.state.conversation(thread)
+        return await self.state.start_conversation(thread, user), existing is not None
 
     def cancel(self, thread: ThreadKey) -> bool:
         """Stop the running turn of a thread (Ctrl-C, a Stop button). True if one was running."""

@@ -25,7 +25,7 @@ MAX_CHOICES = 24
 #: Informative stream updates may not exceed 1,000 characters.
 INFORMATIVE_LIMIT = 1000
 #: The key every card action carries in its ``data``; its value is an ``ActionKind``
-#: (``adapters.teams.translate`` reads clicks with it).
+#: (``adapters.teams.inbound`` reads clicks with it).
 ACTION_KEY = "datathread"
 #: Id of the choice-set input in a Sort / Chart show-card (its value is the chosen option's token).
 CHOICE_INPUT = "datathread_choice"

@@ -16,9 +16,9 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from adapters.slack.app import ADAPTER_KEY, SlackAdapter, mount
-from bot.agents.base import AgentBackend
-from bot.app import build_engine
+from adapters.slack.wiring import ADAPTER_KEY, SlackAdapter, mount
+from bot.agents.backend import AgentBackend
+from bot.composition import build_engine
 from bot.config import Settings
 from bot.engine import Engine
 from tests.fakes.slack_api import FakeSlack, action_body, event_body, signed_headers

@@ -15,10 +15,10 @@ from urllib.parse import unquote
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
-from adapters.teams.app import mount
-from bot.agents.base import Turn
-from bot.app import build_engine
+from adapters.teams.wiring import mount
+from bot.composition import build_engine
 from bot.config import Settings
+from bot.conversation import Turn
 from bot.engine import Engine
 from tests.fakes.bot_connector import Call, FakeBotConnector
 from tests.fakes.scripted_agent import ScriptedAgent, Step

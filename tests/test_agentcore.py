@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.agents.agentcore import SESSION_NAMESPACE, AgentCoreExecutor
-from bot.agents.base import Turn
-from bot.agents.converse import diagnose
+from bot.agents.agentcore.executor import SESSION_NAMESPACE, AgentCoreExecutor
+from bot.agents.converse.agent import diagnose
+from bot.conversation import Turn
 from bot.events import AgentEvent, CodeError, CodeOutput, DatasetProduced, FileProduced, FinalText, Notice
 from tests.fakes.bedrock_runtime import Call, Fail, Say, reply
 from tests.test_converse import Env, answer, aws_env, collect

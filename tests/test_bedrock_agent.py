@@ -19,11 +19,10 @@ import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 from PIL import Image
 
-from bot.agents.base import Attachment, Conversation, Turn
-from bot.agents.bedrock_agent import BedrockAgent, BedrockAgentConfig, diagnose
-from bot.agents.bedrock_agent_errors import turn_failed
-from bot.agents.bedrock_agent_files import plan_attachments
-from bot.agents.bedrock_agent_trace import (
+from bot.agents.bedrock_agents.agent import BedrockAgent, BedrockAgentConfig, diagnose
+from bot.agents.bedrock_agents.errors import turn_failed
+from bot.agents.bedrock_agents.files import plan_attachments
+from bot.agents.bedrock_agents.trace import (
     AnswerChunk,
     Failure,
     FilesArrived,
@@ -34,6 +33,7 @@ from bot.agents.bedrock_agent_trace import (
     step_id,
 )
 from bot.config import ConfigError, Settings
+from bot.conversation import Attachment, Conversation, Turn
 from bot.datasets.local import LocalDatasetStore
 from bot.datasets.registrar import ThreadDatasets
 from bot.doctor import format_checks
@@ -387,7 +387,7 @@ def test_config_from_env_and_from_settings():
     config = BedrockAgentConfig.from_env(env)
     assert (config.memory, config.stream_final_response, config.read_timeout) == (True, True, 300.0)
     backend = BedrockAgent.from_env(Settings.from_env({}), env)
-    assert backend.config == config and backend.name == "bedrock-agent"
+    assert backend.config == config and backend.name == "bedrock-agents"
     with pytest.raises(ConfigError, match="BEDROCK_AGENT_ALIAS_ID"):
         BedrockAgentConfig.from_env({"BEDROCK_AGENT_ID": "AB12CD34EF"})
     with pytest.raises(ConfigError, match="BEDROCK_AGENT_READ_TIMEOUT_SECONDS"):

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bot.agents.bedrock_agent import BedrockAgent
+from bot.agents.bedrock_agents.agent import BedrockAgent
 from bot.config import Settings
 from tests.fakes import bedrock_agent_runtime as fx
 from tests.fakes.slack_api import FakeSlack, Posted
@@ -57,7 +57,7 @@ async def slack() -> AsyncIterator[FakeSlack]:
 async def bot(slack: FakeSlack, bedrock: fx.FakeBedrockAgents, tmp_path: Path) -> AsyncIterator[SlackBot]:
     env = {"BEDROCK_AGENT_ID": "AB12CD34EF", "BEDROCK_AGENT_ALIAS_ID": "LIVE123456"}
     settings = Settings.from_env(env)
-    assert settings.agent == "bedrock-agent"  # the two variables alone select this backend
+    assert settings.agent == "bedrock-agents"  # the two variables alone select this backend
     agent = BedrockAgent.from_env(settings, env)
     b = await SlackBot(slack, tmp_path / "home", agent, **env).start()
     yield b

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from adapters.console.app import LineReader
-from adapters.slack.translate import clean_text as slack_clean
-from adapters.teams.translate import clean_text as teams_clean
+from adapters.console.chat import LineReader
+from adapters.slack.inbound import clean_text as slack_clean
+from adapters.teams.inbound import clean_text as teams_clean
 from bot import events as ev
-from bot.agents.base import Turn
-from bot.agents.kernel_input import code_in
+from bot.agents.kernel.code_input import code_in
+from bot.conversation import Turn
 from tests.fakes.scripted_agent import ScriptedAgent
 from tests.fakes.slack_api import FakeSlack
 from tests.slack_harness import SlackBot, until

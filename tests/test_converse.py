@@ -14,11 +14,11 @@ from typing import Any, cast
 
 import pytest
 
-from bot.agents.agentcore import AgentCoreExecutor
-from bot.agents.base import Attachment, Conversation, Turn
-from bot.agents.converse import HISTORY_NAMESPACE, ConverseAgent
-from bot.agents.converse_config import ConverseConfig
-from bot.agents.converse_history import is_valid, trim
+from bot.agents.agentcore.executor import AgentCoreExecutor
+from bot.agents.converse.agent import HISTORY_NAMESPACE, ConverseAgent
+from bot.agents.converse.config import ConverseConfig
+from bot.agents.converse.history import is_valid, trim
+from bot.conversation import Attachment, Conversation, Turn
 from bot.datasets.local import LocalDatasetStore
 from bot.datasets.registrar import ThreadDatasets
 from bot.events import (
@@ -459,7 +459,7 @@ async def test_notices_do_not_break_the_turn(env: Env) -> None:
 
 
 async def test_the_loop_drives_the_local_kernel(env: Env) -> None:
-    from bot.agents.local_kernel import LocalKernelExecutor
+    from bot.agents.kernel.agent import LocalKernelExecutor
     from bot.config import Settings
 
     settings = Settings.from_env({"DATATHREAD_HOME": str(env.tmp / "home")})
@@ -489,7 +489,7 @@ async def test_the_loop_drives_the_local_kernel(env: Env) -> None:
 
 
 def test_from_env_picks_the_executor(tmp_path: Path) -> None:
-    from bot.agents.local_kernel import LocalKernelExecutor
+    from bot.agents.kernel.agent import LocalKernelExecutor
     from bot.config import Settings
 
     settings = Settings.from_env({"DATATHREAD_HOME": str(tmp_path)})

@@ -176,16 +176,27 @@ def test_logs_never_show_tokens() -> None:
 
 
 @pytest.mark.parametrize(("env", "agent"), [
-    ({}, "local"),
-    ({"BEDROCK_MODEL_ID": "m"}, "bedrock"),
-    ({"BEDROCK_AGENT_ID": "A", "BEDROCK_AGENT_ALIAS_ID": "B", "BEDROCK_MODEL_ID": "m"}, "bedrock-agent"),
-    ({"BEDROCK_AGENT_ID": "A"}, "bedrock-agent"),  # half-configured: its config names what is missing
-    ({"DATATHREAD_AGENT": "local", "BEDROCK_MODEL_ID": "m"}, "local"),
+    ({}, "kernel"),
+    ({"BEDROCK_MODEL_ID": "m"}, "converse"),
+    ({"BEDROCK_AGENT_ID": "A", "BEDROCK_AGENT_ALIAS_ID": "B", "BEDROCK_MODEL_ID": "m"}, "bedrock-agents"),
+    ({"BEDROCK_AGENT_ID": "A"}, "bedrock-agents"),  # half-configured: its config names what is missing
+    ({"DATATHREAD_AGENT": "kernel", "BEDROCK_MODEL_ID": "m"}, "kernel"),
+    # Wave 1's names stay accepted as aliases.
+    ({"DATATHREAD_AGENT": "local", "BEDROCK_MODEL_ID": "m"}, "kernel"),
+    ({"DATATHREAD_AGENT": "bedrock"}, "converse"),
+    ({"DATATHREAD_AGENT": "bedrock-agent"}, "bedrock-agents"),
 ])
 def test_agent_choice_from_environment(env: dict[str, str], agent: str) -> None:
     from bot.config import Settings
 
     assert Settings.from_env(env).agent == agent
+
+
+def test_an_unknown_agent_name_lists_the_choices() -> None:
+    from bot.config import ConfigError, Settings
+
+    with pytest.raises(ConfigError, match="kernel, bedrock-agents, converse"):
+        Settings.from_env({"DATATHREAD_AGENT": "gpt"})
 
 
 def test_bad_settings_name_the_variable() -> None:

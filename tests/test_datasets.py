@@ -35,8 +35,9 @@ async def test_register_frame_metadata(store: LocalDatasetStore) -> None:
     assert (meta.name, meta.rows, meta.owner, meta.thread) == ("df", 1000, "U1", KEY)
     assert [(c.name, c.type) for c in meta.columns] == [
         ("id", "str"), ("value", "float"), ("score", "float"), ("ts", "datetime"), ("flag", "bool")]
-    assert meta.preview[0][:2] == ("R00001", "0") and meta.preview[1][1] == "1.5"
-    assert meta.preview[0][3] == "2026-01-01 00:00:00"
+    first = (await store.page(meta.id, 1, 5)).rows
+    assert first[0][:2] == ("R00001", "0") and first[1][1] == "1.5"
+    assert first[0][3] == "2026-01-01 00:00:00"
     assert len(meta.id) >= 20 and meta.expires - meta.created == timedelta(hours=6)
     other = await store.register_frame(frame(10), name="df", thread=KEY, owner="U1")
     assert other.id != meta.id

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from bot import events as ev
-from bot.app import build_engine
+from bot.composition import build_engine
 from bot.config import Settings
 from bot.engine import Engine
 from bot.messages import ActionInvoked, ActionKind, IncomingMessage, RemoteFile, ThreadKey
@@ -52,7 +52,7 @@ async def test_turn_shows_progress_then_answer_and_clears_status(tmp_path: Path)
                                         ev.CodeOutput("2\n"), ev.FinalText("The answer "), ev.FinalText("is 2.")])
     engine = make_engine(tmp_path, agent)
     surface = RecordingSurface()
-    await engine.handle(msg("what is 1+1"), surface)
+    await engine.submit(msg("what is 1+1"), surface)
     final = surface.of("live.finish")[-1].reply
     assert final is not None
     assert isinstance(final.blocks[0], Status) and final.blocks[0].state == "done"
@@ -68,7 +68,7 @@ async def test_files_uploaded_once_and_csv_becomes_pageable_dataset(tmp_path: Pa
     agent = ScriptedAgent(lambda turn: [WriteFile("out.csv", data), ev.FinalText("done")])
     engine = make_engine(tmp_path, agent)
     surface = RecordingSurface()
-    await engine.handle(msg("make a csv"), surface)
+    await engine.submit(msg("make a csv"), surface)
     assert surface.uploaded == {"out.csv": data}
     [page1] = surface.of("post")
     assert page1.reply is not None
@@ -93,7 +93,7 @@ async def test_buttons_from_another_thread_user_or_forged_reveal_nothing(tmp_pat
     agent = ScriptedAgent(lambda turn: [WriteFile("t.csv", csv_bytes(30))])
     engine = make_engine(tmp_path, agent)
     surface = RecordingSurface()
-    await engine.handle(msg("go"), surface)
+    await engine.submit(msg("go"), surface)
     token = next_button(surface.of("post")[0].reply).token  # type: ignore[union-attr]
     attempts = [
         ActionInvoked(ActionKind.PAGE, token, "U2", T1),  # another user
@@ -113,11 +113,11 @@ async def test_typed_commands_page_sort_and_chart(tmp_path: Path) -> None:
     agent = ScriptedAgent(lambda turn: [WriteFile("t.csv", csv_bytes(25))])
     engine = make_engine(tmp_path, agent)
     surface = RecordingSurface()
-    await engine.handle(msg("go"), surface)
-    await engine.handle(msg("next"), surface)
-    await engine.handle(msg("sort value desc"), surface)
-    await engine.handle(msg("next"), surface)
-    await engine.handle(msg("chart line id value"), surface)
+    await engine.submit(msg("go"), surface)
+    await engine.submit(msg("next"), surface)
+    await engine.submit(msg("sort value desc"), surface)
+    await engine.submit(msg("next"), surface)
+    await engine.submit(msg("chart line id value"), surface)
     posts = [next(b for b in c.reply.blocks if isinstance(b, Table)) for c in surface.of("post")]  # type: ignore[union-attr]
     assert posts[1].rows[0][0] == "R00011"
     assert posts[2].rows[0][0] == "R00025"  # sorted desc by value
@@ -155,11 +155,11 @@ async def test_duplicates_dropped_also_after_restart(tmp_path: Path) -> None:
     agent = ScriptedAgent(lambda turn: [ev.FinalText("ok")])
     surface = RecordingSurface()
     engine = make_engine(tmp_path, agent)
-    await engine.handle(msg("hi", event_id="C1:1.0"), surface)
-    await engine.handle(msg("hi", event_id="C1:1.0"), surface)
+    await engine.submit(msg("hi", event_id="C1:1.0"), surface)
+    await engine.submit(msg("hi", event_id="C1:1.0"), surface)
     await engine.aclose()
     engine = make_engine(tmp_path, agent)
-    await engine.handle(msg("hi", event_id="C1:1.0"), surface)
+    await engine.submit(msg("hi", event_id="C1:1.0"), surface)
     assert len(agent.turns) == 1
     await engine.aclose()
 
@@ -168,17 +168,17 @@ async def test_owner_only_and_no_conversation_without_mention(tmp_path: Path) ->
     agent = ScriptedAgent(lambda turn: [ev.FinalText("ok")])
     engine = make_engine(tmp_path, agent)
     surface = RecordingSurface()
-    await engine.handle(msg("chatter", mentioned=False), surface)
+    await engine.submit(msg("chatter", mentioned=False), surface)
     assert not agent.turns and not surface.calls
-    await engine.handle(msg("start"), surface)
-    await engine.handle(msg("me too", user="U2"), surface)
-    await engine.handle(msg("side talk", user="U2", mentioned=False), surface)
+    await engine.submit(msg("start"), surface)
+    await engine.submit(msg("me too", user="U2"), surface)
+    await engine.submit(msg("side talk", user="U2", mentioned=False), surface)
     assert len(agent.turns) == 1
     [note] = surface.of("notify")
     assert note.user == "U2" and "belongs to the person who started it" in note.reply.summary  # type: ignore[union-attr]
     await engine.aclose()
     engine = make_engine(tmp_path, agent, DATATHREAD_ALLOW_PARTICIPANTS="1")
-    await engine.handle(msg("me too", user="U2"), surface)
+    await engine.submit(msg("me too", user="U2"), surface)
     assert len(agent.turns) == 2
     await engine.aclose()
 
@@ -189,7 +189,7 @@ async def test_crash_and_failure_leave_thread_usable(tmp_path: Path) -> None:
     engine = make_engine(tmp_path, ScriptedAgent(lambda turn: next(scripts)))
     surface = RecordingSurface()
     for text in ("one", "two", "three"):
-        await engine.handle(msg(text), surface)
+        await engine.submit(msg(text), surface)
     finals = [c.reply for c in surface.of("live.finish")]
     states = [f.blocks[0].state for f in finals]  # type: ignore[union-attr]
     assert states == ["failed", "failed", "done"]
@@ -207,7 +207,7 @@ async def test_cancel_stops_turn_and_next_message_works(tmp_path: Path) -> None:
     await asyncio.sleep(0.2)
     assert engine.cancel(T1)
     await first
-    await engine.handle(msg("again"), surface)
+    await engine.submit(msg("again"), surface)
     finals = [c.reply.summary for c in surface.of("live.finish")]  # type: ignore[union-attr]
     assert finals == ["Stopped", "next"]
     await engine.aclose()
@@ -218,7 +218,7 @@ async def test_attachment_saved_in_workspace_and_given_to_agent(tmp_path: Path) 
     engine = make_engine(tmp_path, agent)
     surface = RecordingSurface(files={"https://files/1": b"a,b\n1,2\n"})
     files = (RemoteFile("../../etc/passwd data.csv", "https://files/1"), RemoteFile("secret.csv", "https://files/2"))
-    await engine.handle(msg("look", files=files), surface)
+    await engine.submit(msg("look", files=files), surface)
     [turn] = agent.turns
     [att] = turn.attachments
     assert att.path.read_bytes() == b"a,b\n1,2\n" and att.path.parent == turn.workspace.root
@@ -232,7 +232,7 @@ async def test_attachment_saved_in_workspace_and_given_to_agent(tmp_path: Path) 
 async def test_prose_that_starts_like_a_command_goes_to_the_agent(tmp_path: Path, text: str) -> None:
     agent = ScriptedAgent(lambda turn: [ev.FinalText("ok")])
     engine = make_engine(tmp_path, agent)
-    await engine.handle(msg(text), RecordingSurface())
+    await engine.submit(msg(text), RecordingSurface())
     assert [t.text for t in agent.turns] == [text]
     await engine.aclose()
 
@@ -241,10 +241,10 @@ async def test_commands_act_on_a_named_dataset(tmp_path: Path) -> None:
     agent = ScriptedAgent(lambda turn: [WriteFile("first.csv", csv_bytes(30)), WriteFile("second.csv", csv_bytes(5))])
     engine = make_engine(tmp_path, agent)
     surface = RecordingSurface()
-    await engine.handle(msg("go"), surface)
-    await engine.handle(msg("next in first"), surface)
-    await engine.handle(msg("sort value desc in FIRST"), surface)
-    await engine.handle(msg("next in nope"), surface)
+    await engine.submit(msg("go"), surface)
+    await engine.submit(msg("next in first"), surface)
+    await engine.submit(msg("sort value desc in FIRST"), surface)
+    await engine.submit(msg("next in nope"), surface)
     titles = [c.reply.blocks[0].text for c in surface.of("post")]  # type: ignore[union-attr]
     assert titles[2].startswith("**first** · rows 11–20 of 30")
     assert titles[3].startswith("**first** · rows 1–10 of 30") and "sorted by value desc" in titles[3]
@@ -259,7 +259,7 @@ async def test_long_code_is_shown_clipped_and_kept_whole_in_the_workspace(tmp_pa
     agent = ScriptedAgent(lambda turn: [ev.CodeStarted(code), ev.FinalText("done")])
     engine = make_engine(tmp_path, agent)
     surface = RecordingSurface()
-    await engine.handle(msg("go"), surface)
+    await engine.submit(msg("go"), surface)
     final = surface.of("live.finish")[-1].reply
     shown = next(b for b in final.blocks if isinstance(b, CodeBlock))  # type: ignore[union-attr]
     assert shown.omitted == 60 and "x99" not in shown.text
@@ -276,7 +276,7 @@ async def test_a_live_message_that_cannot_start_still_ends_with_the_answer(tmp_p
 
     engine = make_engine(tmp_path, ScriptedAgent(lambda turn: [ev.FinalText("the answer")]))
     surface = NoLive()
-    await engine.handle(msg("go"), surface)
+    await engine.submit(msg("go"), surface)
     [post] = surface.of("post")
     assert post.reply is not None and post.reply.summary == "the answer"
     assert [c.text for c in surface.of("status")] == ["is working…", None]

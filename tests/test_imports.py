@@ -1,21 +1,87 @@
-"""bot/ imports no platform SDK, except each agent backend module importing its own."""
+"""Layering rules, read from the import statements themselves.
+
+- ``bot/`` imports no platform SDK, except each agent backend package importing its own.
+- ``renderers/`` imports only ``bot`` data types, never an adapter or an SDK.
+- No import cycles among the project's modules (imports under ``TYPE_CHECKING`` excepted).
+"""
+
+from __future__ import annotations
 
 import ast
 from pathlib import Path
 
+ROOT = Path(__file__).parents[1]
+PACKAGES = ("bot", "adapters", "renderers")
 SDKS = ("slack_bolt", "slack_sdk", "botbuilder", "botframework", "jupyter_client", "boto3", "botocore", "urllib3",
         "adapters")
 AWS, KERNEL = ("boto3", "botocore", "urllib3"), ("jupyter_client",)
-ALLOWED = {"aws": AWS, "bedrock_agent": AWS, "converse": AWS, "agentcore": AWS, "kernel_": KERNEL,
-           "local_kernel": KERNEL, "cli.py": ("adapters",)}
+#: Where in bot/ an SDK may be imported: a backend package its own SDK, the CLI (the composition root) adapters.
+ALLOWED = {"bot/agents/aws.py": AWS, "bot/agents/bedrock_agents": AWS, "bot/agents/converse": AWS,
+           "bot/agents/agentcore": AWS, "bot/agents/kernel": KERNEL, "bot/cli.py": ("adapters",)}
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def _imports(path: Path, *, runtime_only: bool) -> list[str]:
+    """Absolute module names ``path`` imports (at run time only, when asked: not under TYPE_CHECKING)."""
+    tree = ast.parse(path.read_text())
+    skipped: set[int] = set()
+    if runtime_only:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                skipped |= {id(n) for child in node.body for n in ast.walk(child)}
+    names = []
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module)
+            names += [f"{node.module}.{a.name}" for a in node.names]
+    return names
 
 
 def test_bot_imports_no_platform_sdk() -> None:
-    for path in Path(__file__).parents[1].joinpath("bot").rglob("*.py"):
-        tree = ast.parse(path.read_text())
-        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
-        names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0]
-        allowed = next((v for k, v in ALLOWED.items() if (path.name.startswith(k) and "agents" in path.parts)
-                        or path.name == k), ())
-        bad = [n for n in names if n.split(".")[0] in SDKS and n.split(".")[0] not in allowed]
-        assert not bad, f"{path} imports {bad}"
+    for module, path in _modules().items():
+        if not module.startswith("bot"):
+            continue
+        rel = path.relative_to(ROOT).as_posix()
+        allowed = next((v for k, v in ALLOWED.items() if rel == k or rel.startswith(k + "/")), ())
+        bad = [n for n in _imports(path, runtime_only=False) if n.split(".")[0] in SDKS
+               and n.split(".")[0] not in allowed]
+        assert not bad, f"{rel} imports {bad}"
+
+
+def test_renderers_import_only_core_types() -> None:
+    for module, path in _modules().items():
+        if module.startswith("renderers"):
+            bad = [n for n in _imports(path, runtime_only=False) if n.split(".")[0] in SDKS]
+            assert not bad, f"{path} imports {bad}"
+
+
+def test_no_import_cycles() -> None:
+    modules = _modules()
+    graph = {m: {n for n in _imports(p, runtime_only=True) if n in modules and n != m} for m, p in modules.items()}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(graph[module]):
+            if state.get(target) == 1:
+                cycle = [*path[path.index(target):], target] if target in path else [module, target]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if target not in state:
+                visit(target, [*path, target])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])

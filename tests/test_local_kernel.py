@@ -21,10 +21,10 @@ import pyarrow as pa
 import pytest
 import pytest_asyncio
 
-from bot.agents.base import Attachment, Conversation, Turn
-from bot.agents.kernel_input import CodeRequest, code_in
-from bot.agents.local_kernel import LocalKernelAgent, LocalKernelExecutor
+from bot.agents.kernel.agent import LocalKernelAgent, LocalKernelExecutor
+from bot.agents.kernel.code_input import CodeRequest, code_in
 from bot.config import Settings
+from bot.conversation import Attachment, Conversation, Turn
 from bot.datasets.local import LocalDatasetStore
 from bot.datasets.registrar import ThreadDatasets
 from bot.events import (
@@ -280,7 +280,7 @@ async def test_a_displayed_dataframe_becomes_a_dataset_named_after_its_variable(
     assert (first.name, first.rows) == ("result", 3)  # sales.head(3) is bound to no variable
     assert (second.name, second.rows) == ("sales", 30000)
     assert [c.name for c in second.columns] == ["id", "value"]
-    assert second.preview[0] == ("R00001", "0")
+    assert (await world.store.page(second.id, 1, 5)).rows[0] == ("R00001", "0")
     assert "R00001" not in stdout(events)  # the dataset message shows the table, not the text repr
     page = await world.store.page(second.id, 1500, 20)
     assert page.rows[0] == ("R29981", "29980")
@@ -298,7 +298,7 @@ async def test_a_series_and_an_indexed_result_keep_their_labels(
     [produced] = of(DatasetProduced, await run(agent, world, main, code))
     assert produced.dataset.name == "totals"
     assert [c.name for c in produced.dataset.columns] == ["city", "n"]
-    assert produced.dataset.preview == (("a", "4"), ("b", "2"))
+    assert (await world.store.page(produced.dataset.id, 1, 5)).rows == (("a", "4"), ("b", "2"))
 
 
 @shared_loop
@@ -488,7 +488,7 @@ async def test_aclose_leaves_no_kernel_processes(world: World) -> None:
 
 def test_arrow_hand_over_is_readable(tmp_path: Path) -> None:
     """The kernel-side writer produces Arrow IPC files the store reads (awkward frames included)."""
-    from bot.agents.kernel_startup import _tidy, _write_arrow
+    from bot.agents.kernel.startup import _tidy, _write_arrow
 
     frame = pd.DataFrame({"a": [1, "x", 2.5], "b": [1, 2, 3]}, index=pd.Index(["p", "q", "r"], name="key"))
     frame.columns = ["a", "a"]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bot import events as ev
-from bot.agents.base import Turn
+from bot.conversation import Turn
 from tests.fakes.scripted_agent import ScriptedAgent, Step, WriteFile
 from tests.fakes.slack_api import FakeSlack, Posted
 from tests.slack_harness import SlackBot, mention, message, until

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot import events as ev
-from bot.agents.base import Turn
+from bot.conversation import Turn
 from tests.fakes.scripted_agent import Raise, ScriptedAgent, Sleep, Step
 from tests.fakes.slack_api import FakeSlack
 from tests.slack_harness import SlackBot, mention, message, until

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from adapters.slack import app, surface
+from adapters.slack import surface
+from adapters.slack import wiring as app
 
 ROOT = Path(__file__).parent.parent / "manifests" / "slack"
 

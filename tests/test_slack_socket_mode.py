@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bot import events as ev
-from bot.agents.base import Turn
+from bot.conversation import Turn
 from tests.fakes.scripted_agent import ScriptedAgent, Step
 from tests.fakes.slack_api import FakeSlack, action_body, event_body
 from tests.slack_harness import SlackBot, mention, until

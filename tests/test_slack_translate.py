@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from adapters.slack.translate import clean_text, to_action, to_incoming
+from adapters.slack.inbound import clean_text, to_action, to_incoming
 from bot.messages import ActionKind, ThreadKey
 
 FIXTURES = Path(__file__).parent / "fixtures" / "slack"

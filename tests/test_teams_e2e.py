@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import events as ev
-from bot.agents.base import Turn
+from bot.conversation import Turn
 from tests.fakes.scripted_agent import Sleep
 from tests.teams_harness import fixture, teams
 

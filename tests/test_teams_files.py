@@ -16,7 +16,7 @@ from PIL import Image
 from adapters.teams.files import seal_file
 from adapters.teams.surface import download_allowed, wants_token
 from bot import events as ev
-from bot.agents.base import Turn
+from bot.conversation import Turn
 from bot.tokens import TokenSigner
 from bot.workspace import Workspace
 from tests.fakes.bot_connector import Call

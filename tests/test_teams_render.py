@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationReference
 
-from adapters.teams.app import build_adapter
 from adapters.teams.config import TeamsSettings
 from adapters.teams.live import StreamedLive
 from adapters.teams.package import write_package
 from adapters.teams.sender import RateLimiter, Sender
+from adapters.teams.wiring import build_adapter
 from bot.config import ConfigError
 from bot.messages import ActionKind
 from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Option, Reply, Select, Status, Table

@@ -19,12 +19,12 @@ from botframework.connector.auth import ChannelValidation
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from adapters.teams.app import build_adapter
 from adapters.teams.config import TeamsSettings
 from adapters.teams.live import StreamedLive
 from adapters.teams.sender import Sender
+from adapters.teams.wiring import build_adapter
 from bot import events as ev
-from bot.agents.base import Turn
+from bot.conversation import Turn
 from bot.reply import Markdown, Reply, Status
 from tests.fakes.bot_connector import Call, FakeBotConnector
 from tests.fakes.scripted_agent import Sleep, WriteFile

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from adapters.teams.translate import reply_conversation_id, to_action, to_incoming
+from adapters.teams.inbound import reply_conversation_id, to_action, to_incoming
 from bot.messages import ActionKind
 
 FIXTURES = Path(__file__).parent / "fixtures" / "teams"

@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp import web
 from PIL import Image as PILImage
 
-from bot.agents.base import Conversation
+from bot.conversation import Conversation
 from bot.messages import ThreadKey
 from bot.storage.base import StateStore
 from bot.surface import SurfaceError

@@ -22,7 +22,7 @@ from botbuilder.schema import Activity, ConversationReference
 from botframework.connector.models import ErrorResponseException
 from msrest.exceptions import ClientRequestError
 
-from adapters.teams.translate import base_conversation_id
+from adapters.teams.inbound import base_conversation_id
 from bot.surface import SurfaceError
 
 log = logging.getLogger(__name__)

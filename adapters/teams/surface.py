@@ -21,7 +21,7 @@ from adapters.teams.entities import MentionEntity
 from adapters.teams.files import IMAGE_TYPES, consent_card, file_link, inline_image, seal_file
 from adapters.teams.live import EditedLive, StreamedLive, text_activity
 from adapters.teams.sender import Sender
-from bot.agents.base import Conversation
+from bot.conversation import Conversation
 from bot.messages import MessageRef, RemoteFile, ThreadKey
 from bot.presenter import OUTPUT_CHARS
 from bot.reply import Reply

@@ -62,7 +62,6 @@ def meta_to_json(meta: DatasetMeta) -> str:
             "owner": meta.owner,
             "created": meta.created.isoformat(),
             "expires": meta.expires.isoformat(),
-            "preview": [list(r) for r in meta.preview],
             "source": meta.source,
         }
     )
@@ -79,7 +78,6 @@ def meta_from_json(text: str) -> DatasetMeta:
         owner=d["owner"],
         created=datetime.fromisoformat(d["created"]),
         expires=datetime.fromisoformat(d["expires"]),
-        preview=tuple(tuple(r) for r in d["preview"]),
         source=d.get("source"),
     )
 

@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PREVIEW_ROWS = 5
 OPEN_FILES = 32
 EXPORT_ROW_GROUP = 131_072
 
@@ -95,22 +94,17 @@ class LocalDatasetStore:
         dataset_id = secrets.token_urlsafe(16)
         folder = self.root / dataset_id
 
-        def build() -> tuple[pa.Schema, int, tuple[tuple[str, ...], ...]]:
+        def build() -> tuple[pa.Schema, int]:
             folder.mkdir(parents=True)
             try:
                 schema, batches = open_source()
                 rows = write_batches(folder / DATA_FILE, schema, batches)
-                table = TableFile(folder / DATA_FILE)
-                try:
-                    preview = format_rows(table.slice(0, min(rows, PREVIEW_ROWS)))
-                finally:
-                    table.close()
-                return schema, rows, preview
+                return schema, rows
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
 
-        schema, rows, preview = await asyncio.to_thread(build)
+        schema, rows = await asyncio.to_thread(build)
         created = datetime.now(UTC)
         meta = DatasetMeta(
             id=dataset_id,
@@ -121,7 +115,6 @@ class LocalDatasetStore:
             owner=owner,
             created=created,
             expires=created + self.retention,
-            preview=preview,
             source=source,
         )
         try:

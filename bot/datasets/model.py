@@ -34,7 +34,7 @@ class Column:
 class DatasetMeta:
     """Reference to a full table kept server-side, plus what a message needs to show it.
 
-    ``id`` is random and unguessable. ``preview`` holds the first rows as display strings.
+    ``id`` is random and unguessable; rows are read page by page from the store.
     """
 
     id: str
@@ -45,7 +45,6 @@ class DatasetMeta:
     owner: str
     created: datetime
     expires: datetime
-    preview: tuple[tuple[str, ...], ...] = ()
     source: str | None = None  # workspace file it came from, if any
 
     def column(self, name: str) -> Column | None:

@@ -11,7 +11,7 @@ from bot.datasets.model import DatasetMeta, DatasetStore
 if TYPE_CHECKING:
     import pandas as pd
 
-    from bot.agents.base import Conversation
+    from bot.conversation import Conversation
 
 
 class ThreadDatasets:

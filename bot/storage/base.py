@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Protocol
 
-from bot.agents.base import Conversation
+from bot.conversation import Conversation
 from bot.messages import ThreadKey
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.agents.base import Conversation
+from bot.conversation import Conversation
 from bot.messages import ThreadKey
 from bot.storage.sqlite import Database
 

@@ -11,7 +11,8 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
-from bot.agents.base import Conversation, Turn, announce_files
+from bot.agents.backend import announce_files
+from bot.conversation import Conversation, Turn
 from bot.events import AgentEvent
 
 

@@ -22,7 +22,7 @@ from jupyter_client import AsyncKernelManager
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 
-from bot.agents.kernel_startup import MPL_BACKEND
+from bot.agents.kernel.startup import MPL_BACKEND
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def kernel_env() -> dict[str, str]:
     env["MPLBACKEND"] = MPL_BACKEND  # before ipykernel picks the inline backend
     # The startup code imports this package: make it importable from the workspace even when the
     # bot runs from a source checkout rather than an installed distribution.
-    source_root = str(Path(__file__).resolve().parents[2])
+    source_root = str(Path(__file__).resolve().parents[3])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), source_root) if p)
     env["PYTHONUNBUFFERED"] = "1"
     env["NO_COLOR"] = "1"
@@ -112,7 +112,7 @@ class KernelSession:
 
     async def _install(self, workspace: Path, memory_bytes: int) -> None:
         code = (
-            "__import__('bot.agents.kernel_startup', fromlist=['install'])"
+            "__import__('bot.agents.kernel.startup', fromlist=['install'])"
             f".install({str(workspace)!r}, {int(memory_bytes)})"
         )
         reply = await self.request(code)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from bot.agents.base import AgentBackend
-from bot.config import Settings
+from bot.agents.backend import AgentBackend
+from bot.config import AgentKind, Settings
 from bot.datasets.local import LocalDatasetStore
 from bot.engine import Engine
 from bot.storage.base import StateStore
@@ -15,15 +15,15 @@ from bot.storage.local import SqliteStateStore
 
 def build_agent(settings: Settings, state: StateStore, env: Mapping[str, str]) -> AgentBackend:
     """The agent backend ``settings.agent`` names. Backends import their SDKs only when chosen."""
-    if settings.agent == "bedrock-agent":
-        from bot.agents.bedrock_agent import BedrockAgent
+    if settings.agent is AgentKind.BEDROCK_AGENTS:
+        from bot.agents.bedrock_agents.agent import BedrockAgent
 
         return BedrockAgent.from_env(settings, env)
-    if settings.agent == "bedrock":
-        from bot.agents.converse import ConverseAgent
+    if settings.agent is AgentKind.CONVERSE:
+        from bot.agents.converse.agent import ConverseAgent
 
         return ConverseAgent.from_env(settings, env, state)
-    from bot.agents.local_kernel import LocalKernelAgent
+    from bot.agents.kernel.agent import LocalKernelAgent
 
     return LocalKernelAgent.from_settings(settings)
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.agents.base import Attachment, Turn
+from bot.conversation import Attachment, Turn
 from bot.datasets.model import DatasetMeta
 from bot.events import (
     AgentEvent,

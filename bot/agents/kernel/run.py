@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from bot.agents.base import Turn, media_type
-from bot.agents.kernel_session import KernelSession, Message
-from bot.agents.kernel_startup import EXIT_MIME, FIGURE_MIME, FRAME_MIME, next_free
+from bot.agents.kernel.session import KernelSession, Message
+from bot.agents.kernel.startup import EXIT_MIME, FIGURE_MIME, FRAME_MIME, next_free
+from bot.conversation import Turn, media_type
 from bot.events import AgentEvent, CodeError, CodeOutput, FileProduced, Notice
 from bot.workspace import PRIVATE_DIR, UnsafePath
 

@@ -19,12 +19,12 @@ from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from bot.agents.aws import StreamFailed, ThreadedStream, aws_client, backoff_delay, is_throttling
-from bot.agents.base import Conversation, Turn, announce_files
-from bot.agents.bedrock_agent_config import BedrockAgentConfig, memory_id
-from bot.agents.bedrock_agent_doctor import diagnose
-from bot.agents.bedrock_agent_errors import turn_failed
-from bot.agents.bedrock_agent_files import plan_attachments, session_files
-from bot.agents.bedrock_agent_trace import (
+from bot.agents.backend import announce_files
+from bot.agents.bedrock_agents.config import BedrockAgentConfig, memory_id
+from bot.agents.bedrock_agents.doctor import diagnose
+from bot.agents.bedrock_agents.errors import turn_failed
+from bot.agents.bedrock_agents.files import plan_attachments, session_files
+from bot.agents.bedrock_agents.trace import (
     AnswerChunk,
     Failure,
     FilesArrived,
@@ -34,6 +34,8 @@ from bot.agents.bedrock_agent_trace import (
     dedupe_key,
     parse_event,
 )
+from bot.config import AgentKind
+from bot.conversation import Conversation, Turn
 from bot.events import AgentEvent, DatasetProduced, FileProduced, FinalText, Notice, TurnFailed
 from bot.workspace import WorkspaceFile
 
@@ -105,7 +107,7 @@ class _TurnState:
 class BedrockAgent:
     """``AgentBackend`` for an Amazon Bedrock agent (``invoke_agent``) with the code interpreter."""
 
-    name = "bedrock-agent"
+    name: str = AgentKind.BEDROCK_AGENTS
 
     def __init__(self, config: BedrockAgentConfig) -> None:
         self.config = config

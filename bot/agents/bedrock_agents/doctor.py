@@ -17,7 +17,7 @@ import botocore.config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from bot.agents.aws import ACCESS_DENIED, REJECTED_CREDENTIALS, aws_session, error_code
-from bot.agents.bedrock_agent_config import BedrockAgentConfig
+from bot.agents.bedrock_agents.config import BedrockAgentConfig
 from bot.config import ConfigError
 from bot.doctor import DoctorCheck
 

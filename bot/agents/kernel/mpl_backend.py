@@ -1,7 +1,7 @@
 """A matplotlib backend for conversation kernels: Agg drawing, ``show()`` saves PNGs in the workspace.
 
-Selected with ``MPLBACKEND=module://bot.agents.kernel_mpl`` so matplotlib is only imported when the
-user's code imports it. Figures are saved by ``kernel_startup.save_open_figures``.
+Selected with ``MPLBACKEND=module://bot.agents.kernel.mpl_backend`` so matplotlib is only imported when the
+user's code imports it. Figures are saved by ``startup.save_open_figures``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 from matplotlib.backend_bases import FigureManagerBase
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from bot.agents.kernel_startup import save_open_figures
+from bot.agents.kernel.startup import save_open_figures
 
 FigureCanvas = FigureCanvasAgg
 FigureManager = FigureManagerBase

@@ -65,17 +65,20 @@ class LineReader:
         return "\n".join(lines)
 
 
-async def run_chat(engine: Engine, thread_name: str | None, agent_label: str, stdin: TextIO | None = None) -> int:
-    """Run the console conversation until EOF or ``exit``; return the exit status."""
+async def run_chat(engine: Engine, thread_name: str | None, agent_label: str, *, runs_code: bool,
+                   stdin: TextIO | None = None) -> int:
+    """Run the console conversation until EOF or ``exit``; return the exit status.
+
+    ``runs_code``: the agent runs what is typed (the local kernel), so the hint asks for code.
+    """
     stdin = stdin or sys.stdin
     output = ConsoleOutput()
     surface = ConsoleSurface(output)
     thread = console_thread(thread_name or new_thread_name())
     user = getpass.getuser()
-    resumed = await engine.state.conversation(thread) is not None
-    conversation = await engine.state.start_conversation(thread, user)
+    conversation, resumed = await engine.open_conversation(thread, user)
     engine.start()
-    hint = ("send Python (one line, or a ``` fenced block), or type help" if engine.agent.name == "local"
+    hint = ("send Python (one line, or a ``` fenced block), or type help" if runs_code
             else "ask in plain words, or type help")
     output.write_lines([
         f"datathread · conversation {thread.thread!r}{' (resumed)' if resumed else ''} · agent: {agent_label}",

@@ -26,7 +26,7 @@ events; separate paragraphs are given a blank line between them here).
 History. The conversation's messages are stored in the ``StateStore`` (namespace
 ``converse-history``, key = conversation id) once the turn ends, trimmed to the token budget from
 the oldest whole exchange. A failed or cancelled turn is stored too, closed by
-``converse_history.close_turn`` so roles alternate and every tool call has a result.
+``history.close_turn`` so roles alternate and every tool call has a result.
 """
 
 from __future__ import annotations
@@ -38,12 +38,12 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from bot.agents.aws import StreamFailed, ThreadedStream, aws_client, backoff_delay
-from bot.agents.base import CodeExecutor, Conversation, Turn
-from bot.agents.converse_config import ConverseConfig
-from bot.agents.converse_doctor import diagnose
-from bot.agents.converse_errors import model_problem
-from bot.agents.converse_history import Message, close_turn, is_valid, sanitize, trim
-from bot.agents.converse_prompt import (
+from bot.agents.backend import CodeExecutor
+from bot.agents.converse.config import ConverseConfig
+from bot.agents.converse.doctor import diagnose
+from bot.agents.converse.errors import model_problem
+from bot.agents.converse.history import Message, close_turn, is_valid, sanitize, trim
+from bot.agents.converse.prompt import (
     LIST_FILES,
     PUBLISH_DATASET,
     RUN_PYTHON,
@@ -53,7 +53,9 @@ from bot.agents.converse_prompt import (
     system_prompt,
     user_message,
 )
-from bot.agents.converse_response import NO_ANSWER, More, Response, Shown
+from bot.agents.converse.response import NO_ANSWER, More, Response, Shown
+from bot.config import AgentKind
+from bot.conversation import Conversation, Turn
 from bot.events import AgentEvent, CodeError, CodeStarted, DatasetProduced, FinalText, Notice, Rationale, TurnFailed
 from bot.workspace import UnsafePath, human_size
 
@@ -71,7 +73,7 @@ HISTORY_NAMESPACE = "converse-history"
 class ConverseAgent:
     """``AgentBackend`` on Bedrock ``converse_stream`` with tool use; code runs in ``executor``."""
 
-    name = "bedrock"
+    name: str = AgentKind.CONVERSE
 
     def __init__(self, config: ConverseConfig, executor: CodeExecutor, state: StateStore) -> None:
         self.config = config
@@ -86,11 +88,11 @@ class ConverseAgent:
         config = ConverseConfig.from_env(env)
         executor: CodeExecutor
         if config.executor == "agentcore":
-            from bot.agents.agentcore import AgentCoreExecutor
+            from bot.agents.agentcore.executor import AgentCoreExecutor
 
             executor = AgentCoreExecutor.from_config(config, state)
         else:
-            from bot.agents.local_kernel import LocalKernelExecutor  # type: ignore[import-not-found,unused-ignore]
+            from bot.agents.kernel.agent import LocalKernelExecutor  # type: ignore[import-not-found,unused-ignore]
 
             executor = LocalKernelExecutor(settings)
         return cls(config, executor, state)

@@ -4,7 +4,7 @@
 the conversation's workspace, stopped after ``Settings.kernel_idle_timeout`` without use and started
 again on the next run (files and datasets stay). Conversations never wait for each other: each
 kernel has its own lock, there is no global one. ``LocalKernelAgent`` is the ``AgentBackend`` that
-runs what the user sends (see ``kernel_input`` for what counts as code).
+runs what the user sends (see ``code_input`` for what counts as code).
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from collections.abc import AsyncGenerator, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
-from bot.agents.base import Conversation, Turn, announce_files
-from bot.agents.kernel_input import code_in
-from bot.agents.kernel_run import KernelRun, RunLimits
-from bot.agents.kernel_session import KernelSession, KernelStartError
-from bot.config import Settings
+from bot.agents.backend import announce_files
+from bot.agents.kernel.code_input import code_in
+from bot.agents.kernel.run import KernelRun, RunLimits
+from bot.agents.kernel.session import KernelSession, KernelStartError
+from bot.config import AgentKind, Settings
+from bot.conversation import Conversation, Turn
 from bot.events import AgentEvent, CodeError, CodeStarted, DatasetProduced, FinalText, Notice, TurnFailed
 from bot.help import local_agent_help
 from bot.workspace import Snapshot
@@ -186,13 +187,13 @@ class LocalKernelExecutor:
 
 
 def _shell(command: str) -> str:
-    return f"__import__('bot.agents.kernel_startup', fromlist=['run_shell']).run_shell({command!r})"
+    return f"__import__('bot.agents.kernel.startup', fromlist=['run_shell']).run_shell({command!r})"
 
 
 class LocalKernelAgent:
     """``AgentBackend`` for the embedded default: runs the code the user sends, or answers with help."""
 
-    name = "local"
+    name: str = AgentKind.KERNEL
 
     def __init__(self, executor: LocalKernelExecutor) -> None:
         self.executor = executor

@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from bot.agents.agentcore_results import code_error, environment_failure, is_expired, save_into, sizes, text_blocks
+from bot.agents.agentcore.results import code_error, environment_failure, is_expired, save_into, sizes, text_blocks
 from bot.agents.aws import StreamFailed, ThreadedStream, aws_client
-from bot.agents.base import Conversation, Turn, announce_files
-from bot.agents.converse_config import SYSTEM_INTERPRETER, ConverseConfig
+from bot.agents.backend import announce_files
+from bot.agents.converse.config import SYSTEM_INTERPRETER, ConverseConfig
+from bot.conversation import Conversation, Turn
 from bot.events import AgentEvent, CodeOutput, Notice
 from bot.workspace import CHARTS_DIR, CODE_DIR, EXPORTS_DIR, WorkspaceFile, human_size
 

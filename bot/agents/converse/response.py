@@ -1,5 +1,5 @@
 """One model response of the Converse loop, assembled from ``converse_stream`` events, and what of it is
-shown when (held-back text, rationale, streamed answer: see ``bot.agents.converse``). Pure: no I/O.
+shown when (held-back text, rationale, streamed answer: see ``bot.agents.converse.agent``). Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.agents.aws import AwsProblem
-from bot.agents.converse_history import Message
+from bot.agents.converse.history import Message
 from bot.events import AgentEvent, FinalText, Rationale
 
 log = logging.getLogger(__name__)

@@ -24,9 +24,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.background import BackgroundWork
+from adapters.slack.inbound import to_action, to_incoming
 from adapters.slack.live import RateBudget
 from adapters.slack.surface import SlackContext, SlackSurface
-from adapters.slack.translate import to_action, to_incoming
 from bot.config import Settings, env_number
 from bot.engine import Engine
 from bot.messages import ActionInvoked, ThreadKey

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.agents.base import Attachment
+from bot.conversation import Attachment
 from bot.workspace import human_size, safe_filename
 
 MAX_FILE_BYTES = 10 * 1024 * 1024

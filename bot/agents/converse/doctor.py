@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.agents.aws import aws_client, aws_session
-from bot.agents.converse_config import SYSTEM_INTERPRETER, ConverseConfig
-from bot.agents.converse_errors import model_problem
+from bot.agents.converse.config import SYSTEM_INTERPRETER, ConverseConfig
+from bot.agents.converse.errors import model_problem
 from bot.config import ConfigError
 from bot.doctor import DoctorCheck
 
@@ -94,7 +94,7 @@ def _interpreter_hint(exc: BaseException, config: ConverseConfig, region: str | 
 
 
 async def _interpreter_check(config: ConverseConfig, region: str | None) -> DoctorCheck:
-    from bot.agents.agentcore import AgentCoreExecutor
+    from bot.agents.agentcore.executor import AgentCoreExecutor
 
     name = "AgentCore Code Interpreter"
 

@@ -46,7 +46,7 @@ class ConverseConfig:
 
     ``history_tokens`` is the budget for the stored conversation sent with each request (estimated
     at ~4 characters a token). ``rationale_holdback_chars`` is how much model text is held back
-    before it is known to be the final answer (see ``bot.agents.converse``). ``region`` overrides the
+    before it is known to be the final answer (see ``bot.agents.converse.agent``). ``region`` overrides the
     region rule of ``bot.agents.aws`` (``None``: ``AWS_REGION``, then botocore's chain).
     """
 

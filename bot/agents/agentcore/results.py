@@ -1,4 +1,4 @@
-"""What AgentCore Code Interpreter answers mean, for ``bot.agents.agentcore``: errors in words a user can
+"""What AgentCore Code Interpreter answers mean, for ``bot.agents.agentcore.executor``: errors in words a user can
 act on (the shared rules are in ``bot.agents.aws``), code errors read from stderr, and small file helpers.
 """
 

@@ -5,7 +5,7 @@ The host runs ``install(workspace, memory_bytes)`` silently once per kernel star
 * a displayed DataFrame or Series (last expression or ``display``) is written to an Arrow IPC file
   under ``<workspace>/.datathread/frames/`` and sent as a ``FRAME_MIME`` bundle, with a one-line
   ``text/plain`` instead of the table (the host shows the dataset, not the repr);
-* matplotlib draws with our backend (``bot.agents.kernel_mpl``): ``plt.show()`` and figures left
+* matplotlib draws with our backend (``bot.agents.kernel.mpl_backend``): ``plt.show()`` and figures left
   open at the end of a cell are saved as ``figures/figure-<n>.png`` and sent as ``FIGURE_MIME``;
 * the kernel's data segment is capped (``RLIMIT_DATA``) and tracebacks have no colours.
 
@@ -29,7 +29,7 @@ FRAME_MIME = "application/vnd.datathread.frame+json"
 FIGURE_MIME = "application/vnd.datathread.figure+json"
 EXIT_MIME = "application/vnd.datathread.exit+json"
 #: The matplotlib backend the host selects through ``MPLBACKEND`` in the kernel's environment.
-MPL_BACKEND = "module://bot.agents.kernel_mpl"
+MPL_BACKEND = "module://bot.agents.kernel.mpl_backend"
 
 _workspace: Path | None = None
 

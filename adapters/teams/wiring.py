@@ -34,11 +34,11 @@ from botframework.connector.auth import AuthenticationConstants
 from adapters.background import BackgroundWork
 from adapters.teams.config import TeamsSettings
 from adapters.teams.files import download_handler, file_info_card, open_file, put_file
+from adapters.teams.inbound import conversation_type, reply_conversation_id, thread_key, to_action, to_incoming
+from adapters.teams.inbound import user_name as activity_user_name
 from adapters.teams.live import text_activity
 from adapters.teams.sender import Sender
 from adapters.teams.surface import TeamsContext, TeamsSurface
-from adapters.teams.translate import conversation_type, reply_conversation_id, thread_key, to_action, to_incoming
-from adapters.teams.translate import user_name as activity_user_name
 from bot.config import Settings
 from bot.engine import Engine
 from bot.reply import notice

@@ -1,0 +1,1 @@
+"""The AgentCore Code Interpreter as a ``CodeExecutor``: a sandboxed session per conversation."""

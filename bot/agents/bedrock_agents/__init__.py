@@ -1,0 +1,1 @@
+"""Amazon Bedrock Agents (``invoke_agent``): trace events become live turn events."""

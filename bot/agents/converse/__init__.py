@@ -1,0 +1,1 @@
+"""Bedrock Converse: datathread's own tool loop on ``converse_stream``, code run by a ``CodeExecutor``."""

@@ -1,0 +1,1 @@
+"""The embedded default: a local Jupyter kernel per conversation runs the code people send."""
