@@ -154,8 +154,8 @@ def test_buttons_and_selects() -> None:
 
 
 def test_long_labels_are_clipped_with_an_ellipsis_within_slack_s_limit() -> None:
-    (m,) = render(Reply((Buttons((Button("📈" * 40, DrawChart("d", "line", 0), "t"), Button("ok", ShowPage("d", 1), "u"))),),
-                        "s" * 400))
+    chart, page = Button("📈" * 40, DrawChart("d", "line", 0), "t"), Button("ok", ShowPage("d", 1), "u")
+    (m,) = render(Reply((Buttons((chart, page)),), "s" * 400))
     label = m.blocks[0]["elements"][0]["text"]["text"]
     assert label.endswith("…") and utf8_len(label) <= BUTTON_TEXT and label.startswith("📈")
     assert m.blocks[0]["elements"][1]["text"]["text"] == "ok"

@@ -29,7 +29,8 @@ def wide_page(columns: int, rows: int) -> Reply:
     cells = tuple(tuple(f"value {r}-{c} " + "x" * 40 for c in range(columns)) for r in range(rows))
     token = "t" * 280
     sort = Select("Sort", tuple(Option(f"{n} ↑", ShowPage("d", 1, ColumnOrder(i)), token) for i, n in enumerate(names)))
-    chart = Select("Chart", tuple(Option(f"line: {n}", DrawChart("d", "line", 0, i), token) for i, n in enumerate(names)))
+    chart = Select("Chart", tuple(Option(f"line: {n}", DrawChart("d", "line", 0, i), token)
+                                  for i, n in enumerate(names)))
     buttons = Buttons((Button("◀ Prev", ShowPage("d", 1), token), Button("Next ▶", ShowPage("d", 3), token), sort,
                        chart, Button("Download CSV", Download("d", "csv"), token)))
     return Reply((Markdown(f"*wide* · rows 21–{20 + rows} of 900"), Table(names, cells, (False,) * columns),
