@@ -235,3 +235,17 @@ def test_serve_hides_its_environment_from_same_user_processes() -> None:
             "print(ok, ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))")  # PR_GET_DUMPABLE = 3
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", "0"]
+
+
+def test_the_console_hint_names_the_typed_commands_the_buttons_stand_for() -> None:
+    sealer = IntentSealer(TokenSigner(b"k" * 32))
+
+    def hint(page: Page) -> str:
+        return render(present_page(page, lambda intent: sealer.seal(KEY, intent))).splitlines()[-1].strip()
+
+    rows = (("a", "1"),) * 20
+    charts = "chart <line|bar|scatter|hist|box> <x> [y]"
+    assert hint(Page(_meta(45), 1, 20, 0, rows)) == f"[n]ext  sort <column> [desc]  {charts}  download [csv|parquet]"
+    assert hint(Page(_meta(45), 2, 20, 20, rows)).startswith("[p]rev  [n]ext  sort")
+    assert hint(Page(_meta(45), 3, 20, 40, rows[:5])).startswith("[p]rev  sort")
+    assert hint(Page(_meta(1), 1, 20, 0, rows[:1])) == f"{charts}  download [csv|parquet]"
