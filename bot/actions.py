@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 BAD_TOKEN = "That button is no longer valid here. Ask again in this thread to get fresh results."
 NOT_YOURS = "Only the person who started this conversation can see its workspace."
+NOT_YOUR_TURN = "Only the person who started this conversation can stop its turn."
 FILE_GONE = "That file is no longer in the workspace."
 NOTHING_RUNNING = "Nothing is running in this thread right now."
 THANKS = "Thanks for the feedback."
@@ -52,7 +53,7 @@ FAILED = "That did not work; details are in the log."
 
 
 @dataclass(frozen=True)
-class _Origin:
+class Origin:
     """Who asked, where, and how: a click (answered privately, may update its message) or typed text."""
 
     thread: ThreadKey
@@ -96,7 +97,7 @@ class Actions:
     def _may(self, owner: str, user: str) -> bool:
         return user == owner or self.settings.allow_participants
 
-    async def _dataset(self, dataset_id: str, origin: _Origin) -> DatasetMeta:
+    async def _dataset(self, dataset_id: str, origin: Origin) -> DatasetMeta:
         """The dataset if it belongs to this thread and the user may see it; else ``DatasetError``.
 
         Foreign and forbidden ids get the same message as forged ones, so a probe learns nothing;
@@ -107,20 +108,21 @@ class Actions:
             raise DatasetError(BAD_TOKEN)
         return meta
 
-    async def _conversation(self, origin: _Origin) -> Conversation:
+    async def _conversation(self, origin: Origin, refusal: str = NOT_YOURS) -> Conversation:
+        """The thread's conversation if the user may act in it; else ``DatasetError(refusal)``."""
         conversation = await self.state.conversation(origin.thread)
         if conversation is None or not self._may(conversation.owner, origin.user):
-            raise DatasetError(NOT_YOURS)
+            raise DatasetError(refusal)
         return conversation
 
-    async def _workspace(self, origin: _Origin) -> Workspace:
+    async def _workspace(self, origin: Origin) -> Workspace:
         return Workspace((await self._conversation(origin)).workspace).ensure()
 
     # ---- entry points ------------------------------------------------------------------------
 
     async def act(self, action: ActionInvoked, surface: Surface) -> None:
         """Carry out a click. The token must open for this thread and user; failures become a notice."""
-        origin = _Origin(action.thread, action.user, surface, typed=False, message=action.message)
+        origin = Origin(action.thread, action.user, surface, typed=False, message=action.message)
         intent = self.tokens.open(action.token, action.thread, action.user)
         if intent is None:
             await best_effort(origin.tell(notice(BAD_TOKEN, "warning")))
@@ -136,11 +138,11 @@ class Actions:
         command = parse_command(text)
         if command is None:
             return False
-        origin = _Origin(thread, user, surface, typed=True)
+        origin = Origin(thread, user, surface, typed=True)
         await self._reporting(origin, type(command).__name__, lambda: self._run_command(command, origin))
         return True
 
-    async def _reporting(self, origin: _Origin, what: str, run: Callable[[], Awaitable[None]]) -> None:
+    async def _reporting(self, origin: Origin, what: str, run: Callable[[], Awaitable[None]]) -> None:
         """Run ``run``; whatever fails, the user hears about it in a short notice."""
         try:
             await run()
@@ -189,7 +191,7 @@ class Actions:
 
     # ---- execution -----------------------------------------------------------------------------
 
-    async def execute(self, intent: Intent, origin: _Origin) -> None:
+    async def execute(self, intent: Intent, origin: Origin) -> None:
         """Carry out one intent after the access checks; ``DatasetError`` carries a user-facing refusal."""
         match intent:
             case ShowPage(dataset=dataset_id):
@@ -218,13 +220,14 @@ class Actions:
                     raise DatasetError(FILE_GONE)
                 await origin.surface.upload(found.path, name=found.path.name, title=found.name)
             case FileLink():
+                # Links normally arrive through ``open_file_link``; executed in its thread, one posts its file.
                 await self._conversation(origin)
                 path = await self._link_path(origin.thread, intent)
                 if path is None:
                     raise DatasetError(FILE_GONE)
                 await origin.surface.upload(path, name=path.name)
             case Stop():
-                await self._conversation(origin)
+                await self._conversation(origin, NOT_YOUR_TURN)
                 if not self._cancel(origin.thread):
                     await origin.tell(notice(NOTHING_RUNNING))
                 # else the turn's own message ends with "Stopped": no second word needed.
@@ -236,7 +239,7 @@ class Actions:
             case _:
                 assert_never(intent)
 
-    async def _run_command(self, command: Command, origin: _Origin) -> None:
+    async def _run_command(self, command: Command, origin: Origin) -> None:
         match command:
             case ShowHelp():
                 await origin.surface.post(Reply((notice(COMMANDS).blocks[0],), "Commands"))
@@ -282,7 +285,7 @@ class Actions:
         else:
             await surface.post(reply)
 
-    async def _chart(self, origin: _Origin, meta: DatasetMeta, spec: ChartSpec) -> None:
+    async def _chart(self, origin: Origin, meta: DatasetMeta, spec: ChartSpec) -> None:
         """Draw ``spec`` into the workspace's ``charts/`` folder and post it into the thread."""
         workspace = await self._workspace(origin)
         name = "-".join(safe_filename(p) for p in (meta.name, spec.kind, spec.y or spec.x))

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from bot import events as ev
-from bot.actions import BAD_TOKEN, FILE_GONE, NOT_YOURS, NOTHING_RUNNING, THANKS
+from bot.actions import BAD_TOKEN, FILE_GONE, NOT_YOUR_TURN, NOT_YOURS, NOTHING_RUNNING, THANKS
 from bot.config import Settings
 from bot.datasets.local import LocalDatasetStore
 from bot.datasets.model import DatasetMeta
@@ -142,11 +142,12 @@ async def test_a_column_the_dataset_does_not_have_is_refused_like_a_forged_token
         assert _texts(surface, "notify") == [BAD_TOKEN] and not surface.of("upload")
 
 
-async def test_the_workspace_is_for_the_owner_only(engine: Engine) -> None:
+async def test_the_workspace_and_the_stop_button_are_for_the_owner_only(engine: Engine) -> None:
     await _dataset(engine)
-    for intent in (ListFiles(), PostFile("0" * 16), Stop()):
+    for intent in (ListFiles(), PostFile("0" * 16)):
         surface = await _click(engine, intent, user=OTHER)
         assert _texts(surface, "notify") == [NOT_YOURS]
+    assert _texts(await _click(engine, Stop(), user=OTHER), "notify") == [NOT_YOUR_TURN]
 
 
 async def test_a_listed_file_is_posted_byte_for_byte_and_a_vanished_one_says_so(engine: Engine) -> None:
