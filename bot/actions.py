@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, assert_never
+from typing import assert_never
 
 from bot.commands import Command, ListDatasets, OnDataset, ShowHelp, parse_command, resolve
 from bot.config import Settings
@@ -28,6 +28,7 @@ from bot.intents import (
     Feedback,
     FileLink,
     Intent,
+    LinkPurpose,
     ListFiles,
     PostFile,
     ShowPage,
@@ -156,7 +157,7 @@ class Actions:
 
     # ---- file links (Teams) ----------------------------------------------------------------------
 
-    async def file_link(self, thread: ThreadKey, path: Path, *, purpose: Literal["download", "consent"],
+    async def file_link(self, thread: ThreadKey, path: Path, *, purpose: LinkPurpose,
                         ttl: float) -> str | None:
         """A link token for ``path`` in the thread's workspace, valid ``ttl`` seconds; ``None`` if the
         thread has no conversation."""
@@ -167,7 +168,7 @@ class Actions:
                         purpose)
         return self.tokens.seal_link(thread, link)
 
-    async def open_file_link(self, token: str, *, purpose: Literal["download", "consent"],
+    async def open_file_link(self, token: str, *, purpose: LinkPurpose,
                              thread: ThreadKey | None = None) -> Path | None:
         """The workspace file a link token names, or ``None`` if it is forged, expired, of another
         purpose, thread (when ``thread`` is given) or conversation, or the file is gone."""

@@ -14,7 +14,6 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from bot import events as ev
 from bot.actions import Actions
@@ -24,7 +23,7 @@ from bot.conversation import Attachment, Conversation, Turn, media_type
 from bot.datasets.model import DatasetStore
 from bot.datasets.registrar import ThreadDatasets
 from bot.intent_tokens import IntentSealer
-from bot.intents import Intent
+from bot.intents import Intent, LinkPurpose
 from bot.live import Coalescer
 from bot.messages import ActionInvoked, IncomingMessage, ThreadKey
 from bot.presenter import CODE_LINES, present_turn
@@ -125,13 +124,13 @@ class Engine:
         """A button token for ``intent`` that works in ``thread`` only (access is checked on click)."""
         return self.actions.tokens.seal(thread, intent)
 
-    async def file_link(self, thread: ThreadKey, path: Path, *, purpose: Literal["download", "consent"],
+    async def file_link(self, thread: ThreadKey, path: Path, *, purpose: LinkPurpose,
                         ttl: float) -> str | None:
         """A token that opens ``path`` (in the thread's workspace) for ``ttl`` seconds, as a download
         link or a consent offer's context; ``None`` if the thread has no conversation."""
         return await self.actions.file_link(thread, path, purpose=purpose, ttl=ttl)
 
-    async def open_file_link(self, token: str, *, purpose: Literal["download", "consent"],
+    async def open_file_link(self, token: str, *, purpose: LinkPurpose,
                              thread: ThreadKey | None = None) -> Path | None:
         """The file a link token opens, or ``None`` if it is forged, expired, of another purpose or
         thread (when given) or conversation, or the file is gone."""

@@ -62,6 +62,10 @@ class PostFile:
     key: str
 
 
+#: What a file link is for: a download link (channels, group chats) or a consent offer (personal chats).
+LinkPurpose = Literal["download", "consent"]
+
+
 @dataclass(frozen=True)
 class FileLink:
     """Open a workspace file from a link (Teams): a download link, or the context of a consent offer.
@@ -73,7 +77,7 @@ class FileLink:
     conversation: str
     path: str
     expires: int
-    purpose: Literal["download", "consent"] = "download"
+    purpose: LinkPurpose = "download"
 
 
 @dataclass(frozen=True)

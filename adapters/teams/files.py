@@ -11,13 +11,14 @@ import asyncio
 import base64
 import io
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
 from aiohttp import web
 from PIL import Image as PILImage
 
+from bot.intents import LinkPurpose
 from bot.messages import ThreadKey
 from bot.surface import SurfaceError
 
@@ -39,10 +40,10 @@ class FileLinks(Protocol):
     and the file's path inside its workspace, and it expires.
     """
 
-    async def file_link(self, thread: ThreadKey, path: Path, *, purpose: Literal["download", "consent"],
+    async def file_link(self, thread: ThreadKey, path: Path, *, purpose: LinkPurpose,
                         ttl: float) -> str | None: ...
 
-    async def open_file_link(self, token: str, *, purpose: Literal["download", "consent"],
+    async def open_file_link(self, token: str, *, purpose: LinkPurpose,
                              thread: ThreadKey | None = None) -> Path | None: ...
 
 

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
@@ -21,6 +21,7 @@ from adapters.teams.entities import MentionEntity
 from adapters.teams.files import IMAGE_TYPES, FileLinks, consent_card, file_link, inline_image
 from adapters.teams.live import EditedLive, StreamedLive, text_activity
 from adapters.teams.sender import Sender
+from bot.intents import LinkPurpose
 from bot.messages import MessageRef, RemoteFile, ThreadKey
 from bot.presenter import OUTPUT_CHARS
 from bot.reply import Reply
@@ -195,7 +196,7 @@ class TeamsSurface:
                     return
         await self._offer(path, name, title)
 
-    async def _link(self, path: Path, purpose: Literal["download", "consent"], ttl: float) -> str:
+    async def _link(self, path: Path, purpose: LinkPurpose, ttl: float) -> str:
         token = await self._ctx.links.file_link(self.thread, path, purpose=purpose, ttl=ttl)
         if token is None:
             raise SurfaceError("this conversation has no workspace")
