@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot import events as ev
-from bot.actions import DatasetActions
+from bot.actions import Actions
 from bot.agents.backend import AgentBackend
 from bot.config import Settings
 from bot.conversation import Attachment, Conversation, Turn, media_type
 from bot.datasets.model import DatasetStore
 from bot.datasets.registrar import ThreadDatasets
+from bot.intent_tokens import IntentSealer
+from bot.intents import Intent, LinkPurpose
 from bot.live import Coalescer
 from bot.messages import ActionInvoked, IncomingMessage, ThreadKey
 from bot.presenter import CODE_LINES, present_turn
@@ -63,7 +65,8 @@ class Engine:
         self.state = state
         self.datasets = datasets
         self.agent = agent
-        self.actions = DatasetActions(settings, state, datasets, signer or TokenSigner(settings.secret()))
+        tokens = IntentSealer(signer or TokenSigner(settings.secret()))
+        self.actions = Actions(settings, state, datasets, tokens, self.cancel)
         self._queues: dict[ThreadKey, deque[_Queued]] = {}
         self._workers: dict[ThreadKey, asyncio.Task[None]] = {}
         self._turns: dict[ThreadKey, asyncio.Task[None]] = {}
@@ -114,11 +117,28 @@ class Engine:
         return done
 
     async def act(self, action: ActionInvoked, surface: Surface) -> None:
-        """Carry out a button click (see ``DatasetActions.act``); never raises for bad values."""
+        """Carry out a button click (see ``Actions.act``); never raises, every failure is shown."""
         await self.actions.act(action, surface)
 
-    def files_token(self, thread: ThreadKey) -> str:
-        return self.actions.files_token(thread)
+    def seal(self, thread: ThreadKey, intent: Intent) -> str:
+        """A button token for ``intent`` that works in ``thread`` only (access is checked on click)."""
+        return self.actions.tokens.seal(thread, intent)
+
+    async def file_link(self, thread: ThreadKey, path: Path, *, purpose: LinkPurpose,
+                        ttl: float) -> str | None:
+        """A token that opens ``path`` (in the thread's workspace) for ``ttl`` seconds, as a download
+        link or a consent offer's context; ``None`` if the thread has no conversation."""
+        return await self.actions.file_link(thread, path, purpose=purpose, ttl=ttl)
+
+    async def open_file_link(self, token: str, *, purpose: LinkPurpose,
+                             thread: ThreadKey | None = None) -> Path | None:
+        """The file a link token opens, or ``None`` if it is forged, expired, of another purpose or
+        thread (when given) or conversation, or the file is gone."""
+        return await self.actions.open_file_link(token, purpose=purpose, thread=thread)
+
+    async def claim_event(self, key: str) -> bool:
+        """True the first time ``key`` (a platform delivery id) is claimed, across restarts."""
+        return await self.state.claim_event(key)
 
     async def open_conversation(self, thread: ThreadKey, user: str) -> tuple[Conversation, bool]:
         """The thread's conversation, started for ``user`` if there is none; and whether it existed."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -61,17 +60,6 @@ class IncomingMessage:
     resettable: bool = False
 
 
-class ActionKind(StrEnum):
-    """What a button (or the matching console command) asks for."""
-
-    PAGE = "page"  # next / prev / page N: the token carries the target page
-    SORT = "sort"
-    CHART = "chart"
-    DOWNLOAD = "download"
-    FILES = "files"
-    FILE = "file"  # post one workspace file into the thread
-
-
 @dataclass(frozen=True)
 class MessageRef:
     """A message the bot posted, as the adapter needs it to update that message later."""
@@ -83,9 +71,11 @@ class MessageRef:
 
 @dataclass(frozen=True)
 class ActionInvoked:
-    """A button click or select choice. ``token`` is untrusted: the core verifies it on every use."""
+    """A button click or select choice. ``token`` is untrusted: the core opens it into an intent on
+    every use. ``kind`` is the kind name the platform control carried (``bot.intents.KINDS``), for
+    logs only: what the click does is decided by the token alone."""
 
-    kind: ActionKind
+    kind: str
     token: str
     user: str
     thread: ThreadKey

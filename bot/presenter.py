@@ -9,11 +9,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from bot import events as ev
 from bot.datasets.model import ChartSpec, DatasetMeta, Page
-from bot.messages import ActionKind
+from bot.intents import ColumnOrder, Download, DrawChart, Intent, PostFile, ShowPage
 from bot.reply import (
     Block,
     Button,
@@ -40,8 +40,8 @@ MAX_STEP_BLOCKS = 24
 MAX_OPTIONS = 100
 
 TurnState = Literal["working", "done", "failed", "stopped"]
-#: Builds a signed token for a payload (``TokenSigner.seal`` bound to the thread by the engine).
-Sealer = Callable[[dict[str, Any]], str]
+#: Seals an intent into a button token (bound to the thread by the engine).
+Sealer = Callable[[Intent], str]
 
 
 def _elapsed(seconds: float | None) -> str:
@@ -203,32 +203,38 @@ def present_page(page: Page, seal: Sealer) -> Reply:
     )
 
     names = [c.name for c in meta.columns]
-    view: dict[str, Any] = {"d": meta.id}
+    order = None
     if page.sort and page.sort.column in names:
-        view |= {"c": names.index(page.sort.column), "r": int(page.sort.descending)}
+        order = ColumnOrder(names.index(page.sort.column), page.sort.descending)
+    shown = ShowPage(meta.id, page.number, order)
+
+    def button(label: str, intent: Intent) -> Button:
+        return Button(label, intent, seal(intent))
+
+    def option(label: str, intent: Intent) -> Option:
+        return Option(label, intent, seal(intent))
+
     items: list[Button | Select] = []
     if page.has_prev:
-        items.append(Button("◀ Prev", ActionKind.PAGE, seal({**view, "k": "page", "p": page.number - 1})))
+        items.append(button("◀ Prev", ShowPage(meta.id, page.number - 1, order)))
     if page.has_next:
-        items.append(Button("Next ▶", ActionKind.PAGE, seal({**view, "k": "page", "p": page.number + 1})))
+        items.append(button("Next ▶", ShowPage(meta.id, page.number + 1, order)))
     sorts = [
-        Option(f"{c.name} {arrow}", seal({"d": meta.id, "k": "sort", "p": 1, "c": i, "r": desc}))
-        for i, c in enumerate(meta.columns) for desc, arrow in ((0, "↑"), (1, "↓"))
+        option(f"{c.name} {arrow}", ShowPage(meta.id, 1, ColumnOrder(i, desc)))
+        for i, c in enumerate(meta.columns) for desc, arrow in ((False, "↑"), (True, "↓"))
     ][:MAX_OPTIONS]
     if meta.rows > 1 and sorts:
-        items.append(Select("Sort", ActionKind.SORT, tuple(sorts)))
+        items.append(Select("Sort", tuple(sorts)))
     charts = [
-        Option(chart_label(spec), seal({"d": meta.id, "k": "chart", "c": [spec.kind, names.index(spec.x),
-                                                                        names.index(spec.y) if spec.y else None]}))
+        option(chart_label(spec), DrawChart(meta.id, spec.kind, names.index(spec.x),
+                                            names.index(spec.y) if spec.y else None))
         for spec in chart_options(meta)
     ]
     if charts:
-        items.append(Select("Chart", ActionKind.CHART, tuple(charts)))
-    items.append(Button("Download CSV", ActionKind.DOWNLOAD, seal({"d": meta.id, "k": "download", "f": "csv"})))
-    items.append(
-        Button("Parquet", ActionKind.DOWNLOAD, seal({"d": meta.id, "k": "download", "f": "parquet"}))
-    )
-    return Reply((title, table, Buttons(tuple(items))), f"{meta.name}: {rng}")
+        items.append(Select("Chart", tuple(charts)))
+    items.append(button("Download CSV", Download(meta.id, "csv")))
+    items.append(button("Parquet", Download(meta.id, "parquet")))
+    return Reply((title, table, Buttons(tuple(items), shown)), f"{meta.name}: {rng}")
 
 
 def present_datasets(datasets: Sequence[DatasetMeta]) -> Reply:
@@ -254,11 +260,12 @@ def present_files(files: Sequence[WorkspaceFile], seal: Sealer, limit: int = 40)
     total = sum(f.size for f in files)
     lines = [f"• `{f.name}` — {human_size(f.size)}" for f in files[:limit]]
     more = f"\n… and {len(files) - limit} more" if len(files) > limit else ""
-    options = tuple(Option(f.name[:70], seal({"k": "file", "f": file_key(f.name)})) for f in files[:MAX_OPTIONS])
+    intents = [(f.name[:70], PostFile(file_key(f.name))) for f in files[:MAX_OPTIONS]]
+    options = tuple(Option(label, intent, seal(intent)) for label, intent in intents)
     return Reply(
         (
             Markdown(f"**Workspace** · {len(files)} files · {human_size(total)}\n" + "\n".join(lines) + more),
-            Buttons((Select("Post a file here", ActionKind.FILE, options),)),
+            Buttons((Select("Post a file here", options),)),
         ),
         f"{len(files)} files",
     )

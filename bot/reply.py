@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from bot.messages import ActionKind
+from bot.intents import Intent, kind_of
 
 Level = Literal["info", "warning", "error"]
 
@@ -60,30 +60,52 @@ class Image:
 
 @dataclass(frozen=True)
 class Option:
+    """One choice of a ``Select``: what it asks for and that intent sealed for the thread."""
+
     label: str
+    intent: Intent
     token: str
 
 
 @dataclass(frozen=True)
 class Button:
+    """A button: the intent it carries, sealed into ``token`` (what platforms send back on a click)."""
+
     label: str
-    action: ActionKind
+    intent: Intent
     token: str
     style: Literal["default", "primary"] = "default"
+
+    @property
+    def kind(self) -> str:
+        """The intent's kind name (``page``, ``download``, ...): what action ids carry."""
+        return kind_of(self.intent)
 
 
 @dataclass(frozen=True)
 class Select:
-    """A choice among options, each carrying its own token (Sort by column, Chart kind and columns)."""
+    """A choice among options of one intent kind, each with its own token (Sort, Chart, a file)."""
 
     label: str
-    action: ActionKind
     options: tuple[Option, ...]
+
+    def __post_init__(self) -> None:
+        if len({kind_of(o.intent) for o in self.options}) > 1:
+            raise ValueError("the options of one select carry intents of one kind")
+
+    @property
+    def kind(self) -> str:
+        """The kind name its options share (``""`` for an empty select)."""
+        return kind_of(self.options[0].intent) if self.options else ""
 
 
 @dataclass(frozen=True)
 class Buttons:
+    """A row of controls. ``shown`` is the intent whose result the message shows (the current page),
+    so a renderer can describe relative controls (the console's ``[n]ext`` / ``[p]rev`` hint)."""
+
     items: tuple[Button | Select, ...]
+    shown: Intent | None = None
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ PLACEHOLDER_TEXT = 150
 #: Fallback ``text`` kept short: it is what notifications and screen readers show.
 FALLBACK_TEXT = 300
 
-#: Prefix of every action_id we emit: ``datathread:<ActionKind>:<n>``.
+#: Prefix of every action_id we emit: ``datathread:<intent kind>:<n>`` (``bot.intents.KINDS``).
 ACTION_PREFIX = "datathread:"
 NOTICE_EMOJI = {"info": ":information_source:", "warning": ":warning:", "error": ":x:"}
 STATUS_EMOJI = {"working": ":hourglass_flowing_sand:", "done": ":white_check_mark:", "failed": ":x:"}
@@ -189,7 +189,7 @@ def _plain(text: str, limit: int) -> dict[str, Any]:
 def _action_blocks(buttons: Buttons) -> list[Block]:
     elements: list[Block] = []
     for n, item in enumerate(buttons.items):
-        action_id = f"{ACTION_PREFIX}{item.action.value}:{n}"
+        action_id = f"{ACTION_PREFIX}{item.kind}:{n}"
         if isinstance(item, Button):
             element: Block = {"type": "button", "text": _plain(item.label, BUTTON_TEXT),
                               "action_id": action_id, "value": item.token[:BUTTON_VALUE]}

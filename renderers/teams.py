@@ -24,7 +24,7 @@ MAX_CARD_COLUMNS = 8
 MAX_CHOICES = 24
 #: Informative stream updates may not exceed 1,000 characters.
 INFORMATIVE_LIMIT = 1000
-#: The key every card action carries in its ``data``; its value is an ``ActionKind``
+#: The key every card action carries in its ``data``; its value is the intent kind (``bot.intents.KINDS``)
 #: (``adapters.teams.inbound`` reads clicks with it).
 ACTION_KEY = "datathread"
 #: Id of the choice-set input in a Sort / Chart show-card (its value is the chosen option's token).
@@ -174,7 +174,7 @@ def _table_element(table: Table, columns: int, rows: int) -> dict[str, Any]:
 def _action(item: Button | Select, choices: int) -> dict[str, Any]:
     if isinstance(item, Button):
         return {"type": "Action.Submit", "title": item.label,
-                "data": {ACTION_KEY: str(item.action), "token": item.token},
+                "data": {ACTION_KEY: item.kind, "token": item.token},
                 **({"style": "positive"} if item.style == "primary" else {})}
     options = item.options[:choices]
     return {
@@ -191,7 +191,7 @@ def _action(item: Button | Select, choices: int) -> dict[str, Any]:
                 "value": options[0].token if options else "",
                 "choices": [{"title": o.label, "value": o.token} for o in options],
             }],
-            "actions": [{"type": "Action.Submit", "title": item.label, "data": {ACTION_KEY: str(item.action)}}],
+            "actions": [{"type": "Action.Submit", "title": item.label, "data": {ACTION_KEY: item.kind}}],
         },
     }
 

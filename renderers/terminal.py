@@ -9,7 +9,22 @@ import re
 import shutil
 import unicodedata
 
-from bot.reply import Block, Button, Buttons, CodeBlock, Image, Markdown, Notice, Reply, Select, Status, Table
+from bot.datasets.model import CHART_KINDS
+from bot.intents import ColumnOrder, Download, DrawChart, ShowPage
+from bot.reply import (
+    Block,
+    Button,
+    Buttons,
+    CodeBlock,
+    Image,
+    Markdown,
+    Notice,
+    Option,
+    Reply,
+    Select,
+    Status,
+    Table,
+)
 
 INDENT = "  "
 MAX_CELL = 28
@@ -94,20 +109,22 @@ def table_lines(table: Table, width: int | None = None) -> list[str]:
 
 
 def _buttons_hint(buttons: Buttons) -> str:
+    """The typed commands that do what the buttons do, derived from the intents they carry."""
     hints: list[str] = []
+    shown = buttons.shown.page if isinstance(buttons.shown, ShowPage) else None
     for item in buttons.items:
         match item:
-            case Button(label=label) if "Next" in label:
+            case Button(intent=ShowPage(page=page)) if shown is not None and page > shown:
                 hints.append("[n]ext")
-            case Button(label=label) if "Prev" in label:
+            case Button(intent=ShowPage(page=page)) if shown is not None and page < shown:
                 hints.append("[p]rev")
-            case Select(label="Sort"):
+            case Select(options=(Option(intent=ShowPage(sort=ColumnOrder())), *_)):
                 hints.append("sort <column> [desc]")
-            case Select(label="Chart"):
-                hints.append("chart <line|bar|scatter|hist|box> <x> [y]")
-            case Button():
+            case Select(options=(Option(intent=DrawChart()), *_)):
+                hints.append(f"chart <{'|'.join(CHART_KINDS)}> <x> [y]")
+            case _:
                 pass
-    if any(isinstance(i, Button) and i.label.startswith("Download") for i in buttons.items):
+    if any(isinstance(i, Button) and isinstance(i.intent, Download) for i in buttons.items):
         hints.append("download [csv|parquet]")
     return INDENT + "  ".join(hints) if hints else ""
 

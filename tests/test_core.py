@@ -9,7 +9,9 @@ import pytest
 
 from bot import events as ev
 from bot.datasets.model import Column, DatasetMeta, Page
-from bot.messages import ActionKind, ThreadKey
+from bot.intent_tokens import IntentSealer
+from bot.intents import Intent
+from bot.messages import ThreadKey
 from bot.presenter import MAX_STEP_BLOCKS, present_page, present_turn
 from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Reply, Select, Status, Table
 from bot.tokens import TokenSigner
@@ -115,7 +117,11 @@ def _meta(rows: int) -> DatasetMeta:
 
 
 def test_page_buttons_follow_position() -> None:
-    seal = TokenSigner(b"k" * 32).seal
+    sealer = IntentSealer(TokenSigner(b"k" * 32))
+
+    def seal(intent: Intent) -> str:
+        return sealer.seal(KEY, intent)
+
     first = present_page(Page(_meta(45), 1, 20, 0, (("a", "1"),) * 20), seal)
     last = present_page(Page(_meta(45), 3, 20, 40, (("a", "1"),) * 5), seal)
     single = present_page(Page(_meta(5), 1, 20, 0, (("a", "1"),) * 5), seal)
@@ -129,7 +135,7 @@ def test_page_buttons_follow_position() -> None:
     assert first.blocks[0] == Markdown("**sales** · rows 1–20 of 45 · 2 columns")
     assert last.blocks[0] == Markdown("**sales** · rows 41–45 of 45 · 2 columns")
     charts = next(i for b in first.blocks if isinstance(b, Buttons) for i in b.items
-                  if isinstance(i, Select) and i.action is ActionKind.CHART)
+                  if isinstance(i, Select) and i.kind == "chart")
     assert [o.label for o in charts.options][:2] == ["bar: region × revenue", "hist: revenue"]
     assert all(isinstance(i, (Button, Select)) for b in first.blocks if isinstance(b, Buttons) for i in b.items)
 
@@ -152,13 +158,14 @@ def test_every_token_fits_a_slack_option_value_even_with_long_names() -> None:
                        for i in range(30))
     meta = DatasetMeta("Xq3vW0rT9yZa8bC7dE6fGh", "n" * 200, long_names, 10**9, KEY, "U1", now, now)
     page = Page(meta, 5_000_000, 100, 499_999_900, (("1",) * 30,) * 3)
-    signer = TokenSigner(b"k" * 32)
-    reply = present_page(page, lambda p: signer.seal(p, context=KEY.digest))
+    sealer = IntentSealer(TokenSigner(b"k" * 32))
+    reply = present_page(page, lambda intent: sealer.seal(KEY, intent))
     tokens = [t for b in reply.blocks if isinstance(b, Buttons) for i in b.items
               for t in ([i.token] if isinstance(i, Button) else [o.token for o in i.options])]
     assert len(tokens) > 50 and max(map(len, tokens)) <= 150
-    assert all(signer.open(t, context=KEY.digest) for t in tokens)
-    assert not any(signer.open(t, context="another-thread") for t in tokens)
+    assert all(sealer.open(t, KEY, "U1") for t in tokens)
+    other = ThreadKey("slack", "T1", "C1", "1700000000.000200")
+    assert not any(sealer.open(t, other, "U1") for t in tokens)
 
 
 def test_logs_never_show_tokens() -> None:
@@ -228,3 +235,17 @@ def test_serve_hides_its_environment_from_same_user_processes() -> None:
             "print(ok, ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))")  # PR_GET_DUMPABLE = 3
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", "0"]
+
+
+def test_the_console_hint_names_the_typed_commands_the_buttons_stand_for() -> None:
+    sealer = IntentSealer(TokenSigner(b"k" * 32))
+
+    def hint(page: Page) -> str:
+        return render(present_page(page, lambda intent: sealer.seal(KEY, intent))).splitlines()[-1].strip()
+
+    rows = (("a", "1"),) * 20
+    charts = "chart <line|bar|scatter|hist|box> <x> [y]"
+    assert hint(Page(_meta(45), 1, 20, 0, rows)) == f"[n]ext  sort <column> [desc]  {charts}  download [csv|parquet]"
+    assert hint(Page(_meta(45), 2, 20, 20, rows)).startswith("[p]rev  [n]ext  sort")
+    assert hint(Page(_meta(45), 3, 20, 40, rows[:5])).startswith("[p]rev  sort")
+    assert hint(Page(_meta(1), 1, 20, 0, rows[:1])) == f"{charts}  download [csv|parquet]"

@@ -13,7 +13,7 @@ from bot import events as ev
 from bot.composition import build_engine
 from bot.config import Settings
 from bot.engine import Engine
-from bot.messages import ActionInvoked, ActionKind, IncomingMessage, RemoteFile, ThreadKey
+from bot.messages import ActionInvoked, IncomingMessage, RemoteFile, ThreadKey
 from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Select, Status, Table
 from bot.surface import SurfaceError
 from tests.fakes.scripted_agent import Raise, ScriptedAgent, Sleep, WriteFile
@@ -81,7 +81,7 @@ async def test_files_uploaded_once_and_csv_becomes_pageable_dataset(tmp_path: Pa
     while (button := next_button(current.reply)) is not None:
         guard += 1
         assert guard < 10, "paging did not end"
-        await engine.act(ActionInvoked(ActionKind.PAGE, button.token, "U1", T1, current.ref), surface)
+        await engine.act(ActionInvoked("page", button.token, "U1", T1, current.ref), surface)
         current = surface.of("update")[-1]
         assert current.ref == page1.ref  # the same message is updated in place
         seen += [r[0] for r in next(b for b in current.reply.blocks if isinstance(b, Table)).rows]  # type: ignore[union-attr]
@@ -96,10 +96,10 @@ async def test_buttons_from_another_thread_user_or_forged_reveal_nothing(tmp_pat
     await engine.submit(msg("go"), surface)
     token = next_button(surface.of("post")[0].reply).token  # type: ignore[union-attr]
     attempts = [
-        ActionInvoked(ActionKind.PAGE, token, "U2", T1),  # another user
-        ActionInvoked(ActionKind.PAGE, token, "U1", T2),  # replayed in another thread
-        ActionInvoked(ActionKind.PAGE, token[:-3] + "AAA", "U1", T1),  # tampered
-        ActionInvoked(ActionKind.PAGE, "garbage", "U1", T1),
+        ActionInvoked("page", token, "U2", T1),  # another user
+        ActionInvoked("page", token, "U1", T2),  # replayed in another thread
+        ActionInvoked("page", token[:-3] + "AAA", "U1", T1),  # tampered
+        ActionInvoked("page", "garbage", "U1", T1),
     ]
     for action in attempts:
         await engine.act(action, surface)

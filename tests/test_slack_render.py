@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.messages import ActionKind
+from bot.intents import ColumnOrder, Download, DrawChart, ShowPage
 from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Option, Reply, Select, Status, Table
 from renderers.markdown import reply_to_markdown, split_text, utf8_len
 from renderers.slack import (
@@ -129,11 +129,15 @@ def test_two_tables_go_to_two_messages() -> None:
     assert len(render(Reply((t, t)))) == 2
 
 
+#: The intent every option of the Sort menus below carries (renderers pass tokens through).
+SORT = ShowPage("d", 1, ColumnOrder(0))
+
+
 def test_buttons_and_selects() -> None:
     reply = Reply((Buttons((
-        Button("Next ▶", ActionKind.PAGE, "tok1", "primary"),
-        Button("Download CSV", ActionKind.DOWNLOAD, "tok2"),
-        Select("Sort", ActionKind.SORT, tuple(Option(f"col{i} ↑", f"t{i}") for i in range(120))),
+        Button("Next ▶", ShowPage("d", 2), "tok1", "primary"),
+        Button("Download CSV", Download("d", "csv"), "tok2"),
+        Select("Sort", tuple(Option(f"col{i} ↑", SORT, f"t{i}") for i in range(120))),
     )),))
     (m,) = render(reply)
     (actions,) = m.blocks
@@ -143,15 +147,15 @@ def test_buttons_and_selects() -> None:
     assert select["type"] == "static_select" and len(select["options"]) == 100
     values = [o["value"] for o in select["options"]]
     assert values == [f"t{i}" for i in range(100)]  # tokens pass through unchanged, capped at 100 options
-    too_long = render(Reply((Buttons((Select("Sort", ActionKind.SORT, (
-        Option("fits", "x" * OPTION_VALUE), Option("too long", "y" * (OPTION_VALUE + 1)))),)),)))
+    too_long = render(Reply((Buttons((Select("Sort", (
+        Option("fits", SORT, "x" * OPTION_VALUE), Option("too long", SORT, "y" * (OPTION_VALUE + 1)))),)),)))
     [[element]] = [b["elements"] for b in too_long[0].blocks]
     assert [o["text"]["text"] for o in element["options"]] == ["fits"]  # never a truncated, unverifiable value
 
 
 def test_long_labels_are_clipped_with_an_ellipsis_within_slack_s_limit() -> None:
-    (m,) = render(Reply((Buttons((Button("📈" * 40, ActionKind.CHART, "t"), Button("ok", ActionKind.PAGE, "u"))),),
-                        "s" * 400))
+    chart, page = Button("📈" * 40, DrawChart("d", "line", 0), "t"), Button("ok", ShowPage("d", 1), "u")
+    (m,) = render(Reply((Buttons((chart, page)),), "s" * 400))
     label = m.blocks[0]["elements"][0]["text"]["text"]
     assert label.endswith("…") and utf8_len(label) <= BUTTON_TEXT and label.startswith("📈")
     assert m.blocks[0]["elements"][1]["text"]["text"] == "ok"

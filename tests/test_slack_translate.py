@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from adapters.slack.inbound import clean_text, to_action, to_incoming
-from bot.messages import ActionKind, ThreadKey
+from bot.messages import ThreadKey
 
 FIXTURES = Path(__file__).parent / "fixtures" / "slack"
 
@@ -116,13 +116,13 @@ def test_block_actions_button_and_select() -> None:
     body["actions"][0]["value"] = "tok.en"
     action = to_action(body)
     assert action is not None
-    assert action.kind is ActionKind.PAGE and action.token == "tok.en" and action.user == "UALICE"
+    assert action.kind == "page" and action.token == "tok.en" and action.user == "UALICE"
     assert action.thread == ThreadKey("slack", "T0001", "C0CHAN", "1700000000.000100")
     assert action.message is not None and (action.message.channel, action.message.id) == ("C0CHAN", "1700000400.000500")
     sort = fixture("block_actions_sort")
     sort["actions"][0]["selected_option"]["value"] = "sort.tok"
     chosen = to_action(sort)
-    assert chosen is not None and chosen.kind is ActionKind.SORT and chosen.token == "sort.tok"
+    assert chosen is not None and chosen.kind == "sort" and chosen.token == "sort.tok"
 
 
 def test_block_actions_top_level_message_and_foreign_actions() -> None:

@@ -13,11 +13,9 @@ from typing import Any
 
 from PIL import Image
 
-from adapters.teams.files import seal_file
 from adapters.teams.surface import download_allowed, wants_token
 from bot import events as ev
 from bot.conversation import Turn
-from bot.tokens import TokenSigner
 from bot.workspace import Workspace
 from tests.fakes.bot_connector import Call
 from tests.fakes.scripted_agent import WriteFile
@@ -68,11 +66,11 @@ async def test_channel_gets_inline_images_and_signed_links_that_expire_and_resis
         tampered = path[:-3] + ("AAA" if not path.endswith("AAA") else "BBB")
         assert (await h.client.get(tampered)).status == 403
         conversation = h.agent.turns[0].conversation
-        signer = TokenSigner(h.engine.settings.secret())
         workspace = Workspace(conversation.workspace)
-        expired = seal_file(signer, "dl", conversation, workspace.resolve("report.pdf"), -5)
+        report = workspace.resolve("report.pdf")
+        expired = await h.engine.file_link(conversation.key, report, purpose="download", ttl=-5)
         assert (await h.client.get(f"/files/{expired}")).status == 403
-        other = seal_file(signer, "consent", conversation, workspace.resolve("report.pdf"), 60)
+        other = await h.engine.file_link(conversation.key, report, purpose="consent", ttl=60)
         assert (await h.client.get(f"/files/{other}")).status == 403  # a consent token is not a link
 
 
@@ -190,7 +188,7 @@ async def test_tampered_card_data_gets_a_notice_and_no_rows(tmp_path: Path) -> N
         [(card_call, _)] = attachments(h.connector.calls, ADAPTIVE)
         data = action(card_of(card_call), "Next")["data"]  # type: ignore[index]
         body, sig = data["token"].split(".")
-        forged = base64.urlsafe_b64encode(base64.urlsafe_b64decode(body + "==").replace(b'"p":2', b'"p":3'))
+        forged = base64.urlsafe_b64encode(base64.urlsafe_b64decode(body + "==").replace(b',2]', b',3]'))
         before = len(h.connector.calls)
         await click(h, card_call.returned_id, {**data, "token": forged.decode().rstrip("=") + "." + sig}, 1)
         notice = await h.until(lambda c: [x for x in c[before:] if "no longer valid" in (x.body.get("text") or "")])

@@ -18,7 +18,7 @@ from adapters.teams.package import write_package
 from adapters.teams.sender import RateLimiter, Sender
 from adapters.teams.wiring import build_adapter
 from bot.config import ConfigError
-from bot.messages import ActionKind
+from bot.intents import ColumnOrder, Download, DrawChart, ShowPage
 from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Option, Reply, Select, Status, Table
 from renderers.teams import CARD_BUDGET, card, message_text, split_message, teams_markdown
 from tests.fakes.bot_connector import FakeBotConnector
@@ -28,10 +28,11 @@ def wide_page(columns: int, rows: int) -> Reply:
     names = tuple(f"column_with_a_long_name_{i}" for i in range(columns))
     cells = tuple(tuple(f"value {r}-{c} " + "x" * 40 for c in range(columns)) for r in range(rows))
     token = "t" * 280
-    sort = Select("Sort", ActionKind.SORT, tuple(Option(f"{n} ↑", token) for n in names))
-    chart = Select("Chart", ActionKind.CHART, tuple(Option(f"line: {n}", token) for n in names))
-    buttons = Buttons((Button("◀ Prev", ActionKind.PAGE, token), Button("Next ▶", ActionKind.PAGE, token), sort,
-                       chart, Button("Download CSV", ActionKind.DOWNLOAD, token)))
+    sort = Select("Sort", tuple(Option(f"{n} ↑", ShowPage("d", 1, ColumnOrder(i)), token) for i, n in enumerate(names)))
+    chart = Select("Chart", tuple(Option(f"line: {n}", DrawChart("d", "line", 0, i), token)
+                                  for i, n in enumerate(names)))
+    buttons = Buttons((Button("◀ Prev", ShowPage("d", 1), token), Button("Next ▶", ShowPage("d", 3), token), sort,
+                       chart, Button("Download CSV", Download("d", "csv"), token)))
     return Reply((Markdown(f"*wide* · rows 21–{20 + rows} of 900"), Table(names, cells, (False,) * columns),
                   buttons), "wide")
 

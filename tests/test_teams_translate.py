@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from adapters.teams.inbound import reply_conversation_id, to_action, to_incoming
-from bot.messages import ActionKind
 
 FIXTURES = Path(__file__).parent / "fixtures" / "teams"
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -75,7 +74,7 @@ def test_attachments_become_remote_files() -> None:
 def test_a_card_submit_is_an_action_on_the_card_message() -> None:
     action = to_action(load("card_submit_next"))
     assert action is not None
-    assert action.kind is ActionKind.PAGE and action.token == "TOKEN"
+    assert action.kind == "page" and action.token == "TOKEN"
     assert action.message is not None and action.message.id == "1700000000000105"
     assert to_incoming(load("card_submit_next")) is None
 
@@ -84,7 +83,7 @@ def test_a_choice_set_submit_carries_the_chosen_token() -> None:
     raw = load("card_submit_next")
     raw["value"] = {"datathread": "sort", "datathread_choice": "SORT-TOKEN"}
     action = to_action(raw)
-    assert action is not None and action.kind is ActionKind.SORT and action.token == "SORT-TOKEN"
+    assert action is not None and action.kind == "sort" and action.token == "SORT-TOKEN"
 
 
 def test_unknown_action_kinds_and_bot_echoes_are_ignored() -> None:

@@ -10,7 +10,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from bot.messages import ActionInvoked, ActionKind, IncomingMessage, MessageRef, RemoteFile, ThreadKey
+from bot.intents import CLICK_KINDS
+from bot.messages import ActionInvoked, IncomingMessage, MessageRef, RemoteFile, ThreadKey
 from renderers.slack import ACTION_PREFIX
 
 PLATFORM = "slack"
@@ -122,14 +123,12 @@ def to_incoming(event: Mapping[str, Any], bot_user_id: str | None, team: str,
     )
 
 
-def action_kind(action_id: str) -> ActionKind | None:
-    """The kind encoded in one of our action ids (``datathread:<kind>:<n>``)."""
+def action_kind(action_id: str) -> str | None:
+    """The intent kind encoded in one of our action ids (``datathread:<kind>:<n>``), else ``None``."""
     if not action_id.startswith(ACTION_PREFIX):
         return None
-    try:
-        return ActionKind(action_id[len(ACTION_PREFIX):].split(":", 1)[0])
-    except ValueError:
-        return None
+    kind = action_id[len(ACTION_PREFIX):].split(":", 1)[0]
+    return kind if kind in CLICK_KINDS else None
 
 
 def to_action(body: Mapping[str, Any]) -> ActionInvoked | None:

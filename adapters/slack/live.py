@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.messages import ActionKind, MessageRef
+from bot.intents import ListFiles
+from bot.messages import MessageRef
 from bot.reply import Button, Buttons, CodeBlock, Image, Notice, Reply, Status
 from renderers.markdown import fit, reply_to_markdown, utf8_len
 from renderers.slack import MARKDOWN_BLOCK, SlackMessage, render
@@ -213,7 +214,7 @@ class SlackLive:
 
     def _files_button(self) -> Buttons | None:
         token = self._s.ctx.files_token(self._s.thread) if self._s.ctx.files_token else None
-        return Buttons((Button("Files", ActionKind.FILES, token),)) if token else None
+        return Buttons((Button("Files", ListFiles(), token),)) if token else None
 
     async def _redraw(self, reply: Reply, *, wait: bool) -> None:
         """The whole reply, in as many messages as it needs: existing ones updated, new ones posted."""

@@ -29,6 +29,7 @@ from adapters.slack.live import RateBudget
 from adapters.slack.surface import SlackContext, SlackSurface
 from bot.config import Settings, env_number
 from bot.engine import Engine
+from bot.intents import ListFiles
 from bot.messages import ActionInvoked, ThreadKey
 from renderers.slack import ACTION_PREFIX
 
@@ -107,7 +108,7 @@ class SlackAdapter:
             client=self.client, token=settings.bot_token, state=engine.state, api_host=api_host,
             update_budget=RateBudget(settings.updates_per_minute, burst=10),
             stream_budget=RateBudget(settings.stream_appends_per_minute, burst=30),
-            files_token=engine.files_token,
+            files_token=lambda thread: engine.seal(thread, ListFiles()),
         )
         #: The surface type handed to the engine (a benchmark swaps in a naive one).
         self.surface_class: type[SlackSurface] = SlackSurface

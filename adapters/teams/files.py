@@ -1,8 +1,8 @@
 """Files out of Teams' reach: signed download links, inline images and the FileConsent flow.
 
 Bots cannot upload into channels or group chats without Graph, so there a file becomes a link to
-``GET /files/{token}`` on our own server. The token is HMAC-signed (``TokenSigner``), expires, and
-names the thread and the file's path inside that thread's workspace, so it opens that file only.
+``GET /files/{token}`` on our own server. The token is a sealed ``FileLink`` intent (signed, expiring,
+naming the thread and the file's path inside that thread's workspace), so it opens that file only.
 """
 
 from __future__ import annotations
@@ -10,21 +10,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
 from aiohttp import web
 from PIL import Image as PILImage
 
-from bot.conversation import Conversation
+from bot.intents import LinkPurpose
 from bot.messages import ThreadKey
-from bot.storage.base import StateStore
 from bot.surface import SurfaceError
-from bot.tokens import TokenSigner
-from bot.workspace import UnsafePath, Workspace
 
 CONSENT_CARD = "application/vnd.microsoft.teams.card.file.consent"
 FILE_INFO_CARD = "application/vnd.microsoft.teams.card.file.info"
@@ -37,54 +33,29 @@ UPLOAD_CHUNK = 320 * 1024 * 12
 EXPIRED = "This download link has expired or is not valid. Ask the bot for the file again."
 
 
-def seal_file(signer: TokenSigner, kind: str, conversation: Conversation, path: Path, ttl: float) -> str:
-    """A token for ``path`` (inside the conversation's workspace): a link or a consent context.
+class FileLinks(Protocol):
+    """Sealing and opening file-link tokens (the engine does both: ``Engine.file_link`` / ``open_file_link``).
 
-    It names the thread, the conversation (so a ``new`` conversation in the same chat voids it)
-    and the file's path relative to the workspace, and it expires after ``ttl`` seconds.
+    A token names the thread, the conversation (so a ``new`` conversation in the same chat voids it)
+    and the file's path inside its workspace, and it expires.
     """
-    thread = conversation.key
-    return signer.seal({
-        "k": kind,
-        "th": [thread.platform, thread.team, thread.channel, thread.thread],
-        "c": conversation.id,
-        "f": Workspace(conversation.workspace).relative(path),
-        "x": int(time.time() + ttl),
-    })
 
+    async def file_link(self, thread: ThreadKey, path: Path, *, purpose: LinkPurpose,
+                        ttl: float) -> str | None: ...
 
-async def open_file(signer: TokenSigner, state: StateStore, token: str, kind: str,
-                    thread: ThreadKey | None = None) -> Path | None:
-    """The file a token names, or ``None`` if it is forged, expired, for another thread or
-    conversation, or gone."""
-    payload = signer.open(token)
-    if not payload or payload.get("k") != kind or not isinstance(payload.get("th"), list):
-        return None
-    if not isinstance(payload.get("x"), int) or payload["x"] < time.time():
-        return None
-    try:
-        key = ThreadKey(*(str(p) for p in payload["th"]))
-    except TypeError:
-        return None
-    if thread is not None and key != thread:
-        return None
-    conversation = await state.conversation(key)
-    if conversation is None or conversation.id != payload.get("c"):
-        return None
-    try:
-        path = Workspace(conversation.workspace).resolve(str(payload.get("f", "")))
-    except UnsafePath:
-        return None
-    return path if path.is_file() else None
+    async def open_file_link(self, token: str, *, purpose: LinkPurpose,
+                             thread: ThreadKey | None = None) -> Path | None: ...
 
 
 def file_link(public_url: str, token: str) -> str:
     return f"{public_url}/files/{quote(token, safe='')}"
 
 
-def download_handler(signer: TokenSigner, state: StateStore) -> Any:
+def download_handler(links: FileLinks) -> Any:
+    """``GET /files/{token}``: the file a download link opens, or 403 for anything else."""
+
     async def handle(request: web.Request) -> web.StreamResponse:
-        path = await open_file(signer, state, request.match_info["token"], "dl")
+        path = await links.open_file_link(request.match_info["token"], purpose="download")
         if path is None:
             return web.Response(status=403, text=EXPIRED)
         response = web.FileResponse(path)

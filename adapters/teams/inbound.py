@@ -10,7 +10,8 @@ import html
 import re
 from typing import Any
 
-from bot.messages import ActionInvoked, ActionKind, IncomingMessage, MessageRef, RemoteFile, ThreadKey
+from bot.intents import CLICK_KINDS
+from bot.messages import ActionInvoked, IncomingMessage, MessageRef, RemoteFile, ThreadKey
 from renderers.markdown import fence
 from renderers.teams import ACTION_KEY, CHOICE_INPUT
 
@@ -198,9 +199,8 @@ def to_action(activity: dict[str, Any]) -> ActionInvoked | None:
     value = activity.get("value")
     if activity.get("type") != "message" or not isinstance(value, dict) or not activity.get("replyToId"):
         return None
-    try:
-        kind = ActionKind(str(value.get(ACTION_KEY)))
-    except ValueError:
+    kind = str(value.get(ACTION_KEY))
+    if kind not in CLICK_KINDS:
         return None
     token = value.get("token") or value.get(CHOICE_INPUT) or ""
     return ActionInvoked(

@@ -18,16 +18,14 @@ from botbuilder.schema import Activity, ActivityTypes, Attachment, ConversationR
 from adapters.http import host_in, read_capped
 from adapters.teams.config import TeamsSettings
 from adapters.teams.entities import MentionEntity
-from adapters.teams.files import IMAGE_TYPES, consent_card, file_link, inline_image, seal_file
+from adapters.teams.files import IMAGE_TYPES, FileLinks, consent_card, file_link, inline_image
 from adapters.teams.live import EditedLive, StreamedLive, text_activity
 from adapters.teams.sender import Sender
-from bot.conversation import Conversation
+from bot.intents import LinkPurpose
 from bot.messages import MessageRef, RemoteFile, ThreadKey
 from bot.presenter import OUTPUT_CHARS
 from bot.reply import Reply
-from bot.storage.base import StateStore
 from bot.surface import LiveMessage, SurfaceError
-from bot.tokens import TokenSigner
 from bot.workspace import human_size
 from renderers.teams import card, message_text, needs_card, split_message
 
@@ -54,12 +52,11 @@ CONSENT_TTL = 24 * 3600.0
 
 @dataclass(frozen=True)
 class TeamsContext:
-    """What every Teams surface shares: the sender, settings, token signer and HTTP helpers."""
+    """What every Teams surface shares: the sender, settings, file links and HTTP helpers."""
 
     sender: Sender
     settings: TeamsSettings
-    signer: TokenSigner
-    state: StateStore
+    links: FileLinks
     http: Callable[[], aiohttp.ClientSession]
     bot_token: Callable[[], Awaitable[str | None]]
     #: Stops the running turn of a thread (``Engine.cancel``): the Stop button of a Teams stream.
@@ -199,22 +196,21 @@ class TeamsSurface:
                     return
         await self._offer(path, name, title)
 
-    async def _conversation(self) -> Conversation:
-        conversation = await self._ctx.state.conversation(self.thread)
-        if conversation is None:
+    async def _link(self, path: Path, purpose: LinkPurpose, ttl: float) -> str:
+        token = await self._ctx.links.file_link(self.thread, path, purpose=purpose, ttl=ttl)
+        if token is None:
             raise SurfaceError("this conversation has no workspace")
-        return conversation
+        return token
 
     async def _offer(self, path: Path, name: str, title: str | None) -> None:
-        conversation = await self._conversation()
         size = (await asyncio.to_thread(path.stat)).st_size
         if self.personal:
-            token = seal_file(self._ctx.signer, "consent", conversation, path, CONSENT_TTL)
+            token = await self._link(path, "consent", CONSENT_TTL)
             offer = consent_card(name, size, token)
             attachment = Attachment(content_type=offer["contentType"], name=name, content=offer["content"])
             await self._ctx.sender.send(self.reference, Activity(type=ActivityTypes.message, attachments=[attachment]))
             return
-        token = seal_file(self._ctx.signer, "dl", conversation, path, self._ctx.settings.link_ttl)
+        token = await self._link(path, "download", self._ctx.settings.link_ttl)
         url = file_link(self._ctx.settings.public_url, token)
         hours = self._ctx.settings.link_ttl / 3600
         valid = f"{hours / 24:.0f} days" if hours >= 48 else f"{hours:.0f} hours"

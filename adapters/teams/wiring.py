@@ -33,7 +33,7 @@ from botframework.connector.auth import AuthenticationConstants
 
 from adapters.background import BackgroundWork
 from adapters.teams.config import TeamsSettings
-from adapters.teams.files import download_handler, file_info_card, open_file, put_file
+from adapters.teams.files import download_handler, file_info_card, put_file
 from adapters.teams.inbound import conversation_type, reply_conversation_id, thread_key, to_action, to_incoming
 from adapters.teams.inbound import user_name as activity_user_name
 from adapters.teams.live import text_activity
@@ -43,7 +43,6 @@ from bot.config import Settings
 from bot.engine import Engine
 from bot.reply import notice
 from bot.surface import SurfaceError
-from bot.tokens import TokenSigner
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +51,13 @@ class TeamsBot:
     """Turns verified activities into engine work. Created by ``mount``; one per process."""
 
     def __init__(self, engine: Engine, settings: TeamsSettings, adapter: CloudAdapter,
-                 credentials: ConfigurationServiceClientCredentialFactory, signer: TokenSigner) -> None:
+                 credentials: ConfigurationServiceClientCredentialFactory) -> None:
         self.engine = engine
         self.settings = settings
         self.adapter = adapter
         self._credentials = credentials
         self.sender = Sender(adapter, settings.app_id)
-        self.ctx = TeamsContext(self.sender, settings, signer, engine.state, self.http, self.bot_token, engine.cancel)
+        self.ctx = TeamsContext(self.sender, settings, engine, self.http, self.bot_token, engine.cancel)
         self._session: aiohttp.ClientSession | None = None
         self._background = BackgroundWork()
         self._names: dict[str, str] = {}
@@ -86,7 +85,7 @@ class TeamsBot:
         """True the first time a click or invoke id is seen (persistently, like messages in the engine)."""
         if not activity_id:
             return True
-        return await self.engine.state.claim_event(f"teams:{kind}:{activity_id}")
+        return await self.engine.claim_event(f"teams:{kind}:{activity_id}")
 
     async def aclose(self) -> None:
         await self._background.aclose()
@@ -127,7 +126,7 @@ class TeamsBot:
     async def _consent(self, surface: TeamsSurface, raw: dict[str, Any]) -> None:
         value = raw.get("value") or {}
         token = str(((value.get("context") or {}).get("token")) or "")
-        path = await open_file(self.ctx.signer, self.ctx.state, token, "consent", surface.thread)
+        path = await self.engine.open_file_link(token, purpose="consent", thread=surface.thread)
         card_id = str(raw.get("replyToId") or "")
         if value.get("action") != "accept":
             if card_id:
@@ -206,11 +205,10 @@ async def mount(app: web.Application, engine: Engine, settings: Settings, env: M
         log.warning("Anyone who can reach /api/messages can talk to the bot. For local testing only.")
         log.warning("!" * 72)
     adapter, credentials = build_adapter(teams)
-    signer = engine.actions.signer  # one signer: tokens the engine seals open here too
-    bot = TeamsBot(engine, teams, adapter, credentials, signer)
+    bot = TeamsBot(engine, teams, adapter, credentials)
     app[BOT_KEY] = bot
     app.router.add_post("/api/messages", bot.handle)
-    app.router.add_get("/files/{token}", download_handler(signer, engine.state))
+    app.router.add_get("/files/{token}", download_handler(engine))
 
     async def close(app: web.Application) -> None:
         await bot.aclose()

@@ -1,0 +1,155 @@
+"""Typed commands (``next``, ``sort revenue desc in sales``, ``files``, ...) as data, without I/O.
+
+``parse_command`` turns a message into a ``Command`` or ``None`` (the text is for the agent).
+Commands must look like commands, so "sort the table by revenue" stays prose. Dataset commands are
+relative: ``next`` means "the page after the one this thread looked at last", so they parse to an
+``OnDataset`` that ``resolve`` turns into an intent once the thread's last view and the dataset's
+columns are known.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import assert_never
+
+from bot.datasets.model import CHART_KINDS, ChartKind, DatasetError, DatasetMeta, ExportFormat
+from bot.intents import ColumnOrder, Download, DrawChart, Intent, ListFiles, ShowPage
+
+
+@dataclass(frozen=True)
+class Step:
+    """Move ``by`` pages from the last view (``next`` is +1, ``prev`` is -1)."""
+
+    by: int
+
+
+@dataclass(frozen=True)
+class GoTo:
+    """Go to page ``page`` keeping the last view's order."""
+
+    page: int
+
+
+@dataclass(frozen=True)
+class SortBy:
+    """Sort by the column named ``column`` (exact name first, then case-insensitive), from page 1."""
+
+    column: str
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class ChartOf:
+    """Chart columns named ``x`` (and ``y``)."""
+
+    kind: ChartKind
+    x: str
+    y: str | None = None
+
+
+@dataclass(frozen=True)
+class DownloadAs:
+    format: ExportFormat
+
+
+Relative = Step | GoTo | SortBy | ChartOf | DownloadAs
+
+
+@dataclass(frozen=True)
+class OnDataset:
+    """A relative dataset command; ``dataset`` is the name from a trailing ``in NAME``, if any."""
+
+    action: Relative
+    dataset: str | None = None
+
+
+@dataclass(frozen=True)
+class ShowHelp:
+    """``help``: the list of commands."""
+
+
+@dataclass(frozen=True)
+class ListDatasets:
+    """``datasets``: the thread's datasets."""
+
+
+Command = OnDataset | ShowHelp | ListDatasets | ListFiles
+
+_SIMPLE: dict[str, Command] = {"help": ShowHelp(), "files": ListFiles(), "datasets": ListDatasets()}
+#: A trailing ``in NAME`` picks the dataset a command acts on.
+_NAMED = re.compile(r"(.+?)\s+in\s+(\S+)", re.I)
+_DESC = ("desc", "descending")
+_SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(next|n)", re.I), "next"),
+    (re.compile(r"(prev(ious)?|p)", re.I), "prev"),
+    (re.compile(r"page\s+(\d{1,9})", re.I), "page"),
+    (re.compile(r"sort\s+(\S+)(?:\s+(asc|desc|ascending|descending))?", re.I), "sort"),
+    (re.compile(r"chart\s+(" + "|".join(CHART_KINDS) + r")\s+(\S+)(?:\s+(\S+))?", re.I), "chart"),
+    (re.compile(r"download(?:\s+(csv|parquet))?", re.I), "download"),
+)
+
+
+def parse_command(text: str) -> Command | None:
+    """The command ``text`` spells, or ``None`` if it is a message for the agent."""
+    stripped = text.strip()
+    words = stripped.split()
+    if not words:
+        return None
+    if len(words) == 1 and words[0].lower() in _SIMPLE:
+        return _SIMPLE[words[0].lower()]
+    named = _NAMED.fullmatch(stripped)
+    body, dataset = (named.group(1), named.group(2)) if named else (stripped, None)
+    for shape, name in _SHAPES:
+        found = shape.fullmatch(body)
+        if found is not None:
+            return OnDataset(_relative(name, found), dataset)
+    return None
+
+
+def _relative(name: str, found: re.Match[str]) -> Relative:
+    match name:
+        case "next":
+            return Step(1)
+        case "prev":
+            return Step(-1)
+        case "page":
+            return GoTo(max(1, int(found.group(1))))
+        case "sort":
+            return SortBy(found.group(1), (found.group(2) or "").lower() in _DESC)
+        case "chart":
+            kind = next(k for k in CHART_KINDS if k == found.group(1).lower())
+            return ChartOf(kind, found.group(2), found.group(3))
+        case _:
+            return DownloadAs("parquet" if (found.group(1) or "").lower() == "parquet" else "csv")
+
+
+def find_column(meta: DatasetMeta, name: str) -> int:
+    """The index of the column called ``name`` (exact match first, then case-insensitive)."""
+    names = [c.name for c in meta.columns]
+    if name in names:
+        return names.index(name)
+    folded = [n.lower() for n in names]
+    if name.lower() in folded:
+        return folded.index(name.lower())
+    raise DatasetError(f"No column {name!r} in {meta.name}. Columns: {', '.join(names)}")
+
+
+def resolve(action: Relative, view: ShowPage, meta: DatasetMeta) -> Intent:
+    """The intent ``action`` means for ``meta`` when the thread last looked at ``view`` of it.
+
+    ``DatasetError`` (a user-facing message) for a column the dataset does not have.
+    """
+    match action:
+        case Step(by=by):
+            return ShowPage(meta.id, max(1, view.page + by), view.sort)
+        case GoTo(page=page):
+            return ShowPage(meta.id, page, view.sort)
+        case SortBy(column=column, descending=descending):
+            return ShowPage(meta.id, 1, ColumnOrder(find_column(meta, column), descending))
+        case ChartOf(kind=kind, x=x, y=y):
+            return DrawChart(meta.id, kind, find_column(meta, x), None if y is None else find_column(meta, y))
+        case DownloadAs(format=fmt):
+            return Download(meta.id, fmt)
+        case _:
+            assert_never(action)
