@@ -15,6 +15,8 @@ from bot.events import AgentEvent, CodeError, CodeOutput, DatasetProduced, FileP
 from tests.fakes.bedrock_runtime import Call, Fail, Say, reply
 from tests.test_converse import Env, answer, aws_env, collect
 
+pytestmark = pytest.mark.e2e  # starts servers, kernels or subprocesses
+
 
 @pytest.fixture
 async def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Env]:

@@ -113,6 +113,7 @@ def png(width: int = 8, height: int = 6) -> bytes:
 
 # -- the seed's three examples ----------------------------------------------------------------------
 
+@pytest.mark.e2e
 async def test_greatest_books_csv_arrives_as_file_and_pageable_dataset(fake, agent, store, tmp_path):
     fake.queue.append(fx.scenario_json(str(FIXTURES / "greatest_books.json")))
     turn = make_turn(tmp_path, store, "Please generate a list of the 10 greatest books of all time as a CSV file.")
@@ -140,6 +141,7 @@ async def test_greatest_books_csv_arrives_as_file_and_pageable_dataset(fake, age
     assert "sessionState" not in sent.body and "memoryId" not in sent.body
 
 
+@pytest.mark.e2e
 async def test_stock_chart_from_attached_csv_sends_the_file_byte_identical(fake, agent, store, tmp_path):
     prices = "date,close\n" + "".join(f"2024-01-{d:02d},{100 + d * 1.5:.2f}\n" for d in range(1, 31))
     data = prices.encode()
@@ -169,6 +171,7 @@ async def test_stock_chart_from_attached_csv_sends_the_file_byte_identical(fake,
     assert answer(events).startswith("Here is the chart")
 
 
+@pytest.mark.e2e
 async def test_sales_and_details_of_200_companies_with_box_plot(fake, agent, store, tmp_path):
     sales = "COMPANY_ID,COMPANY_NAME,SALES_2024\n" + "".join(
         f"C{i:05d},Company {i},{(i * 3571) % 700000 if i % 2 else 500000 + (i * 7919) % 1500000}\n"
@@ -211,6 +214,7 @@ async def test_sales_and_details_of_200_companies_with_box_plot(fake, agent, sto
 
 # -- failures ----------------------------------------------------------------------------------------
 
+@pytest.mark.e2e
 async def test_in_stream_throttling_keeps_what_was_shown_and_fails_the_turn(fake, agent, store, tmp_path):
     fake.queue.append([fx.rationale("t-0", "Looking at the data."),
                        fx.stream_exception("throttlingException", "Rate exceeded")])
@@ -223,12 +227,14 @@ async def test_in_stream_throttling_keeps_what_was_shown_and_fails_the_turn(fake
     assert len(fake.requests) == 1  # never retried once something was shown
 
 
+@pytest.mark.e2e
 async def test_in_stream_dependency_failure_names_the_cause(fake, agent, store, tmp_path):
     fake.queue.append([fx.stream_exception("dependencyFailedException", "Lambda failed")])
     events = await collect(agent, make_turn(tmp_path, store))
     assert isinstance(events[-1], TurnFailed) and "depends on" in events[-1].message
 
 
+@pytest.mark.e2e
 async def test_access_denied_before_the_stream_tells_the_user_to_ask_an_admin(fake, agent, store, tmp_path):
     fake.queue.append([PreStreamError(403, "AccessDeniedException", "User is not authorized")])
 
@@ -239,12 +245,14 @@ async def test_access_denied_before_the_stream_tells_the_user_to_ask_an_admin(fa
     assert not events[0].retryable
 
 
+@pytest.mark.e2e
 async def test_validation_error_passes_on_the_reason(fake, agent, store, tmp_path):
     fake.queue.append([PreStreamError(400, "ValidationException", "Input file too large.")])
     events = await collect(agent, make_turn(tmp_path, store))
     assert isinstance(events[-1], TurnFailed) and "(Input file too large)" in events[-1].message
 
 
+@pytest.mark.e2e
 async def test_throttling_before_the_stream_is_retried_then_succeeds(fake, agent, store, tmp_path):
     fake.queue.extend([[PreStreamError(429, "ThrottlingException", "Rate exceeded")],
                        [fx.rationale("r-0", "ok"), fx.chunk("Done.")]])
@@ -255,18 +263,21 @@ async def test_throttling_before_the_stream_is_retried_then_succeeds(fake, agent
     assert not any(isinstance(e, TurnFailed) for e in events) and answer(events) == "Done."
 
 
+@pytest.mark.e2e
 async def test_throttling_as_the_first_stream_event_is_retried_too(fake, agent, store, tmp_path):
     fake.queue.extend([[fx.stream_exception("throttlingException", "slow down")], [fx.chunk("Done.")]])
     events = await collect(agent, make_turn(tmp_path, store))
     assert len(fake.requests) == 2 and answer(events) == "Done."
 
 
+@pytest.mark.e2e
 async def test_throttling_that_persists_ends_the_turn_after_a_few_tries(fake, agent, store, tmp_path):
     fake.queue.extend([[PreStreamError(429, "ThrottlingException", "Rate exceeded")]] * 5)
     events = await collect(agent, make_turn(tmp_path, store))
     assert len(fake.requests) == 3 and isinstance(events[-1], TurnFailed) and events[-1].retryable
 
 
+@pytest.mark.e2e
 async def test_failure_trace_without_answer_is_shown_then_fails(fake, agent, store, tmp_path):
     fake.queue.append([fx.failure("f-0", "Model output could not be parsed")])
     events = await collect(agent, make_turn(tmp_path, store))
@@ -274,6 +285,7 @@ async def test_failure_trace_without_answer_is_shown_then_fails(fake, agent, sto
     assert isinstance(events[-1], TurnFailed)
 
 
+@pytest.mark.e2e
 async def test_missing_credentials_and_unreachable_endpoint(fake, agent, store, tmp_path, monkeypatch):
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
@@ -292,6 +304,7 @@ async def test_missing_credentials_and_unreachable_endpoint(fake, agent, store, 
 
 # -- trace variety ---------------------------------------------------------------------------------------
 
+@pytest.mark.e2e
 async def test_guardrail_intervention_is_explained(fake, agent, store, tmp_path):
     fake.queue.append([fx.guardrail("g-0"), fx.chunk("Sorry, I cannot help with that.")])
     events = await collect(agent, make_turn(tmp_path, store, "which stock should I buy?"))
@@ -301,6 +314,7 @@ async def test_guardrail_intervention_is_explained(fake, agent, store, tmp_path)
     assert answer(events) == "Sorry, I cannot help with that."
 
 
+@pytest.mark.e2e
 async def test_the_same_file_twice_in_a_turn_is_delivered_once(fake, agent, store, tmp_path):
     chart = png()
     fake.queue.append([fx.files(("chart.png", "image/png", chart)), fx.files(("chart.png", "image/png", chart)),
@@ -310,6 +324,7 @@ async def test_the_same_file_twice_in_a_turn_is_delivered_once(fake, agent, stor
     assert [f.name for f in files] == ["chart.png", "chart-2.png"]  # same name, new bytes: a new file
 
 
+@pytest.mark.e2e
 async def test_unknown_trace_kind_is_logged_and_skipped(fake, agent, store, tmp_path, caplog):
     fake.queue.append([fx.unknown_trace("quantumTrace"), fx.rationale("u-0", "still fine"), fx.chunk("ok")])
     with caplog.at_level(logging.WARNING):
@@ -318,6 +333,7 @@ async def test_unknown_trace_kind_is_logged_and_skipped(fake, agent, store, tmp_
     assert "quantumTrace" in caplog.text
 
 
+@pytest.mark.e2e
 async def test_slow_stream_shows_rationale_before_the_answer(fake, agent, store, tmp_path):
     fake.queue.append([fx.rationale("s-0", "Thinking about it."), Pause(0.6), fx.chunk("The answer.")])
     seen: list[tuple[float, AgentEvent]] = []
@@ -328,6 +344,7 @@ async def test_slow_stream_shows_rationale_before_the_answer(fake, agent, store,
     assert answer_at - rationale_at >= 0.5
 
 
+@pytest.mark.e2e
 async def test_streamed_final_response_in_many_chunks_is_not_duplicated(fake, store, tmp_path):
     text = "Résumé: the mean is 4.2 € and the median 3.9 €."
     raw = text.encode()
@@ -344,6 +361,7 @@ async def test_streamed_final_response_in_many_chunks_is_not_duplicated(fake, st
     assert re.fullmatch(r"[0-9a-zA-Z._:-]{2,100}", body["memoryId"]) and "U123" not in body["memoryId"]
 
 
+@pytest.mark.e2e
 async def test_oversized_and_unsupported_attachments_are_left_out_with_a_notice(fake, agent, store, tmp_path):
     big = attach(tmp_path, "huge.csv", b"a,b\n" + b"1,2\n" * (11 * 1024 * 1024 // 4))
     exe = attach(tmp_path, "tool.exe", b"MZ...", "application/octet-stream")
@@ -361,6 +379,7 @@ async def test_oversized_and_unsupported_attachments_are_left_out_with_a_notice(
     assert answer(events) == "Hello from the fake agent."
 
 
+@pytest.mark.e2e
 async def test_cancelling_the_turn_closes_the_connection(fake, agent, store, tmp_path):
     fake.queue.append([fx.rationale("c-0", "Starting a long computation."), Hang()])
     got_rationale = asyncio.Event()
@@ -397,6 +416,7 @@ def test_config_from_env_and_from_settings():
 ENV = {"BEDROCK_AGENT_ID": "AB12CD34EF", "BEDROCK_AGENT_ALIAS_ID": "LIVE123456"}
 
 
+@pytest.mark.e2e
 async def test_doctor_reports_a_working_setup(fake):
     checks = await diagnose(ENV)
     assert [(c.name, c.ok) for c in checks] == [("configuration", True), ("credentials", True), ("region", True),
@@ -408,6 +428,7 @@ async def test_doctor_reports_a_working_setup(fake):
     assert "testing" not in format_checks(checks)  # no secret in the report
 
 
+@pytest.mark.e2e
 async def test_doctor_explains_what_is_wrong(fake, monkeypatch):
     fake.action_groups[0] = {**fake.action_groups[0], "actionGroupState": "DISABLED"}
     fake.agent_status = "NOT_PREPARED"

@@ -22,6 +22,8 @@ from tests.fakes import bedrock_agent_runtime as fx
 from tests.fakes.slack_api import FakeSlack, Posted
 from tests.slack_harness import SlackBot, mention, message, until
 
+pytestmark = pytest.mark.e2e  # starts servers, kernels or subprocesses
+
 CHANNEL = "C0CHAN"
 ROWS = 45  # more than one page (20 rows)
 BOOKS = ("rank,title\n" + "".join(f"{i},Book {i}\n" for i in range(1, ROWS + 1))).encode()

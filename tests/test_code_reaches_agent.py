@@ -143,6 +143,7 @@ async def via_console(tmp_path: Path) -> str:
     return text
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("surface", [via_slack, via_teams, via_console], ids=["slack", "teams", "console"])
 async def test_every_surface_delivers_nested_code_byte_for_byte(
     surface: Callable[[Path], Awaitable[str]], tmp_path: Path

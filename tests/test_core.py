@@ -220,6 +220,7 @@ def test_steps_are_marked_when_there_are_several() -> None:
     assert two.blocks[3] == Notice("Step 2")
 
 
+@pytest.mark.e2e
 def test_serve_hides_its_environment_from_same_user_processes() -> None:
     import subprocess
     import sys

@@ -21,6 +21,8 @@ from tests.fakes.scripted_agent import ScriptedAgent, Step
 from tests.fakes.slack_api import FakeSlack, action_body, event_body
 from tests.slack_harness import SlackBot, mention, until
 
+pytestmark = pytest.mark.e2e  # starts servers, kernels or subprocesses
+
 CHANNEL = "C0CHAN"
 
 
