@@ -1,6 +1,6 @@
 """A Bedrock agent fronted by Slack, end to end: the real bolt app and the real ``BedrockAgent``.
 
-Slack is the local fake Web API (``tests/fakes/slack_api.py``), driven with signed requests; Bedrock
+Slack is the local fake Web API (``adapters/slack/fake_web_api.py``), driven with signed requests; Bedrock
 is the local fake service (``tests/fakes/bedrock_agent_runtime.py``), reached by the real boto3
 client through ``AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME``. Nothing of ours is replaced.
 """
@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from adapters.slack.fake_web_api import FakeSlack, Posted
+from adapters.slack.harness import SlackBot, mention, message, until
 from bot.agents.bedrock_agents.agent import BedrockAgent
 from bot.config import Settings
 from tests.fakes import bedrock_agent_runtime as fx
-from tests.fakes.slack_api import FakeSlack, Posted
-from tests.slack_harness import SlackBot, mention, message, until
 
 pytestmark = pytest.mark.e2e  # starts servers, kernels or subprocesses
 

@@ -85,3 +85,11 @@ def test_no_import_cycles() -> None:
     for module in sorted(graph):
         if module not in state:
             visit(module, [module])
+
+
+def test_nothing_outside_tests_imports_tests() -> None:
+    """Benchmarks and the product stand alone: shared fakes live in the packages, not in ``tests/``."""
+    paths = [p for package in (*PACKAGES, "benchmarks") for p in (ROOT / package).rglob("*.py")]
+    for path in paths:
+        bad = [n for n in _imports(path, runtime_only=False) if n.split(".")[0] == "tests"]
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}"

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
+from adapters.slack.fake_web_api import FakeSlack, action_body, event_body
+from adapters.slack.harness import SlackBot, mention, until
 from bot import events as ev
+from bot.agents.scripted import ScriptedAgent, Step
 from bot.conversation import Turn
-from tests.fakes.scripted_agent import ScriptedAgent, Step
-from tests.fakes.slack_api import FakeSlack, action_body, event_body
-from tests.slack_harness import SlackBot, mention, until
 
 pytestmark = pytest.mark.e2e  # starts servers, kernels or subprocesses
 

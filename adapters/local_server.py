@@ -1,4 +1,7 @@
-"""Serve an aiohttp app on 127.0.0.1 with a free port: the one way every local fake listens."""
+"""Serve an aiohttp app on 127.0.0.1 with a free port: the one way every local fake listens.
+
+Used by the fake Slack Web API next to the adapter and by the fakes in ``tests/fakes``.
+"""
 
 from __future__ import annotations
 
