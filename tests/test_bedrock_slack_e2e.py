@@ -130,7 +130,8 @@ async def test_attached_csv_reaches_bedrock_byte_identical_and_rationale_shows_b
     text = shown(slack, ts)
     assert "30 rows plotted" in text and "moving average in red" in text
     assert text.index("7-day moving average") < text.index("moving average in red")
-    await asyncio.sleep(0.3)  # a second upload, if any, would land now
+    # Uploads are awaited before the turn's message is made final (``finished`` above): every upload
+    # of the turn has been made by now.
     [chart] = slack.shared(CHANNEL)
     assert chart.name == "chart.png" and chart.data == PNG and chart.thread_ts == ts
 
@@ -151,7 +152,8 @@ async def test_returned_csv_is_uploaded_once_and_paged_to_the_last_row(
                            ts), "EvB2")
     await until(lambda: finished(slack, ts) and dataset_message(slack, ts) is not None, what="turn and dataset")
     await until(lambda: len(slack.shared(CHANNEL)) >= 1, what="upload")
-    await asyncio.sleep(0.3)  # a second upload, if any, would land now
+    # Uploads are awaited before the turn's message is made final (``finished`` above): every upload
+    # of the turn has been made by now.
 
     [shared] = slack.shared(CHANNEL)
     assert shared.name == "greatest_books.csv" and shared.data == BOOKS and shared.thread_ts == ts

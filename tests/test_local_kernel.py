@@ -452,14 +452,25 @@ async def test_an_idle_kernel_is_stopped_and_started_again(world: World) -> None
 async def test_conversations_run_at_the_same_time(agent: LocalKernelAgent, world: World, main: Conversation) -> None:
     other = world.conversation("other")
     await run(agent, world, other, "print('warm')")  # start its kernel outside the timing
-    slow = asyncio.create_task(timed(agent.run(world.turn(main, "import time; time.sleep(2.5); print('slow')"))))
-    await asyncio.sleep(0.3)
+    slow_started = asyncio.Event()
+
+    async def slow_turn() -> list[AgentEvent]:
+        seen: list[AgentEvent] = []
+        async with aclosing(agent.run(world.turn(main, "import time; time.sleep(2.5); print('slow')"))) as events:
+            async for event in events:
+                seen.append(event)
+                if isinstance(event, CodeStarted):
+                    slow_started.set()
+        return seen
+
+    slow = asyncio.create_task(slow_turn())
+    await asyncio.wait_for(slow_started.wait(), 30)  # the slow code is on its way to its kernel
     started = time.monotonic()
     quick = await run(agent, world, other, "print('quick')")
     assert time.monotonic() - started < 1.5
     assert stdout(quick) == "quick\n"
     assert not slow.done()
-    assert stdout([e for _, e in await slow]) == "slow\n"
+    assert stdout(await slow) == "slow\n"
 
 
 @pytest.mark.e2e
