@@ -7,6 +7,7 @@ so "pageable" means a real page is read back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import re
@@ -58,8 +59,9 @@ FIXTURES = Path(__file__).parent / "fixtures" / "bedrock_agent"
 KEY = ThreadKey("console", "local", "main", "t1")
 
 
-@pytest.fixture
-async def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[FakeBedrockAgents]:
+@contextlib.asynccontextmanager
+async def bedrock_agents_service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[FakeBedrockAgents]:
+    """The fake service running, boto3 pointed at it with test credentials and no local AWS config."""
     service = FakeBedrockAgents()
     url = await service.start()
     for name, value in {
@@ -71,8 +73,16 @@ async def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)  # AWS_REGION alone must be enough
-    yield service
-    await service.close()
+    try:
+        yield service
+    finally:
+        await service.close()
+
+
+@pytest.fixture
+async def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[FakeBedrockAgents]:
+    async with bedrock_agents_service(monkeypatch, tmp_path) as service:
+        yield service
 
 
 @pytest.fixture
