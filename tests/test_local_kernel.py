@@ -22,7 +22,6 @@ import pytest
 import pytest_asyncio
 
 from bot.agents.kernel.agent import LocalKernelAgent, LocalKernelExecutor
-from bot.agents.kernel.code_input import CodeRequest, code_in
 from bot.config import Settings
 from bot.conversation import Attachment, Conversation, Turn
 from bot.datasets.local import LocalDatasetStore
@@ -120,34 +119,6 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
-
-
-# ---- what counts as code --------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("```python\nx = 1\nx\n```", CodeRequest("x = 1\nx")),
-        ("Run this please:\n```\nprint('hi')\n```\nthanks", CodeRequest("print('hi')")),
-        ("```py\na = 1\n```\nand\n```python\nb = a\n```", CodeRequest("a = 1\n\nb = a")),
-        ("```print(2)```", CodeRequest("print(2)")),
-        ("```bash\nls -l\n```", CodeRequest("ls -l", "shell")),
-        ("```sql\nselect 1\n```", None),
-        ("print('hi')", CodeRequest("print('hi')")),
-        ("df.head()", CodeRequest("df.head()")),
-        ("x = 5", CodeRequest("x = 5")),
-        ("%timeit sum(range(9))", CodeRequest("%timeit sum(range(9))")),
-        ("hello", CodeRequest("hello", needs_names=frozenset({"hello"}))),
-        ("not sure", CodeRequest("not sure", needs_names=frozenset({"sure"}))),
-        ("42", None),
-        ("what does this table show?", None),
-        ("hello world", None),
-        ("", None),
-    ],
-)
-def test_code_in(text: str, expected: CodeRequest | None) -> None:
-    assert code_in(text) == expected
 
 
 @pytest.mark.e2e
