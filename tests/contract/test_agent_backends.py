@@ -28,11 +28,11 @@ from bot.datasets.registrar import ThreadDatasets
 from bot.events import AgentEvent, CodeOutput, FinalText, Rationale, TurnFailed
 from bot.messages import ThreadKey
 from bot.workspace import Workspace
+from tests.e2e.test_bedrock_agent import bedrock_agents_service
+from tests.e2e.test_converse import Env, aws_env
 from tests.fakes import bedrock_agent_runtime as fx
 from tests.fakes.bedrock_agent_runtime import FakeBedrockAgents, PreStreamError
 from tests.fakes.bedrock_runtime import Call, Fail, Hang, Say, Think, reply
-from tests.test_bedrock_agent import bedrock_agents_service
-from tests.test_converse import Env, aws_env
 
 pytestmark = pytest.mark.e2e  # kernels and local HTTP fakes
 

@@ -41,7 +41,7 @@ from bot.workspace import Workspace
 from tests.fakes import bedrock_agent_runtime as fx
 from tests.fakes.bedrock_agent_runtime import FakeBedrockAgents, Hang, Pause, PreStreamError
 
-FIXTURES = Path(__file__).parent / "fixtures" / "bedrock_agent"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "bedrock_agent"
 KEY = ThreadKey("console", "local", "main", "t1")
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.test_converse import CHECK_AND_PLOT, GENERATE, aws_environment
 from tests.fakes.agentcore import FakeAgentCore
 from tests.fakes.bedrock_runtime import Call, Fail, FakeBedrockRuntime, Item, Say, reply
-from tests.test_converse import CHECK_AND_PLOT, GENERATE, aws_environment
 
 pytestmark = pytest.mark.e2e  # starts servers, kernels or subprocesses
 
