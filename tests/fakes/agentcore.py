@@ -29,8 +29,8 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.local_server import LocalServer, serve
 from tests.fakes import aws_eventstream as es
+from tests.fakes.server import LocalServer, serve
 
 SESSION_HEADER = "x-amzn-code-interpreter-session-id"
 

@@ -20,8 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.local_server import LocalServer, serve
 from tests.fakes import aws_eventstream as es
+from tests.fakes.server import LocalServer, serve
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.local_server import LocalServer, serve
+from tests.fakes.server import LocalServer, serve
 
 
 @dataclass(frozen=True)
