@@ -21,13 +21,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from adapters.slack.fake_web_api import Call, FakeSlack
+from adapters.slack.harness import SlackBot, mention, until
 from adapters.slack.live import RateBudget
 from adapters.slack.surface import SlackSurface
 from bot import events as ev
+from bot.agents.scripted import ScriptedAgent, Sleep, Step, WriteFile
 from bot.conversation import Turn
-from tests.fakes.scripted_agent import ScriptedAgent, Sleep, Step, WriteFile
-from tests.fakes.slack_api import Call, FakeSlack
-from tests.slack_harness import SlackBot, mention, until
 
 CHANNEL = "C0BENCH"
 EDITS = ("chat.update", "chat.appendStream")

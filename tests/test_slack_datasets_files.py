@@ -16,6 +16,8 @@ from tests.fakes.scripted_agent import ScriptedAgent, Step, WriteFile
 from tests.fakes.slack_api import FakeSlack, Posted
 from tests.slack_harness import SlackBot, mention, message, until
 
+pytestmark = pytest.mark.e2e  # starts servers, kernels or subprocesses
+
 CHANNEL = "C0CHAN"
 ROWS = 45
 CSV = ("id,name,amount\n" + "".join(f"{i},name{i},{i * 1.5}\n" for i in range(ROWS))).encode()

@@ -19,6 +19,8 @@ from tests.fakes.scripted_agent import Raise, ScriptedAgent, Sleep, Step
 from tests.fakes.slack_api import FakeSlack
 from tests.slack_harness import SlackBot, mention, message, until
 
+pytestmark = pytest.mark.e2e  # starts servers, kernels or subprocesses
+
 CHANNEL = "C0CHAN"
 
 

@@ -9,10 +9,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot import events as ev
 from bot.conversation import Turn
 from tests.fakes.scripted_agent import Sleep
 from tests.teams_harness import fixture, teams
+
+pytestmark = pytest.mark.e2e  # starts servers, kernels or subprocesses
 
 PERSONAL = "a:1Pz8Y2personalchatid-Ada"
 CHANNEL_CHAIN = "19:4c1d3a2f9b8e4d7c@thread.tacv2;messageid=1732180811554"

@@ -11,6 +11,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PIL import Image
 
 from adapters.teams.surface import download_allowed, wants_token
@@ -20,6 +21,8 @@ from bot.workspace import Workspace
 from tests.fakes.bot_connector import Call
 from tests.fakes.scripted_agent import WriteFile
 from tests.teams_harness import TeamsHarness, fixture, teams
+
+pytestmark = pytest.mark.e2e  # starts servers, kernels or subprocesses
 
 PERSONAL = "a:1Pz8Y2personalchatid-Ada"
 CHANNEL_CHAIN = "19:4c1d3a2f9b8e4d7c@thread.tacv2;messageid=1732180811554"

@@ -23,6 +23,8 @@ from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Option, Repl
 from renderers.teams import CARD_BUDGET, card, message_text, split_message, teams_markdown
 from tests.fakes.bot_connector import FakeBotConnector
 
+pytestmark = pytest.mark.e2e  # starts servers, kernels or subprocesses
+
 
 def wide_page(columns: int, rows: int) -> Reply:
     names = tuple(f"column_with_a_long_name_{i}" for i in range(columns))

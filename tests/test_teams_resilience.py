@@ -30,6 +30,8 @@ from tests.fakes.bot_connector import Call, FakeBotConnector
 from tests.fakes.scripted_agent import Sleep, WriteFile
 from tests.teams_harness import fixture, teams
 
+pytestmark = pytest.mark.e2e  # starts servers, kernels or subprocesses
+
 PERSONAL = "a:1Pz8Y2personalchatid-Ada"
 GROUP = "19:meeting_groupchat7d6e5f@thread.v2"
 ADAPTIVE = "application/vnd.microsoft.card.adaptive"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 PACKAGES = ("bot", "adapters", "renderers")
 SDKS = ("slack_bolt", "slack_sdk", "botbuilder", "botframework", "jupyter_client", "boto3", "botocore", "urllib3",
         "adapters")
@@ -85,3 +85,11 @@ def test_no_import_cycles() -> None:
     for module in sorted(graph):
         if module not in state:
             visit(module, [module])
+
+
+def test_nothing_outside_tests_imports_tests() -> None:
+    """Benchmarks and the product stand alone: shared fakes live in the packages, not in ``tests/``."""
+    paths = [p for package in (*PACKAGES, "benchmarks") for p in (ROOT / package).rglob("*.py")]
+    for path in paths:
+        bad = [n for n in _imports(path, runtime_only=False) if n.split(".")[0] == "tests"]
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}"

@@ -10,7 +10,7 @@ import yaml
 from adapters.slack import surface
 from adapters.slack import wiring as app
 
-ROOT = Path(__file__).parent.parent / "manifests" / "slack"
+ROOT = Path(__file__).parents[2] / "manifests" / "slack"
 
 
 @pytest.mark.parametrize("name", ["manifest.yml", "manifest.socket-mode.yml"])

@@ -157,6 +157,7 @@ CHECK_AND_PLOT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.e2e
 async def test_sales_details_request_runs_code_twice_and_returns_files_datasets_and_chart(env: Env) -> None:
     answer_text = ("Both files follow every rule: 200 shared IDs, east coast sales up to $700k and west "
                    "coast sales from $500k to $2M. The box plot compares the regions.")
@@ -207,6 +208,7 @@ async def test_sales_details_request_runs_code_twice_and_returns_files_datasets_
 # -- streaming -----------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 async def test_reasoning_is_rationale_and_short_answers_arrive_whole(env: Env) -> None:
     env.runtime.script = [reply(Think("The user greets me."), Say("Hello!"))]
     conversation = await env.conversation()
@@ -217,6 +219,7 @@ async def test_reasoning_is_rationale_and_short_answers_arrive_whole(env: Env) -
         "reasoningContent": {"reasoningText": {"text": "The user greets me.", "signature": "sig-1"}}}
 
 
+@pytest.mark.e2e
 async def test_rationale_paragraphs_stay_apart_in_the_turn_message(env: Env) -> None:
     from bot.presenter import present_turn
     from bot.reply import Markdown
@@ -239,6 +242,7 @@ async def test_rationale_paragraphs_stay_apart_in_the_turn_message(env: Env) -> 
 # -- service errors ------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 async def test_throttling_is_retried_then_the_answer_arrives(env: Env) -> None:
     env.runtime.script = [Fail(429, "ThrottlingException"), reply(StreamFault("throttlingException")),
                           reply(Say("Fine now."))]
@@ -247,6 +251,7 @@ async def test_throttling_is_retried_then_the_answer_arrives(env: Env) -> None:
     assert len(env.runtime.requests) == 3
 
 
+@pytest.mark.e2e
 async def test_throttling_that_persists_ends_the_turn_and_keeps_history_valid(env: Env) -> None:
     env.runtime.script = [Fail(429, "ThrottlingException")] * 3
     conversation = await env.conversation()
@@ -258,6 +263,7 @@ async def test_throttling_that_persists_ends_the_turn_and_keeps_history_valid(en
     assert is_valid(history) and history[0]["content"][0]["text"] == "hi"
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("status", "code", "words"), [
     (403, "AccessDeniedException", "denied"),
     (429, "ModelNotReadyException", "not ready"),
@@ -270,6 +276,7 @@ async def test_service_errors_end_the_turn_with_a_clear_message(env: Env, status
     assert isinstance(events[-1], TurnFailed) and words in events[-1].message
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("code", ["UnrecognizedClientException", "ExpiredTokenException", "InvalidSignatureException"])
 async def test_rejected_credentials_say_so_and_are_not_retried(env: Env, code: str) -> None:
     env.runtime.script = [Fail(403, code, "The security token included in the request is invalid.")] * 3
@@ -280,6 +287,7 @@ async def test_rejected_credentials_say_so_and_are_not_retried(env: Env, code: s
     assert "rejected this bot's credentials" in failed.message and "doctor" in failed.message
 
 
+@pytest.mark.e2e
 async def test_cancelling_a_turn_mid_stream_drops_the_connection(env: Env) -> None:
     env.runtime.script = [reply(Think("Working on it."), Hang())]
     agent = env.agent()
@@ -307,6 +315,7 @@ async def test_cancelling_a_turn_mid_stream_drops_the_connection(env: Env) -> No
     await agent.aclose()
 
 
+@pytest.mark.e2e
 async def test_a_failure_after_text_was_shown_is_not_retried(env: Env) -> None:
     env.runtime.script = [reply(Say("x" * 100), StreamFault("throttlingException")), reply(Say("again"))]
     events = await collect(env.agent(), await env.turn(await env.conversation(), "hi"))
@@ -316,6 +325,7 @@ async def test_a_failure_after_text_was_shown_is_not_retried(env: Env) -> None:
 # -- tool errors and limits ----------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 async def test_the_model_recovers_from_a_tool_error(env: Env) -> None:
     env.runtime.script = [
         reply(Call("run_python", {"code": "import pandas as pd\npd.read_csv('missing.csv')"})),
@@ -332,6 +342,7 @@ async def test_the_model_recovers_from_a_tool_error(env: Env) -> None:
     assert answer(events) == "The answer is 42."
 
 
+@pytest.mark.e2e
 async def test_reaching_max_tool_rounds_ends_the_turn_and_history_stays_valid(env: Env) -> None:
     env.runtime.script = [reply(Call("run_python", {"code": f"print({i})"})) for i in range(2)]
     conversation = await env.conversation()
@@ -346,6 +357,7 @@ async def test_reaching_max_tool_rounds_ends_the_turn_and_history_stays_valid(en
     assert answer(events) == "ok" and len(env.runtime.requests[-1]["messages"]) == len(history) + 1
 
 
+@pytest.mark.e2e
 async def test_a_cancelled_turn_leaves_history_valid(env: Env) -> None:
     env.runtime.script = [reply(Say("Let me run it."), Call("run_python", {"code": "import time; time.sleep(30)"}))]
     conversation = await env.conversation()
@@ -360,6 +372,7 @@ async def test_a_cancelled_turn_leaves_history_valid(env: Env) -> None:
     assert [r["status"] for r in tool_results({"messages": history})] == ["error"]
 
 
+@pytest.mark.e2e
 async def test_unknown_tool_and_bad_input_go_back_to_the_model_as_errors(env: Env) -> None:
     env.runtime.script = [
         reply(Call("make_coffee", {}), Call("run_python", {"source": "print(1)"})),
@@ -375,6 +388,7 @@ async def test_unknown_tool_and_bad_input_go_back_to_the_model_as_errors(env: En
     assert "data.csv" in listing and answer(events) == "done"
 
 
+@pytest.mark.e2e
 async def test_publish_dataset_registers_an_existing_file(env: Env) -> None:
     env.runtime.script = [reply(Call("publish_dataset", {"path": "data.csv", "name": "input"})), reply(Say("ok"))]
     conversation = await env.conversation()
@@ -406,6 +420,7 @@ def test_trimming_keeps_whole_exchanges_and_starts_with_user_text() -> None:
     assert trim(messages, budget_tokens=1) == messages[-4:]  # the newest exchange always stays
 
 
+@pytest.mark.e2e
 async def test_history_is_trimmed_to_the_budget_across_turns(env: Env) -> None:
     conversation = await env.conversation()
     agent = env.agent(history_tokens=1000)
@@ -448,6 +463,7 @@ def test_one_region_rule_and_bounded_backoff(monkeypatch: pytest.MonkeyPatch) ->
         assert all(wait <= backoff_delay(attempt, 1.0) <= wait * 1.25 for _ in range(20))
 
 
+@pytest.mark.e2e
 async def test_notices_do_not_break_the_turn(env: Env) -> None:
     env.runtime.script = [reply(Say("cut"), stop="max_tokens")]
     events = await collect(env.agent(), await env.turn(await env.conversation(), "long"))
@@ -458,6 +474,7 @@ async def test_notices_do_not_break_the_turn(env: Env) -> None:
 # -- the loop against the real local kernel --------------------------------------------------------
 
 
+@pytest.mark.e2e
 async def test_the_loop_drives_the_local_kernel(env: Env) -> None:
     from bot.agents.kernel.agent import LocalKernelExecutor
     from bot.config import Settings

@@ -7,6 +7,7 @@ so "pageable" means a real page is read back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import re
@@ -16,23 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from botocore.exceptions import ClientError, ReadTimeoutError
 from PIL import Image
 
 from bot.agents.bedrock_agents.agent import BedrockAgent, BedrockAgentConfig, diagnose
-from bot.agents.bedrock_agents.errors import turn_failed
-from bot.agents.bedrock_agents.files import plan_attachments
-from bot.agents.bedrock_agents.trace import (
-    AnswerChunk,
-    Failure,
-    FilesArrived,
-    FilesNamed,
-    OutputFile,
-    TraceAnswer,
-    parse_event,
-    step_id,
-)
-from bot.config import ConfigError, Settings
 from bot.conversation import Attachment, Conversation, Turn
 from bot.datasets.local import LocalDatasetStore
 from bot.datasets.registrar import ThreadDatasets
@@ -54,12 +41,13 @@ from bot.workspace import Workspace
 from tests.fakes import bedrock_agent_runtime as fx
 from tests.fakes.bedrock_agent_runtime import FakeBedrockAgents, Hang, Pause, PreStreamError
 
-FIXTURES = Path(__file__).parent / "fixtures" / "bedrock_agent"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "bedrock_agent"
 KEY = ThreadKey("console", "local", "main", "t1")
 
 
-@pytest.fixture
-async def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[FakeBedrockAgents]:
+@contextlib.asynccontextmanager
+async def bedrock_agents_service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[FakeBedrockAgents]:
+    """The fake service running, boto3 pointed at it with test credentials and no local AWS config."""
     service = FakeBedrockAgents()
     url = await service.start()
     for name, value in {
@@ -71,8 +59,16 @@ async def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)  # AWS_REGION alone must be enough
-    yield service
-    await service.close()
+    try:
+        yield service
+    finally:
+        await service.close()
+
+
+@pytest.fixture
+async def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[FakeBedrockAgents]:
+    async with bedrock_agents_service(monkeypatch, tmp_path) as service:
+        yield service
 
 
 @pytest.fixture
@@ -113,6 +109,7 @@ def png(width: int = 8, height: int = 6) -> bytes:
 
 # -- the seed's three examples ----------------------------------------------------------------------
 
+@pytest.mark.e2e
 async def test_greatest_books_csv_arrives_as_file_and_pageable_dataset(fake, agent, store, tmp_path):
     fake.queue.append(fx.scenario_json(str(FIXTURES / "greatest_books.json")))
     turn = make_turn(tmp_path, store, "Please generate a list of the 10 greatest books of all time as a CSV file.")
@@ -140,6 +137,7 @@ async def test_greatest_books_csv_arrives_as_file_and_pageable_dataset(fake, age
     assert "sessionState" not in sent.body and "memoryId" not in sent.body
 
 
+@pytest.mark.e2e
 async def test_stock_chart_from_attached_csv_sends_the_file_byte_identical(fake, agent, store, tmp_path):
     prices = "date,close\n" + "".join(f"2024-01-{d:02d},{100 + d * 1.5:.2f}\n" for d in range(1, 31))
     data = prices.encode()
@@ -169,6 +167,7 @@ async def test_stock_chart_from_attached_csv_sends_the_file_byte_identical(fake,
     assert answer(events).startswith("Here is the chart")
 
 
+@pytest.mark.e2e
 async def test_sales_and_details_of_200_companies_with_box_plot(fake, agent, store, tmp_path):
     sales = "COMPANY_ID,COMPANY_NAME,SALES_2024\n" + "".join(
         f"C{i:05d},Company {i},{(i * 3571) % 700000 if i % 2 else 500000 + (i * 7919) % 1500000}\n"
@@ -211,6 +210,7 @@ async def test_sales_and_details_of_200_companies_with_box_plot(fake, agent, sto
 
 # -- failures ----------------------------------------------------------------------------------------
 
+@pytest.mark.e2e
 async def test_in_stream_throttling_keeps_what_was_shown_and_fails_the_turn(fake, agent, store, tmp_path):
     fake.queue.append([fx.rationale("t-0", "Looking at the data."),
                        fx.stream_exception("throttlingException", "Rate exceeded")])
@@ -223,12 +223,14 @@ async def test_in_stream_throttling_keeps_what_was_shown_and_fails_the_turn(fake
     assert len(fake.requests) == 1  # never retried once something was shown
 
 
+@pytest.mark.e2e
 async def test_in_stream_dependency_failure_names_the_cause(fake, agent, store, tmp_path):
     fake.queue.append([fx.stream_exception("dependencyFailedException", "Lambda failed")])
     events = await collect(agent, make_turn(tmp_path, store))
     assert isinstance(events[-1], TurnFailed) and "depends on" in events[-1].message
 
 
+@pytest.mark.e2e
 async def test_access_denied_before_the_stream_tells_the_user_to_ask_an_admin(fake, agent, store, tmp_path):
     fake.queue.append([PreStreamError(403, "AccessDeniedException", "User is not authorized")])
 
@@ -239,12 +241,14 @@ async def test_access_denied_before_the_stream_tells_the_user_to_ask_an_admin(fa
     assert not events[0].retryable
 
 
+@pytest.mark.e2e
 async def test_validation_error_passes_on_the_reason(fake, agent, store, tmp_path):
     fake.queue.append([PreStreamError(400, "ValidationException", "Input file too large.")])
     events = await collect(agent, make_turn(tmp_path, store))
     assert isinstance(events[-1], TurnFailed) and "(Input file too large)" in events[-1].message
 
 
+@pytest.mark.e2e
 async def test_throttling_before_the_stream_is_retried_then_succeeds(fake, agent, store, tmp_path):
     fake.queue.extend([[PreStreamError(429, "ThrottlingException", "Rate exceeded")],
                        [fx.rationale("r-0", "ok"), fx.chunk("Done.")]])
@@ -255,18 +259,21 @@ async def test_throttling_before_the_stream_is_retried_then_succeeds(fake, agent
     assert not any(isinstance(e, TurnFailed) for e in events) and answer(events) == "Done."
 
 
+@pytest.mark.e2e
 async def test_throttling_as_the_first_stream_event_is_retried_too(fake, agent, store, tmp_path):
     fake.queue.extend([[fx.stream_exception("throttlingException", "slow down")], [fx.chunk("Done.")]])
     events = await collect(agent, make_turn(tmp_path, store))
     assert len(fake.requests) == 2 and answer(events) == "Done."
 
 
+@pytest.mark.e2e
 async def test_throttling_that_persists_ends_the_turn_after_a_few_tries(fake, agent, store, tmp_path):
     fake.queue.extend([[PreStreamError(429, "ThrottlingException", "Rate exceeded")]] * 5)
     events = await collect(agent, make_turn(tmp_path, store))
     assert len(fake.requests) == 3 and isinstance(events[-1], TurnFailed) and events[-1].retryable
 
 
+@pytest.mark.e2e
 async def test_failure_trace_without_answer_is_shown_then_fails(fake, agent, store, tmp_path):
     fake.queue.append([fx.failure("f-0", "Model output could not be parsed")])
     events = await collect(agent, make_turn(tmp_path, store))
@@ -274,6 +281,7 @@ async def test_failure_trace_without_answer_is_shown_then_fails(fake, agent, sto
     assert isinstance(events[-1], TurnFailed)
 
 
+@pytest.mark.e2e
 async def test_missing_credentials_and_unreachable_endpoint(fake, agent, store, tmp_path, monkeypatch):
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
@@ -292,6 +300,7 @@ async def test_missing_credentials_and_unreachable_endpoint(fake, agent, store, 
 
 # -- trace variety ---------------------------------------------------------------------------------------
 
+@pytest.mark.e2e
 async def test_guardrail_intervention_is_explained(fake, agent, store, tmp_path):
     fake.queue.append([fx.guardrail("g-0"), fx.chunk("Sorry, I cannot help with that.")])
     events = await collect(agent, make_turn(tmp_path, store, "which stock should I buy?"))
@@ -301,6 +310,7 @@ async def test_guardrail_intervention_is_explained(fake, agent, store, tmp_path)
     assert answer(events) == "Sorry, I cannot help with that."
 
 
+@pytest.mark.e2e
 async def test_the_same_file_twice_in_a_turn_is_delivered_once(fake, agent, store, tmp_path):
     chart = png()
     fake.queue.append([fx.files(("chart.png", "image/png", chart)), fx.files(("chart.png", "image/png", chart)),
@@ -310,6 +320,7 @@ async def test_the_same_file_twice_in_a_turn_is_delivered_once(fake, agent, stor
     assert [f.name for f in files] == ["chart.png", "chart-2.png"]  # same name, new bytes: a new file
 
 
+@pytest.mark.e2e
 async def test_unknown_trace_kind_is_logged_and_skipped(fake, agent, store, tmp_path, caplog):
     fake.queue.append([fx.unknown_trace("quantumTrace"), fx.rationale("u-0", "still fine"), fx.chunk("ok")])
     with caplog.at_level(logging.WARNING):
@@ -318,6 +329,7 @@ async def test_unknown_trace_kind_is_logged_and_skipped(fake, agent, store, tmp_
     assert "quantumTrace" in caplog.text
 
 
+@pytest.mark.e2e
 async def test_slow_stream_shows_rationale_before_the_answer(fake, agent, store, tmp_path):
     fake.queue.append([fx.rationale("s-0", "Thinking about it."), Pause(0.6), fx.chunk("The answer.")])
     seen: list[tuple[float, AgentEvent]] = []
@@ -328,6 +340,7 @@ async def test_slow_stream_shows_rationale_before_the_answer(fake, agent, store,
     assert answer_at - rationale_at >= 0.5
 
 
+@pytest.mark.e2e
 async def test_streamed_final_response_in_many_chunks_is_not_duplicated(fake, store, tmp_path):
     text = "Résumé: the mean is 4.2 € and the median 3.9 €."
     raw = text.encode()
@@ -344,6 +357,7 @@ async def test_streamed_final_response_in_many_chunks_is_not_duplicated(fake, st
     assert re.fullmatch(r"[0-9a-zA-Z._:-]{2,100}", body["memoryId"]) and "U123" not in body["memoryId"]
 
 
+@pytest.mark.e2e
 async def test_oversized_and_unsupported_attachments_are_left_out_with_a_notice(fake, agent, store, tmp_path):
     big = attach(tmp_path, "huge.csv", b"a,b\n" + b"1,2\n" * (11 * 1024 * 1024 // 4))
     exe = attach(tmp_path, "tool.exe", b"MZ...", "application/octet-stream")
@@ -361,6 +375,7 @@ async def test_oversized_and_unsupported_attachments_are_left_out_with_a_notice(
     assert answer(events) == "Hello from the fake agent."
 
 
+@pytest.mark.e2e
 async def test_cancelling_the_turn_closes_the_connection(fake, agent, store, tmp_path):
     fake.queue.append([fx.rationale("c-0", "Starting a long computation."), Hang()])
     got_rationale = asyncio.Event()
@@ -381,22 +396,10 @@ async def test_cancelling_the_turn_closes_the_connection(fake, agent, store, tmp
 
 # -- configuration and doctor ------------------------------------------------------------------------------
 
-def test_config_from_env_and_from_settings():
-    env = {"BEDROCK_AGENT_ID": "AB12CD34EF", "BEDROCK_AGENT_ALIAS_ID": "TSTALIASID", "BEDROCK_AGENT_MEMORY": "1",
-           "BEDROCK_STREAM_FINAL_RESPONSE": "true"}
-    config = BedrockAgentConfig.from_env(env)
-    assert (config.memory, config.stream_final_response, config.read_timeout) == (True, True, 300.0)
-    backend = BedrockAgent.from_env(Settings.from_env({}), env)
-    assert backend.config == config and backend.name == "bedrock-agents"
-    with pytest.raises(ConfigError, match="BEDROCK_AGENT_ALIAS_ID"):
-        BedrockAgentConfig.from_env({"BEDROCK_AGENT_ID": "AB12CD34EF"})
-    with pytest.raises(ConfigError, match="BEDROCK_AGENT_READ_TIMEOUT_SECONDS"):
-        BedrockAgentConfig.from_env({**env, "BEDROCK_AGENT_READ_TIMEOUT_SECONDS": "soon"})
-
-
 ENV = {"BEDROCK_AGENT_ID": "AB12CD34EF", "BEDROCK_AGENT_ALIAS_ID": "LIVE123456"}
 
 
+@pytest.mark.e2e
 async def test_doctor_reports_a_working_setup(fake):
     checks = await diagnose(ENV)
     assert [(c.name, c.ok) for c in checks] == [("configuration", True), ("credentials", True), ("region", True),
@@ -408,6 +411,7 @@ async def test_doctor_reports_a_working_setup(fake):
     assert "testing" not in format_checks(checks)  # no secret in the report
 
 
+@pytest.mark.e2e
 async def test_doctor_explains_what_is_wrong(fake, monkeypatch):
     fake.action_groups[0] = {**fake.action_groups[0], "actionGroupState": "DISABLED"}
     fake.agent_status = "NOT_PREPARED"
@@ -436,104 +440,3 @@ async def test_doctor_explains_what_is_wrong(fake, monkeypatch):
     no_creds = await diagnose(ENV)
     assert (no_creds[-1].name, no_creds[-1].ok) == ("credentials", False)
     assert not (await diagnose({}))[0].ok
-
-
-# -- pure mapping tables ---------------------------------------------------------------------------------
-
-def _trace(trace: dict, **part: object) -> dict:
-    return {"trace": {"trace": trace, **part}}
-
-
-PARSE_CASES = [
-    ("rationale", _trace({"orchestrationTrace": {"rationale": {"traceId": "a-0", "text": "why"}}}),
-     [Rationale("why", "a-0")]),
-    ("code", _trace({"orchestrationTrace": {"invocationInput": {
-        "traceId": "a-1", "codeInterpreterInvocationInput": {"code": "print(1)"}}}}),
-     [CodeStarted("print(1)", "python", "a-1")]),
-    ("output", _trace({"orchestrationTrace": {"observation": {
-        "traceId": "a-0", "codeInterpreterInvocationOutput": {"executionOutput": "1\n", "files": ["x.png"]}}}}),
-     [CodeOutput("1\n", "stdout", "a-0"), FilesNamed(("x.png",), "a-0")]),
-    ("error without traceback", _trace({"orchestrationTrace": {"observation": {
-        "traceId": "a-0", "codeInterpreterInvocationOutput": {"executionError": "kernel died"}}}}),
-     [CodeError("ExecutionError", "kernel died", "kernel died", "a-0")]),
-    ("timeout", _trace({"orchestrationTrace": {"observation": {
-        "traceId": "a-0", "codeInterpreterInvocationOutput": {"executionTimeout": True}}}}),
-     [Notice("The code ran too long and the code interpreter stopped it.", "warning", "a-0")]),
-    ("final response", _trace({"orchestrationTrace": {"observation": {"finalResponse": {"text": "42"}}}}),
-     [TraceAnswer("42")]),
-    ("pre-processing", _trace({"preProcessingTrace": {"modelInvocationOutput": {
-        "traceId": "p-pre-0", "parsedResponse": {"isValid": True, "rationale": "a data question"}}}}),
-     [Rationale("a data question", "p-pre-0")]),
-    ("post-processing reasoning", _trace({"postProcessingTrace": {"modelInvocationOutput": {
-        "traceId": "p-post-0", "reasoningContent": {"reasoningText": {"text": "tidy the answer"}}}}}),
-     [Rationale("tidy the answer", "p-post-0")]),
-    ("collaborator", _trace({"orchestrationTrace": {"rationale": {"traceId": "b-2", "text": "plotting"}}},
-                            collaboratorName="charts", callerChain=[{"agentAliasArn": "sup"}, {"agentAliasArn": "c"}]),
-     [Rationale("(charts) plotting", "charts/b-2")]),
-    ("supervisor itself", _trace({"orchestrationTrace": {"rationale": {"traceId": "b-2", "text": "plan"}}},
-                                 collaboratorName="boss", callerChain=[{"agentAliasArn": "sup"}]),
-     [Rationale("plan", "b-2")]),
-    ("supervisor hands over", _trace({"orchestrationTrace": {"invocationInput": {
-        "traceId": "s-0", "invocationType": "AGENT_COLLABORATOR", "agentCollaboratorInvocationInput": {
-            "agentCollaboratorName": "charts", "input": {"text": "plot it"}}}}},
-        callerChain=[{"agentAliasArn": "sup"}]),
-     [Rationale("Asking charts to help.", "s-0")]),
-    ("router hands over", _trace({"routingClassifierTrace": {"invocationInput": {
-        "traceId": "r-0", "agentCollaboratorInvocationInput": {"agentCollaboratorName": "sql"}}}}),
-     [Rationale("Asking sql to help.", "r-0")]),
-    ("router internals are not shown", _trace({"routingClassifierTrace": {"modelInvocationInput": {
-        "traceId": "r-0", "text": "..."}}}), []),
-    ("failure", _trace({"failureTrace": {"traceId": "f-0", "failureReason": "boom"}}), [Failure("boom", "f-0")]),
-    ("guardrail none", _trace({"guardrailTrace": {"traceId": "g-0", "action": "NONE"}}), []),
-    ("unknown member", _trace({"SDK_UNKNOWN_MEMBER": {"name": "newTrace"}}), []),
-    ("model input is not shown", _trace({"orchestrationTrace": {"modelInvocationInput": {"traceId": "m-0"}}}), []),
-    ("chunk", {"chunk": {"bytes": b"hi"}}, [AnswerChunk(b"hi")]),
-    ("files", {"files": {"files": [{"name": "a.csv", "type": "text/csv", "bytes": b"x\n1\n"}]}},
-     [FilesArrived((OutputFile("a.csv", "text/csv", b"x\n1\n"),))]),
-    ("unknown event", {"somethingNew": {}}, []),
-]
-
-
-@pytest.mark.parametrize(("case", "event", "expected"), PARSE_CASES, ids=[c[0] for c in PARSE_CASES])
-def test_parse_event(case, event, expected):
-    assert parse_event(event) == expected
-
-
-@pytest.mark.parametrize(("trace_id", "who", "step"), [
-    ("abc-0", None, "abc-0"), ("abc-12", None, "abc-12"), ("abc", None, "abc"), (None, None, None),
-    ("9f1e-pre-0", None, "9f1e-pre-0"), ("abc-3", "charts", "charts/abc-3"),
-])
-def test_step_id(trace_id, who, step):
-    assert step_id(trace_id, who) == step
-
-
-@pytest.mark.parametrize(("code", "words", "retryable"), [
-    ("ServiceQuotaExceededException", "quota", True),
-    ("ConflictException", "still working", True),
-    ("BadGatewayException", "did not answer", True),
-    ("internalServerException", "internal error", True),
-    ("ResourceNotFoundException", "BEDROCK_AGENT_ID", False),
-    ("UnrecognizedClientException", "credentials", False),
-    ("ExpiredTokenException", "expired", False),
-    ("SomethingNewException", "SomethingNewException", True),
-])
-def test_error_messages(code, words, retryable):
-    failed = turn_failed(ClientError({"Error": {"Code": code, "Message": "x"}}, "InvokeAgent"), read_timeout=300)
-    assert words in failed.message and failed.retryable is retryable
-
-
-def test_read_timeout_message_names_the_wait():
-    failed = turn_failed(ReadTimeoutError(endpoint_url="http://x"), read_timeout=300)
-    assert "300 seconds" in failed.message and failed.retryable
-
-
-def test_plan_keeps_order_and_total_limit(tmp_path):
-    def att(name: str, size: int) -> Attachment:
-        return Attachment(name, tmp_path / name, size, "text/csv")
-
-    plan = plan_attachments([att("a.csv", 6_000_000), att("b.csv", 6_000_000), att("c.json", 10), att("e.csv", 0)])
-    assert [p.name for p in plan.accepted] == ["a.csv", "c.json"]
-    assert plan.rejected[0].startswith("b.csv") and "in total" in plan.rejected[0]
-    assert "empty" in plan.rejected[1]
-    same = plan_attachments([att("données.csv", 5), att("donnees.csv", 5)])
-    assert [p.name for p in same.accepted] == ["donnees.csv", "donnees-2.csv"]

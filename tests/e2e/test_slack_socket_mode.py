@@ -7,7 +7,7 @@ the app-level token, never the bot token) hands out a ``ws://127.0.0.1`` URL, th
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,11 +15,13 @@ from typing import Any
 
 import pytest
 
+from adapters.slack.fake_web_api import FakeSlack, action_body, event_body
+from adapters.slack.harness import SlackBot, mention, until
 from bot import events as ev
+from bot.agents.scripted import ScriptedAgent, Step
 from bot.conversation import Turn
-from tests.fakes.scripted_agent import ScriptedAgent, Step
-from tests.fakes.slack_api import FakeSlack, action_body, event_body
-from tests.slack_harness import SlackBot, mention, until
+
+pytestmark = pytest.mark.e2e  # starts servers, kernels or subprocesses
 
 CHANNEL = "C0CHAN"
 
@@ -50,7 +52,14 @@ def answered(fake: FakeSlack, ts: str) -> bool:
     return any("socket answer" in fake.shown(m) and not m.streaming for m in fake.thread(CHANNEL, ts))
 
 
-async def test_socket_mode_event_is_acked_and_answered_in_the_thread(bot: SlackBot, fake: FakeSlack) -> None:
+def dropped(caplog: pytest.LogCaptureFixture, event_id: str) -> bool:
+    """The engine has seen ``event_id`` again and dropped it as a duplicate delivery."""
+    return any(r.getMessage() == f"dropping duplicate delivery {event_id}" for r in caplog.records)
+
+
+async def test_socket_mode_event_is_acked_and_answered_in_the_thread(
+        bot: SlackBot, fake: FakeSlack, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="bot.engine")
     await until(lambda: bool(fake.sockets), what="socket connection")
     (opened,) = fake.named("apps.connections.open")
     assert opened.headers["Authorization"] == f"Bearer {fake.app_token}"  # app token only here
@@ -65,7 +74,7 @@ async def test_socket_mode_event_is_acked_and_answered_in_the_thread(bot: SlackB
     # Slack redelivers an envelope it thinks was not acked in time: acked again, no second turn.
     retry = await fake.push("events_api", event_body(mention("over the socket", ts), "EvSock1"), retry_attempt=1)
     await until(lambda: acked(fake, retry), limit=3, what="ack of the retry")
-    await asyncio.sleep(0.3)
+    await until(lambda: dropped(caplog, f"{CHANNEL}:{ts}"), what="the retry reaching the engine")
     assert len(bot.agent.turns) == 1  # type: ignore[attr-defined]
 
 

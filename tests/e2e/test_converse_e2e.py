@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.test_converse import CHECK_AND_PLOT, GENERATE, aws_environment
 from tests.fakes.agentcore import FakeAgentCore
 from tests.fakes.bedrock_runtime import Call, Fail, FakeBedrockRuntime, Item, Say, reply
-from tests.test_converse import CHECK_AND_PLOT, GENERATE, aws_environment
+
+pytestmark = pytest.mark.e2e  # starts servers, kernels or subprocesses
 
 REQUEST = ("generate two csv files SALES and DETAILS of 200 companies, east coast sales up to 700k, west coast "
            "500k to 2M, check the rules and draw a box plot of sales by region")

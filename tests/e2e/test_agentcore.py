@@ -12,8 +12,10 @@ from bot.agents.agentcore.executor import SESSION_NAMESPACE, AgentCoreExecutor
 from bot.agents.converse.agent import diagnose
 from bot.conversation import Turn
 from bot.events import AgentEvent, CodeError, CodeOutput, DatasetProduced, FileProduced, FinalText, Notice
+from tests.e2e.test_converse import Env, answer, aws_env, collect
 from tests.fakes.bedrock_runtime import Call, Fail, Say, reply
-from tests.test_converse import Env, answer, aws_env, collect
+
+pytestmark = pytest.mark.e2e  # starts servers, kernels or subprocesses
 
 
 @pytest.fixture

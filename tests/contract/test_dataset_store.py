@@ -1,8 +1,14 @@
-"""The dataset store: registration from frames and files, paging, sorting, exports, expiry."""
+"""Every ``DatasetStore`` (``bot/datasets/model.py``) keeps its contract: registration from frames and
+files, paging to the end, sorting, exports, expiry and sweeping, unknown and foreign ids.
+
+Parametrized over ``STORES``; a second implementation (S3 + DynamoDB) adds one entry there and
+inherits every check. Checks about one implementation's files on disk are in ``tests/unit``.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,12 +17,30 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from bot.datasets.formatting import format_float
 from bot.datasets.local import LocalDatasetStore
-from bot.datasets.model import DatasetError, DatasetExpired, DatasetNotFound, SortSpec
+from bot.datasets.model import ChartSpec, DatasetError, DatasetExpired, DatasetNotFound, DatasetStore, SortSpec
 from bot.messages import ThreadKey
 
 KEY = ThreadKey("test", "T", "C", "1.0")
+OTHER = ThreadKey("test", "T", "C", "2.0")
+RETENTION = timedelta(hours=6)
+
+#: name -> a store kept under a test's temporary folder (the same folder twice: the same store after a restart).
+STORES: dict[str, Callable[[Path], DatasetStore]] = {
+    "local": lambda tmp: LocalDatasetStore(tmp / "datasets", RETENTION),
+}
+
+
+@pytest.fixture(params=sorted(STORES))
+def make_store(request: pytest.FixtureRequest) -> Callable[[Path], DatasetStore]:
+    return STORES[request.param]
+
+
+@pytest.fixture
+async def store(make_store: Callable[[Path], DatasetStore], tmp_path: Path) -> AsyncIterator[DatasetStore]:
+    s = make_store(tmp_path)
+    yield s
+    await s.aclose()
 
 
 def frame(n: int) -> pd.DataFrame:
@@ -30,7 +54,7 @@ def frame(n: int) -> pd.DataFrame:
     })
 
 
-async def test_register_frame_metadata(store: LocalDatasetStore) -> None:
+async def test_register_frame_metadata(store: DatasetStore) -> None:
     meta = await store.register_frame(frame(1000), name="df", thread=KEY, owner="U1")
     assert (meta.name, meta.rows, meta.owner, meta.thread) == ("df", 1000, "U1", KEY)
     assert [(c.name, c.type) for c in meta.columns] == [
@@ -44,7 +68,7 @@ async def test_register_frame_metadata(store: LocalDatasetStore) -> None:
     assert [m.id for m in await store.list(KEY)] == [meta.id, other.id]
 
 
-async def test_walk_every_page_to_the_end(store: LocalDatasetStore) -> None:
+async def test_walk_every_page_to_the_end(store: DatasetStore) -> None:
     source = frame(20_005)  # crosses several 8,192-row batches, ends on a partial page
     meta = await store.register_frame(source, name="df", thread=KEY, owner="U1")
     seen: list[str] = []
@@ -62,7 +86,7 @@ async def test_walk_every_page_to_the_end(store: LocalDatasetStore) -> None:
     assert page.number == page.pages == -(-20_005 // 37) and len(page.rows) == 20_005 % 37
 
 
-async def test_page_numbers_past_the_end_clamp(store: LocalDatasetStore) -> None:
+async def test_page_numbers_past_the_end_clamp(store: DatasetStore) -> None:
     meta = await store.register_frame(frame(45), name="df", thread=KEY, owner="U1")
     last = await store.page(meta.id, 999, 20)
     assert last.number == 3 and [r[0] for r in last.rows] == [f"R{i:05d}" for i in range(41, 46)]
@@ -70,7 +94,7 @@ async def test_page_numbers_past_the_end_clamp(store: LocalDatasetStore) -> None
     assert first.number == 1 and first.rows[0][0] == "R00001"
 
 
-async def test_sorted_pages_asc_desc_with_missing_values_last(store: LocalDatasetStore) -> None:
+async def test_sorted_pages_asc_desc_with_missing_values_last(store: DatasetStore) -> None:
     source = frame(30_000)
     meta = await store.register_frame(source, name="df", thread=KEY, owner="U1")
     valid = source["score"].dropna()
@@ -84,17 +108,20 @@ async def test_sorted_pages_asc_desc_with_missing_values_last(store: LocalDatase
     assert [r[0] for r in by_id.rows] == ["R30000", "R29999", "R29998"]
 
 
-async def test_sort_order_survives_a_new_store(store: LocalDatasetStore, tmp_path: Path) -> None:
+async def test_datasets_and_sort_orders_survive_a_new_store(
+        store: DatasetStore, make_store: Callable[[Path], DatasetStore], tmp_path: Path) -> None:
     meta = await store.register_frame(frame(100), name="df", thread=KEY, owner="U1")
     await store.page(meta.id, 1, 5, SortSpec("value", descending=True))
-    assert list((tmp_path / "datasets" / meta.id).glob("sort-*.npy"))
-    again = LocalDatasetStore(tmp_path / "datasets")
-    page = await again.page(meta.id, 1, 2, SortSpec("value", descending=True))
-    assert [r[1] for r in page.rows] == ["148.5", "147"]
-    await again.aclose()
+    again = make_store(tmp_path)
+    try:
+        assert await again.get(meta.id) == meta
+        page = await again.page(meta.id, 1, 2, SortSpec("value", descending=True))
+        assert [r[1] for r in page.rows] == ["148.5", "147"]
+    finally:
+        await again.aclose()
 
 
-async def test_register_each_file_type(store: LocalDatasetStore, tmp_path: Path) -> None:
+async def test_register_each_file_type(store: DatasetStore, tmp_path: Path) -> None:
     df = pd.DataFrame({"city": ["Oslo", "Lima", "Pune"], "temp": [3.5, 18.0, 31.25]})
     paths = {
         "a.csv": lambda p: df.to_csv(p),  # with pandas' index column: dropped on read
@@ -116,14 +143,14 @@ async def test_register_each_file_type(store: LocalDatasetStore, tmp_path: Path)
     assert await store.register_file(notes, name="notes", thread=KEY, owner="U1") is None
 
 
-async def test_a_broken_file_gets_a_clear_error(store: LocalDatasetStore, tmp_path: Path) -> None:
+async def test_a_broken_file_gets_a_clear_error(store: DatasetStore, tmp_path: Path) -> None:
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"not parquet at all")
     with pytest.raises(DatasetError, match=r"bad\.parquet could not be read as a table"):
         await store.register_file(bad, name="bad", thread=KEY, owner="U1")
 
 
-async def test_export_round_trips(store: LocalDatasetStore, tmp_path: Path) -> None:
+async def test_export_round_trips(store: DatasetStore, tmp_path: Path) -> None:
     source = frame(20_000)
     meta = await store.register_frame(source, name="df", thread=KEY, owner="U1")
     csv = await store.export(meta.id, "csv", tmp_path / "out.csv")
@@ -134,13 +161,10 @@ async def test_export_round_trips(store: LocalDatasetStore, tmp_path: Path) -> N
     assert table.num_rows == 20_000 and table.column("id").to_pylist()[-1] == "R20000"
 
 
-async def test_expiry_sweep_and_unknown_ids(store: LocalDatasetStore, tmp_path: Path) -> None:
+async def test_expiry_sweep_and_unknown_ids(store: DatasetStore, tmp_path: Path) -> None:
     meta = await store.register_frame(frame(10), name="sales", thread=KEY, owner="U1")
-    folder = tmp_path / "datasets" / meta.id
-    assert folder.exists()
     assert await store.sweep(datetime.now(UTC)) == 0
     assert await store.sweep(datetime.now(UTC) + timedelta(hours=7)) == 1
-    assert not folder.exists()
     with pytest.raises(DatasetExpired, match=r'"sales" expired.*run the code again'):
         await store.get(meta.id)
     with pytest.raises(DatasetNotFound):
@@ -148,24 +172,57 @@ async def test_expiry_sweep_and_unknown_ids(store: LocalDatasetStore, tmp_path: 
     assert await store.list(KEY) == []
 
 
-@pytest.mark.parametrize(("value", "shown"), [
-    (149998.5, "149998.5"), (0.1 + 0.2, "0.3"), (1.0, "1"), (-2.5e-7, "-2.5e-07"), (float("nan"), ""),
-])
-def test_floats_show_the_value_the_data_holds(value: float, shown: str) -> None:
-    assert format_float(value) == shown
+
+async def test_a_dataset_is_listed_only_in_its_own_thread(store: DatasetStore) -> None:
+    mine = await store.register_frame(frame(5), name="mine", thread=KEY, owner="U1")
+    theirs = await store.register_frame(frame(5), name="theirs", thread=OTHER, owner="U2")
+    assert [m.id for m in await store.list(KEY)] == [mine.id]
+    assert [m.id for m in await store.list(OTHER)] == [theirs.id]
+    assert await store.list(ThreadKey("test", "T", "C", "3.0")) == []
 
 
-@pytest.mark.parametrize("values", [
-    ["b", "a", "", None, "ab", "a\x00", "é", "Z", "a", None, "abcdefghijk", "abcdefghij", "abcdefghijl"],
-    [f"C{i:07d}" for i in (5, 3, 9, 3, 1, 0)],  # equal lengths: the strided fast path
-    [f"https://x.org/{'ab'[i % 2]}/{i % 7:04d}/item{'x' * (i % 3)}" for i in range(200)],  # long shared prefix
-])
-def test_string_order_is_arrows_order(values: list[str | None]) -> None:
-    import pyarrow as pa
-    import pyarrow.compute as pc
+@pytest.mark.parametrize("foreign", ["no-such-dataset", "", "../catalog.sqlite3", "../../etc/passwd", "x" * 500])
+async def test_unknown_or_forged_ids_are_not_found_for_every_request(
+        store: DatasetStore, tmp_path: Path, foreign: str) -> None:
+    await store.register_frame(frame(5), name="df", thread=KEY, owner="U1")
+    with pytest.raises(DatasetNotFound) as got:
+        await store.get(foreign)
+    assert "Traceback" not in str(got.value) and len(str(got.value)) < 200
+    with pytest.raises(DatasetNotFound):
+        await store.page(foreign, 1, 10)
+    with pytest.raises(DatasetNotFound):
+        await store.export(foreign, "csv", tmp_path / "out.csv")
+    with pytest.raises(DatasetNotFound):
+        await store.chart(foreign, ChartSpec("bar", "id", "value"), tmp_path / "out.png")
+    assert not (tmp_path / "out.csv").exists()
 
-    from bot.datasets.stringsort import string_order
 
-    column = pa.chunked_array([pa.array(values[: len(values) // 2]), pa.array(values[len(values) // 2 :])])
-    expected = pc.array_sort_indices(column, null_placement="at_end").to_numpy()
-    assert np.array_equal(string_order(column), expected)
+async def test_an_expired_dataset_says_so_for_pages_and_exports_until_swept(
+        make_store: Callable[[Path], DatasetStore], tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    try:
+        meta = await store.register_frame(frame(5), name="sales", thread=KEY, owner="U1")
+        assert await store.sweep(meta.expires + timedelta(seconds=1)) == 1
+        assert await store.sweep(meta.expires + timedelta(seconds=2)) == 0  # once only
+        with pytest.raises(DatasetExpired, match="sales"):
+            await store.get(meta.id)
+        with pytest.raises(DatasetExpired, match="sales"):
+            await store.page(meta.id, 1, 10)
+        with pytest.raises(DatasetExpired, match="sales"):
+            await store.export(meta.id, "csv", tmp_path / "out.csv")
+    finally:
+        await store.aclose()
+
+
+async def test_every_page_of_a_sorted_walk_is_in_order_and_nothing_repeats(store: DatasetStore) -> None:
+    source = frame(1_000)
+    meta = await store.register_frame(source, name="df", thread=KEY, owner="U1")
+    seen: list[float] = []
+    number = 1
+    for _guard in range(1_000):
+        page = await store.page(meta.id, number, 64, SortSpec("value", descending=True))
+        seen += [float(r[1]) for r in page.rows]
+        if not page.has_next:
+            break
+        number += 1
+    assert seen == sorted(source["value"], reverse=True)

@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 
 from adapters.console.chat import LineReader
+from adapters.slack.fake_web_api import FakeSlack
+from adapters.slack.harness import SlackBot, until
 from adapters.slack.inbound import clean_text as slack_clean
 from adapters.teams.inbound import clean_text as teams_clean
 from bot import events as ev
 from bot.agents.kernel.code_input import code_in
+from bot.agents.scripted import ScriptedAgent
 from bot.conversation import Turn
-from tests.fakes.scripted_agent import ScriptedAgent
-from tests.fakes.slack_api import FakeSlack
-from tests.slack_harness import SlackBot, until
 from tests.teams_harness import fixture, teams
 
 #: Nested blocks, tabs, a blank line inside a function, a multi-line string whose inner spacing
@@ -143,6 +143,7 @@ async def via_console(tmp_path: Path) -> str:
     return text
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("surface", [via_slack, via_teams, via_console], ids=["slack", "teams", "console"])
 async def test_every_surface_delivers_nested_code_byte_for_byte(
     surface: Callable[[Path], Awaitable[str]], tmp_path: Path

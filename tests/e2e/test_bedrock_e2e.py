@@ -16,6 +16,8 @@ import pytest
 
 from tests.fakes import bedrock_agent_runtime as fx
 
+pytestmark = pytest.mark.e2e  # starts servers, kernels or subprocesses
+
 BOOKS = b"rank,title\n" + b"".join(f"{i},Book {i}\n".encode() for i in range(1, 31))
 
 

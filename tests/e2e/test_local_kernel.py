@@ -22,7 +22,6 @@ import pytest
 import pytest_asyncio
 
 from bot.agents.kernel.agent import LocalKernelAgent, LocalKernelExecutor
-from bot.agents.kernel.code_input import CodeRequest, code_in
 from bot.config import Settings
 from bot.conversation import Attachment, Conversation, Turn
 from bot.datasets.local import LocalDatasetStore
@@ -122,34 +121,7 @@ def alive(pid: int) -> bool:
     return True
 
 
-# ---- what counts as code --------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("```python\nx = 1\nx\n```", CodeRequest("x = 1\nx")),
-        ("Run this please:\n```\nprint('hi')\n```\nthanks", CodeRequest("print('hi')")),
-        ("```py\na = 1\n```\nand\n```python\nb = a\n```", CodeRequest("a = 1\n\nb = a")),
-        ("```print(2)```", CodeRequest("print(2)")),
-        ("```bash\nls -l\n```", CodeRequest("ls -l", "shell")),
-        ("```sql\nselect 1\n```", None),
-        ("print('hi')", CodeRequest("print('hi')")),
-        ("df.head()", CodeRequest("df.head()")),
-        ("x = 5", CodeRequest("x = 5")),
-        ("%timeit sum(range(9))", CodeRequest("%timeit sum(range(9))")),
-        ("hello", CodeRequest("hello", needs_names=frozenset({"hello"}))),
-        ("not sure", CodeRequest("not sure", needs_names=frozenset({"sure"}))),
-        ("42", None),
-        ("what does this table show?", None),
-        ("hello world", None),
-        ("", None),
-    ],
-)
-def test_code_in(text: str, expected: CodeRequest | None) -> None:
-    assert code_in(text) == expected
-
-
+@pytest.mark.e2e
 @shared_loop
 async def test_prose_gets_help_and_starts_no_code(agent: LocalKernelAgent, world: World, main: Conversation) -> None:
     for text in ("hello", "what does this table show?", "thanks", "not sure"):
@@ -157,6 +129,7 @@ async def test_prose_gets_help_and_starts_no_code(agent: LocalKernelAgent, world
         assert events == [FinalText(local_agent_help())], text
 
 
+@pytest.mark.e2e
 @shared_loop
 async def test_a_lone_name_runs_when_it_is_a_variable(
     agent: LocalKernelAgent, world: World, main: Conversation
@@ -170,6 +143,7 @@ async def test_a_lone_name_runs_when_it_is_a_variable(
 # ---- output and errors ----------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 @shared_loop
 async def test_stdout_streams_while_the_code_runs(agent: LocalKernelAgent, world: World, main: Conversation) -> None:
     code = "```python\nimport time\nprint('first', flush=True)\ntime.sleep(1.0)\nprint('second')\n```"
@@ -181,12 +155,14 @@ async def test_stdout_streams_while_the_code_runs(agent: LocalKernelAgent, world
     assert second_at - first_at > 0.6, "the first line must arrive before the code finishes"
 
 
+@pytest.mark.e2e
 @shared_loop
 async def test_stderr_is_its_own_stream(agent: LocalKernelAgent, world: World, main: Conversation) -> None:
     events = await run(agent, world, main, "import sys; print('oops', file=sys.stderr)")
     assert CodeOutput("oops\n", "stderr") in events
 
 
+@pytest.mark.e2e
 @shared_loop
 async def test_an_exception_shows_type_message_and_the_users_lines(
     agent: LocalKernelAgent, world: World, main: Conversation
@@ -199,6 +175,7 @@ async def test_an_exception_shows_type_message_and_the_users_lines(
     assert "ipykernel" not in error.traceback and "Traceback" not in error.traceback
 
 
+@pytest.mark.e2e
 @shared_loop
 async def test_a_library_error_keeps_the_users_frames_and_the_raising_line(
     agent: LocalKernelAgent, world: World, main: Conversation
@@ -211,6 +188,7 @@ async def test_a_library_error_keeps_the_users_frames_and_the_raising_line(
     assert len(error.traceback.splitlines()) < 25
 
 
+@pytest.mark.e2e
 @shared_loop
 async def test_a_syntax_error_points_at_the_line(agent: LocalKernelAgent, world: World, main: Conversation) -> None:
     [error] = of(CodeError, await run(agent, world, main, "```python\nx = (1,\n```"))
@@ -219,6 +197,7 @@ async def test_a_syntax_error_points_at_the_line(agent: LocalKernelAgent, world:
     assert "x = (1," in error.traceback
 
 
+@pytest.mark.e2e
 @shared_loop
 async def test_output_beyond_the_cap_is_saved_in_the_workspace(world: World) -> None:
     executor = world.executor(output_cap_chars=100)
@@ -238,6 +217,7 @@ async def test_output_beyond_the_cap_is_saved_in_the_workspace(world: World) -> 
     assert [f.path for f in of(FileProduced, events)] == [saved]
 
 
+@pytest.mark.e2e
 @shared_loop
 async def test_kernels_do_not_see_our_secrets(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-not-for-user-code")
@@ -252,6 +232,7 @@ async def test_kernels_do_not_see_our_secrets(world: World, monkeypatch: pytest.
     assert stdout(events) == "[] True\n"
 
 
+@pytest.mark.e2e
 @shared_loop
 async def test_shell_commands_run_in_the_workspace(agent: LocalKernelAgent, world: World, main: Conversation) -> None:
     events = await run(agent, world, main, "```sh\npwd\necho boom >&2\nexit 3\n```")
@@ -265,6 +246,7 @@ async def test_shell_commands_run_in_the_workspace(agent: LocalKernelAgent, worl
 # ---- datasets, files, figures -------------------------------------------------------------
 
 
+@pytest.mark.e2e
 @shared_loop
 async def test_a_displayed_dataframe_becomes_a_dataset_named_after_its_variable(
     agent: LocalKernelAgent, world: World, main: Conversation
@@ -287,6 +269,7 @@ async def test_a_displayed_dataframe_becomes_a_dataset_named_after_its_variable(
     assert not list((main.workspace / ".datathread" / "frames").glob("*.arrow"))  # hand-over files are gone
 
 
+@pytest.mark.e2e
 @shared_loop
 async def test_a_series_and_an_indexed_result_keep_their_labels(
     agent: LocalKernelAgent, world: World, main: Conversation
@@ -301,6 +284,7 @@ async def test_a_series_and_an_indexed_result_keep_their_labels(
     assert (await world.store.page(produced.dataset.id, 1, 5)).rows == (("a", "4"), ("b", "2"))
 
 
+@pytest.mark.e2e
 @shared_loop
 async def test_written_files_are_announced_and_tables_registered(
     agent: LocalKernelAgent, world: World, main: Conversation
@@ -321,6 +305,7 @@ async def test_written_files_are_announced_and_tables_registered(
     assert not of(FileProduced, await run(agent, world, main, "print(1)"))
 
 
+@pytest.mark.e2e
 @shared_loop
 async def test_plt_show_saves_a_png_in_the_workspace_once(
     agent: LocalKernelAgent, world: World, main: Conversation
@@ -340,6 +325,7 @@ async def test_plt_show_saves_a_png_in_the_workspace_once(
     assert figures[0].path != figures[1].path
 
 
+@pytest.mark.e2e
 @shared_loop
 async def test_an_image_display_is_saved_as_a_file(agent: LocalKernelAgent, world: World, main: Conversation) -> None:
     code = (
@@ -353,6 +339,7 @@ async def test_an_image_display_is_saved_as_a_file(agent: LocalKernelAgent, worl
     assert figure.path.read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.e2e
 @shared_loop
 async def test_memory_is_limited(agent: LocalKernelAgent, world: World, main: Conversation) -> None:
     # np.empty does not touch the pages: without the limit this allocation would succeed.
@@ -364,6 +351,7 @@ async def test_memory_is_limited(agent: LocalKernelAgent, world: World, main: Co
 # ---- limits, death, idling, concurrency, cancellation, shutdown ---------------------------
 
 
+@pytest.mark.e2e
 @shared_loop
 async def test_time_limit_interrupts_and_keeps_the_kernel(world: World) -> None:
     executor = world.executor(run_timeout=1.5, interrupt_grace=2.0)
@@ -391,6 +379,7 @@ async def test_time_limit_interrupts_and_keeps_the_kernel(world: World) -> None:
         await executor.aclose()
 
 
+@pytest.mark.e2e
 @shared_loop
 async def test_a_kernel_that_dies_is_replaced(agent: LocalKernelAgent, world: World) -> None:
     conversation = world.conversation("dies")
@@ -403,6 +392,7 @@ async def test_a_kernel_that_dies_is_replaced(agent: LocalKernelAgent, world: Wo
     assert not of(TurnFailed, events)
 
 
+@pytest.mark.e2e
 @shared_loop
 async def test_an_idle_kernel_is_stopped_and_started_again(world: World) -> None:
     executor = world.executor(kernel_idle_timeout=0.4)
@@ -428,20 +418,33 @@ async def test_an_idle_kernel_is_stopped_and_started_again(world: World) -> None
         await executor.aclose()
 
 
+@pytest.mark.e2e
 @shared_loop
 async def test_conversations_run_at_the_same_time(agent: LocalKernelAgent, world: World, main: Conversation) -> None:
     other = world.conversation("other")
     await run(agent, world, other, "print('warm')")  # start its kernel outside the timing
-    slow = asyncio.create_task(timed(agent.run(world.turn(main, "import time; time.sleep(2.5); print('slow')"))))
-    await asyncio.sleep(0.3)
+    slow_started = asyncio.Event()
+
+    async def slow_turn() -> list[AgentEvent]:
+        seen: list[AgentEvent] = []
+        async with aclosing(agent.run(world.turn(main, "import time; time.sleep(2.5); print('slow')"))) as events:
+            async for event in events:
+                seen.append(event)
+                if isinstance(event, CodeStarted):
+                    slow_started.set()
+        return seen
+
+    slow = asyncio.create_task(slow_turn())
+    await asyncio.wait_for(slow_started.wait(), 30)  # the slow code is on its way to its kernel
     started = time.monotonic()
     quick = await run(agent, world, other, "print('quick')")
     assert time.monotonic() - started < 1.5
     assert stdout(quick) == "quick\n"
     assert not slow.done()
-    assert stdout([e for _, e in await slow]) == "slow\n"
+    assert stdout(await slow) == "slow\n"
 
 
+@pytest.mark.e2e
 @shared_loop
 async def test_cancelling_a_turn_interrupts_the_code_and_keeps_the_kernel(
     agent: LocalKernelAgent, world: World, main: Conversation
@@ -468,6 +471,7 @@ async def test_cancelling_a_turn_interrupts_the_code_and_keeps_the_kernel(
     assert time.monotonic() - started < 3, "the loop must have been interrupted"
 
 
+@pytest.mark.e2e
 @shared_loop
 async def test_aclose_leaves_no_kernel_processes(world: World) -> None:
     executor = world.executor()
@@ -499,6 +503,7 @@ def test_arrow_hand_over_is_readable(tmp_path: Path) -> None:
     assert table.column("a").to_pylist() == ["1", "x", "2.5"]
 
 
+@pytest.mark.e2e
 @shared_loop
 async def test_files_alone_get_a_hint_to_read_them(agent: LocalKernelAgent, world: World) -> None:
     conversation = world.conversation("upload")

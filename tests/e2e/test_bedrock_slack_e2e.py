@@ -1,6 +1,6 @@
 """A Bedrock agent fronted by Slack, end to end: the real bolt app and the real ``BedrockAgent``.
 
-Slack is the local fake Web API (``tests/fakes/slack_api.py``), driven with signed requests; Bedrock
+Slack is the local fake Web API (``adapters/slack/fake_web_api.py``), driven with signed requests; Bedrock
 is the local fake service (``tests/fakes/bedrock_agent_runtime.py``), reached by the real boto3
 client through ``AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME``. Nothing of ours is replaced.
 """
@@ -16,11 +16,13 @@ from typing import Any
 
 import pytest
 
+from adapters.slack.fake_web_api import FakeSlack, Posted
+from adapters.slack.harness import SlackBot, mention, message, until
 from bot.agents.bedrock_agents.agent import BedrockAgent
 from bot.config import Settings
 from tests.fakes import bedrock_agent_runtime as fx
-from tests.fakes.slack_api import FakeSlack, Posted
-from tests.slack_harness import SlackBot, mention, message, until
+
+pytestmark = pytest.mark.e2e  # starts servers, kernels or subprocesses
 
 CHANNEL = "C0CHAN"
 ROWS = 45  # more than one page (20 rows)
@@ -128,7 +130,8 @@ async def test_attached_csv_reaches_bedrock_byte_identical_and_rationale_shows_b
     text = shown(slack, ts)
     assert "30 rows plotted" in text and "moving average in red" in text
     assert text.index("7-day moving average") < text.index("moving average in red")
-    await asyncio.sleep(0.3)  # a second upload, if any, would land now
+    # Uploads are awaited before the turn's message is made final (``finished`` above): every upload
+    # of the turn has been made by now.
     [chart] = slack.shared(CHANNEL)
     assert chart.name == "chart.png" and chart.data == PNG and chart.thread_ts == ts
 
@@ -149,7 +152,8 @@ async def test_returned_csv_is_uploaded_once_and_paged_to_the_last_row(
                            ts), "EvB2")
     await until(lambda: finished(slack, ts) and dataset_message(slack, ts) is not None, what="turn and dataset")
     await until(lambda: len(slack.shared(CHANNEL)) >= 1, what="upload")
-    await asyncio.sleep(0.3)  # a second upload, if any, would land now
+    # Uploads are awaited before the turn's message is made final (``finished`` above): every upload
+    # of the turn has been made by now.
 
     [shared] = slack.shared(CHANNEL)
     assert shared.name == "greatest_books.csv" and shared.data == BOOKS and shared.thread_ts == ts

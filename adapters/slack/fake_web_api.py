@@ -1,0 +1,402 @@
+"""A local fake of the Slack Web API (aiohttp on 127.0.0.1, port 0) that records every call.
+
+It speaks the real wire format slack-sdk uses (Bearer token, query / form / JSON arguments,
+``{"ok": ...}`` answers, 429 with ``Retry-After``), keeps the messages the bot posted (with their
+streamed Markdown), serves the ``files_upload_v2`` upload URLs (on another host name, like Slack's
+``files.slack.com``) and users' files at ``url_private_download`` (answering an HTML login page
+without the right token, like Slack), plays the Socket Mode WebSocket endpoint that
+``apps.connections.open`` hands out (``hello``, envelopes, acks), and has switchable failure modes.
+
+It ships with the adapter (as botbuilder ships ``TestAdapter`` and httpx ``MockTransport``) because
+both the tests and ``benchmarks/`` drive the real Slack adapter against it, and benchmarks must not
+depend on ``tests/``. Nothing in the product imports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from adapters.local_server import LocalServer, serve
+
+
+@dataclass
+class Call:
+    method: str
+    args: dict[str, Any]
+    at: float
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Posted:
+    """A message as the channel shows it."""
+
+    channel: str
+    ts: str
+    thread_ts: str | None
+    text: str = ""
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    markdown: str = ""  # streamed text
+    streaming: bool = False
+    appends: int = 0
+    updates: int = 0
+
+
+@dataclass
+class SharedFile:
+    id: str
+    name: str
+    title: str
+    data: bytes
+    channel: str | None = None
+    thread_ts: str | None = None
+    created: float = 0.0
+
+
+@dataclass
+class Failures:
+    #: method -> number of 429 answers still to give (each with ``Retry-After: retry_after``).
+    rate_limited: dict[str, int] = field(default_factory=dict)
+    retry_after: int = 1
+    #: error answered by chat.startStream (e.g. "method_not_supported_for_channel_type"), or None.
+    stream_start_error: str | None = None
+    #: after this many appends a stream answers ``message_not_in_streaming_state``.
+    stream_expires_after: int | None = None
+    #: seconds files.completeUploadExternal waits *after* sharing the file (a timeout that succeeded).
+    complete_delay: float = 0.0
+    #: method -> Slack error it answers (``{"ok": false, "error": ...}``) until removed.
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+class FakeSlack:
+    """``await FakeSlack().start()`` then point ``SLACK_API_URL`` at ``api_url``."""
+
+    def __init__(self, token: str = "xoxb-test-token", team: str = "T0001", bot_user: str = "UBOT",
+                 bot_id: str = "BBOT", app_token: str = "xapp-1-test-app-token") -> None:
+        self.token, self.team, self.bot_user, self.bot_id = token, team, bot_user, bot_id
+        self.app_token = app_token
+        #: Socket Mode: open connections, and every frame the app sent back (acks), parsed.
+        self.sockets: list[web.WebSocketResponse] = []
+        self.acks: list[dict[str, Any]] = []
+        self.calls: list[Call] = []
+        self.messages: dict[tuple[str, str], Posted] = {}
+        self.ephemeral: list[dict[str, Any]] = []
+        self.files: dict[str, SharedFile] = {}
+        self.user_files: dict[str, tuple[bytes, str]] = {}
+        self.fail = Failures()
+        self._ts = itertools.count(1)
+        self._ids = itertools.count(1)
+        self._server: LocalServer | None = None
+        self.base = ""
+
+    @property
+    def api_url(self) -> str:
+        return self.base + "/api/"
+
+    async def start(self) -> FakeSlack:
+        app = web.Application(client_max_size=256 * 1024 * 1024)
+        app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)
+        app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_get("/files-pri/{key}/{name}", self._serve_file)
+        app.router.add_get("/socket-mode", self._socket)
+        self._server = await serve(app, access_log=False)
+        self.base = self._server.url
+        return self
+
+    async def close(self) -> None:
+        for ws in list(self.sockets):
+            await ws.close()
+        if self._server is not None:
+            await self._server.close()
+
+    @property
+    def upload_base(self) -> str:
+        """The same server under another host name (``localhost``), as Slack's uploads live on
+        ``files.slack.com``: a client that sends its token to the upload URL shows up in ``calls``."""
+        return self.base.replace("127.0.0.1", "localhost")
+
+    # ---- helpers for tests ---------------------------------------------------------------------
+
+    def add_user_file(self, name: str, data: bytes, content_type: str = "text/csv") -> str:
+        key = f"F{next(self._ids):05d}"
+        self.user_files[key] = (data, content_type)
+        return f"{self.base}/files-pri/{key}/{name}"
+
+    def named(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    def thread(self, channel: str, thread_ts: str) -> list[Posted]:
+        """Messages the bot has in a thread, in order."""
+        return sorted((m for m in self.messages.values() if m.channel == channel and m.thread_ts == thread_ts),
+                      key=lambda m: float(m.ts))
+
+    def shown(self, message: Posted) -> str:
+        """Everything a person would read in a message: streamed text and block texts."""
+        parts = [message.markdown, message.text]
+        for block in message.blocks:
+            parts.append(json.dumps(block, ensure_ascii=False))
+        return "\n".join(parts)
+
+    def _next_ts(self) -> str:
+        return f"{int(time.time())}.{next(self._ts):06d}"
+
+    # ---- wire ----------------------------------------------------------------------------------
+
+    async def _args(self, request: web.Request) -> tuple[dict[str, Any], bytes]:
+        args: dict[str, Any] = dict(request.query)
+        body = b""
+        if request.content_type == "application/json":
+            args.update(await request.json())
+        elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            form = await request.post()
+            for key, value in form.items():
+                if hasattr(value, "file"):
+                    body = value.file.read()
+                else:
+                    args[key] = value
+        else:
+            body = await request.read()
+        return args, body
+
+    def _authorized(self, request: web.Request) -> bool:
+        return request.headers.get("Authorization") == f"Bearer {self.token}"
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args, body = await self._args(request)
+        self.calls.append(Call(method, args, time.monotonic(), body, dict(request.headers)))
+        if self.fail.rate_limited.get(method, 0) > 0:
+            self.fail.rate_limited[method] -= 1
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
+                                     headers={"Retry-After": str(self.fail.retry_after)})
+        if method == "apps.connections.open":  # the only method that takes the app-level token
+            if request.headers.get("Authorization") != f"Bearer {self.app_token}":
+                return web.json_response({"ok": False, "error": "invalid_auth"})
+        elif not self._authorized(request):
+            return web.json_response({"ok": False, "error": "not_authed"})
+        if method in self.fail.errors:
+            return web.json_response({"ok": False, "error": self.fail.errors[method]})
+        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return web.json_response({"ok": False, "error": "unknown_method"})
+        result = handler(args)
+        if asyncio.iscoroutine(result):
+            result = await result
+        return web.json_response(result)
+
+    # ---- methods -------------------------------------------------------------------------------
+
+    def _m_auth_test(self, a: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": "https://test.slack.com/", "team": "Test", "user": "datathread",
+                "team_id": self.team, "user_id": self.bot_user, "bot_id": self.bot_id}
+
+    def _m_users_info(self, a: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "user": {"id": a.get("user"), "name": f"name-{a.get('user')}",
+                                     "real_name": f"Real {a.get('user')}"}}
+
+    def _blocks(self, a: dict[str, Any]) -> list[dict[str, Any]]:
+        blocks = a.get("blocks") or []
+        return json.loads(blocks) if isinstance(blocks, str) else list(blocks)
+
+    def _m_chat_postMessage(self, a: dict[str, Any]) -> dict[str, Any]:
+        ts = self._next_ts()
+        m = Posted(a["channel"], ts, a.get("thread_ts"), a.get("text") or "", self._blocks(a))
+        self.messages[(m.channel, ts)] = m
+        return {"ok": True, "channel": m.channel, "ts": ts, "message": {"ts": ts, "text": m.text}}
+
+    def _m_chat_update(self, a: dict[str, Any]) -> dict[str, Any]:
+        m = self.messages.get((a["channel"], a["ts"]))
+        if m is None:
+            return {"ok": False, "error": "message_not_found"}
+        m.text, m.blocks, m.updates = a.get("text") or "", self._blocks(a), m.updates + 1
+        m.markdown = ""  # an update replaces the whole message
+        return {"ok": True, "channel": m.channel, "ts": m.ts, "text": m.text}
+
+    def _m_chat_postEphemeral(self, a: dict[str, Any]) -> dict[str, Any]:
+        self.ephemeral.append({**a, "blocks": self._blocks(a)})
+        return {"ok": True, "message_ts": self._next_ts()}
+
+    def _m_chat_startStream(self, a: dict[str, Any]) -> dict[str, Any]:
+        if self.fail.stream_start_error:
+            return {"ok": False, "error": self.fail.stream_start_error}
+        if not a.get("channel", "").startswith("D") and not (a.get("recipient_user_id") and a.get("recipient_team_id")):
+            return {"ok": False, "error": "missing_recipient_user_id"}
+        ts = self._next_ts()
+        m = Posted(a["channel"], ts, a.get("thread_ts"), markdown=a.get("markdown_text") or "", streaming=True)
+        self.messages[(m.channel, ts)] = m
+        return {"ok": True, "channel": m.channel, "ts": ts}
+
+    def _streaming(self, a: dict[str, Any]) -> Posted | dict[str, Any]:
+        m = self.messages.get((a["channel"], a["ts"]))
+        if m is None:
+            return {"ok": False, "error": "message_not_found"}
+        if not m.streaming:
+            return {"ok": False, "error": "message_not_in_streaming_state"}
+        return m
+
+    def _m_chat_appendStream(self, a: dict[str, Any]) -> dict[str, Any]:
+        m = self._streaming(a)
+        if isinstance(m, dict):
+            return m
+        limit = self.fail.stream_expires_after
+        if limit is not None and m.appends >= limit:
+            m.streaming = False
+            return {"ok": False, "error": "message_not_in_streaming_state"}
+        m.markdown += a.get("markdown_text") or ""
+        m.appends += 1
+        return {"ok": True, "channel": m.channel, "ts": m.ts}
+
+    def _m_chat_stopStream(self, a: dict[str, Any]) -> dict[str, Any]:
+        m = self._streaming(a)
+        if isinstance(m, dict):
+            return m
+        m.markdown += a.get("markdown_text") or ""
+        m.blocks = self._blocks(a)
+        m.streaming = False
+        return {"ok": True, "channel": m.channel, "ts": m.ts, "message": {"ts": m.ts}}
+
+    def _m_reactions_add(self, a: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True}
+
+    def _m_reactions_remove(self, a: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True}
+
+    def _m_assistant_threads_setStatus(self, a: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True}
+
+    def _m_files_getUploadURLExternal(self, a: dict[str, Any]) -> dict[str, Any]:
+        fid = f"FUP{next(self._ids):05d}"
+        self.files[fid] = SharedFile(fid, a.get("filename", ""), "", b"")
+        return {"ok": True, "upload_url": f"{self.upload_base}/upload/{fid}", "file_id": fid}
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        fid = request.match_info["file_id"]
+        _, body = await self._args(request)
+        self.calls.append(Call("upload", {"file_id": fid}, time.monotonic(), body, dict(request.headers)))
+        if fid not in self.files:
+            return web.Response(status=404, text="no such upload")
+        self.files[fid].data = body
+        return web.Response(text=f"OK - {len(body)}")
+
+    async def _m_files_completeUploadExternal(self, a: dict[str, Any]) -> dict[str, Any]:
+        items = a.get("files")
+        items = json.loads(items) if isinstance(items, str) else items
+        done = []
+        for item in items or []:
+            f = self.files.get(item["id"])
+            if f is None:
+                return {"ok": False, "error": "file_not_found"}
+            f.title, f.channel, f.thread_ts, f.created = item.get("title") or f.name, a.get("channel_id"), \
+                a.get("thread_ts"), time.time()
+            done.append(self._file_json(f))
+        if self.fail.complete_delay:
+            delay, self.fail.complete_delay = self.fail.complete_delay, 0.0
+            await asyncio.sleep(delay)
+        return {"ok": True, "files": done}
+
+    def _file_json(self, f: SharedFile) -> dict[str, Any]:
+        return {"id": f.id, "name": f.name, "title": f.title, "size": len(f.data), "created": int(f.created),
+                "channels": [f.channel] if f.channel else []}
+
+    def _m_files_info(self, a: dict[str, Any]) -> dict[str, Any]:
+        f = self.files.get(a.get("file", ""))
+        return {"ok": True, "file": self._file_json(f)} if f else {"ok": False, "error": "file_not_found"}
+
+    def _m_files_list(self, a: dict[str, Any]) -> dict[str, Any]:
+        since = float(a.get("ts_from") or 0)
+        found = [self._file_json(f) for f in self.files.values()
+                 if f.channel and (not a.get("channel") or f.channel == a["channel"]) and f.created >= since]
+        return {"ok": True, "files": found, "paging": {"count": len(found), "total": len(found), "page": 1, "pages": 1}}
+
+    # ---- Socket Mode ---------------------------------------------------------------------------
+
+    def _m_apps_connections_open(self, a: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": self.base.replace("http://", "ws://") + "/socket-mode"}
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)  # answers the client's pings with pongs, like Slack
+        await ws.prepare(request)
+        self.sockets.append(ws)
+        await ws.send_json({"type": "hello", "num_connections": len(self.sockets),
+                            "connection_info": {"app_id": "A0001"}, "debug_info": {"host": "fake"}})
+        try:
+            async for frame in ws:
+                if frame.type == WSMsgType.TEXT:
+                    self.acks.append(json.loads(frame.data))
+        finally:
+            self.sockets.remove(ws)
+        return ws
+
+    async def push(self, kind: str, payload: dict[str, Any], *, retry_attempt: int = 0) -> str:
+        """Send an envelope (``events_api`` or ``interactive``) over the newest Socket Mode
+        connection, as Slack does; returns its ``envelope_id`` (the app must ack it)."""
+        envelope_id = f"env-{next(self._ids)}"
+        envelope: dict[str, Any] = {"envelope_id": envelope_id, "type": kind, "payload": payload,
+                                    "accepts_response_payload": kind != "events_api"}
+        if kind == "events_api":
+            envelope |= {"retry_attempt": retry_attempt, "retry_reason": "timeout" if retry_attempt else ""}
+        await self.sockets[-1].send_json(envelope)
+        return envelope_id
+
+    def shared(self, channel: str | None = None) -> list[SharedFile]:
+        return [f for f in self.files.values() if f.channel and (channel is None or f.channel == channel)]
+
+    async def _serve_file(self, request: web.Request) -> web.StreamResponse:
+        self.calls.append(Call("download", {"path": request.path}, time.monotonic()))
+        key = request.match_info["key"]
+        if not self._authorized(request) or key not in self.user_files:
+            # Slack answers a login page, with 200, when the token may not see the file.
+            return web.Response(text="<html><body>Sign in</body></html>", content_type="text/html")
+        data, content_type = self.user_files[key]
+        return web.Response(body=data, content_type=content_type)
+
+
+# ---- driving the bot as Slack does ------------------------------------------------------------
+
+
+def signed_headers(secret: str, body: str, timestamp: int | None = None, **extra: str) -> dict[str, str]:
+    """Slack's v0 request signature: ``v0=hex(HMAC-SHA256(secret, "v0:{ts}:{body}"))``."""
+    import hashlib
+    import hmac
+
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}", **extra}
+
+
+def event_body(event: dict[str, Any], event_id: str, team: str = "T0001") -> dict[str, Any]:
+    """An Events API ``event_callback`` envelope around ``event``."""
+    return {"token": "legacy", "team_id": team, "api_app_id": "A0001", "event": event, "type": "event_callback",
+            "event_id": event_id, "event_time": int(time.time()),
+            "authorizations": [{"team_id": team, "user_id": "UBOT", "is_bot": True}]}
+
+
+def action_body(action: dict[str, Any], *, user: str, channel: str, message_ts: str, thread_ts: str | None,
+                team: str = "T0001", ephemeral: bool = False) -> dict[str, Any]:
+    """A ``block_actions`` payload for one clicked element of a bot message.
+
+    From an ephemeral message Slack sends no ``message`` object (the message is not stored) and
+    ``container.is_ephemeral`` is true; the container still has ``thread_ts`` in a thread.
+    """
+    container: dict[str, Any] = {"type": "message", "message_ts": message_ts, "channel_id": channel,
+                                 "is_ephemeral": ephemeral}
+    message: dict[str, Any] = {"type": "message", "ts": message_ts, "bot_id": "BBOT"}
+    if thread_ts:
+        container["thread_ts"] = thread_ts
+        message["thread_ts"] = thread_ts
+    body = {"type": "block_actions", "user": {"id": user, "team_id": team}, "api_app_id": "A0001",
+            "token": "legacy", "container": container, "trigger_id": "1.2.3", "team": {"id": team},
+            "channel": {"id": channel}, "actions": [action],
+            "response_url": "https://hooks.slack.com/actions/T0001/1/x"}
+    if not ephemeral:
+        body["message"] = message
+    return body

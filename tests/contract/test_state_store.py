@@ -1,0 +1,124 @@
+"""Every ``StateStore`` (``bot/storage/base.py``) keeps its contract.
+
+Conversations: starting one is idempotent and race-safe and keeps the first owner; a reset gives
+new ids and a new workspace; ``touch`` records activity. Deliveries are claimed once. Values round
+trip as JSON. Everything survives a restart. Parametrized over ``STORES``: a second implementation
+(DynamoDB) adds one entry and inherits every check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from bot.messages import ThreadKey
+from bot.storage.base import StateStore
+from bot.storage.local import SqliteStateStore
+
+KEY = ThreadKey("slack", "T0001", "C0CHAN", "1700000000.000100")
+OTHER = ThreadKey("slack", "T0001", "C0CHAN", "1700000001.000100")
+
+#: name -> a store kept under a test's temporary folder (the same folder twice: the same store after a restart).
+STORES: dict[str, Callable[[Path], StateStore]] = {
+    "sqlite": lambda tmp: SqliteStateStore(tmp / "state.sqlite3", tmp / "workspaces"),
+}
+
+
+@pytest.fixture(params=sorted(STORES))
+def make_store(request: pytest.FixtureRequest) -> Callable[[Path], StateStore]:
+    return STORES[request.param]
+
+
+@pytest.fixture
+async def state(make_store: Callable[[Path], StateStore], tmp_path: Path) -> AsyncIterator[StateStore]:
+    store = make_store(tmp_path)
+    yield store
+    await store.aclose()
+
+
+async def test_a_thread_has_no_conversation_until_one_is_started(state: StateStore) -> None:
+    assert await state.conversation(KEY) is None
+    started = await state.start_conversation(KEY, "UALICE")
+    assert await state.conversation(KEY) == started
+    assert (started.key, started.owner) == (KEY, "UALICE")
+    assert await state.conversation(OTHER) is None
+
+
+async def test_starting_again_returns_the_same_conversation_and_keeps_the_first_owner(state: StateStore) -> None:
+    first = await state.start_conversation(KEY, "UALICE")
+    again = await state.start_conversation(KEY, "UBOB")
+    assert again == first and again.owner == "UALICE"
+
+
+async def test_concurrent_starts_agree_on_one_conversation(state: StateStore) -> None:
+    started = await asyncio.gather(*(state.start_conversation(KEY, f"U{i}") for i in range(10)))
+    assert len({c.id for c in started}) == 1 and len({c.owner for c in started}) == 1
+    assert await state.conversation(KEY) == started[0]
+
+
+async def test_threads_get_distinct_conversations_and_workspaces_without_raw_platform_ids(state: StateStore) -> None:
+    a = await state.start_conversation(KEY, "UALICE")
+    b = await state.start_conversation(OTHER, "UALICE")
+    assert a.id != b.id and a.session_id != b.session_id and a.workspace != b.workspace
+    for text in (a.id, a.session_id, str(a.workspace)):
+        assert KEY.channel not in text and KEY.thread not in text  # ids end up in paths and AWS session ids
+
+
+async def test_a_reset_starts_a_fresh_conversation_for_the_new_owner(state: StateStore) -> None:
+    old = await state.start_conversation(KEY, "UALICE")
+    fresh = await state.reset_conversation(KEY, "UBOB")
+    assert fresh.id != old.id and fresh.session_id != old.session_id and fresh.workspace != old.workspace
+    assert fresh.owner == "UBOB" and fresh.key == KEY
+    assert await state.conversation(KEY) == fresh
+    assert await state.start_conversation(KEY, "UCAROL") == fresh  # the reset one is now the thread's
+    assert (await state.reset_conversation(KEY, "UBOB")).id not in (old.id, fresh.id)
+
+
+async def test_resetting_a_thread_without_a_conversation_starts_one(state: StateStore) -> None:
+    fresh = await state.reset_conversation(KEY, "UALICE")
+    assert await state.conversation(KEY) == fresh and fresh.owner == "UALICE"
+
+
+async def test_touch_records_activity_and_keeps_the_rest(state: StateStore) -> None:
+    started = await state.start_conversation(KEY, "UALICE")
+    await state.touch(started)
+    touched = await state.conversation(KEY)
+    assert touched is not None
+    assert touched.last_active >= started.last_active and touched.created == started.created
+    assert (touched.id, touched.owner, touched.workspace) == (started.id, started.owner, started.workspace)
+
+
+async def test_a_delivery_is_claimed_once(state: StateStore) -> None:
+    assert await state.claim_event("slack:C0CHAN:1700000000.000100")
+    assert not await state.claim_event("slack:C0CHAN:1700000000.000100")
+    assert await state.claim_event("teams:1700000000.000100")  # ids are namespaced by the caller
+    claims = await asyncio.gather(*(state.claim_event("race") for _ in range(10)))
+    assert sorted(claims) == [False] * 9 + [True]
+
+
+async def test_values_round_trip_as_json_per_namespace(state: StateStore) -> None:
+    assert await state.get_value("history", "c1") is None
+    value = [{"role": "user", "content": [{"text": "hi é 😀"}]}, 3, 1.5, None, True]
+    await state.put_value("history", "c1", value)
+    assert await state.get_value("history", "c1") == value
+    assert await state.get_value("refs", "c1") is None
+    await state.put_value("history", "c1", {"replaced": True})
+    assert await state.get_value("history", "c1") == {"replaced": True}
+
+
+async def test_everything_survives_a_restart(make_store: Callable[[Path], StateStore], tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    started = await store.start_conversation(KEY, "UALICE")
+    assert await store.claim_event("Ev1")
+    await store.put_value("refs", "c1", {"service_url": "https://smba.example/"})
+    await store.aclose()
+    again = make_store(tmp_path)
+    try:
+        assert await again.conversation(KEY) == started
+        assert not await again.claim_event("Ev1")  # a retry after a restart is still a repeat
+        assert await again.get_value("refs", "c1") == {"service_url": "https://smba.example/"}
+    finally:
+        await again.aclose()
