@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import ClientConnectorError, web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -124,8 +125,13 @@ class SlackAdapter:
         self.background = BackgroundWork()
         self.verifier = SignatureVerifier(settings.signing_secret)
         self._identity: asyncio.Future[None] | None = None
-        self.bolt = AsyncApp(signing_secret=settings.signing_secret, client=self.client,
-                             ignoring_self_events_enabled=True)
+        self.team_id: str | None = None
+        # Bolt's own token authorization makes an auth.test per request until one has answered (a
+        # burst on a cold start made one per event); ``authorize`` hands it our one shared identity.
+        # Its client has no token of its own: listeners use ``self.client``.
+        self.bolt = AsyncApp(signing_secret=settings.signing_secret,
+                             client=AsyncWebClient(base_url=settings.api_url, timeout=int(settings.http_timeout)),
+                             authorize=self._authorizer(), ignoring_self_events_enabled=True)
         self.bolt.event("app_mention")(self._on_event)
         self.bolt.event("message")(self._on_event)
         self.bolt.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._on_action)
@@ -144,8 +150,19 @@ class SlackAdapter:
 
     async def _auth_test(self) -> None:
         resp = await self.client.auth_test()
-        self.bot_user_id, self.bot_id = resp.get("user_id"), resp.get("bot_id")
+        self.bot_user_id, self.bot_id, self.team_id = resp.get("user_id"), resp.get("bot_id"), resp.get("team_id")
         log.info("Slack bot user %s in team %s", self.bot_user_id, resp.get("team_id"))
+
+    def _authorizer(self) -> Callable[..., Awaitable[AuthorizeResult]]:
+        """Bolt's ``authorize`` function (a plain function: bolt passes arguments by their names)."""
+
+        async def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
+            await self.start()
+            return AuthorizeResult(enterprise_id=enterprise_id, team_id=self.team_id or team_id,
+                                   bot_token=self.settings.bot_token, bot_user_id=self.bot_user_id,
+                                   bot_id=self.bot_id)
+
+        return authorize
 
     async def connect(self, health: Health, socket_mode: Any = None, *, first_delay: float = 1.0,
                       max_delay: float = 60.0) -> None:
