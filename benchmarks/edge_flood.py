@@ -42,14 +42,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def launch(tree: Path, env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    """``datathread serve`` from ``tree`` on 127.0.0.1:``port``, its output into ``log``."""
+    with open(log, "wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port",
+                                 str(port)], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tree)
+
+
 async def run(tree: Path, posts: int, mb: int) -> None:
     fake = await FakeSlack().start()
     port = free_port()
-    with tempfile.TemporaryDirectory() as home, open(Path(home) / "serve.log", "wb") as log:
+    with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "PYTHONPATH": str(tree), "SLACK_BOT_TOKEN": fake.token,
                "SLACK_SIGNING_SECRET": "bench-secret", "SLACK_API_URL": fake.api_url, "DATATHREAD_HOME": home}
-        proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port",
-                                 str(port)], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tree)
+        proc = launch(tree, env, port, Path(home) / "serve.log")
         base = f"http://127.0.0.1:{port}"
         try:
             async with aiohttp.ClientSession() as http:
