@@ -158,6 +158,9 @@ async def _doctor(settings: Settings) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Files this process and its kernels create (user code's output too) are private to this OS
+    # user; what datathread creates itself is also made 0600/0700 explicitly (bot.private).
+    os.umask(0o077)
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
