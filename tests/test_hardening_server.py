@@ -269,3 +269,11 @@ async def test_draining_answers_new_events_503_reports_draining_and_stops_runnin
         assert fake.named("reactions.remove")
     finally:
         await server.close()
+
+
+@pytest.mark.parametrize("body", ['{"type": "message"', '["message"]', '"message"'])
+async def test_malformed_bodies_to_the_teams_endpoint_get_400_not_500(served: TestServer, body: str,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    status = await post_raw(str(served.make_url("/api/messages")), body.encode(), {"Content-Type": "application/json"})
+    assert status == 400
+    assert not any(r.exc_info for r in caplog.records)
