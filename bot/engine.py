@@ -103,13 +103,19 @@ class Engine:
         for queue in self._queues.values():
             waiting += queue
             queue.clear()
-        for thread in list(self._turns):
-            self.cancel(thread)
-        work = [*self._workers.values(), *(asyncio.ensure_future(self._turn_away(item)) for item in waiting)]
-        if work:
-            _, late = await asyncio.wait(work, timeout=grace)
-            if late:
-                log.warning("shutdown: %d turn(s) still ending after %g s; cancelling them", len(late), grace)
+        pending = {*self._workers.values(), *(asyncio.ensure_future(self._turn_away(item)) for item in waiting)}
+        stopped: set[asyncio.Task[None]] = set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while pending and loop.time() < deadline:
+            # A message that was past the queue but not yet in its turn starts one meanwhile: stop
+            # that too, but cancel each turn once (a second cancel would cut its clean-up short).
+            for task in set(self._turns.values()) - stopped:
+                stopped.add(task)
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=min(0.1, max(0.0, deadline - loop.time())))
+        if pending:
+            log.warning("shutdown: %d turn(s) still ending after %g s; cancelling them", len(pending), grace)
 
     async def _turn_away(self, item: _Queued) -> None:
         """Tell the sender of a message that will not run now to send it again."""

@@ -20,10 +20,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bot import events as ev
+from bot.composition import build_engine
+from bot.config import Settings
+from bot.conversation import Turn
+from bot.messages import IncomingMessage, ThreadKey
+from tests.fakes.scripted_agent import ScriptedAgent, Sleep, Step
 from tests.fakes.slack_api import FakeSlack, event_body, signed_headers
 from tests.slack_harness import SIGNING_SECRET, mention, until
-
-pytestmark = pytest.mark.e2e
+from tests.surfaces import RecordingSurface
 
 ROOT = Path(__file__).resolve().parent.parent
 CHANNEL = "C0CHAN"
@@ -43,6 +48,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.e2e
 async def test_sigterm_stops_the_running_turn_cleanly_and_exits_within_the_grace_period(
         fake: FakeSlack, tmp_path: Path) -> None:
     port = free_port()
@@ -98,3 +104,33 @@ async def test_sigterm_stops_the_running_turn_cleanly_and_exits_within_the_grace
     assert not live[-1].streaming  # the stream was closed
     removed = fake.named("reactions.remove")
     assert removed and removed[-1].args.get("timestamp") == ts
+
+
+def notes(reply: object) -> str:
+    return " ".join(str(getattr(b, "text", "")) for b in getattr(reply, "blocks", ()))
+
+
+async def test_shutdown_stops_running_turns_tells_waiting_messages_and_refuses_new_ones(tmp_path: Path) -> None:
+    def script(turn: Turn) -> list[Step]:
+        return [ev.Rationale("Working on it. "), Sleep(30), ev.FinalText("never")]
+
+    env = {"DATATHREAD_HOME": str(tmp_path)}
+    engine = build_engine(Settings.from_env(env), agent=ScriptedAgent(script), env=env)
+    thread = ThreadKey("console", "local", "me", "t1")
+    running, waiting, late = RecordingSurface(), RecordingSurface(), RecordingSurface()
+    try:
+        first = engine.submit(IncomingMessage(thread, "me", "slow", event_id="m1"), running)
+        second = engine.submit(IncomingMessage(thread, "me", "next", event_id="m2"), waiting)
+        await until(lambda: bool(running.of("live.start")), what="the first turn running")
+        began = time.monotonic()
+        await engine.shutdown(grace=10)
+        assert time.monotonic() - began < 5
+        assert engine.accepting is False
+        await asyncio.wait_for(asyncio.gather(first, second), 5)
+        assert "Stopped" in notes(running.of("live.finish")[-1].reply)
+        assert running.of("status")[-1].text is None  # the working status is cleared
+        assert "Send it again" in notes(waiting.of("post")[-1].reply)
+        await asyncio.wait_for(engine.submit(IncomingMessage(thread, "me", "late", event_id="m3"), late), 5)
+        assert "Send it again" in notes(late.of("post")[-1].reply) and not late.of("live.start")
+    finally:
+        await engine.aclose()
