@@ -1,4 +1,5 @@
-"""HTTP helpers every chat adapter shares: reading a download under a size cap, and host matching.
+"""HTTP helpers every chat adapter shares: reading a download or a request body under a size cap,
+and host matching.
 
 Nothing here knows a platform; the adapters decide which hosts they trust and send tokens to.
 """
@@ -8,12 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import aiohttp
+from aiohttp import web
 
 from bot.surface import SurfaceError
 from bot.workspace import human_size
 
 #: Bytes read at a time while streaming a download.
 CHUNK = 64 * 1024
+
+#: The largest request body a platform webhook (``/slack/events``, ``/api/messages``) may send:
+#: events, clicks and activities are a few kilobytes; files never arrive in the body.
+MAX_REQUEST_BYTES = 1024 * 1024
 
 
 def too_large(limit: int) -> SurfaceError:
@@ -37,6 +43,23 @@ async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
         total += len(chunk)
         if total > limit:
             raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_request(request: web.Request, limit: int = MAX_REQUEST_BYTES) -> bytes:
+    """The body of an inbound request, or ``web.HTTPRequestEntityTooLarge`` (413) before more than
+    ``limit`` bytes are held: a declared ``Content-Length`` over the limit is refused unread, a
+    chunked body as soon as it passes the limit. Nothing of a refused body is kept or logged."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=declared)
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.content.iter_chunked(CHUNK):
+        total += len(chunk)
+        if total > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=total)
         chunks.append(chunk)
     return b"".join(chunks)
 

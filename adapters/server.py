@@ -2,7 +2,8 @@
 
 Each surface package exposes ``mount(app, engine, settings, env) -> bool``: it adds its routes
 (and background clients such as Socket Mode) when its configuration is present and returns
-whether it is enabled.
+whether it is enabled. A surface reports its own state in ``adapters.health.Health``: one that
+cannot reach its platform does not stop the server, ``/healthz`` names it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
+from adapters.health import health_of
+from adapters.http import MAX_REQUEST_BYTES
 from bot.config import Settings
 from bot.engine import Engine
 
@@ -22,9 +25,17 @@ READY_KEY = web.AppKey("ready", dict)
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """``starting`` and ``draining`` (shutdown began) answer 503 so a load balancer sends nothing
+    new; otherwise 200 with ``ok``, or ``degraded`` when a surface cannot reach its platform.
+    ``detail`` has each surface's own report."""
+    health = health_of(request.app)
+    detail = health.detail()
     if not request.app[READY_KEY].get("ready"):
-        return web.json_response({"status": "starting"}, status=503)
-    return web.json_response({"status": "ok", "surfaces": request.app[READY_KEY]["surfaces"]})
+        return web.json_response({"status": "starting", "detail": detail}, status=503)
+    if health.draining:
+        return web.json_response({"status": "draining", "detail": detail}, status=503)
+    return web.json_response({"status": "ok" if health.healthy else "degraded",
+                              "surfaces": request.app[READY_KEY]["surfaces"], "detail": detail})
 
 
 async def build_app(engine: Engine, settings: Settings, env: Mapping[str, str]) -> web.Application:
@@ -32,8 +43,10 @@ async def build_app(engine: Engine, settings: Settings, env: Mapping[str, str]) 
     from adapters.slack.wiring import mount as mount_slack
     from adapters.teams.wiring import mount as mount_teams
 
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    # The surfaces read their bodies under this cap themselves; this is the backstop for any other route.
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     app[ENGINE_KEY] = engine
+    health_of(app)
     app[READY_KEY] = {"ready": False, "surfaces": []}
     app.router.add_get("/healthz", healthz)
     surfaces = []
@@ -53,3 +66,11 @@ async def build_app(engine: Engine, settings: Settings, env: Mapping[str, str]) 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     return app
+
+
+async def drain(app: web.Application, grace: float) -> None:
+    """The first step of a clean stop (SIGTERM, Ctrl-C): ``/healthz`` says ``draining`` and the
+    surfaces answer new requests with 503 while running turns end (see ``Engine.shutdown``).
+    The caller then cleans the app up."""
+    health_of(app).draining = True
+    await app[ENGINE_KEY].shutdown(grace)

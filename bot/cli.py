@@ -11,11 +11,13 @@ import asyncio
 import ctypes
 import logging
 import os
+import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.config import AgentKind, ConfigError, Settings
+from bot.config import AgentKind, ConfigError, Settings, env_number
 from bot.logs import setup_logging
 
 AGENT_LABELS = {
@@ -69,9 +71,12 @@ LOCAL_KERNEL_WARNING = (
 
 
 async def _serve(settings: Settings, host: str, port: int) -> int:
+    """Serve until SIGTERM or SIGINT, then stop cleanly: new work gets 503, running turns end with
+    their "Stopped" note within ``DATATHREAD_SHUTDOWN_GRACE_SECONDS`` (default 20), then the
+    server closes. A second signal skips the wait."""
     from aiohttp import web
 
-    from adapters.server import build_app
+    from adapters.server import build_app, drain
     from bot.composition import build_engine
 
     hide_environment()
@@ -86,11 +91,34 @@ async def _serve(settings: Settings, host: str, port: int) -> int:
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    logging.getLogger("datathread").info("serving on http://%s:%d (GET /healthz)", host, port)
+    log = logging.getLogger("datathread")
+    log.info("serving on http://%s:%d (GET /healthz)", host, port)
+    grace = env_number(os.environ, "DATATHREAD_SHUTDOWN_GRACE_SECONDS", 20)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    main = asyncio.current_task()
+    assert main is not None
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            log.warning("second %s: stopping now", signal.Signals(signum).name)
+            main.cancel()
+        else:
+            log.info("%s: stopping (new work gets 503; running turns get up to %g s)",
+                     signal.Signals(signum).name, grace)
+            stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
+        began = time.monotonic()
+        await drain(app, grace)
     finally:
         await runner.cleanup()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+    log.info("stopped cleanly in %.1f s", time.monotonic() - began)
     return 0
 
 
@@ -130,6 +158,9 @@ async def _doctor(settings: Settings) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Files this process and its kernels create (user code's output too) are private to this OS
+    # user; what datathread creates itself is also made 0600/0700 explicitly (bot.private).
+    os.umask(0o077)
     try:
         settings = Settings.from_env()
     except ConfigError as exc:

@@ -9,6 +9,7 @@ from bot.agents.backend import AgentBackend
 from bot.config import AgentKind, Settings
 from bot.datasets.local import LocalDatasetStore
 from bot.engine import Engine
+from bot.private import private_dir
 from bot.storage.base import StateStore
 from bot.storage.local import SqliteStateStore
 
@@ -33,7 +34,7 @@ def build_engine(
 ) -> Engine:
     """An engine on the embedded storage (SQLite + local folders under ``settings.home``)."""
     env = os.environ if env is None else env
-    settings.home.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.home)
     state = SqliteStateStore(settings.state_db, settings.workspaces)
     datasets = LocalDatasetStore(settings.datasets, settings.retention)
     return Engine(settings, state, datasets, agent or build_agent(settings, state, env))

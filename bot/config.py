@@ -100,7 +100,9 @@ class Settings:
             return self.configured_secret.encode()
         path = self.home / "secret"
         if not path.exists():
-            self.home.mkdir(parents=True, exist_ok=True)
+            from bot.private import private_dir
+
+            private_dir(self.home)
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:

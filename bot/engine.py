@@ -39,6 +39,7 @@ NOT_OWNER = (
     "This conversation belongs to the person who started it. Mention me in a new message "
     "(outside this thread) to start your own."
 )
+RESTARTING = "I am restarting and did not get to this message. Send it again in a minute."
 CRASHED = "Something went wrong on our side while running this turn (details are in the bot's log). " \
           "Send your message again, or start a new thread if it keeps failing."
 
@@ -71,6 +72,8 @@ class Engine:
         self._workers: dict[ThreadKey, asyncio.Task[None]] = {}
         self._turns: dict[ThreadKey, asyncio.Task[None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self._closing = False
+        self._turned_away: set[asyncio.Future[None]] = set()
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -86,6 +89,42 @@ class Engine:
             except Exception:
                 log.exception("dataset sweep failed")
             await asyncio.sleep(every)
+
+    @property
+    def accepting(self) -> bool:
+        """False once ``shutdown`` began: surfaces answer new requests with 503 so the platform
+        delivers them again later (to this process after a restart, or to another replica)."""
+        return not self._closing
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop taking new work, then end what is in flight the way a Stop does: every running turn
+        is cancelled and ends with its "Stopped" note and cleared status; messages still waiting
+        behind a turn are told to be sent again. Waits at most ``grace`` seconds for that clean-up;
+        ``aclose`` (which cancels whatever is left) follows."""
+        self._closing = True
+        waiting: list[_Queued] = []
+        for queue in self._queues.values():
+            waiting += queue
+            queue.clear()
+        pending = {*self._workers.values(), *(asyncio.ensure_future(self._turn_away(item)) for item in waiting)}
+        stopped: set[asyncio.Task[None]] = set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while pending and loop.time() < deadline:
+            # A message that was past the queue but not yet in its turn starts one meanwhile: stop
+            # that too, but cancel each turn once (a second cancel would cut its clean-up short).
+            for task in set(self._turns.values()) - stopped:
+                stopped.add(task)
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=min(0.1, max(0.0, deadline - loop.time())))
+        if pending:
+            log.warning("shutdown: %d turn(s) still ending after %g s; cancelling them", len(pending), grace)
+
+    async def _turn_away(self, item: _Queued) -> None:
+        """Tell the sender of a message that will not run now to send it again."""
+        await best_effort(item.surface.post(notice(RESTARTING, "warning")))
+        if not item.done.done():
+            item.done.set_result(None)
 
     async def aclose(self) -> None:
         """Cancel running turns, stop workers and release the agent and stores."""
@@ -110,6 +149,11 @@ class Engine:
         the thread); it fails only for bugs, which are also logged.
         """
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._closing:  # the edge answers 503 by now; this one slipped in (or came by Socket Mode)
+            task = asyncio.ensure_future(self._turn_away(_Queued(message, surface, done)))
+            self._turned_away.add(task)  # held until done: the loop keeps only a weak reference
+            task.add_done_callback(self._turned_away.discard)
+            return done
         key = message.thread
         self._queues.setdefault(key, deque()).append(_Queued(message, surface, done))
         if key not in self._workers:

@@ -6,6 +6,8 @@ import logging
 import re
 from pathlib import Path
 
+from bot.private import private_file
+
 # Slack tokens (xoxb-, xoxp-, xapp-, ...), bearer headers, AWS secret-looking values after "secret".
 _SECRET = re.compile(
     r"(xox[a-z]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|(?i:bearer)\s+[A-Za-z0-9._~+/=-]+"
@@ -33,7 +35,7 @@ def setup_logging(level: int = logging.INFO, file: Path | None = None, stderr_le
     err.setFormatter(fmt)
     root.addHandler(err)
     if file is not None:
-        file.parent.mkdir(parents=True, exist_ok=True)
+        private_file(file)
         handler = logging.FileHandler(file, encoding="utf-8")
         handler.setLevel(level)
         handler.setFormatter(fmt)

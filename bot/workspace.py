@@ -8,6 +8,8 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from bot.private import private_dir, write_private
+
 #: Folders inside a workspace that hold our own bookkeeping, hidden from listings and change scans.
 PRIVATE_DIR = ".datathread"
 #: Visible folders datathread itself writes: charts drawn from datasets, dataset downloads, long code.
@@ -44,7 +46,7 @@ class Workspace:
         self.root = root.resolve()
 
     def ensure(self) -> Workspace:
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
         return self
 
     def resolve(self, name: str | Path) -> Path:
@@ -73,9 +75,9 @@ class Workspace:
         """Save ``data`` as a new file named like ``name`` (directories in ``name`` are dropped), in the
         workspace or its sub-folder ``folder`` (ours, e.g. ``code``); never overwrites, never escapes."""
         target = self.resolve(folder) if folder else self.root
-        target.mkdir(parents=True, exist_ok=True)
+        private_dir(target)
         path = Workspace(target).unique(name)
-        await asyncio.to_thread(path.write_bytes, data)
+        await asyncio.to_thread(write_private, path, data)
         return path
 
     def files(self) -> list[WorkspaceFile]:

@@ -57,10 +57,20 @@ class SlackContext:
     _http: aiohttp.ClientSession | None = None
 
     def allowed_host(self, url: str) -> bool:
+        """Whether the bot token may be sent to ``url``: HTTPS to Slack's own hosts, or exactly the
+        origin (scheme, host and port) of ``api_host`` (the ``SLACK_API_URL`` origin; a bare host
+        name there means HTTPS on 443). Another port or scheme on that host is refused."""
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
-        if self.api_host and host == self.api_host and parts.scheme in ("http", "https"):
-            return True
+        if self.api_host:
+            api = urlsplit(self.api_host if "://" in self.api_host else f"https://{self.api_host}")
+            defaults = {"http": 80, "https": 443}
+            try:
+                same_port = (parts.port or defaults.get(parts.scheme)) == (api.port or defaults.get(api.scheme))
+            except ValueError:  # a port that is not a number
+                return False
+            if parts.scheme == api.scheme.lower() and host == (api.hostname or "").lower() and same_port:
+                return True
         return parts.scheme == "https" and host_in(host, ("slack.com",))
 
     def http(self) -> aiohttp.ClientSession:

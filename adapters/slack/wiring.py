@@ -1,32 +1,40 @@
 """Mount the Slack surface: a slack-bolt ``AsyncApp`` over HTTP (``/slack/events``) or Socket Mode.
 
-Bolt verifies every request (signature and timestamp: a bad or stale one gets 401) and we
-acknowledge at once; payloads are translated by the pure functions in ``translate.py`` and handed
-to the engine in arrival order, running in the background. Bolt does not drop retries: the engine
-does, by ``event_id`` (channel + message ts), persistently.
+Every HTTP request passes ``verify.check_request`` first: a body over 1 MB gets 413 unread, a bad
+or stale signature 401, a signed body that is not a JSON object 400 (one log line each, never the
+body); bolt then verifies again and we acknowledge at once. Payloads are translated by the pure
+functions in ``inbound.py`` and handed to the engine in arrival order, running in the background.
+Bolt does not drop retries: the engine does, by ``event_id`` (channel + message ts), persistently.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import ClientConnectorError, web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.background import BackgroundWork
+from adapters.health import Health, health_of
+from adapters.http import read_request
 from adapters.slack.inbound import to_action, to_incoming
 from adapters.slack.live import RateBudget
 from adapters.slack.surface import SlackContext, SlackSurface
+from adapters.slack.verify import Rejection, check_request
 from bot.config import Settings, env_number
 from bot.engine import Engine
 from bot.intents import ListFiles
@@ -102,8 +110,9 @@ class SlackAdapter:
         self.engine = engine
         self.settings = settings
         self.client = client or make_client(settings)
-        api_host = None if settings.api_url == DEFAULT_API_URL else (
-            re.sub(r"^\w+://", "", settings.api_url).split("/")[0].split(":")[0].lower())
+        # The origin (scheme, host, port) of a custom API URL: the one other place the token may go.
+        api_host = None if settings.api_url == DEFAULT_API_URL else re.sub(r"^(\w+://[^/]*).*$", r"\1",
+                                                                          settings.api_url)
         self.ctx = SlackContext(
             client=self.client, token=settings.bot_token, state=engine.state, api_host=api_host,
             update_budget=RateBudget(settings.updates_per_minute, burst=10),
@@ -115,17 +124,65 @@ class SlackAdapter:
         self.bot_user_id: str | None = None
         self.bot_id: str | None = None
         self.background = BackgroundWork()
-        self.bolt = AsyncApp(signing_secret=settings.signing_secret, client=self.client,
-                             ignoring_self_events_enabled=True)
+        self.verifier = SignatureVerifier(settings.signing_secret)
+        self._identity: asyncio.Future[None] | None = None
+        self.team_id: str | None = None
+        # Bolt's own token authorization makes an auth.test per request until one has answered (a
+        # burst on a cold start made one per event); ``authorize`` hands it our one shared identity.
+        # Its client has no token of its own: listeners use ``self.client``.
+        self.bolt = AsyncApp(signing_secret=settings.signing_secret,
+                             client=AsyncWebClient(base_url=settings.api_url, timeout=int(settings.http_timeout)),
+                             authorize=self._authorizer(), ignoring_self_events_enabled=True)
         self.bolt.event("app_mention")(self._on_event)
         self.bolt.event("message")(self._on_event)
         self.bolt.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._on_action)
 
     async def start(self) -> None:
-        """Learn who we are (``auth.test``): our user id to strip mentions and skip our own messages."""
+        """Learn who we are (``auth.test``): our user id to strip mentions and skip our own messages.
+
+        Once known it is kept. Concurrent callers (a burst of events on a cold start) share one
+        call; a failure reaches every waiter of that call and the next caller tries again.
+        """
+        if self.bot_user_id is not None:
+            return
+        if self._identity is None or self._identity.done():
+            self._identity = asyncio.ensure_future(self._auth_test())
+        await asyncio.shield(self._identity)
+
+    async def _auth_test(self) -> None:
         resp = await self.client.auth_test()
-        self.bot_user_id, self.bot_id = resp.get("user_id"), resp.get("bot_id")
+        self.bot_user_id, self.bot_id, self.team_id = resp.get("user_id"), resp.get("bot_id"), resp.get("team_id")
         log.info("Slack bot user %s in team %s", self.bot_user_id, resp.get("team_id"))
+
+    def _authorizer(self) -> Callable[..., Awaitable[AuthorizeResult]]:
+        """Bolt's ``authorize`` function (a plain function: bolt passes arguments by their names)."""
+
+        async def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
+            await self.start()
+            return AuthorizeResult(enterprise_id=enterprise_id, team_id=self.team_id or team_id,
+                                   bot_token=self.settings.bot_token, bot_user_id=self.bot_user_id,
+                                   bot_id=self.bot_id)
+
+        return authorize
+
+    async def connect(self, health: Health, socket_mode: Any = None, *, first_delay: float = 1.0,
+                      max_delay: float = 60.0) -> None:
+        """Run ``start`` (and connect Socket Mode) until it works, waiting ``first_delay`` seconds
+        after a failure and doubling up to ``max_delay``; ``health`` says meanwhile why Slack is down."""
+        delay = first_delay
+        while True:
+            try:
+                await self.start()
+                if socket_mode is not None:
+                    await socket_mode.connect_async()
+                    log.info("Slack Socket Mode connected")
+            except Exception as exc:  # unreachable, refused token, a Slack outage: all retried
+                health.report("slack", False, f"cannot reach Slack ({_reason(exc)}); retrying in {delay:g} s")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max_delay)
+                continue
+            health.report("slack", True, f"bot user {self.bot_user_id}")
+            return
 
     async def aclose(self) -> None:
         await self.background.aclose()
@@ -161,8 +218,32 @@ class SlackAdapter:
     # ---- HTTP ---------------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.Response:
-        response = await self.bolt.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(response)
+        """POST ``/slack/events``: 503 while the engine takes no new work or Slack is unreachable
+        (Slack retries), then the gate of ``verify.check_request``, then bolt."""
+        if not self.engine.accepting:
+            return web.Response(status=503, text="shutting down")
+        try:
+            body = await read_request(request)
+        except web.HTTPRequestEntityTooLarge:
+            log.warning("rejected a Slack request: body over the size limit (413)")
+            return web.Response(status=413)
+        checked = check_request(body, request.headers, self.verifier)
+        if isinstance(checked, Rejection):
+            log.warning("rejected a Slack request: %s (%d)", checked.reason, checked.status)
+            return web.Response(status=checked.status)
+        try:
+            await self.start()
+        except Exception as exc:
+            log.warning("answering 503: cannot reach Slack (%s)", _reason(exc))
+            return web.Response(status=503)
+        bolt_request = AsyncBoltRequest(body=checked.text, query=request.query_string,
+                                        headers=request.headers)  # type: ignore[arg-type]
+        return await to_aiohttp_response(await self.bolt.async_dispatch(bolt_request))
+
+
+def _reason(exc: BaseException) -> str:
+    """A short cause for the log and ``/healthz`` (a connection error's text, a Slack error code)."""
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
 async def mount(app: web.Application, engine: Engine, settings: Settings, env: Mapping[str, str]) -> bool:
@@ -176,19 +257,24 @@ async def mount(app: web.Application, engine: Engine, settings: Settings, env: M
         return False
     adapter = SlackAdapter(engine, slack)
     app[ADAPTER_KEY] = adapter
+    health = health_of(app)
     socket: Any = None
+    connecting: asyncio.Task[None] | None = None
 
     async def on_startup(_: web.Application) -> None:
-        nonlocal socket
-        await adapter.start()
+        # Never fail the server's start-up: Slack being down must not take Teams (or /healthz) with it.
+        nonlocal socket, connecting
         if slack.app_token:
             from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 
             socket = AsyncSocketModeHandler(adapter.bolt, slack.app_token, web_client=adapter.client)
-            await socket.connect_async()
-            log.info("Slack Socket Mode connected")
+        health.report("slack", False, "connecting")
+        connecting = asyncio.create_task(adapter.connect(health, socket), name="slack-connect")
 
     async def on_cleanup(_: web.Application) -> None:
+        if connecting is not None:
+            connecting.cancel()
+            await asyncio.gather(connecting, return_exceptions=True)
         if socket is not None:
             await socket.close_async()
         await adapter.aclose()

@@ -15,6 +15,7 @@ after a restart, never starts a second turn, click or upload.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Mapping
 from types import SimpleNamespace
@@ -32,6 +33,7 @@ from botbuilder.schema import Activity, ActivityTypes, Attachment
 from botframework.connector.auth import AuthenticationConstants
 
 from adapters.background import BackgroundWork
+from adapters.http import read_request
 from adapters.teams.config import TeamsSettings
 from adapters.teams.files import download_handler, file_info_card, put_file
 from adapters.teams.inbound import conversation_type, reply_conversation_id, thread_key, to_action, to_incoming
@@ -152,12 +154,19 @@ class TeamsBot:
     # ---- HTTP ---------------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.Response:
+        """POST ``/api/messages``: 503 while the engine takes no new work (the Bot Connector
+        retries), 413 for a body over 1 MB (unread), 415/400 for one that is not a JSON activity."""
+        if not self.engine.accepting:
+            return web.Response(status=503, text="shutting down")
         if "application/json" not in request.headers.get("Content-Type", ""):
             return web.Response(status=415)
         try:
-            raw = await request.json()
+            raw = json.loads(await read_request(request))
             activity = Activity().deserialize(raw)
-        except ValueError:
+        except web.HTTPRequestEntityTooLarge:
+            log.warning("rejected a Bot Framework request: body over the size limit (413)")
+            return web.Response(status=413)
+        except (ValueError, TypeError, AttributeError):  # not JSON, or JSON botbuilder cannot read
             return web.Response(status=400)
         if not isinstance(raw, dict) or not activity.type:
             return web.Response(status=400)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.conversation import Conversation, Turn, media_type
+from bot.datasets.model import DatasetMeta
 from bot.datasets.readers import TABULAR_SUFFIXES
 from bot.events import AgentEvent, DatasetProduced, FileProduced, Notice
 from bot.workspace import WorkspaceFile
@@ -38,6 +39,17 @@ class AgentBackend(Protocol):
     async def aclose(self) -> None: ...
 
 
+def dataset_events(meta: DatasetMeta) -> list[AgentEvent]:
+    """``DatasetProduced`` for a registered table, and a notice naming any columns left out."""
+    events: list[AgentEvent] = [DatasetProduced(meta)]
+    if meta.dropped:
+        names = ", ".join(f'"{n}"' for n in meta.dropped)
+        what = "columns" if len(meta.dropped) > 1 else "column"
+        events.append(Notice(f"Dataset {meta.name}: left out {what} {names} (the values could not be stored, "
+                             "not even as text).", "warning"))
+    return events
+
+
 async def announce_files(turn: Turn, files: Sequence[WorkspaceFile]) -> AsyncIterator[AgentEvent]:
     """Events for new workspace files: ``FileProduced`` for each, then ``DatasetProduced`` if tabular.
 
@@ -55,7 +67,8 @@ async def announce_files(turn: Turn, files: Sequence[WorkspaceFile]) -> AsyncIte
             yield Notice(f"{f.name} could not be read as a table ({type(exc).__name__}).", "warning")
             continue
         if meta is not None:
-            yield DatasetProduced(meta)
+            for event in dataset_events(meta):
+                yield event
 
 
 class CodeExecutor(Protocol):

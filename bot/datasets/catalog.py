@@ -63,6 +63,7 @@ def meta_to_json(meta: DatasetMeta) -> str:
             "created": meta.created.isoformat(),
             "expires": meta.expires.isoformat(),
             "source": meta.source,
+            "dropped": list(meta.dropped),
         }
     )
 
@@ -79,6 +80,7 @@ def meta_from_json(text: str) -> DatasetMeta:
         created=datetime.fromisoformat(d["created"]),
         expires=datetime.fromisoformat(d["expires"]),
         source=d.get("source"),
+        dropped=tuple(d.get("dropped") or ()),
     )
 
 

@@ -4,12 +4,17 @@ Each dataset is one Arrow IPC file of fixed 8,192-row batches (see ``bot.dataset
 the measured reasons) plus its sort orders. Everything that touches data runs in a worker thread;
 the event loop only awaits. Open files are kept in a small LRU so warm pages skip
 the open; metadata is cached in memory once read (it never changes after registration).
+
+Registration writes into ``root/.part-<id>/`` and renames it to ``root/<id>/`` once complete, then
+adds the catalogue row: a process killed part-way leaves only a folder without a catalogue row,
+which ``sweep`` removes once it is ``ORPHAN_AGE`` old. Folders are 0700 and files 0600.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import shutil
 import threading
@@ -37,6 +42,7 @@ from bot.datasets.model import (
 )
 from bot.datasets.readers import TABULAR_SUFFIXES, Source, file_source, frame_source
 from bot.datasets.tablefile import DATA_FILE, SortOrder, TableFile, compute_sort, write_batches
+from bot.private import make_private, private_dir
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,6 +53,10 @@ log = logging.getLogger(__name__)
 
 OPEN_FILES = 32
 EXPORT_ROW_GROUP = 131_072
+#: Prefix of a dataset folder still being written.
+PART_PREFIX = ".part-"
+#: A dataset folder without a catalogue row this old is left over from a killed registration.
+ORPHAN_AGE = timedelta(hours=1)
 
 
 class LocalDatasetStore:
@@ -94,17 +104,20 @@ class LocalDatasetStore:
         dataset_id = secrets.token_urlsafe(16)
         folder = self.root / dataset_id
 
-        def build() -> tuple[pa.Schema, int]:
-            folder.mkdir(parents=True)
+        def build() -> tuple[pa.Schema, int, tuple[str, ...]]:
+            part = self.root / f"{PART_PREFIX}{dataset_id}"
+            private_dir(part)
             try:
-                schema, batches = open_source()
-                rows = write_batches(folder / DATA_FILE, schema, batches)
-                return schema, rows
+                src = open_source()
+                rows = write_batches(part / DATA_FILE, src.schema, src.batches)
+                make_private(part / DATA_FILE)
+                os.rename(part, folder)  # complete, or not there at all
+                return src.schema, rows, src.dropped
             except BaseException:
-                shutil.rmtree(folder, ignore_errors=True)
+                shutil.rmtree(part, ignore_errors=True)
                 raise
 
-        schema, rows = await asyncio.to_thread(build)
+        schema, rows, dropped = await asyncio.to_thread(build)
         created = datetime.now(UTC)
         meta = DatasetMeta(
             id=dataset_id,
@@ -116,6 +129,7 @@ class LocalDatasetStore:
             created=created,
             expires=created + self.retention,
             source=source,
+            dropped=dropped,
         )
         try:
             await self.catalog.put(meta)
@@ -212,6 +226,8 @@ class LocalDatasetStore:
             name = meta.columns[index].name
             order = compute_sort(self._file(meta).columns([name]).column(name))
             order.save(folder, index)
+            for saved in (SortOrder.path(folder, index), SortOrder.path(folder, index).with_suffix(".json")):
+                make_private(saved)
             order = SortOrder.load(folder, index) or order  # serve from the mapped file, not the heap copy
         return order
 
@@ -220,7 +236,13 @@ class LocalDatasetStore:
     async def chart(self, dataset_id: str, spec: ChartSpec, out: Path) -> Path:
         meta = await self.get(dataset_id)
         charts.validate(meta, spec)  # fail fast, before any data is read
-        return await asyncio.to_thread(lambda: charts.render(self._file(meta), meta, spec, out))
+
+        def draw() -> Path:
+            drawn = charts.render(self._file(meta), meta, spec, out)
+            make_private(drawn)
+            return drawn
+
+        return await asyncio.to_thread(draw)
 
     async def export(self, dataset_id: str, fmt: ExportFormat, out: Path) -> Path:
         """Write the whole dataset to ``out`` as csv or parquet, batch by batch."""
@@ -251,6 +273,7 @@ class LocalDatasetStore:
                                 group = []
                         if group or meta.rows == 0:
                             writer.write_table(pa.Table.from_batches(group, schema=table.schema))
+                make_private(tmp)
                 tmp.replace(out)
             except BaseException:
                 tmp.unlink(missing_ok=True)
@@ -262,6 +285,7 @@ class LocalDatasetStore:
     # retention ----------------------------------------------------------------------------------
 
     async def sweep(self, now: datetime | None = None) -> int:
+        """Remove expired datasets, and orphans (see ``sweep_orphans``); return how many."""
         now = _utc(now or datetime.now(UTC))
         removed = 0
         for meta in await self.catalog.expired(now):
@@ -271,6 +295,21 @@ class LocalDatasetStore:
             removed += 1
         if removed:
             log.info("swept %d expired datasets", removed)
+        return removed + await self.sweep_orphans(now)
+
+    async def sweep_orphans(self, now: datetime | None = None) -> int:
+        """Remove dataset folders left by a killed registration: a ``.part-`` folder, or a folder with
+        no catalogue row, untouched for ``ORPHAN_AGE`` (younger ones may still be registering)."""
+        now = _utc(now or datetime.now(UTC))
+        old = await asyncio.to_thread(_folders_older_than, self.root, (now - ORPHAN_AGE).timestamp())
+        removed = 0
+        for folder in old:
+            if not folder.name.startswith(PART_PREFIX) and await self.catalog.get(folder.name) is not None:
+                continue
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+            removed += 1
+        if removed:
+            log.info("swept %d orphaned dataset folders", removed)
         return removed
 
     def _forget(self, dataset_id: str) -> None:
@@ -289,6 +328,23 @@ class LocalDatasetStore:
             self._files.clear()
         self._orders.clear()
         await self.catalog.aclose()
+
+
+def _folders_older_than(root: Path, cutoff: float) -> list[Path]:
+    """Folders directly in ``root`` whose contents were last modified before ``cutoff`` (epoch s)."""
+    if not root.is_dir():
+        return []
+    found = []
+    for entry in root.iterdir():
+        if entry.is_symlink() or not entry.is_dir():
+            continue
+        try:
+            newest = max([entry.stat().st_mtime, *(p.stat().st_mtime for p in entry.iterdir())])
+        except OSError:  # removed meanwhile
+            continue
+        if newest < cutoff:
+            found.append(entry)
+    return found
 
 
 def _utc(t: datetime) -> datetime:

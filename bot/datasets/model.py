@@ -46,6 +46,8 @@ class DatasetMeta:
     created: datetime
     expires: datetime
     source: str | None = None  # workspace file it came from, if any
+    #: Columns of the source left out because they could not be stored (the user is told).
+    dropped: tuple[str, ...] = ()
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)

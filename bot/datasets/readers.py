@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pyarrow as pa
 
+from bot.datasets.columns import CONVERSION_ERRORS, Storage, choose
+from bot.datasets.columns import convert as convert_column
 from bot.datasets.model import DatasetError
 
 if TYPE_CHECKING:
@@ -22,7 +24,12 @@ if TYPE_CHECKING:
 FRAME_CHUNK_ROWS = 262_144
 TABULAR_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl", ".ndjson", ".xlsx", ".arrow", ".feather")
 
-Source = tuple[pa.Schema, Iterator[pa.RecordBatch]]
+class Source(NamedTuple):
+    """A table to store: its schema, its batches, and the columns left out (they could not be stored)."""
+
+    schema: pa.Schema
+    batches: Iterator[pa.RecordBatch]
+    dropped: tuple[str, ...] = ()
 
 
 def _unique_names(names: list[Any]) -> list[str]:
@@ -52,69 +59,58 @@ def _normalise(table: pa.Table) -> pa.Table:
 
 
 def frame_source(frame: pd.DataFrame) -> Source:
-    """Batches of ``frame``; a meaningful (named or non-range) index becomes leading columns."""
+    """Batches of ``frame``; a meaningful (named or non-range) index becomes leading columns.
+
+    Each column is stored the way ``columns.choose`` decides on the first slice (as it is, as
+    decimals or as text); a column that cannot be stored at all is left out and named in
+    ``dropped``. A later slice that no longer fits its column's type raises ``DatasetError``.
+    """
     import pandas as pd
 
     keep_index = not isinstance(frame.index, pd.RangeIndex) or any(n is not None for n in frame.index.names)
-    forced_str: set[int] = set()
+
+    def flat(chunk: pd.DataFrame) -> pd.DataFrame:
+        return chunk.reset_index() if keep_index else chunk
+
+    head_chunk = flat(frame.iloc[:FRAME_CHUNK_ROWS])
+    names = _unique_names(list(head_chunk.columns))
+    storages: list[Storage] = []
+    head_arrays: list[pa.Array] = []
+    dropped: list[str] = []
+    for i, name in enumerate(names):
+        storage, array = choose(head_chunk.iloc[:, i])
+        storages.append(storage)
+        if array is None:
+            dropped.append(name)
+        else:
+            head_arrays.append(_plain(array))
+    kept = [i for i, s in enumerate(storages) if s is not Storage.DROP]
+    head = pa.table(head_arrays, names=[names[i] for i in kept])
+    schema = head.schema
 
     def convert(chunk: pd.DataFrame) -> pa.Table:
-        if keep_index:
-            chunk = chunk.reset_index()
-        arrays = []
-        for i in range(chunk.shape[1]):
-            col = chunk.iloc[:, i]
-            if i in forced_str:
-                col = col.map(lambda v: v if v is None or v != v else str(v)).astype(object)
-            arrays.append(_plain(pa.Array.from_pandas(col)))
-        return pa.table(arrays, names=_unique_names(list(chunk.columns)))
-
-    def first_table() -> pa.Table:
-        # Mixed-type object columns cannot become one Arrow type: show them as text instead.
-        while True:
-            try:
-                return convert(frame.iloc[:FRAME_CHUNK_ROWS])
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-                bad = _failing_column(frame.iloc[:FRAME_CHUNK_ROWS], keep_index, forced_str)
-                if bad is None:
-                    raise DatasetError(f"could not convert the table: {exc}") from exc
-                forced_str.add(bad)
-
-    head = first_table()
-    schema = head.schema
+        arrays = [_plain(convert_column(chunk.iloc[:, i], storages[i])) for i in kept]
+        return pa.table(arrays, names=[names[i] for i in kept])
 
     def batches() -> Iterator[pa.RecordBatch]:
         yield from head.to_batches()
         for start in range(FRAME_CHUNK_ROWS, len(frame), FRAME_CHUNK_ROWS):
             try:
-                table = convert(frame.iloc[start : start + FRAME_CHUNK_ROWS])
+                table = convert(flat(frame.iloc[start : start + FRAME_CHUNK_ROWS]))
                 if table.schema != schema:
                     table = table.cast(schema)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            except CONVERSION_ERRORS as exc:
                 raise DatasetError(
                     "a column changes type part-way through the table; convert it with astype first"
                 ) from exc
             yield from table.to_batches()
 
-    return schema, batches()
-
-
-def _failing_column(chunk: pd.DataFrame, keep_index: bool, forced: set[int]) -> int | None:
-    if keep_index:
-        chunk = chunk.reset_index()
-    for i in range(chunk.shape[1]):
-        if i in forced:
-            continue
-        try:
-            pa.Array.from_pandas(chunk.iloc[:, i])
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            return i
-    return None
+    return Source(schema, batches(), tuple(dropped))
 
 
 def _table_source(table: pa.Table) -> Source:
     table = _normalise(table)
-    return table.schema, iter(table.to_batches())
+    return Source(table.schema, iter(table.to_batches()))
 
 
 def file_source(path: Path) -> Source | None:
@@ -147,7 +143,7 @@ def _open(path: Path, suffix: str) -> Source:
             for batch in pf.iter_batches(batch_size=65_536):
                 yield from _normalise(pa.Table.from_batches([batch])).cast(schema).to_batches()
 
-        return schema, parquet_batches()
+        return Source(schema, parquet_batches())
     if suffix in (".jsonl", ".ndjson"):
         import pyarrow.json as pj
 

@@ -17,17 +17,21 @@ from collections.abc import AsyncGenerator, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
-from bot.agents.backend import announce_files
+from bot.agents.backend import announce_files, dataset_events
 from bot.agents.kernel.code_input import code_in
+from bot.agents.kernel.handover import sweep_stale_handovers
 from bot.agents.kernel.run import KernelRun, RunLimits
 from bot.agents.kernel.session import KernelSession, KernelStartError
 from bot.config import AgentKind, Settings
 from bot.conversation import Conversation, Turn
-from bot.events import AgentEvent, CodeError, CodeStarted, DatasetProduced, FinalText, Notice, TurnFailed
+from bot.events import AgentEvent, CodeError, CodeStarted, FinalText, Notice, TurnFailed
 from bot.help import local_agent_help
 from bot.workspace import Snapshot
 
 log = logging.getLogger(__name__)
+
+#: How often a running kernel reaper also sweeps stale hand-over files.
+HANDOVER_SWEEP_SECONDS = 600.0
 
 START_FAILED = (
     "The local Python kernel could not start. Check that `ipykernel` is installed in this Python "
@@ -55,6 +59,7 @@ class LocalKernelExecutor:
         self.limits = RunLimits(settings.run_timeout, settings.output_cap_chars, interrupt_grace)
         self.idle_timeout = settings.kernel_idle_timeout
         self.memory_bytes = settings.kernel_memory_bytes
+        self.workspaces = settings.workspaces
         self._slots: dict[str, _Slot] = {}
         self._reaper: asyncio.Task[None] | None = None
 
@@ -124,7 +129,8 @@ class LocalKernelExecutor:
                 # The store keeps its own copy: the kernel's export is only a hand-over.
                 path.unlink(missing_ok=True)
             if meta is not None:
-                yield DatasetProduced(meta)
+                for event in dataset_events(meta):
+                    yield event
         changed = [f for f in await turn.workspace.changes_since(before) if f.path not in run.announced]
         async for event in announce_files(turn, changed):
             yield event
@@ -153,10 +159,18 @@ class LocalKernelExecutor:
             self._reaper = asyncio.create_task(self._reap(), name="kernel-reaper")
 
     async def _reap(self) -> None:
-        """Stop kernels idle for ``idle_timeout``; ends when no kernel is left running."""
+        """Stop kernels idle for ``idle_timeout``, and sweep stale hand-over files (at the start and
+        every ``HANDOVER_SWEEP_SECONDS``); ends when no kernel is left running."""
         interval = min(30.0, max(0.1, self.idle_timeout / 4))
         loop = asyncio.get_running_loop()
+        swept = -HANDOVER_SWEEP_SECONDS
         while any(s.session is not None for s in self._slots.values()):
+            if loop.time() - swept >= HANDOVER_SWEEP_SECONDS:
+                swept = loop.time()
+                try:
+                    await asyncio.to_thread(sweep_stale_handovers, self.workspaces)
+                except OSError:
+                    log.warning("sweeping kernel hand-over files failed", exc_info=True)
             await asyncio.sleep(interval)
             for slot in list(self._slots.values()):
                 session = slot.session

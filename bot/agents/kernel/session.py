@@ -23,6 +23,8 @@ from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 
 from bot.agents.kernel.startup import MPL_BACKEND
+from bot.private import private_file
+from bot.workspace import PRIVATE_DIR
 
 log = logging.getLogger(__name__)
 
@@ -180,9 +182,8 @@ class KernelSession:
 
 
 def _open_log(workspace: Path) -> IO[bytes]:
-    private = workspace / ".datathread"
-    private.mkdir(parents=True, exist_ok=True)
-    return (private / "kernel.log").open("ab")
+    path = private_file(workspace / PRIVATE_DIR / "kernel.log")
+    return path.open("ab")
 
 
 async def _quiet(awaitable: Any) -> None:

@@ -7,7 +7,8 @@ The host runs ``install(workspace, memory_bytes)`` silently once per kernel star
   ``text/plain`` instead of the table (the host shows the dataset, not the repr);
 * matplotlib draws with our backend (``bot.agents.kernel.mpl_backend``): ``plt.show()`` and figures left
   open at the end of a cell are saved as ``figures/figure-<n>.png`` and sent as ``FIGURE_MIME``;
-* the kernel's data segment is capped (``RLIMIT_DATA``) and tracebacks have no colours.
+* the kernel's data segment is capped (``RLIMIT_DATA``) and tracebacks have no colours;
+* files the code creates are private to this OS user (umask 077), like everything under the home.
 
 Only the standard library is imported at module import: the kernel must start fast, and pandas,
 pyarrow and matplotlib are loaded by the user's code when it needs them.
@@ -44,6 +45,7 @@ def install(workspace_root: str, memory_bytes: int) -> None:
     global _workspace
     _workspace = Path(workspace_root)
     _limit_memory(memory_bytes)
+    os.umask(0o077)
     os.environ["MPLBACKEND"] = MPL_BACKEND
     if "matplotlib" in sys.modules:  # imported before us (not by a fresh kernel): switch now
         import matplotlib
@@ -114,7 +116,7 @@ def _frame_bundle(obj: Any) -> dict[str, Any]:
         frame = obj
     frame = _tidy(frame)
     folder = workspace() / ".datathread" / "frames"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = folder / f"{uuid.uuid4().hex}.arrow"
     _write_arrow(frame, path)
     rows, cols = frame.shape
@@ -161,15 +163,25 @@ def _tidy(frame: Any) -> Any:
 
 
 def _write_arrow(frame: Any, path: Path) -> None:
+    """Write ``frame`` (tidied: unique string column names) for the host, each column stored the way
+    the dataset store would store it (``bot.datasets.columns``); a column that cannot be stored at
+    all is left out and named in the cell's output."""
     import pyarrow as pa
     import pyarrow.ipc
 
-    try:
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError):
-        # Mixed-type object columns: keep them as text rather than lose the table.
-        text = {c: frame[c].astype(str) for c in frame.columns if frame[c].dtype == object}
-        table = pa.Table.from_pandas(frame.assign(**text), preserve_index=False)
+    from bot.datasets.columns import choose
+
+    arrays, names, dropped = [], [], []
+    for i, name in enumerate(frame.columns):
+        _, array = choose(frame.iloc[:, i])
+        if array is None:
+            dropped.append(str(name))
+        else:
+            arrays.append(array)
+            names.append(str(name))
+    if dropped:
+        print(f"(left out of the dataset, could not be stored even as text: {', '.join(dropped)})", file=sys.stderr)
+    table = pa.table(arrays, names=names)
     tmp = path.with_suffix(".tmp")
     with pa.OSFile(str(tmp), "wb") as sink, pyarrow.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table, max_chunksize=8192)
