@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 class AgentBackend(Protocol):
     """An agent that answers a turn as a stream of events.
 
-    ``run`` yields events as they happen and ends after ``FinalText`` or ``TurnFailed``. It must not
+    ``run`` yields events as they happen and ends after ``TurnFailed`` (exactly one, nothing after it)
+    or, for an agent that answers in words, after its ``FinalText``; a backend that only runs the code
+    it is sent (the local kernel) has no words to add and ends after that run's events. It must not
     raise for problems a user can act on (yield ``TurnFailed`` instead). Cancelling the consuming task
     cancels the turn: the backend stops work (interrupts code, closes streams) in its ``finally``.
     """

@@ -47,8 +47,11 @@ def tool_result_ids(message: Message) -> list[str]:
 
 def is_valid(messages: Sequence[Message]) -> bool:
     """Roles alternate from a user text message, no block list is empty, every ``toolUse`` is
-    answered by the next message's ``toolResult`` (and only then), and it ends with the assistant."""
+    answered by the next message's ``toolResult`` (and only then), and it ends with the assistant
+    asking for no tool (a call left unanswered at the end would make the next user message invalid)."""
     if not messages or not starts_exchange(messages[0]) or messages[-1].get("role") != "assistant":
+        return False
+    if tool_use_ids(messages[-1]):
         return False
     for i, message in enumerate(messages):
         if message.get("role") != ("user" if i % 2 == 0 else "assistant") or not _blocks(message):
