@@ -21,7 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from adapters.slack.live import RateBudget
+from adapters.slack.budget import RateBudget
 from adapters.slack.surface import SlackSurface
 from bot import events as ev
 from bot.conversation import Turn

@@ -262,3 +262,8 @@ def present_files(files: Sequence[WorkspaceFile], seal: Sealer, limit: int = 40)
         ),
         f"{len(files)} files",
     )
+
+
+def files_button(token: str) -> Buttons:
+    """The "Files" button that ends a turn message (``token`` from ``Engine.files_token``)."""
+    return Buttons((Button("Files", ActionKind.FILES, token),))

@@ -7,7 +7,6 @@ terminal text, Slack blocks or Teams cards. Cells and text are already display s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from bot.messages import ActionKind
@@ -52,13 +51,6 @@ class Table:
 
 
 @dataclass(frozen=True)
-class Image:
-    path: Path
-    alt: str
-    title: str | None = None
-
-
-@dataclass(frozen=True)
 class Option:
     label: str
     token: str
@@ -92,7 +84,7 @@ class Notice:
     level: Level = "info"
 
 
-Block = Markdown | Status | CodeBlock | Table | Image | Buttons | Notice
+Block = Markdown | Status | CodeBlock | Table | Buttons | Notice
 
 
 @dataclass(frozen=True)
@@ -101,7 +93,6 @@ class Reply:
 
     blocks: tuple[Block, ...]
     summary: str = ""
-
 
 
 def notice(text: str, level: Level = "info") -> Reply:

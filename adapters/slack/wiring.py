@@ -24,9 +24,10 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.background import BackgroundWork
+from adapters.slack.budget import RateBudget
+from adapters.slack.context import SlackContext
 from adapters.slack.inbound import to_action, to_incoming
-from adapters.slack.live import RateBudget
-from adapters.slack.surface import SlackContext, SlackSurface
+from adapters.slack.surface import SlackSurface
 from bot.config import Settings, env_number
 from bot.engine import Engine
 from bot.messages import ActionInvoked, ThreadKey
@@ -104,10 +105,9 @@ class SlackAdapter:
         api_host = None if settings.api_url == DEFAULT_API_URL else (
             re.sub(r"^\w+://", "", settings.api_url).split("/")[0].split(":")[0].lower())
         self.ctx = SlackContext(
-            client=self.client, token=settings.bot_token, state=engine.state, api_host=api_host,
+            client=self.client, token=settings.bot_token, api_host=api_host,
             update_budget=RateBudget(settings.updates_per_minute, burst=10),
             stream_budget=RateBudget(settings.stream_appends_per_minute, burst=30),
-            files_token=engine.files_token,
         )
         #: The surface type handed to the engine (a benchmark swaps in a naive one).
         self.surface_class: type[SlackSurface] = SlackSurface

@@ -1,0 +1,49 @@
+"""``SlackContext``: what every surface of one Slack app shares (client, budgets, switches)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.http import host_in
+from adapters.slack.budget import RateBudget
+
+
+@dataclass
+class SlackContext:
+    """The client, the workspace's rate budgets, and a few switches."""
+
+    client: AsyncWebClient
+    token: str = field(repr=False)
+    api_host: str | None = None
+    update_budget: RateBudget = field(default_factory=lambda: RateBudget(45, burst=10))
+    stream_budget: RateBudget = field(default_factory=lambda: RateBudget(100, burst=30))
+    #: Flipped off for good the first time Slack says streaming is not available here.
+    streaming: bool = True
+    _http: aiohttp.ClientSession | None = None
+
+    def allowed_host(self, url: str) -> bool:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if self.api_host and host == self.api_host and parts.scheme in ("http", "https"):
+            return True
+        return parts.scheme == "https" and host_in(host, ("slack.com",))
+
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300, sock_connect=15))
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+
+def slack_error(exc: SlackApiError) -> str:
+    """Slack's error code for a refused call (``unknown_error`` when the answer names none); never a token."""
+    error = exc.response.get("error") if exc.response is not None else None
+    return str(error or "unknown_error")
