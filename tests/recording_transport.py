@@ -49,6 +49,7 @@ class RecordingTransport:
     gone: set[str] = field(default_factory=set)
     streaming: str | None = None  # the open stream's message id
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def render(self, reply: Reply, *, final: bool) -> list[Shown]:
         pieces = split_text(reply_to_markdown(reply, include_status=True) or " ", self.limits.message_bytes, utf8_len)
@@ -60,11 +61,20 @@ class RecordingTransport:
 
     def _record(self, op: Op) -> None:
         self.ops.append(Op(op.kind, op.id, op.text, op.message, asyncio.get_running_loop().time()))
+        self._changed.set()
         if errors := self.fail.get(op.kind):
             raise errors.pop(0)
 
     def of(self, kind: str) -> list[Op]:
         return [op for op in self.ops if op.kind == kind]
+
+    async def until(self, kind: str, within: float = 2.0) -> Op:
+        """Wait for the first call of ``kind`` (the event that proves a path ran)."""
+        async with asyncio.timeout(within):
+            while not self.of(kind):
+                self._changed.clear()
+                await self._changed.wait()
+        return self.of(kind)[0]
 
     def thread(self) -> list[str]:
         """What a person reads in the thread, message by message."""

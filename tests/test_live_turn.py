@@ -122,11 +122,10 @@ async def test_closes_a_stream_at_the_end_of_its_lifetime_even_without_changes()
     turn = await started(limits)
     await turn.show(Markdown("Reading 10 GB."))
     t = turn.transport
-    while not t.of("close"):  # no further change: the deadline alone closes it
-        await asyncio.sleep(0.02)
+    close = await t.until("close")  # no further change: the deadline alone closes it
     assert "Reading 10 GB." in t.thread()[0] and "Working" in t.thread()[0]  # the close showed the reply
     await turn.end(Markdown("Reading 10 GB. Done."))
-    assert t.ops[-1].kind == "edit" and t.ops[-1].id == t.of("close")[0].id
+    assert t.ops[-1].kind == "edit" and t.ops[-1].id == close.id
     assert "Done." in t.thread()[0]
 
 
