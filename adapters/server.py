@@ -17,7 +17,6 @@ from bot.engine import Engine
 
 log = logging.getLogger(__name__)
 
-ENGINE_KEY = web.AppKey("engine", Engine)
 READY_KEY = web.AppKey("ready", dict)
 
 
@@ -33,7 +32,6 @@ async def build_app(engine: Engine, settings: Settings, env: Mapping[str, str]) 
     from adapters.teams.wiring import mount as mount_teams
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
-    app[ENGINE_KEY] = engine
     app[READY_KEY] = {"ready": False, "surfaces": []}
     app.router.add_get("/healthz", healthz)
     surfaces = []

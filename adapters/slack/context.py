@@ -12,6 +12,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.http import host_in
 from adapters.slack.budget import RateBudget
 
+#: chat.update errors meaning the message is no longer there to update: post it again instead.
+MESSAGE_GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+#: Errors that mean streaming cannot work in this workspace / channel: stop trying it.
+STREAMING_UNAVAILABLE = frozenset({
+    "method_not_supported_for_channel_type", "not_allowed_token_type", "feature_not_enabled",
+    "unknown_method", "not_allowed", "missing_scope", "channel_type_not_supported",
+    "team_not_allowed", "invalid_arguments",
+})
+
 
 @dataclass
 class SlackContext:

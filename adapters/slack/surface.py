@@ -77,23 +77,17 @@ class SlackSurface:
         return SlackTransport(self.ctx, self.thread, self.user, self.is_dm, self.live_interval, paced)
 
     async def post(self, reply: Reply) -> MessageRef | None:
-        messages = render(reply)
-        posted: list[str] = []
+        transport = self.live_transport(paced=False)
         try:
-            for m in messages:
-                resp = await self.ctx.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts,
-                                                              blocks=list(m.blocks), text=m.text)
-                posted.append(str(resp["ts"]))
-        except SlackApiError as exc:
-            raise SurfaceError(f"Slack refused the message ({slack_error(exc)}).") from exc
-        extra = (("more", ",".join(posted[1:])),) if len(posted) > 1 else ()
-        return MessageRef(self.channel, posted[0], extra)
+            posted = [await transport.post(m) for m in render(reply)]
+        except TransportError as exc:
+            raise SurfaceError(f"Slack refused the message ({exc.code}).") from exc
+        return MessageRef(self.channel, posted[0])
 
     async def update(self, ref: MessageRef, reply: Reply) -> None:
-        """Redraw a posted message (and the overflow messages in ``ref.extra``); one that was
-        deleted meanwhile is posted again, so a click always shows its result."""
-        more = dict(ref.extra).get("more", "")
-        shown = [ref.id, *(t for t in more.split(",") if t)]
+        """Redraw a posted message; one that was deleted meanwhile is posted again, so a click
+        always shows its result."""
+        shown = [ref.id]
         try:
             # Unpaced: a click must not wait behind live edits. render: fresh block_ids every time.
             await redraw(self.live_transport(paced=False), shown, render(reply))

@@ -13,7 +13,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from adapters.slack.context import SlackContext, slack_error
+from adapters.slack.context import MESSAGE_GONE, STREAMING_UNAVAILABLE, SlackContext, slack_error
 from bot.messages import ThreadKey
 from bot.reply import Reply
 from bot.transport import Limits, MessageGone, StreamRefused, TransportError
@@ -21,16 +21,6 @@ from renderers.markdown import fit, utf8_len
 from renderers.slack import MARKDOWN_BLOCK, STREAM_BYTES, SlackMessage, button_blocks, stream_text, turn_messages
 
 log = logging.getLogger(__name__)
-
-#: chat.update errors meaning the message is no longer there to update: post it again instead.
-MESSAGE_GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
-#: Errors that mean streaming cannot work in this workspace / channel: stop trying it.
-STREAMING_UNAVAILABLE = frozenset({
-    "method_not_supported_for_channel_type", "not_allowed_token_type", "feature_not_enabled",
-    "unknown_method", "not_allowed", "missing_scope", "channel_type_not_supported",
-    "team_not_allowed", "invalid_arguments",
-})
-
 
 @dataclass
 class SlackTransport:
