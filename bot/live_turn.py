@@ -78,6 +78,7 @@ class LiveTurn(Generic[M]):
         self._dirty = asyncio.Event()
         self._lock = asyncio.Lock()  # updates, the lifetime close and finish never interleave
         self._pump: asyncio.Task[None] | None = None
+        self._sending = False  # the pump is in a platform call: let it finish, or an id may be lost
 
     # ---- the engine's side -----------------------------------------------------------------
 
@@ -111,6 +112,8 @@ class LiveTurn(Generic[M]):
         state = self._render()
         buttons = self._end_buttons if self._t.limits.buttons else None
         final = Reply((*state.blocks, buttons), state.summary) if buttons else state
+        if self._pump is not None and not self._sending:
+            self._pump.cancel()  # waiting for a change or for the platform's budget: moot now
         async with self._lock:
             # Holding the lock, the pump is between sends: stopping it cannot lose a sent message's id.
             if self._pump is not None:
@@ -163,8 +166,13 @@ class LiveTurn(Generic[M]):
                 continue
             self._dirty.clear()
             streaming = self._streamed is not None
-            async with self._lock:
-                await self._best_effort(self._show(self._render(), final=False))
+            await self._t.pace("append" if streaming else "edit")
+            self._sending = True
+            try:
+                async with self._lock:
+                    await self._best_effort(self._show(self._render(), final=False))
+            finally:
+                self._sending = False
             limits = self._t.limits
             next_at = time.monotonic() + (limits.append_interval if streaming else limits.edit_interval)
 

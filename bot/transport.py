@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 from bot.reply import Reply
 
@@ -88,6 +88,11 @@ class LiveTransport(TurnRenderer[M], Protocol[M]):
 
     @property
     def limits(self) -> Limits: ...
+
+    async def pace(self, kind: Literal["append", "edit"]) -> None:
+        """Wait until the platform's budget allows one more live call of ``kind``, and reserve it.
+        The policy cancels this wait when the turn ends meanwhile, so it must hold no state open."""
+        ...
 
     async def open_stream(self, reply: Reply, text: str) -> str:
         """Start a stream showing ``reply`` (``text`` is its stream text); the text actually shown.

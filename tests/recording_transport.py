@@ -11,6 +11,7 @@ import asyncio
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from bot.reply import Buttons, Reply
 from bot.transport import Limits, MessageGone, StreamRefused, TransportError
@@ -79,6 +80,9 @@ class RecordingTransport:
     def thread(self) -> list[str]:
         """What a person reads in the thread, message by message."""
         return [self.screen[k] for k in sorted(self.screen, key=int) if k not in self.gone]
+
+    async def pace(self, kind: Literal["append", "edit"]) -> None:
+        return None  # no budget: pacing by interval is the policy's and is what the tests check
 
     async def open_stream(self, reply: Reply, text: str) -> str:
         self._record(Op("open", text=text))

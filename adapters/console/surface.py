@@ -12,7 +12,7 @@ import itertools
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import Literal, TextIO
 
 from bot.messages import MessageRef, RemoteFile
 from bot.reply import Reply
@@ -71,6 +71,9 @@ class ConsoleTransport:
         for frame in itertools.cycle(SPINNER):
             self._out.show_spinner(f"  {frame} running… {time.monotonic() - self._started:.0f} s")
             await asyncio.sleep(0.1)
+
+    async def pace(self, kind: Literal["append", "edit"]) -> None:
+        return None  # a terminal takes every line at once
 
     async def open_stream(self, reply: Reply, text: str) -> str:
         raise StreamRefused("not_supported")

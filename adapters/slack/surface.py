@@ -73,11 +73,11 @@ class SlackSurface:
 
     # ---- messages ------------------------------------------------------------------------------
 
-    def live_transport(self, *, paced: bool = True) -> SlackTransport:
-        return SlackTransport(self.ctx, self.thread, self.user, self.is_dm, self.live_interval, paced)
+    def live_transport(self) -> SlackTransport:
+        return SlackTransport(self.ctx, self.thread, self.user, self.is_dm, self.live_interval)
 
     async def post(self, reply: Reply) -> MessageRef | None:
-        transport = self.live_transport(paced=False)
+        transport = self.live_transport()
         try:
             posted = [await transport.post(m) for m in render(reply)]
         except TransportError as exc:
@@ -89,8 +89,8 @@ class SlackSurface:
         always shows its result."""
         shown = [ref.id]
         try:
-            # Unpaced: a click must not wait behind live edits. render: fresh block_ids every time.
-            await redraw(self.live_transport(paced=False), shown, render(reply))
+            # Not paced: a click must not wait behind live edits. render: fresh block_ids every time.
+            await redraw(self.live_transport(), shown, render(reply))
         except TransportError as exc:
             raise SurfaceError(f"Slack refused the update ({exc.code}).") from exc
 

@@ -8,11 +8,12 @@ Streams with ``chat.startStream / appendStream / stopStream`` (far more rate hea
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from slack_sdk.errors import SlackApiError
 
+from adapters.slack.budget import RateBudget
 from adapters.slack.context import MESSAGE_GONE, STREAMING_UNAVAILABLE, SlackContext, slack_error
 from bot.messages import ThreadKey
 from bot.reply import Reply
@@ -24,17 +25,30 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SlackTransport:
-    """``bot.transport.LiveTransport`` for one thread. ``paced`` edits wait for the workspace budget;
-    unpaced ones (a click's result) spend it at once."""
+    """``bot.transport.LiveTransport`` for one thread. Live calls wait for the workspace's budget in
+    ``pace``; others (the end of a turn, a click's result) spend it at once, even into debt."""
 
     ctx: SlackContext
     thread: ThreadKey
     user: str
     is_dm: bool = False
     interval: float = 1.0
-    paced: bool = True
     name: str = "Slack"
     _ts: str = ""  # the open stream
+    _paid: dict[str, int] = field(default_factory=dict)  # calls reserved by ``pace``
+
+    def _budget(self, kind: str) -> RateBudget:
+        return self.ctx.stream_budget if kind == "append" else self.ctx.update_budget
+
+    async def pace(self, kind: Literal["append", "edit"]) -> None:
+        await self._budget(kind).acquire()
+        self._paid[kind] = self._paid.get(kind, 0) + 1
+
+    def _spend(self, kind: str) -> None:
+        if self._paid.get(kind):
+            self._paid[kind] -= 1
+        else:
+            self._budget(kind).take()
 
     @property
     def limits(self) -> Limits:
@@ -68,7 +82,7 @@ class SlackTransport:
             while delta:
                 piece = fit(delta, MARKDOWN_BLOCK, utf8_len)
                 delta = delta[len(piece):]
-                await self.ctx.stream_budget.acquire()
+                self._spend("append")
                 await self.ctx.client.chat_appendStream(channel=self.thread.channel, ts=self._ts, markdown_text=piece)
         except SlackApiError as exc:
             error = self._refused(exc)
@@ -102,10 +116,7 @@ class SlackTransport:
         return str(resp["ts"])
 
     async def edit(self, message_id: str, message: SlackMessage) -> None:
-        if self.paced:
-            await self.ctx.update_budget.acquire()
-        else:
-            self.ctx.update_budget.take()
+        self._spend("edit")
         try:
             await self.ctx.client.chat_update(channel=self.thread.channel, ts=message_id, blocks=list(message.blocks),
                                               text=message.text)

@@ -8,6 +8,7 @@ Elsewhere one message is edited in place. ``bot.live_turn`` decides what to show
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from botbuilder.schema import Activity, ActivityTypes, Attachment, ConversationReference
 
@@ -68,6 +69,9 @@ class TeamsTransport:
 
     render = staticmethod(turn_messages)
     stream_text = staticmethod(stream_text)
+
+    async def pace(self, kind: Literal["append", "edit"]) -> None:
+        return None  # Sender's limiter paces every call
 
     async def _typing(self, text: str, kind: StreamType) -> None:
         self._sequence += 1
