@@ -224,3 +224,25 @@ async def test_finish_never_raises_even_when_the_notice_fails_too() -> None:
     turn.transport.fail["post"] = [TransportError("channel_not_found")]
     await turn.end(Markdown("answer"))  # logged, not raised
     assert turn.transport.ops[-1].kind == "post"
+
+
+class BudgetBound(RecordingTransport):
+    """A transport whose platform budget is exhausted: ``pace`` never returns."""
+
+    waiting: asyncio.Event
+
+    async def pace(self, kind: Any) -> None:
+        self.waiting.set()
+        await asyncio.Event().wait()
+
+
+async def test_the_end_of_a_turn_does_not_wait_behind_the_live_budget() -> None:
+    transport = BudgetBound(limits=Limits(message_bytes=4000, edit_interval=0.05))
+    transport.waiting = asyncio.Event()
+    turn = Turn(transport)
+    await turn.live.start()
+    await turn.show(Markdown("first"))
+    await asyncio.wait_for(transport.waiting.wait(), 1.0)  # its edit waits for a budget that never comes
+    await asyncio.wait_for(turn.end(Markdown("the answer")), 1.0)  # the moot wait is dropped
+    assert transport.thread() == [transport.render(turn.state, final=True)[0].text]
+    assert [op.kind for op in transport.ops] == ["post", "edit"]
