@@ -8,6 +8,7 @@ Streams with ``chat.startStream / appendStream / stopStream`` (far more rate hea
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,17 +36,17 @@ class SlackTransport:
     interval: float = 1.0
     name: str = "Slack"
     _ts: str = ""  # the open stream
-    _paid: dict[str, int] = field(default_factory=dict)  # calls reserved by ``pace``
+    _paid: Counter[str] = field(default_factory=Counter)  # calls reserved by ``pace``
 
     def _budget(self, kind: str) -> RateBudget:
         return self.ctx.stream_budget if kind == "append" else self.ctx.update_budget
 
     async def pace(self, kind: Literal["append", "edit"]) -> None:
         await self._budget(kind).acquire()
-        self._paid[kind] = self._paid.get(kind, 0) + 1
+        self._paid[kind] += 1
 
     def _spend(self, kind: str) -> None:
-        if self._paid.get(kind):
+        if self._paid[kind]:
             self._paid[kind] -= 1
         else:
             self._budget(kind).take()
@@ -57,7 +58,6 @@ class SlackTransport:
 
     render = staticmethod(turn_messages)
     stream_text = staticmethod(stream_text)
-
 
     def _refused(self, exc: SlackApiError) -> StreamRefused:
         if slack_error(exc) in STREAMING_UNAVAILABLE:
@@ -92,11 +92,10 @@ class SlackTransport:
     async def close_stream(self, reply: Reply | None, delta: str) -> str:
         ts = self._ts
         args: dict[str, Any] = {"channel": self.thread.channel, "ts": ts}
-        last = fit(delta, MARKDOWN_BLOCK, utf8_len)
-        if last != delta:
-            await self.append(reply or Reply(()), "", delta[: len(delta) - len(last)])
-        if last:
-            args["markdown_text"] = last
+        if utf8_len(delta) > MARKDOWN_BLOCK:  # more than one call takes: append it, then stop
+            await self.append(reply or Reply(()), "", delta)
+        elif delta:
+            args["markdown_text"] = delta
         if reply is not None and (blocks := button_blocks(reply)):
             args["blocks"] = blocks
         try:
