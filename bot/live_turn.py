@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic
 
 from bot.reply import Buttons, Notice, Reply
@@ -153,10 +153,9 @@ class LiveTurn(Generic[M]):
                 async with asyncio.timeout(None if deadline is None else max(0.0, deadline - time.monotonic())):
                     await self._dirty.wait()
             except TimeoutError:
-                async with self._lock:
-                    if self._deadline() is not None:
-                        log.info("closing a stream at the end of its lifetime; continuing by editing")
-                        await self._best_effort(self._leave_stream(self._render()))
+                if self._deadline() is not None:
+                    log.info("closing a stream at the end of its lifetime; continuing by editing")
+                    await self._send(self._leave_stream)
                 continue
             wait = next_at - time.monotonic()
             if deadline is not None:
@@ -167,14 +166,18 @@ class LiveTurn(Generic[M]):
             self._dirty.clear()
             streaming = self._streamed is not None
             await self._t.pace("append" if streaming else "edit")
-            self._sending = True
-            try:
-                async with self._lock:
-                    await self._best_effort(self._show(self._render(), final=False))
-            finally:
-                self._sending = False
+            await self._send(lambda reply: self._show(reply, final=False))
             limits = self._t.limits
             next_at = time.monotonic() + (limits.append_interval if streaming else limits.edit_interval)
+
+    async def _send(self, show: Callable[[Reply], Awaitable[None]]) -> None:
+        """Show the current state with ``show``; ``finish`` lets this run to its end."""
+        self._sending = True
+        try:
+            async with self._lock:
+                await self._best_effort(show(self._render()))
+        finally:
+            self._sending = False
 
     async def _best_effort(self, call: Any) -> None:
         try:
