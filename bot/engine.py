@@ -230,7 +230,10 @@ class Engine:
         finally:
             self._turns.pop(message.thread, None)
             await best_effort(surface.set_status(None))
-            await live.finish()  # never raises: a refused end is reported in the thread
+            try:
+                await live.finish()  # a platform refusing the end is reported in the thread by the policy
+            except Exception:  # a bug while presenting must not stop this thread's queue
+                log.exception("could not show the end of the turn")
             await best_effort(self.state.touch(conversation))
 
     async def _attachments_for(
