@@ -56,6 +56,10 @@ class Harness(Protocol):
 
     def delete_first_message(self) -> None: ...
 
+    def posts(self) -> int:
+        """How many new messages were posted (not streamed, not edits)."""
+        ...
+
     def buttons(self) -> list[str]:
         """Labels of the buttons the last message carries."""
         ...
@@ -85,6 +89,9 @@ class SlackHarness:
     def delete_first_message(self) -> None:
         first = self.fake.thread(self.key.channel, self.key.thread)[0]
         del self.fake.messages[(first.channel, first.ts)]
+
+    def posts(self) -> int:
+        return len(self.fake.named("chat.postMessage"))
 
     def buttons(self) -> list[str]:
         last = self.fake.thread(self.key.channel, self.key.thread)[-1]
@@ -129,6 +136,10 @@ class TeamsHarness:
         self.connector.fail_next(404, None, code="NotFound", message="The activity was deleted.",
                                  when=lambda method, body: method == "PUT")
 
+    def posts(self) -> int:
+        return sum(c.method == "POST" and c.body.get("type") == "message" and not c.body.get("entities")
+                   for c in self.connector.calls)
+
     def buttons(self) -> list[str]:
         last = list(self._messages().values())[-1]
         return [a["title"] for att in last.get("attachments") or () for a in att["content"].get("actions") or ()]
@@ -154,6 +165,9 @@ class ConsoleHarness:
 
     def delete_first_message(self) -> None:
         raise AssertionError("the console cannot lose a printed line")
+
+    def posts(self) -> int:
+        return 1
 
     def buttons(self) -> list[str]:
         return []
@@ -219,6 +233,7 @@ async def test_a_vanished_message_is_posted_again(harness: Harness) -> None:
     if not harness.can_edit:
         pytest.skip("this surface cannot edit, so nothing it shows can vanish")
     await run_turn(harness.transport(stream=False), midway=harness.delete_first_message)
+    assert harness.posts() == 2  # the turn message, then once more after it vanished
     assert ends_with_the_answer(harness.thread())
 
 
