@@ -21,9 +21,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from adapters.slack.budget import RateBudget
 from adapters.slack.fake_web_api import Call, FakeSlack
 from adapters.slack.harness import SlackBot, mention, until
-from adapters.slack.live import RateBudget
 from adapters.slack.surface import SlackSurface
 from bot import events as ev
 from bot.agents.scripted import ScriptedAgent, Sleep, Step, WriteFile

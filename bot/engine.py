@@ -14,6 +14,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bot import events as ev
 from bot.actions import Actions
@@ -24,12 +25,12 @@ from bot.datasets.model import DatasetStore
 from bot.datasets.registrar import ThreadDatasets
 from bot.intent_tokens import IntentSealer
 from bot.intents import Intent, LinkPurpose
-from bot.live import Coalescer
+from bot.live_turn import LiveTurn
 from bot.messages import ActionInvoked, IncomingMessage, ThreadKey
-from bot.presenter import CODE_LINES, present_turn
+from bot.presenter import CODE_LINES, files_button, present_turn
 from bot.reply import Reply, notice
 from bot.storage.base import StateStore
-from bot.surface import LiveMessage, Surface, SurfaceError, best_effort
+from bot.surface import Surface, SurfaceError, best_effort
 from bot.tokens import TokenSigner
 from bot.workspace import CODE_DIR, Workspace
 
@@ -259,17 +260,11 @@ class Engine:
             return present_turn(events, state, time.monotonic() - started, surface.output_chars)  # type: ignore[arg-type]
 
         await best_effort(surface.set_status("is working…"))
-        live: LiveMessage | None = None
-        try:
-            live = await surface.start_live(render())
-        except Exception:  # the turn still runs; its end is posted as a plain message below
-            log.exception("could not start the live message of a turn")
-
-        async def show(reply: Reply) -> None:
-            if live is not None:
-                await live.update(reply)
-
-        coalescer = Coalescer(show, render, surface.live_interval)
+        thread = message.thread
+        live = LiveTurn(surface.live_transport(), render,
+                        end_buttons=files_button(lambda intent: self.seal(thread, intent)),
+                        on_stop=lambda: self.cancel(thread))
+        await live.start()
         uploaded: set[Path] = set()
         try:
             attachments, problems = await self._attachments_for(message, workspace, surface)
@@ -282,7 +277,7 @@ class Engine:
                 workspace=workspace,
                 datasets=ThreadDatasets(self.datasets, conversation),
             )
-            task = asyncio.create_task(self._consume(turn, events, coalescer, surface, uploaded))
+            task = asyncio.create_task(self._consume(turn, events, live, surface, uploaded))
             self._turns[message.thread] = task
             try:
                 await task
@@ -299,11 +294,10 @@ class Engine:
             state = "failed"
         finally:
             self._turns.pop(message.thread, None)
-            await coalescer.close()
             await best_effort(surface.set_status(None))
             try:
-                await (live.finish(render()) if live is not None else surface.post(render()))
-            except Exception:
+                await live.finish()  # a platform refusing the end is reported in the thread by the policy
+            except Exception:  # a bug while presenting must not stop this thread's queue
                 log.exception("could not show the end of the turn")
             await best_effort(self.state.touch(conversation))
 
@@ -330,7 +324,7 @@ class Engine:
         self,
         turn: Turn,
         events: list[ev.AgentEvent],
-        coalescer: Coalescer,
+        live: LiveTurn[Any],
         surface: Surface,
         uploaded: set[Path],
     ) -> None:
@@ -338,7 +332,7 @@ class Engine:
         try:
             async for event in agen:
                 events.append(event)
-                await coalescer.poke()
+                await live.changed()
                 match event:
                     case ev.FileProduced(path=path, name=name) if path not in uploaded:
                         uploaded.add(path)
@@ -351,7 +345,7 @@ class Engine:
                         saved = await turn.workspace.write(f"step-{step}.py", code.encode(), folder=CODE_DIR)
                         events.append(ev.Notice(f"Full code ({code.count(chr(10)) + 1} lines): "
                                                 f"{turn.workspace.relative(saved)} (see `files`)"))
-                        await coalescer.poke()
+                        await live.changed()
                     case ev.TurnFailed():
                         break
                     case _:

@@ -6,7 +6,7 @@ Adapters turn platform payloads into these with pure functions; nothing here kno
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,6 @@ class MessageRef:
 
     channel: str
     id: str
-    extra: tuple[tuple[str, str], ...] = field(default=())
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Literal
 
 from bot import events as ev
 from bot.datasets.model import ChartSpec, DatasetMeta, Page
-from bot.intents import ColumnOrder, Download, DrawChart, Intent, PostFile, ShowPage
+from bot.intents import ColumnOrder, Download, DrawChart, Intent, ListFiles, PostFile, ShowPage
 from bot.reply import (
     Block,
     Button,
@@ -269,3 +269,8 @@ def present_files(files: Sequence[WorkspaceFile], seal: Sealer, limit: int = 40)
         ),
         f"{len(files)} files",
     )
+
+
+def files_button(seal: Sealer) -> Buttons:
+    """The "Files" button that ends a turn message, its intent sealed for the thread."""
+    return Buttons((Button("Files", ListFiles(), seal(ListFiles())),))

@@ -7,7 +7,6 @@ terminal text, Slack blocks or Teams cards. Cells and text are already display s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from bot.intents import Intent, kind_of
@@ -49,13 +48,6 @@ class Table:
     columns: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
     numeric: tuple[bool, ...] = ()
-
-
-@dataclass(frozen=True)
-class Image:
-    path: Path
-    alt: str
-    title: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,7 +106,7 @@ class Notice:
     level: Level = "info"
 
 
-Block = Markdown | Status | CodeBlock | Table | Image | Buttons | Notice
+Block = Markdown | Status | CodeBlock | Table | Buttons | Notice
 
 
 @dataclass(frozen=True)
@@ -123,7 +115,6 @@ class Reply:
 
     blocks: tuple[Block, ...]
     summary: str = ""
-
 
 
 def notice(text: str, level: Level = "info") -> Reply:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from bot.messages import MessageRef, RemoteFile
 from bot.reply import Reply
+from bot.transport import LiveTransport
 
 log = logging.getLogger(__name__)
 
@@ -23,23 +24,12 @@ class SurfaceError(Exception):
     """A platform call failed in a way the user should hear about; ``str()`` is user-safe."""
 
 
-class LiveMessage(Protocol):
-    """A message that shows a turn as it unfolds. The engine already coalesces updates to at most one
-    per ``Surface.live_interval`` seconds and always sends the final state through ``finish``."""
-
-    async def update(self, reply: Reply) -> None: ...
-
-    async def finish(self, reply: Reply) -> MessageRef | None: ...
-
-
 class Surface(Protocol):
-    #: Minimum seconds between two updates of one live message (0 for the console).
-    live_interval: float
     #: Characters of code output one message shows (start and end kept); the console shows it all.
     output_chars: int
 
-    async def start_live(self, reply: Reply) -> LiveMessage:
-        """Show the first state of a turn (within a second of the message) and return its handle."""
+    def live_transport(self) -> LiveTransport[Any]:
+        """A fresh transport for one turn's live message in this thread (see ``bot.live_turn``)."""
         ...
 
     async def post(self, reply: Reply) -> MessageRef | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from bot.reply import Buttons, CodeBlock, Image, Markdown, Notice, Reply, Status, Table
+from bot.reply import Buttons, CodeBlock, Markdown, Notice, Reply, Status, Table
 
 #: Emoji shown before a notice, per level (Unicode, so every Markdown client shows them).
 NOTICE_EMOJI = {"info": "ℹ️", "warning": "⚠️", "error": "❌"}
@@ -56,7 +56,7 @@ def table_markdown(table: Table) -> str:
 def reply_to_markdown(reply: Reply, *, include_status: bool = False) -> str:
     """The reply as one Markdown text, blocks separated by blank lines.
 
-    Buttons and images are left out (they are sent as blocks / uploads); the status line only when
+    Buttons are left out (they are sent as blocks); the status line only when
     asked (a surface that shows status natively leaves it out so the text only ever grows).
     """
     parts: list[str] = []
@@ -74,11 +74,24 @@ def reply_to_markdown(reply: Reply, *, include_status: bool = False) -> str:
                 parts.append(table_markdown(block))
             case Notice(text=text, level=level):
                 parts.append(f"{NOTICE_EMOJI[level]} {text}")
-            case Image() | Buttons():
+            case Buttons():
                 pass
             case _:
                 raise TypeError(f"unhandled reply block {block!r}")
     return "\n\n".join(parts)
+
+
+def stream_markdown(reply: Reply, *, final: bool) -> str:
+    """The turn as streamed Markdown (no status, so it only grows). While the turn runs, a trailing
+    code block is left open so that its next output line is an append, not a rewrite."""
+    text = reply_to_markdown(reply)
+    if final:
+        return text
+    tail = next((b for b in reversed(reply.blocks) if not isinstance(b, Status | Buttons)), None)
+    if isinstance(tail, CodeBlock) and text.endswith("```") and not (tail.omitted and tail.role == "code"):
+        # Drop the closing fence (and keep the newline before it) so the next output line appends.
+        return text[: text.rfind("```")]
+    return text
 
 
 def utf8_len(text: str) -> int:

@@ -18,13 +18,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from bot.reply import Button, Buttons, CodeBlock, Image, Markdown, Notice, Reply, Select, Status, Table
-from renderers.markdown import clip, fit, more_lines, split_text, utf8_len
+from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Reply, Select, Status, Table
+from renderers.markdown import clip, fit, more_lines, reply_to_markdown, split_text, stream_markdown, utf8_len
 
 # ---- Slack limits (https://docs.slack.dev/reference/block-kit), text limits in UTF-8 bytes ------
 SECTION_TEXT = 3000
 CONTEXT_TEXT = 3000
-MARKDOWN_BLOCK = 12_000  # also the per-call limit of chat.startStream / appendStream markdown_text
+MARKDOWN_BLOCK = 12_000  # all markdown blocks of one message; also per chat.*Stream call
+#: Longest text kept in one streamed message; past it the turn continues in edited messages.
+STREAM_BYTES = 3 * MARKDOWN_BLOCK
 MAX_BLOCKS = 50
 MESSAGE_TEXT = 40_000
 TABLE_ROWS = 100  # including the header row
@@ -235,8 +237,6 @@ def reply_blocks(reply: Reply) -> list[Block]:
                     blocks.append(_context(f"{NOTICE_EMOJI[level]} {piece}"))
             case Buttons():
                 blocks += _action_blocks(block)
-            case Image():
-                pass  # images are uploaded into the thread as files
             case _:
                 raise TypeError(f"unhandled reply block {block!r}")
     return blocks
@@ -273,3 +273,32 @@ def render(reply: Reply, *, nonce: str | None = None) -> list[SlackMessage]:
         ided = tuple({**b, "block_id": f"dt-{nonce}-{m}-{i}"} for i, b in enumerate(chunk))
         out.append(SlackMessage(ided, _fallback(reply, list(chunk))))
     return out
+
+
+# ---- a running turn: one look, streamed or edited --------------------------------------------
+
+
+def stream_text(reply: Reply, *, final: bool) -> str:
+    """The turn as Slack streams it: standard Markdown, status left to the assistant status."""
+    return stream_markdown(reply, final=final)
+
+
+def turn_messages(reply: Reply, *, final: bool) -> list[SlackMessage]:
+    """A turn message as ``markdown`` blocks (the look of a stream, so a turn that falls back to
+    editing looks the same) with its buttons under the last one; longer text in several messages."""
+    text = reply_to_markdown(reply)
+    status = next((b for b in reply.blocks if isinstance(b, Status)), None)
+    if not text.strip():  # nothing said yet: the status stands in (a message needs some text)
+        text = f"_{status.text}_" if status else " "
+    pieces = [p for p in split_text(text, MARKDOWN_BLOCK, utf8_len) if p.strip()] or [text]
+    actions = button_blocks(reply)
+    out = []
+    for i, piece in enumerate(pieces):
+        blocks = [{"type": "markdown", "text": piece}, *(actions if i == len(pieces) - 1 else ())]
+        out.append(SlackMessage(tuple(blocks), clip(reply.summary or piece, FALLBACK_TEXT)))
+    return out
+
+
+def button_blocks(reply: Reply) -> list[Block]:
+    """Only the buttons of ``reply`` (what ``chat.stopStream`` attaches under a streamed text)."""
+    return [blk for b in reply.blocks if isinstance(b, Buttons) for blk in _action_blocks(b)]

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
-from bot.reply import Button, Buttons, CodeBlock, Image, Markdown, Notice, Reply, Select, Status, Table
+from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Reply, Select, Status, Table
 from renderers.markdown import NOTICE_EMOJI, code_block_markdown, fence, split_text, utf8_len
 
 #: Teams rejects messages over ~100 KB; stay well under it.
@@ -99,7 +100,7 @@ def plain_table(table: Table, max_rows: int | None = None) -> str:
 
 
 def message_text(reply: Reply, *, include_status: bool = True) -> str:
-    """The reply as Teams Markdown. Buttons are left out (cards carry them), images become a line.
+    """The reply as Teams Markdown. Buttons are left out (cards carry them).
 
     Without the status line the text of a running turn only grows, which Teams streaming requires.
     """
@@ -118,8 +119,6 @@ def message_text(reply: Reply, *, include_status: bool = True) -> str:
                 parts.append(fence(plain_table(block)))
             case Notice(text=text, level=level):
                 parts.append(f"{NOTICE_EMOJI[level]} {_escape_inline(text)}")
-            case Image(alt=alt, title=title):
-                parts.append(f"🖼 {_escape_inline(title or alt)}")
             case Buttons():
                 pass
             case _:
@@ -240,8 +239,6 @@ def _card(reply: Reply, columns: int, rows: int, choices: int) -> dict[str, Any]
                 color = {"info": "Default", "warning": "Warning", "error": "Attention"}[level]
                 body.append(_text_block(f"{NOTICE_EMOJI[level]} {text}", color=color))
                 fallback.append(text)
-            case Image(alt=alt, title=title):
-                body.append(_text_block(f"🖼 {title or alt}"))
             case Table():
                 body.append(_table_element(block, columns, rows))
                 fallback.append(plain_table(block, 10))
@@ -269,3 +266,29 @@ def _card(reply: Reply, columns: int, rows: int, choices: int) -> dict[str, Any]
     if actions:
         built["actions"] = actions
     return built
+
+
+# ---- a running turn --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TeamsMessage:
+    """One Teams message of a turn: Markdown ``text`` and, under it, an Adaptive Card of buttons."""
+
+    text: str
+    summary: str = ""
+    card: dict[str, Any] | None = None
+
+
+def stream_text(reply: Reply, *, final: bool) -> str:
+    """The text a Teams stream shows: the turn without its status line, so it only grows."""
+    return message_text(reply, include_status=False)
+
+
+def turn_messages(reply: Reply, *, final: bool) -> list[TeamsMessage]:
+    """A turn as Teams messages under ``MESSAGE_LIMIT`` each; its buttons on a card under the last."""
+    pieces = split_message(message_text(reply)) or [""]
+    buttons = tuple(b for b in reply.blocks if isinstance(b, Buttons))
+    last = card(Reply(buttons)) if buttons else None
+    return [TeamsMessage(piece, reply.summary if i == 0 else "", last if i == len(pieces) - 1 else None)
+            for i, piece in enumerate(pieces)]

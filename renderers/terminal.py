@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shutil
 import unicodedata
+from dataclasses import dataclass
 
 from bot.datasets.model import CHART_KINDS
 from bot.intents import ColumnOrder, Download, DrawChart, ShowPage
@@ -16,7 +17,6 @@ from bot.reply import (
     Button,
     Buttons,
     CodeBlock,
-    Image,
     Markdown,
     Notice,
     Option,
@@ -151,8 +151,6 @@ def block_lines(block: Block) -> list[str]:
             return head + body
         case Table():
             return table_lines(block)
-        case Image(path=path, title=title):
-            return [f"{INDENT}✓ {title or 'image'}: {path}"]
         case Buttons():
             hint = _buttons_hint(block)
             return [hint] if hint else []
@@ -169,3 +167,30 @@ def render(reply: Reply) -> str:
     status = [b for b in reply.blocks if isinstance(b, Status)]
     body = [line for b in reply.blocks if not isinstance(b, Status) for line in block_lines(b)]
     return "\n".join(body + [status_line(s) for s in status])
+
+
+# ---- a running turn --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Frame:
+    """A turn on the terminal: the lines of each block, in order (the console prints what is new)."""
+
+    blocks: tuple[tuple[str, ...], ...]
+    final: bool
+
+
+def turn_messages(reply: Reply, *, final: bool) -> list[Frame]:
+    """The turn as one frame. While it runs, the answer's last line is held back (it may still
+    grow, and a terminal cannot take back a printed word); at the end the status closes it."""
+    blocks = [b for b in reply.blocks if not isinstance(b, Status)]
+    frame = [tuple(block_lines(b)) for b in blocks]
+    if not final and blocks and isinstance(blocks[-1], Markdown):
+        frame[-1] = frame[-1][:-1]
+    if final:
+        frame.append(tuple(status_line(b) for b in reply.blocks if isinstance(b, Status)))
+    return [Frame(tuple(frame), final)]
+
+
+def stream_text(reply: Reply, *, final: bool) -> str:
+    """The turn as plain text (the console does not stream: it prints what is new of each frame)."""
+    return render(reply)

@@ -10,6 +10,7 @@ from pathlib import Path
 from bot.messages import MessageRef, RemoteFile
 from bot.reply import Reply
 from bot.surface import SurfaceError
+from tests.recording_transport import RecordingTransport, Shown
 
 _ids = itertools.count(1)
 
@@ -26,21 +27,7 @@ class Call:
 
 
 @dataclass
-class RecordingLive:
-    surface: RecordingSurface
-    ref: MessageRef
-
-    async def update(self, reply: Reply) -> None:
-        self.surface._record(Call("live.update", reply, self.ref))
-
-    async def finish(self, reply: Reply) -> MessageRef | None:
-        self.surface._record(Call("live.finish", reply, self.ref))
-        return self.ref
-
-
-@dataclass
 class RecordingSurface:
-    live_interval: float = 0.0
     output_chars: int = 2500
     files: dict[str, bytes] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
@@ -53,10 +40,18 @@ class RecordingSurface:
     def of(self, kind: str) -> list[Call]:
         return [c for c in self.calls if c.kind == kind]
 
-    async def start_live(self, reply: Reply) -> RecordingLive:
+    def live_transport(self) -> RecordingTransport:
+        """Each turn's live message is recorded as ``live.start`` (first post), ``live.update`` and
+        ``live.finish`` (its final state) calls."""
         ref = MessageRef("C1", f"m{next(_ids)}")
-        self._record(Call("live.start", reply, ref))
-        return RecordingLive(self, ref)
+        started: list[bool] = []
+
+        def shown(kind: str, message: Shown) -> None:
+            name = "live.finish" if message.final else "live.update" if started else "live.start"
+            started.append(True)
+            self._record(Call(name, message.reply, ref))
+
+        return RecordingTransport(on_show=shown)
 
     async def post(self, reply: Reply) -> MessageRef | None:
         ref = MessageRef("C1", f"m{next(_ids)}")

@@ -15,8 +15,9 @@ from bot.config import Settings
 from bot.engine import Engine
 from bot.messages import ActionInvoked, IncomingMessage, RemoteFile, ThreadKey
 from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Select, Status, Table
-from bot.surface import SurfaceError
+from bot.transport import TransportError
 from tests.fakes.scripted_agent import Raise, ScriptedAgent, Sleep, WriteFile
+from tests.recording_transport import RecordingTransport
 from tests.surfaces import RecordingSurface
 
 T1 = ThreadKey("test", "team", "C1", "1.0")
@@ -271,13 +272,15 @@ async def test_long_code_is_shown_clipped_and_kept_whole_in_the_workspace(tmp_pa
 
 async def test_a_live_message_that_cannot_start_still_ends_with_the_answer(tmp_path: Path) -> None:
     class NoLive(RecordingSurface):
-        async def start_live(self, reply: object) -> object:  # type: ignore[override]
-            raise SurfaceError("rate limited")
+        def live_transport(self) -> RecordingTransport:
+            transport = super().live_transport()
+            transport.fail["post"] = [TransportError("ratelimited")]  # the first message is refused
+            return transport
 
     engine = make_engine(tmp_path, ScriptedAgent(lambda turn: [ev.FinalText("the answer")]))
     surface = NoLive()
     await engine.submit(msg("go"), surface)
-    [post] = surface.of("post")
+    [post] = surface.of("live.finish")
     assert post.reply is not None and post.reply.summary == "the answer"
     assert [c.text for c in surface.of("status")] == ["is working…", None]
     await engine.aclose()

@@ -3,22 +3,23 @@ streams that hit the 2-minute cap, the rate limiter, the app package and the set
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationReference
 
 from adapters.teams.config import TeamsSettings
-from adapters.teams.live import StreamedLive
 from adapters.teams.package import write_package
 from adapters.teams.sender import RateLimiter, Sender
+from adapters.teams.transport import TeamsTransport
 from adapters.teams.wiring import build_adapter
 from bot.config import ConfigError
 from bot.intents import ColumnOrder, Download, DrawChart, ShowPage
+from bot.live_turn import LiveTurn
 from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Option, Reply, Select, Status, Table
 from renderers.teams import CARD_BUDGET, card, message_text, split_message, teams_markdown
 from tests.fakes.bot_connector import FakeBotConnector
@@ -100,12 +101,18 @@ async def test_a_stream_near_the_two_minute_cap_is_closed_and_continues_by_editi
             activity_id="1", bot=ChannelAccount(id="28:bot"), user=ChannelAccount(id="29:ada"),
             conversation=ConversationAccount(id="a:chat", conversation_type="personal"),
             channel_id="msteams", service_url=connector.url)
-        live = await StreamedLive.start(Sender(adapter, ""), reference, Reply((Status("Working…", "working"),)))
-        await live.update(Reply((Status("Working…", "working"), Markdown("First part."))))
-        live.limit = 0.0  # as if two minutes had passed
-        await asyncio.sleep(0.01)
-        await live.update(Reply((Status("Working…", "working"), Markdown("First part. Second part."))))
-        await live.finish(Reply((Status("Done in 130 s", "done"), Markdown("First part. Second part. End."))))
+        # A 0.3 s lifetime stands in for two minutes; edits every 0.05 s keep the test short.
+        transport = TeamsTransport(Sender(adapter, ""), reference, personal=True, interval=0.05, lifetime=0.3)
+        states = [Reply((Status("Working…", "working"),))]
+        live: LiveTurn[Any] = LiveTurn(transport, lambda: states[-1])
+        await live.start()
+        states.append(Reply((Status("Working…", "working"), Markdown("First part."))))
+        await live.changed()
+        await connector.wait_for(lambda calls: any(c.body.get("type") == "message" for c in calls), 5.0)
+        states.append(Reply((Status("Working…", "working"), Markdown("First part. Second part."))))
+        await live.changed()
+        states.append(Reply((Status("Done in 130 s", "done"), Markdown("First part. Second part. End."))))
+        await live.finish()
         kinds = [(c.method, c.body["type"], [e.get("streamType") for e in c.body.get("entities") or ()])
                  for c in connector.calls]
         assert kinds[:3] == [("POST", "typing", ["informative"]), ("POST", "typing", ["streaming"]),

@@ -20,11 +20,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from adapters.teams.config import TeamsSettings
-from adapters.teams.live import StreamedLive
 from adapters.teams.sender import Sender
+from adapters.teams.transport import TeamsTransport
 from adapters.teams.wiring import build_adapter
 from bot import events as ev
 from bot.conversation import Turn
+from bot.live_turn import LiveTurn
 from bot.reply import Markdown, Reply, Status
 from tests.fakes.bot_connector import Call, FakeBotConnector
 from tests.fakes.scripted_agent import Sleep, WriteFile
@@ -174,19 +175,27 @@ def local_sender() -> Sender:
     return Sender(adapter, "", base_delay=0.01)
 
 
-class QuickStream(StreamedLive):
-    limit = 0.4  # stands in for Teams' two minutes
+async def live_turn(transport: TeamsTransport, states: list[Reply]) -> LiveTurn[Any]:
+    """A live turn showing the last of ``states`` (append to it, then ``changed``)."""
+    live: LiveTurn[Any] = LiveTurn(transport, lambda: states[-1])
+    await live.start()
+    return live
 
 
 async def test_a_quiet_stream_is_closed_at_the_cap_even_without_updates() -> None:
     connector = await FakeBotConnector().start()
     try:
-        live = await QuickStream.start(local_sender(), reference(connector), Reply((Status("Working…", "working"),)))
-        await live.update(Reply((Status("Working…", "working"), Markdown("Reading 10 GB."))))
+        # A 0.4 s lifetime stands in for Teams' two minutes.
+        transport = TeamsTransport(local_sender(), reference(connector), personal=True, lifetime=0.4)
+        states = [Reply((Status("Working…", "working"),))]
+        live = await live_turn(transport, states)
+        states.append(Reply((Status("Working…", "working"), Markdown("Reading 10 GB."))))
+        await live.changed()
         await asyncio.sleep(0.8)  # a long code run: no events, no updates
         closed = [c for c in connector.calls if "final" in stream_types(c)]
         assert len(closed) == 1 and "Reading 10 GB." in closed[0].body["text"]
-        await live.finish(Reply((Status("Done in 130 s", "done"), Markdown("Reading 10 GB. Done."))))
+        states.append(Reply((Status("Done in 130 s", "done"), Markdown("Reading 10 GB. Done."))))
+        await live.finish()
         last = connector.calls[-1]
         assert last.method == "PUT" and last.activity_id == closed[0].returned_id and "Done." in last.body["text"]
     finally:
@@ -196,11 +205,13 @@ async def test_a_quiet_stream_is_closed_at_the_cap_even_without_updates() -> Non
 async def test_a_stream_teams_already_ended_still_delivers_the_final_answer() -> None:
     connector = await FakeBotConnector().start()
     try:
-        live = await StreamedLive.start(local_sender(), reference(connector), Reply((Status("Working…", "working"),)))
+        states = [Reply((Status("Working…", "working"),))]
+        live = await live_turn(TeamsTransport(local_sender(), reference(connector), personal=True), states)
         connector.fail_next(403, None, code="ContentStreamNotAllowed",
                             message="Content stream finished due to exceeded streaming time.",
                             when=lambda method, body: "final" in stream_types_of(body))
-        await live.finish(Reply((Status("Done in 2 s", "done"), Markdown("The answer."))))
+        states.append(Reply((Status("Done in 2 s", "done"), Markdown("The answer."))))
+        await live.finish()
         [answer] = plain_messages(connector.calls)
         assert "The answer." in answer.body["text"] and "✅" in answer.body["text"]
     finally:

@@ -12,13 +12,14 @@ import itertools
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import Literal, TextIO
 
 from bot.messages import MessageRef, RemoteFile
-from bot.reply import Markdown, Reply, Status
+from bot.reply import Reply
 from bot.surface import SurfaceError
+from bot.transport import Limits, StreamRefused
 from bot.workspace import human_size
-from renderers.terminal import block_lines, render, status_line
+from renderers.terminal import Frame, render, stream_text, turn_messages
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
@@ -51,47 +52,61 @@ class ConsoleOutput:
             self._spinner_shown = False
 
 
-class ConsoleLive:
-    """``LiveMessage`` for one turn on the console."""
+class ConsoleTransport:
+    """``bot.transport.LiveTransport`` for one turn on the console: it cannot edit, so an edit prints
+    the lines of each block that are not on screen yet; a spinner runs until the final frame."""
+
+    name = "the console"
+    limits = Limits(message_bytes=1 << 40, edit_interval=0.0, buttons=False)
+    render = staticmethod(turn_messages)
+    stream_text = staticmethod(stream_text)
 
     def __init__(self, output: ConsoleOutput) -> None:
         self._out = output
-        self._printed: list[list[str]] = []
+        self._printed: list[tuple[str, ...]] = []
         self._started = time.monotonic()
         self._spin: asyncio.Task[None] | None = None
-        if output.interactive:
-            self._spin = asyncio.create_task(self._spinner())
 
     async def _spinner(self) -> None:
         for frame in itertools.cycle(SPINNER):
             self._out.show_spinner(f"  {frame} running… {time.monotonic() - self._started:.0f} s")
             await asyncio.sleep(0.1)
 
-    def _emit(self, reply: Reply, final: bool) -> None:
-        blocks = [b for b in reply.blocks if not isinstance(b, Status)]
+    async def pace(self, kind: Literal["append", "edit"]) -> None:
+        return None  # a terminal takes every line at once
+
+    async def open_stream(self, reply: Reply, text: str) -> str:
+        raise StreamRefused("not_supported")
+
+    async def append(self, reply: Reply, text: str, delta: str) -> None:
+        raise StreamRefused("not_supported")
+
+    async def close_stream(self, reply: Reply | None, delta: str) -> str:
+        raise StreamRefused("not_supported")
+
+    async def post(self, message: Frame) -> str:
+        if self._spin is None and self._out.interactive:
+            self._spin = asyncio.create_task(self._spinner())
+        await self.edit("turn", message)
+        return "turn"
+
+    async def edit(self, message_id: str, message: Frame) -> None:
+        if message.final:
+            await self._stop_spinner()
         out: list[str] = []
-        for i, block in enumerate(blocks):
-            lines = block_lines(block)
-            if not final and i == len(blocks) - 1 and isinstance(block, Markdown):
-                lines = lines[:-1]  # the answer's last line may still grow
-            done = self._printed[i] if i < len(self._printed) else []
-            out += _unprinted(done, lines)
+        for i, lines in enumerate(message.blocks):
+            done = list(self._printed[i]) if i < len(self._printed) else []
+            out += _unprinted(done, list(lines))
             if i < len(self._printed):
                 self._printed[i] = lines
             else:
                 self._printed.append(lines)
         self._out.write_lines(out)
 
-    async def update(self, reply: Reply) -> None:
-        self._emit(reply, final=False)
-
-    async def finish(self, reply: Reply) -> MessageRef | None:
+    async def _stop_spinner(self) -> None:
         if self._spin is not None:
             self._spin.cancel()
             await asyncio.gather(self._spin, return_exceptions=True)
-        self._emit(reply, final=True)
-        self._out.write_lines([status_line(b) for b in reply.blocks if isinstance(b, Status)])
-        return None
 
 
 def _unprinted(done: list[str], lines: list[str]) -> list[str]:
@@ -114,14 +129,13 @@ def _unprinted(done: list[str], lines: list[str]) -> list[str]:
 class ConsoleSurface:
     """``Surface`` printing to stdout. Paths are shown relative to the working directory."""
 
-    live_interval = 0.0
     output_chars = 10_000_000  # a terminal scrolls: show all of it (the agent's own output cap still applies)
 
     def __init__(self, output: ConsoleOutput | None = None) -> None:
         self.output = output or ConsoleOutput()
 
-    async def start_live(self, reply: Reply) -> ConsoleLive:
-        return ConsoleLive(self.output)
+    def live_transport(self) -> ConsoleTransport:
+        return ConsoleTransport(self.output)
 
     async def post(self, reply: Reply) -> MessageRef | None:
         self.output.write_lines(render(reply).split("\n"))

@@ -12,23 +12,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
-import aiohttp
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.http import host_in, read_capped
-from adapters.slack.live import RateBudget, SlackLive, redraw, slack_error
+from adapters.http import read_capped
+from adapters.slack.context import SlackContext, slack_error
+from adapters.slack.transport import SlackTransport
+from bot.live_turn import redraw
 from bot.messages import MessageRef, RemoteFile, ThreadKey
 from bot.presenter import OUTPUT_CHARS
 from bot.reply import Reply
-from bot.storage.base import StateStore
 from bot.surface import SurfaceError
+from bot.transport import TransportError
 from bot.workspace import human_size
 from renderers.slack import render
 
@@ -39,48 +38,6 @@ SCOPES = ("chat:write", "files:write", "files:read", "assistant:write", "reactio
 NO_ACCESS = "I can't access that file: add the bot to the channel, or reinstall the app with files:read."
 NOT_SLACK = "That file link does not point to Slack, so I did not fetch it."
 MAX_REDIRECTS = 3
-
-
-@dataclass
-class SlackContext:
-    """What every surface of one Slack app shares: the client, budgets, and a few switches."""
-
-    client: AsyncWebClient
-    token: str = field(repr=False)
-    state: StateStore
-    api_host: str | None = None
-    update_budget: RateBudget = field(default_factory=lambda: RateBudget(45, burst=10))
-    stream_budget: RateBudget = field(default_factory=lambda: RateBudget(100, burst=30))
-    files_token: Callable[[ThreadKey], str] | None = None
-    #: Flipped off for good the first time Slack says streaming is not available here.
-    streaming: bool = True
-    _http: aiohttp.ClientSession | None = None
-
-    def allowed_host(self, url: str) -> bool:
-        """Whether the bot token may be sent to ``url``: HTTPS to Slack's own hosts, or exactly the
-        origin (scheme, host and port) of ``api_host`` (the ``SLACK_API_URL`` origin; a bare host
-        name there means HTTPS on 443). Another port or scheme on that host is refused."""
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        if self.api_host:
-            api = urlsplit(self.api_host if "://" in self.api_host else f"https://{self.api_host}")
-            defaults = {"http": 80, "https": 443}
-            try:
-                same_port = (parts.port or defaults.get(parts.scheme)) == (api.port or defaults.get(api.scheme))
-            except ValueError:  # a port that is not a number
-                return False
-            if parts.scheme == api.scheme.lower() and host == (api.hostname or "").lower() and same_port:
-                return True
-        return parts.scheme == "https" and host_in(host, ("slack.com",))
-
-    def http(self) -> aiohttp.ClientSession:
-        if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300, sock_connect=15))
-        return self._http
-
-    async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.close()
 
 
 #: Reaction that marks a message the bot is working on.
@@ -97,6 +54,7 @@ class SlackSurface:
     is_dm: bool = False
     #: The user's message this surface answers (it gets the 👀 reaction while the turn runs).
     message_ts: str | None = None
+    #: Least seconds between two edits (or stream appends) of a turn message.
     live_interval: float = 1.0
     #: Characters of code output one turn message shows (the presenter's default).
     output_chars: int = OUTPUT_CHARS
@@ -115,33 +73,26 @@ class SlackSurface:
 
     # ---- messages ------------------------------------------------------------------------------
 
-    async def start_live(self, reply: Reply) -> SlackLive:
-        live = SlackLive(self)
-        await live.begin(reply)
-        return live
+    def live_transport(self) -> SlackTransport:
+        return SlackTransport(self.ctx, self.thread, self.user, self.is_dm, self.live_interval)
 
     async def post(self, reply: Reply) -> MessageRef | None:
-        messages = render(reply)
-        posted: list[str] = []
+        transport = self.live_transport()
         try:
-            for m in messages:
-                resp = await self.ctx.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts,
-                                                              blocks=list(m.blocks), text=m.text)
-                posted.append(str(resp["ts"]))
-        except SlackApiError as exc:
-            raise SurfaceError(f"Slack refused the message ({slack_error(exc)}).") from exc
-        extra = (("more", ",".join(posted[1:])),) if len(posted) > 1 else ()
-        return MessageRef(self.channel, posted[0], extra)
+            posted = [await transport.post(m) for m in render(reply)]
+        except TransportError as exc:
+            raise SurfaceError(f"Slack refused the message ({exc.code}).") from exc
+        return MessageRef(self.channel, posted[0])
 
     async def update(self, ref: MessageRef, reply: Reply) -> None:
-        """Redraw a posted message (and the overflow messages in ``ref.extra``); one that was
-        deleted meanwhile is posted again, so a click always shows its result."""
-        more = dict(ref.extra).get("more", "")
-        shown = [ref.id, *(t for t in more.split(",") if t)]
+        """Redraw a posted message; one that was deleted meanwhile is posted again, so a click
+        always shows its result."""
+        shown = [ref.id]
         try:
-            await redraw(self, shown, render(reply), wait=False)  # render: fresh block_ids every time
-        except SlackApiError as exc:
-            raise SurfaceError(f"Slack refused the update ({slack_error(exc)}).") from exc
+            # Not paced: a click must not wait behind live edits. render: fresh block_ids every time.
+            await redraw(self.live_transport(), shown, render(reply))
+        except TransportError as exc:
+            raise SurfaceError(f"Slack refused the update ({exc.code}).") from exc
 
     async def notify(self, user: str, reply: Reply) -> None:
         m = render(reply)[0]

@@ -31,13 +31,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.background import BackgroundWork
 from adapters.health import Health, health_of
 from adapters.http import read_request
+from adapters.slack.budget import RateBudget
+from adapters.slack.context import SlackContext
 from adapters.slack.inbound import to_action, to_incoming
-from adapters.slack.live import RateBudget
-from adapters.slack.surface import SlackContext, SlackSurface
+from adapters.slack.surface import SlackSurface
 from adapters.slack.verify import Rejection, check_request
 from bot.config import Settings, env_number
 from bot.engine import Engine
-from bot.intents import ListFiles
 from bot.messages import ActionInvoked, ThreadKey
 from renderers.slack import ACTION_PREFIX
 
@@ -114,10 +114,9 @@ class SlackAdapter:
         api_host = None if settings.api_url == DEFAULT_API_URL else re.sub(r"^(\w+://[^/]*).*$", r"\1",
                                                                           settings.api_url)
         self.ctx = SlackContext(
-            client=self.client, token=settings.bot_token, state=engine.state, api_host=api_host,
+            client=self.client, token=settings.bot_token, api_host=api_host,
             update_budget=RateBudget(settings.updates_per_minute, burst=10),
             stream_budget=RateBudget(settings.stream_appends_per_minute, burst=30),
-            files_token=lambda thread: engine.seal(thread, ListFiles()),
         )
         #: The surface type handed to the engine (a benchmark swaps in a naive one).
         self.surface_class: type[SlackSurface] = SlackSurface

@@ -19,19 +19,18 @@ from adapters.http import host_in, read_capped
 from adapters.teams.config import TeamsSettings
 from adapters.teams.entities import MentionEntity
 from adapters.teams.files import IMAGE_TYPES, FileLinks, consent_card, file_link, inline_image
-from adapters.teams.live import EditedLive, StreamedLive, text_activity
 from adapters.teams.sender import Sender
+from adapters.teams.transport import ADAPTIVE_CARD, TeamsTransport, text_activity
 from bot.intents import LinkPurpose
 from bot.messages import MessageRef, RemoteFile, ThreadKey
 from bot.presenter import OUTPUT_CHARS
 from bot.reply import Reply
-from bot.surface import LiveMessage, SurfaceError
+from bot.surface import SurfaceError
 from bot.workspace import human_size
 from renderers.teams import card, message_text, needs_card, split_message
 
 log = logging.getLogger(__name__)
 
-ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 #: Domains (and their subdomains) that get the bot's token on downloads, over HTTPS only: Bot
 #: Connector attachment URLs. Files shared in personal chats come with pre-authenticated
 #: SharePoint URLs and get no token.
@@ -59,8 +58,6 @@ class TeamsContext:
     links: FileLinks
     http: Callable[[], aiohttp.ClientSession]
     bot_token: Callable[[], Awaitable[str | None]]
-    #: Stops the running turn of a thread (``Engine.cancel``): the Stop button of a Teams stream.
-    cancel: Callable[[ThreadKey], object] = lambda thread: False
 
 
 def wants_token(url: str) -> bool:
@@ -130,11 +127,8 @@ class TeamsSurface:
 
     # ---- messages -----------------------------------------------------------------------------
 
-    async def start_live(self, reply: Reply) -> LiveMessage:
-        if self.personal:
-            return await StreamedLive.start(self._ctx.sender, self.reference, reply,
-                                            on_stop=lambda: self._ctx.cancel(self.thread))
-        return await EditedLive.start(self._ctx.sender, self.reference, reply)
+    def live_transport(self) -> TeamsTransport:
+        return TeamsTransport(self._ctx.sender, self.reference, personal=self.personal, interval=self.live_interval)
 
     def _activities(self, reply: Reply) -> list[Activity]:
         if needs_card(reply):

@@ -38,9 +38,9 @@ from adapters.teams.config import TeamsSettings
 from adapters.teams.files import download_handler, file_info_card, put_file
 from adapters.teams.inbound import conversation_type, reply_conversation_id, thread_key, to_action, to_incoming
 from adapters.teams.inbound import user_name as activity_user_name
-from adapters.teams.live import text_activity
 from adapters.teams.sender import Sender
 from adapters.teams.surface import TeamsContext, TeamsSurface
+from adapters.teams.transport import text_activity
 from bot.config import Settings
 from bot.engine import Engine
 from bot.reply import notice
@@ -59,7 +59,7 @@ class TeamsBot:
         self.adapter = adapter
         self._credentials = credentials
         self.sender = Sender(adapter, settings.app_id)
-        self.ctx = TeamsContext(self.sender, settings, engine, self.http, self.bot_token, engine.cancel)
+        self.ctx = TeamsContext(self.sender, settings, engine, self.http, self.bot_token)
         self._session: aiohttp.ClientSession | None = None
         self._background = BackgroundWork()
         self._names: dict[str, str] = {}

@@ -3,18 +3,15 @@ when a card is needed, and what a card's actions carry back to the adapter."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from bot.intents import ColumnOrder, ShowPage
-from bot.reply import Button, Buttons, CodeBlock, Image, Markdown, Notice, Option, Reply, Select, Status, Table
+from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Option, Reply, Select, Status, Table
 from renderers.teams import (
     ACTION_KEY,
     CHOICE_INPUT,
     MAX_CHOICES,
     card,
-    message_text,
     needs_card,
     plain_table,
     status_line,
@@ -42,11 +39,6 @@ def test_user_text_stays_literal_outside_code() -> None:
     assert teams_markdown("keep `<tag>` as code") == "keep `<tag>` as code"
     assert teams_markdown("```\n<html>\n```") == "```\n<html>\n```"
     assert teams_markdown("![chart](https://x/y.png)") == "[chart](https://x/y.png)"
-
-
-def test_images_in_message_text_become_a_titled_line() -> None:
-    reply = Reply((Image(Path("c.png"), "a chart", "Revenue <2026>"), Buttons(())))
-    assert message_text(reply) == "🖼 Revenue &lt;2026&gt;"
 
 
 def test_only_tables_and_buttons_need_a_card() -> None:

@@ -1,0 +1,68 @@
+"""``SlackContext``: what every surface of one Slack app shares (client, budgets, switches)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.http import host_in
+from adapters.slack.budget import RateBudget
+
+#: chat.update errors meaning the message is no longer there to update: post it again instead.
+MESSAGE_GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+#: Errors that mean streaming cannot work in this workspace / channel: stop trying it.
+STREAMING_UNAVAILABLE = frozenset({
+    "method_not_supported_for_channel_type", "not_allowed_token_type", "feature_not_enabled",
+    "unknown_method", "not_allowed", "missing_scope", "channel_type_not_supported",
+    "team_not_allowed", "invalid_arguments",
+})
+
+
+@dataclass
+class SlackContext:
+    """The client, the workspace's rate budgets, and a few switches."""
+
+    client: AsyncWebClient
+    token: str = field(repr=False)
+    api_host: str | None = None
+    update_budget: RateBudget = field(default_factory=lambda: RateBudget(45, burst=10))
+    stream_budget: RateBudget = field(default_factory=lambda: RateBudget(100, burst=30))
+    #: Flipped off for good the first time Slack says streaming is not available here.
+    streaming: bool = True
+    _http: aiohttp.ClientSession | None = None
+
+    def allowed_host(self, url: str) -> bool:
+        """Whether the bot token may be sent to ``url``: HTTPS to Slack's own hosts, or exactly the
+        origin (scheme, host and port) of ``api_host`` (the ``SLACK_API_URL`` origin; a bare host
+        name there means HTTPS on 443). Another port or scheme on that host is refused."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if self.api_host:
+            api = urlsplit(self.api_host if "://" in self.api_host else f"https://{self.api_host}")
+            defaults = {"http": 80, "https": 443}
+            try:
+                same_port = (parts.port or defaults.get(parts.scheme)) == (api.port or defaults.get(api.scheme))
+            except ValueError:  # a port that is not a number
+                return False
+            if parts.scheme == api.scheme.lower() and host == (api.hostname or "").lower() and same_port:
+                return True
+        return parts.scheme == "https" and host_in(host, ("slack.com",))
+
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300, sock_connect=15))
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+
+def slack_error(exc: SlackApiError) -> str:
+    """Slack's error code for a refused call (``unknown_error`` when the answer names none); never a token."""
+    error = exc.response.get("error") if exc.response is not None else None
+    return str(error or "unknown_error")

@@ -1,0 +1,124 @@
+"""``SlackTransport``: one thread's live turn message through Slack's Web API.
+
+Streams with ``chat.startStream / appendStream / stopStream`` (far more rate headroom than
+``chat.update``, ~50/min per workspace), edits with ``chat.update``; both paced by the workspace's
+``RateBudget``s. What to show and when to switch is ``bot.live_turn``'s business.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from slack_sdk.errors import SlackApiError
+
+from adapters.slack.budget import RateBudget
+from adapters.slack.context import MESSAGE_GONE, STREAMING_UNAVAILABLE, SlackContext, slack_error
+from bot.messages import ThreadKey
+from bot.reply import Reply
+from bot.transport import Limits, MessageGone, StreamRefused, TransportError
+from renderers.markdown import fit, utf8_len
+from renderers.slack import MARKDOWN_BLOCK, STREAM_BYTES, SlackMessage, button_blocks, stream_text, turn_messages
+
+log = logging.getLogger(__name__)
+
+@dataclass
+class SlackTransport:
+    """``bot.transport.LiveTransport`` for one thread. Live calls wait for the workspace's budget in
+    ``pace``; others (the end of a turn, a click's result) spend it at once, even into debt."""
+
+    ctx: SlackContext
+    thread: ThreadKey
+    user: str
+    is_dm: bool = False
+    interval: float = 1.0
+    name: str = "Slack"
+    _ts: str = ""  # the open stream
+    _paid: Counter[str] = field(default_factory=Counter)  # calls reserved by ``pace``
+
+    def _budget(self, kind: str) -> RateBudget:
+        return self.ctx.stream_budget if kind == "append" else self.ctx.update_budget
+
+    async def pace(self, kind: Literal["append", "edit"]) -> None:
+        await self._budget(kind).acquire()
+        self._paid[kind] += 1
+
+    def _spend(self, kind: str) -> None:
+        if self._paid[kind]:
+            self._paid[kind] -= 1
+        else:
+            self._budget(kind).take()
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(message_bytes=MARKDOWN_BLOCK, edit_interval=self.interval, can_stream=self.ctx.streaming,
+                      stream_bytes=STREAM_BYTES, append_interval=self.interval)
+
+    render = staticmethod(turn_messages)
+    stream_text = staticmethod(stream_text)
+
+    def _refused(self, exc: SlackApiError) -> StreamRefused:
+        if slack_error(exc) in STREAMING_UNAVAILABLE:
+            log.info("Slack streaming unavailable (%s); using chat.update from now on", slack_error(exc))
+            self.ctx.streaming = False
+        return StreamRefused(slack_error(exc), message_id=self._ts or None)
+
+    async def open_stream(self, reply: Reply, text: str) -> str:
+        args: dict[str, Any] = {"channel": self.thread.channel, "thread_ts": self.thread.thread}
+        if text := fit(text, MARKDOWN_BLOCK, utf8_len):
+            args["markdown_text"] = text
+        if not self.is_dm:
+            args |= {"recipient_team_id": self.thread.team, "recipient_user_id": self.user}
+        try:
+            self._ts = str((await self.ctx.client.chat_startStream(**args))["ts"])
+        except SlackApiError as exc:
+            raise self._refused(exc) from exc
+        return text
+
+    async def append(self, reply: Reply, text: str, delta: str) -> None:
+        try:
+            while delta:
+                piece = fit(delta, MARKDOWN_BLOCK, utf8_len)
+                delta = delta[len(piece):]
+                self._spend("append")
+                await self.ctx.client.chat_appendStream(channel=self.thread.channel, ts=self._ts, markdown_text=piece)
+        except SlackApiError as exc:
+            error = self._refused(exc)
+            await self.close_stream(None, "")  # best effort: it may already be over
+            raise error from exc
+
+    async def close_stream(self, reply: Reply | None, delta: str) -> str:
+        ts = self._ts
+        args: dict[str, Any] = {"channel": self.thread.channel, "ts": ts}
+        if utf8_len(delta) > MARKDOWN_BLOCK:  # more than one call takes: append it, then stop
+            await self.append(reply or Reply(()), "", delta)
+        elif delta:
+            args["markdown_text"] = delta
+        if reply is not None and (blocks := button_blocks(reply)):
+            args["blocks"] = blocks
+        try:
+            await self.ctx.client.chat_stopStream(**args)
+        except SlackApiError as exc:
+            if reply is not None:
+                raise self._refused(exc) from exc
+            log.debug("stopStream after a failed stream: %s", slack_error(exc))
+        return ts
+
+    async def post(self, message: SlackMessage) -> str:
+        try:
+            resp = await self.ctx.client.chat_postMessage(channel=self.thread.channel, thread_ts=self.thread.thread,
+                                                          blocks=list(message.blocks), text=message.text)
+        except SlackApiError as exc:
+            raise TransportError(slack_error(exc)) from exc
+        return str(resp["ts"])
+
+    async def edit(self, message_id: str, message: SlackMessage) -> None:
+        self._spend("edit")
+        try:
+            await self.ctx.client.chat_update(channel=self.thread.channel, ts=message_id, blocks=list(message.blocks),
+                                              text=message.text)
+        except SlackApiError as exc:
+            error = slack_error(exc)
+            raise (MessageGone if error in MESSAGE_GONE else TransportError)(error) from exc

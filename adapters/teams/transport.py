@@ -1,0 +1,115 @@
+"""``TeamsTransport``: one thread's live turn message through the Bot Connector (via ``Sender``).
+
+Personal chats stream (an ``informative`` typing update, ``streaming`` updates carrying the whole
+text so far, a ``final`` message); Teams caps a stream at two minutes, so ours is closed at 110 s.
+Elsewhere one message is edited in place. ``bot.live_turn`` decides what to show and when.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from botbuilder.schema import Activity, ActivityTypes, Attachment, ConversationReference
+
+from adapters.teams.entities import StreamInfo, StreamType
+from adapters.teams.sender import Sender, TeamsRefused
+from bot.reply import Reply, Status
+from bot.transport import Limits, MessageGone, StreamRefused, TransportError
+from renderers.teams import (
+    INFORMATIVE_LIMIT,
+    MESSAGE_LIMIT,
+    TeamsMessage,
+    status_line,
+    stream_text,
+    turn_messages,
+)
+
+ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
+#: Seconds a stream runs before we close it and continue by editing (Teams' cap is 120).
+STREAM_LIFETIME = 110.0
+#: Teams' error code for a refused stream (Stop pressed, timed out, not allowed).
+STREAM_REFUSED = "ContentStreamNotAllowed"
+
+
+def text_activity(text: str, summary: str = "") -> Activity:
+    return Activity(type=ActivityTypes.message, text=text, text_format="markdown", summary=summary or None)
+
+
+def message_activity(message: TeamsMessage) -> Activity:
+    activity = text_activity(message.text, message.summary)
+    if message.card is not None:
+        activity.attachments = [Attachment(content_type=ADAPTIVE_CARD, content=message.card)]
+    return activity
+
+
+def _refused(exc: TeamsRefused) -> StreamRefused:
+    stopped = exc.code == STREAM_REFUSED and "cancel" in exc.detail.lower()
+    return StreamRefused(exc.code or f"HTTP {exc.status}", stopped=stopped)
+
+
+@dataclass
+class TeamsTransport:
+    """``bot.transport.LiveTransport`` for one conversation reference."""
+
+    sender: Sender
+    reference: ConversationReference
+    personal: bool
+    interval: float = 1.5
+    lifetime: float = STREAM_LIFETIME
+    name: str = "Teams"
+    _stream_id: str | None = None
+    _sequence: int = 0
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(message_bytes=MESSAGE_LIMIT, edit_interval=self.interval, can_stream=self.personal,
+                      stream_bytes=MESSAGE_LIMIT, append_interval=self.interval, stream_lifetime=self.lifetime,
+                      close_replaces=True, final_paced=False)
+
+    render = staticmethod(turn_messages)
+    stream_text = staticmethod(stream_text)
+
+    async def pace(self, kind: Literal["append", "edit"]) -> None:
+        return None  # Sender's limiter paces every call
+
+    async def _typing(self, text: str, kind: StreamType) -> None:
+        self._sequence += 1
+        info = StreamInfo(stream_type=kind, stream_sequence=self._sequence, stream_id=self._stream_id)
+        try:
+            activity = Activity(type=ActivityTypes.typing, text=text, entities=[info])
+            sent = await self.sender.send(self.reference, activity)
+        except TeamsRefused as exc:
+            raise _refused(exc) from exc
+        self._stream_id = self._stream_id or sent
+
+    async def open_stream(self, reply: Reply, text: str) -> str:
+        await self.append(reply, "", "")
+        return ""  # the informative update shows the status, not the text
+
+    async def append(self, reply: Reply, text: str, delta: str) -> None:
+        if text:
+            await self._typing(text, "streaming")
+            return
+        status = next((b for b in reply.blocks if isinstance(b, Status)), None)
+        await self._typing((status_line(status) if status else "Working…")[:INFORMATIVE_LIMIT], "informative")
+
+    async def close_stream(self, reply: Reply | None, delta: str) -> str:
+        activity = message_activity(turn_messages(reply or Reply(()), final=True)[0])
+        activity.entities = [StreamInfo(stream_type="final", stream_id=self._stream_id)]
+        try:
+            return await self.sender.send(self.reference, activity) or self._stream_id or ""
+        except TeamsRefused as exc:
+            raise _refused(exc) from exc
+
+    async def post(self, message: TeamsMessage) -> str:
+        try:
+            return await self.sender.send(self.reference, message_activity(message))
+        except TeamsRefused as exc:
+            raise TransportError(exc.code or f"HTTP {exc.status}") from exc
+
+    async def edit(self, message_id: str, message: TeamsMessage) -> None:
+        try:
+            await self.sender.update(self.reference, message_id, message_activity(message))
+        except TeamsRefused as exc:
+            raise (MessageGone if exc.status == 404 else TransportError)(exc.code or f"HTTP {exc.status}") from exc
