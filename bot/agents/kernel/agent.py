@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from bot.agents.backend import announce_files
 from bot.agents.kernel.code_input import code_in
 from bot.agents.kernel.run import KernelRun, RunLimits
+from bot.agents.kernel.sandbox import SandboxUnavailable, policy_for
 from bot.agents.kernel.session import KernelSession, KernelStartError
 from bot.config import AgentKind, Settings
 from bot.conversation import Conversation, Turn
@@ -33,6 +34,9 @@ START_FAILED = (
     "The local Python kernel could not start. Check that `ipykernel` is installed in this Python "
     "(`pip install ipykernel`); details are in the log."
 )
+
+SANDBOX_MISSING = ("Code cannot run here: this server's sandbox for users' code is not available. "
+                   "Ask whoever runs the bot to check `datathread doctor`.")
 
 
 @dataclass
@@ -52,7 +56,9 @@ class LocalKernelExecutor:
     """
 
     def __init__(self, settings: Settings, *, interrupt_grace: float = 3.0) -> None:
-        self.limits = RunLimits(settings.run_timeout, settings.output_cap_chars, interrupt_grace)
+        self.sandbox = policy_for(settings)
+        self.limits = RunLimits(settings.run_timeout, settings.output_cap_chars, interrupt_grace,
+                                settings.workspace_max_bytes if self.sandbox is not None else None)
         self.idle_timeout = settings.kernel_idle_timeout
         self.memory_bytes = settings.kernel_memory_bytes
         self._slots: dict[str, _Slot] = {}
@@ -71,6 +77,9 @@ class LocalKernelExecutor:
         async with slot.lock:
             try:
                 session, notice = await self._ensure(slot, turn)
+            except SandboxUnavailable:
+                yield TurnFailed(SANDBOX_MISSING)
+                return
             except KernelStartError:
                 yield TurnFailed(START_FAILED, retryable=True)
                 return
@@ -79,8 +88,9 @@ class LocalKernelExecutor:
             before = await turn.workspace.take_snapshot()
             run = KernelRun(session, turn, self.limits)
             source = code if language == "python" else _shell(code)
+            quota = session.quota.watching() if session.quota is not None else contextlib.nullcontext()
             try:
-                async with aclosing(run.events(source, store_history=language == "python")) as events:
+                async with quota, aclosing(run.events(source, store_history=language == "python")) as events:
                     async for event in events:
                         yield event
             finally:
@@ -100,7 +110,7 @@ class LocalKernelExecutor:
             notice = Notice("The Python kernel had stopped, so a new one was started: variables from before are "
                             "gone. Files and datasets stay.", "warning")
         if slot.session is None:
-            slot.session = await KernelSession.start(turn.workspace.root, self.memory_bytes)
+            slot.session = await KernelSession.start(turn.workspace.root, self.memory_bytes, self.sandbox)
             self._start_reaper()
             if slot.stopped_idle:
                 minutes = self.idle_timeout / 60
