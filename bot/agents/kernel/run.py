@@ -181,7 +181,10 @@ class KernelRun:
                     async for event in stream:
                         yield event
                 yield self._time_limit_notice()
-            if self.kernel_lost and not self._interrupted:
+            if self.kernel_lost and self.session.quota is not None and self.session.quota.stopped:
+                yield Notice("The Python kernel was stopped: the code kept writing past this conversation's folder "
+                             "size limit. Delete files you no longer need; variables were lost.", "error")
+            elif self.kernel_lost and not self._interrupted:
                 yield Notice(
                     "The Python kernel stopped unexpectedly (out of memory, or the code ended the process). "
                     "Variables were lost; a new kernel starts with your next code. Files and datasets stay.",

@@ -311,28 +311,39 @@ def folder_size(root: Path) -> int:
 class DiskQuota:
     """Keeps what a kernel writes within ``max_bytes`` of workspace.
 
-    Every process of the kernel gets ``RLIMIT_FSIZE`` = the room left, so no single file can pass it;
-    while code runs the workspace is measured every ``_QUOTA_POLL`` seconds and, once full, the limit
-    drops to 0: every further write to a file fails with ``EFBIG`` in the user's code (shown to the user
-    as ``WorkspaceFull``). Set from the host with ``prlimit``, so code in the sandbox cannot raise it.
+    Every process of the kernel gets ``RLIMIT_FSIZE`` soft limit = the room left (hard limit =
+    ``max_bytes``), so a write past the room fails with ``EFBIG`` in the user's code (shown to the user
+    as ``WorkspaceFull``). While code runs the workspace is measured every ``_QUOTA_POLL`` seconds and
+    the limit follows the room left (0 once full, more after the code deletes files). The limits are
+    set from the host with ``prlimit``. Code that raises its own soft limit (up to the hard one) and
+    writes past ``max_bytes`` by more than ``overshoot`` gets its kernel stopped: ``stopped`` is then
+    true. (This host may not let even root raise a hard limit again, so the hard limit is never lowered.)
     """
 
     def __init__(self, workspace: Path, max_bytes: int, root_pid: int) -> None:
         self.workspace = workspace
         self.max_bytes = max_bytes
         self.root_pid = root_pid
+        self.overshoot = max(64 * 1024 * 1024, max_bytes // 10)
+        self.stopped = False
 
-    async def room(self) -> int:
-        used = await asyncio.to_thread(folder_size, self.workspace)
-        return max(0, self.max_bytes - used)
+    async def used(self) -> int:
+        return await asyncio.to_thread(folder_size, self.workspace)
 
-    def _limit_all(self, limit: int) -> None:
+    def _limit_all(self, soft: int) -> None:
         for pid in [self.root_pid, *descendants(self.root_pid)]:
             with contextlib.suppress(OSError, ValueError):
-                resource.prlimit(pid, resource.RLIMIT_FSIZE, (limit, limit))
+                resource.prlimit(pid, resource.RLIMIT_FSIZE, (soft, self.max_bytes))
 
     async def refresh(self) -> int:
-        room = await self.room()
+        """Set every process's limit to the room left now; returns that room."""
+        used = await self.used()
+        if used > self.max_bytes + self.overshoot:
+            self.stopped = True
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.root_pid, signal.SIGKILL)
+            return 0
+        room = max(0, self.max_bytes - used)
         await asyncio.to_thread(self._limit_all, room)
         return room
 
@@ -352,8 +363,7 @@ class DiskQuota:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(_QUOTA_POLL)
-            if await self.room() <= 0:
-                await asyncio.to_thread(self._limit_all, 0)
+            await self.refresh()
 
 
 #: How a failed write past the quota looks in the user's code.
