@@ -78,7 +78,8 @@ async def test_the_kernel_runs_as_an_unprivileged_user_in_workspace(agent: Local
 
 
 async def test_bot_home_secret_state_and_other_workspaces_are_unreadable(agent: LocalKernelAgent, world: World) -> None:
-    targets = [world.root / "secret", world.root / "state.sqlite3", world.root / "workspaces" / "victim" / "private.csv",
+    victim = world.root / "workspaces" / "victim" / "private.csv"
+    targets = [world.root / "secret", world.root / "state.sqlite3", victim,
                Path("/workspace/../workspaces/victim/private.csv")]
     code = f"""
 import os
@@ -125,7 +126,7 @@ async def test_another_conversations_kernel_cannot_be_reached_through_its_connec
     session = agent.executor._slots[victim.id].session
     assert session is not None
     connection_file = session._manager.connection_file
-    assert Path(connection_file).exists()
+    assert await asyncio.to_thread(os.path.exists, connection_file)
     code = f"""
 from jupyter_client import BlockingKernelClient
 try:
@@ -274,12 +275,16 @@ async def test_a_new_session_child_dies_with_its_kernel(world: World) -> None:
         assert sleepers, "the child runs"
         await agent.release(runaway)
         for _ in range(100):
-            if not any(Path(f"/proc/{p}").exists() and _cmdline(p).startswith("sleep") for p in sleepers):
+            if not _still_sleeping(sleepers):
                 break
             await asyncio.sleep(0.05)
-        assert not any(Path(f"/proc/{p}").exists() and _cmdline(p).startswith("sleep") for p in sleepers)
+        assert not _still_sleeping(sleepers)
     finally:
         await agent.aclose()
+
+
+def _still_sleeping(pids: list[int]) -> list[int]:
+    return [p for p in pids if _cmdline(p).startswith("sleep")]
 
 
 def _cmdline(pid: int) -> str:
