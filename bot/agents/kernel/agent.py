@@ -56,7 +56,7 @@ class LocalKernelExecutor:
     """
 
     def __init__(self, settings: Settings, *, interrupt_grace: float = 3.0) -> None:
-        self.sandbox = policy_for(settings)
+        self.sandbox = policy_for(settings) if settings.kernel_sandbox else None
         self.limits = RunLimits(settings.run_timeout, settings.output_cap_chars, interrupt_grace,
                                 settings.workspace_max_bytes if self.sandbox is not None else None)
         self.idle_timeout = settings.kernel_idle_timeout

@@ -82,10 +82,8 @@ class SandboxReport:
     protections: tuple[str, ...] = ()
 
 
-def policy_for(settings: Settings) -> SandboxPolicy | None:
-    """The sandbox ``settings`` ask for, or ``None`` for unsandboxed kernels."""
-    if not settings.kernel_sandbox:
-        return None
+def policy_for(settings: Settings) -> SandboxPolicy:
+    """The sandbox for kernels run with ``settings`` (whether kernels are sandboxed is ``kernel_sandbox``)."""
     return SandboxPolicy(hidden=(settings.home,), network=settings.kernel_network,
                          memory_bytes=settings.kernel_memory_bytes, max_processes=settings.kernel_max_processes,
                          workspace_max_bytes=settings.workspace_max_bytes)
