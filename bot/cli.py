@@ -87,6 +87,17 @@ def hide_environment() -> bool:
         return False
 
 
+async def _warm_kernels(agent: object) -> None:
+    """Start the local agent's warm kernels before the first message arrives (a failure is only logged)."""
+    from bot.agents.kernel.agent import LocalKernelAgent
+
+    if isinstance(agent, LocalKernelAgent):
+        try:
+            await agent.executor.warm_up()
+        except Exception:
+            logging.getLogger("datathread").warning("could not start the warm kernels", exc_info=True)
+
+
 async def _serve(settings: Settings, host: str, port: int) -> int:
     from aiohttp import web
 
@@ -99,7 +110,9 @@ async def _serve(settings: Settings, host: str, port: int) -> int:
         return 2
     settings = sandboxed
 
-    app = await build_app(build_engine(settings), settings, os.environ)
+    engine = build_engine(settings)
+    await _warm_kernels(engine.agent)
+    app = await build_app(engine, settings, os.environ)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -188,6 +188,20 @@ class KernelSession:
         if reply.get("status") != "ok":
             raise KernelStartError(f"startup code failed: {reply.get('ename')}: {reply.get('evalue')}")
 
+    async def adopt(self, workspace: Path) -> None:
+        """Make ``workspace`` the workspace of this warm sandboxed kernel (started on an empty folder).
+
+        The workspace's files move into the folder the kernel has bound at ``/workspace``, and that folder
+        then takes the workspace's place (a rename: the bind follows the folder). Same file system only;
+        raises ``OSError`` otherwise, leaving the files where they were or in the kernel's folder.
+        """
+        if self.sandbox is None:
+            raise KernelStartError("only a sandboxed kernel sees its workspace at a fixed path")
+        await asyncio.to_thread(_adopt, self.workspace, workspace)
+        self.workspace = workspace
+        if self.quota is not None:
+            self.quota.workspace = workspace
+
     @property
     def pid(self) -> int | None:
         provisioner = self._manager.provisioner
@@ -256,6 +270,23 @@ class KernelSession:
         if self._cgroup is not None:  # anything that escaped bwrap's process tree
             await asyncio.to_thread(self._cgroup.remove)
         shutil.rmtree(self._runtime, ignore_errors=True)
+
+
+def _adopt(folder: Path, workspace: Path) -> None:
+    workspace.mkdir(parents=True, exist_ok=True)
+    _merge_into(workspace, folder)
+    os.rename(folder, workspace)  # onto the now empty workspace folder: atomic
+
+
+def _merge_into(source: Path, target: Path) -> None:
+    """Move everything in ``source`` into ``target`` (``source``'s version wins); ``source`` ends empty."""
+    for entry in list(source.iterdir()):
+        there = target / entry.name
+        if entry.is_dir() and not entry.is_symlink() and there.is_dir() and not there.is_symlink():
+            _merge_into(entry, there)
+            entry.rmdir()
+        else:
+            os.replace(entry, there)
 
 
 def _open_log(workspace: Path) -> IO[bytes]:
