@@ -89,10 +89,17 @@ for path in {[str(t) for t in targets]!r}:
     except OSError as exc:
         print('denied', type(exc).__name__)
 print('listing', os.path.exists({str(world.root)!r}), sorted(os.listdir('/')))
+for folder in ({str(victim.parent)!r}, '/workspace/../workspaces/victim'):
+    try:
+        open(folder + '/planted.txt', 'w').write('from the attacker')
+        print('PLANTED')
+    except OSError as exc:
+        print('plant refused', type(exc).__name__)
 """
     out = stdout(await run(agent, world, world.conversation("thief"), fenced(code)))
     assert "READ" not in out
     assert out.count("denied") == len(targets)
+    assert "PLANTED" not in out and out.count("plant refused") == 2
     assert "listing False" in out
     assert not (world.root / "workspaces" / "victim" / "planted.txt").exists()
 
