@@ -99,7 +99,8 @@ async def _idle_memory(settings: Settings) -> tuple[int, int | None]:
 
 
 def _ms(values: list[float]) -> str:
-    return f"median {statistics.median(values) * 1000:.0f} ms (min {min(values) * 1000:.0f}, max {max(values) * 1000:.0f})"
+    low, mid, high = (round(v * 1000) for v in (min(values), statistics.median(values), max(values)))
+    return f"median {mid} ms (min {low}, max {high})"
 
 
 async def main(repeat: int) -> None:

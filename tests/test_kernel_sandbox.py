@@ -32,6 +32,7 @@ pytestmark = [
 ]
 
 TOKEN = "xoxb-sandbox-test-token-7f3a"
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
 
 
 def fenced(code: str) -> str:
@@ -325,3 +326,77 @@ sales
         assert produced.path.parent.is_relative_to(analyst.workspace)
         assert produced.path.is_file()
     assert files["out/summary.csv"].path.read_text() == "region,amount\nnorth,3\nsouth,5\n"
+
+
+async def test_code_that_lifts_its_own_file_limit_gets_its_kernel_stopped(world: World) -> None:
+    limited = LocalKernelAgent(world.executor(workspace_max_bytes=8 * 1024**2))
+    cheater = world.conversation("cheater")
+    code = fenced("""
+import resource, time
+for i in range(300):  # bounded: 300 MiB
+    resource.setrlimit(resource.RLIMIT_FSIZE, resource.getrlimit(resource.RLIMIT_FSIZE)[1:] * 2)
+    try:
+        with open(f'chunk-{i}.bin', 'wb') as f:
+            f.write(b'x' * 1024**2)
+    except OSError:
+        pass
+    time.sleep(0.01)
+print('NOT STOPPED')
+""")
+    try:
+        events = await run(limited, world, cheater, code)
+        assert "NOT STOPPED" not in stdout(events)
+        assert any("folder size limit" in n.text for n in of(Notice, events)), events
+        used = sum(p.stat().st_size for p in cheater.workspace.rglob("chunk-*"))
+        assert used < 200 * 1024**2
+    finally:
+        await limited.aclose()
+
+
+SERVE_LIKE = """
+import asyncio, dataclasses, sys
+from datetime import UTC, datetime
+from pathlib import Path
+from bot.agents.kernel.agent import LocalKernelAgent, LocalKernelExecutor
+from bot.agents.kernel.sandbox import descendants
+from bot.config import Settings
+from bot.conversation import Conversation, Turn
+from bot.datasets.local import LocalDatasetStore
+from bot.datasets.registrar import ThreadDatasets
+from bot.messages import ThreadKey
+from bot.workspace import Workspace
+
+async def main():
+    root = Path(sys.argv[1])
+    settings = dataclasses.replace(Settings.from_env({"DATATHREAD_HOME": str(root)}), kernel_sandbox=True,
+                                   warm_kernels=0)
+    store = LocalDatasetStore(root / "datasets")
+    agent = LocalKernelAgent(LocalKernelExecutor(settings))
+    now = datetime.now(UTC)
+    conv = Conversation("c", ThreadKey("console", "local", "t", "c"), "s", "u", root / "workspaces" / "c", now, now)
+    code = "```python\\nimport subprocess\\nsubprocess.Popen(['sleep', '300'], start_new_session=True)\\n```"
+    turn = Turn(conv, code, (), Workspace(conv.workspace).ensure(), ThreadDatasets(store, conv))
+    async for _ in agent.run(turn):
+        pass
+    print(" ".join(map(str, descendants(__import__("os").getpid()))), flush=True)
+    await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_killed_bot_leaves_no_kernel_process_behind(world: World, tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SERVE_LIKE, str(tmp_path), stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(SOURCE_ROOT)})
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 60)
+    pids = [int(p) for p in line.split()]
+    assert any(_cmdline(p).startswith("sleep") for p in pids), "the kernel and its detached child run"
+    proc.kill()  # SIGKILL: no cleanup code runs in the bot
+    await proc.wait()
+    for _ in range(100):
+        if not [p for p in pids if _cmdline(p)]:
+            break
+        await asyncio.sleep(0.05)
+    assert not [p for p in pids if _cmdline(p)], "processes outlived the bot"

@@ -47,6 +47,12 @@ async def decide(settings: Settings, *, required: bool) -> Decision:
 async def diagnose(settings: Settings) -> list[DoctorCheck]:
     """``doctor``'s sandbox line: does the sandbox work, and which protections are active under ``serve``."""
     report = await asyncio.to_thread(probe, policy_for(settings))
+    pool = DoctorCheck("kernels", True, f"at most {settings.max_kernels} at once (DATATHREAD_MAX_KERNELS), "
+                       f"{settings.warm_kernels} sandboxed started ahead of need (DATATHREAD_WARM_KERNELS)")
+    return [*_sandbox_checks(settings, report), pool]
+
+
+def _sandbox_checks(settings: Settings, report: SandboxReport) -> list[DoctorCheck]:
     if settings.unsafe_kernel:
         return [DoctorCheck("sandbox", True,
                             "UNSAFE: DATATHREAD_UNSAFE_KERNEL=1, `serve` runs users' code unsandboxed as this OS user "
