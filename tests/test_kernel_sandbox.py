@@ -400,3 +400,15 @@ async def test_a_killed_bot_leaves_no_kernel_process_behind(world: World, tmp_pa
             break
         await asyncio.sleep(0.05)
     assert not [p for p in pids if _cmdline(p)], "processes outlived the bot"
+
+
+async def test_the_time_limit_interrupts_sandboxed_code_and_keeps_variables(world: World) -> None:
+    quick = LocalKernelAgent(world.executor(run_timeout=1.5))
+    slow = world.conversation("slow")
+    try:
+        await run(quick, world, slow, fenced("kept = 'yes'"))
+        events = await run(quick, world, slow, fenced("import time\ntime.sleep(60)"))
+        assert any("Variables are kept" in n.text for n in of(Notice, events)), events
+        assert stdout(await run(quick, world, slow, fenced("print(kept)"))) == "yes\n"
+    finally:
+        await quick.aclose()

@@ -35,6 +35,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -220,8 +221,6 @@ class KernelCgroup:
             for pid in left:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
-            import time
-
             time.sleep(0.02)
         for folder in self.dirs:
             with contextlib.suppress(OSError):
@@ -277,10 +276,11 @@ def kernel_process(bwrap_pid: int) -> int | None:
     """The host pid of the Python kernel under ``bwrap_pid`` (bwrap's init is in between)."""
     for pid in descendants(bwrap_pid):
         try:
-            exe = os.readlink(f"/proc/{pid}/exe")
+            exe = Path(os.readlink(f"/proc/{pid}/exe")).name
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if "bwrap" not in Path(exe).name:
+        if exe != "bwrap" and b"ipykernel_launcher" in cmdline:
             return pid
     return None
 
