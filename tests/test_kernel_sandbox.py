@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import shutil
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from bot.agents.kernel.agent import LocalKernelAgent
+from bot.agents.kernel.agent import LocalKernelAgent, LocalKernelExecutor
 from bot.agents.kernel.sandbox import SandboxPolicy, bwrap_path, descendants, probe
 from bot.config import Settings
 from bot.datasets.local import LocalDatasetStore
@@ -412,3 +413,22 @@ async def test_the_time_limit_interrupts_sandboxed_code_and_keeps_variables(worl
         assert stdout(await run(quick, world, slow, fenced("print(kept)"))) == "yes\n"
     finally:
         await quick.aclose()
+
+
+async def test_a_home_inside_the_source_checkout_is_hidden_too(world: World) -> None:
+    # The default DATATHREAD_HOME is ``.datathread`` in the working directory, often the checkout,
+    # which the sandbox shows read-only (the kernel imports our startup code from it).
+    home = SOURCE_ROOT / f".test-home-{os.getpid()}"
+    home.mkdir()
+    try:
+        (home / "secret").write_text("host-hmac-secret")
+        settings = dataclasses.replace(world.settings, home=home)
+        agent = LocalKernelAgent(LocalKernelExecutor(settings))
+        inside = World(home, world.store, settings)
+        try:
+            code = fenced(f"import os\nprint(os.listdir({str(home)!r}), os.path.exists({str(SOURCE_ROOT / 'bot')!r}))")
+            assert stdout(await run(agent, inside, inside.conversation("c"), code)) == "[] True\n"
+        finally:
+            await agent.aclose()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
