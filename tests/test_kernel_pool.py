@@ -162,3 +162,21 @@ async def test_a_warm_kernel_answers_a_new_conversation_in_its_own_workspace(wor
         assert not warm_folder.exists(), "the warm kernel's folder became the conversation's workspace"
     finally:
         await agent.aclose()
+
+
+async def test_a_turn_stopped_while_its_kernel_starts_leaves_no_process_and_frees_its_place(world: World) -> None:
+    agent = LocalKernelAgent(world.executor())
+    try:
+        turn = asyncio.create_task(run(agent, world, world.conversation("stopped"), fenced("print(1)")))
+        for _ in range(200):  # until the kernel process exists: the start is under way
+            if await asyncio.to_thread(kernel_processes):
+                break
+            await asyncio.sleep(0.01)
+        turn.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await turn
+        assert await asyncio.to_thread(kernel_processes) == 0
+        assert agent.executor.pool.running == 0
+        assert stdout(await run(agent, world, world.conversation("next"), fenced("print(2)"))) == "2\n"
+    finally:
+        await agent.aclose()

@@ -119,6 +119,9 @@ class LocalKernelExecutor:
                             self.pool.release()
                             yield TurnFailed(START_FAILED, retryable=True)
                             return
+                        except BaseException:  # stopped during the start: the session cleaned itself up
+                            self.pool.release()
+                            raise
                     slot.session = session
                     self._start_reaper()
                     notice = self._restart_notice(slot) or notice
@@ -194,6 +197,9 @@ class LocalKernelExecutor:
                     return session
             except (OSError, KernelStartError):
                 log.warning("a warm kernel could not take the workspace", exc_info=True)
+            except BaseException:
+                await asyncio.shield(self._stop(session))
+                raise
             await self._stop(session)
         self._fill_warm()
         return None

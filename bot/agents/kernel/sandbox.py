@@ -51,6 +51,7 @@ SANDBOX_UID = 1000
 #: Top-level system folders visible (read-only) inside; everything else is absent unless bound.
 _SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt")
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
+_CGROUP_PREFIX = "datathread-kernel-"
 _QUOTA_POLL = 0.25  # seconds between workspace size checks while code runs
 
 INSTALL_HINT = (
@@ -170,11 +171,12 @@ class KernelCgroup:
     @classmethod
     def create(cls, memory_bytes: int, max_processes: int) -> KernelCgroup | None:
         """A new cgroup with the limits set, or ``None`` where this host gives us none."""
-        name = f"datathread-kernel-{uuid.uuid4().hex[:12]}"
+        name = f"{_CGROUP_PREFIX}{uuid.uuid4().hex[:12]}"
         made: list[Path] = []
         try:
             v2 = _own_cgroup("")
             if v2 is not None and {"memory", "pids"} <= set(_read(v2 / "cgroup.controllers").split()):
+                _remove_stale(v2)
                 folder = v2 / name
                 folder.mkdir()
                 made.append(folder)
@@ -187,6 +189,7 @@ class KernelCgroup:
             if memory is None or pids is None:
                 return None
             for base in (memory, pids):
+                _remove_stale(base)
                 folder = base / name
                 folder.mkdir()
                 made.append(folder)
@@ -224,6 +227,16 @@ class KernelCgroup:
             time.sleep(0.02)
         for folder in self.dirs:
             with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def _remove_stale(base: Path) -> None:
+    """Delete empty kernel cgroups a killed bot left behind (a cgroup with processes refuses ``rmdir``;
+    young ones may belong to a kernel another bot process is starting right now)."""
+    now = time.time()
+    for folder in base.glob(f"{_CGROUP_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if now - folder.stat().st_mtime > 60:
                 folder.rmdir()
 
 

@@ -167,16 +167,13 @@ class KernelSession:
             if sandbox is not None and session.pid is not None:
                 session.quota = DiskQuota(workspace, sandbox.workspace_max_bytes, session.pid)
                 await session.quota.refresh()
-        except Exception as exc:
-            log.warning("kernel start failed in %s", workspace, exc_info=True)
-            if session is not None:
-                await session.shutdown()
-            else:
-                await _quiet(manager.shutdown_kernel(now=True))
-                shutil.rmtree(runtime, ignore_errors=True)
-                if cgroup is not None:
-                    await asyncio.to_thread(cgroup.remove)
-            raise KernelStartError(f"{type(exc).__name__}: {exc}") from exc
+        except BaseException as exc:  # cancelled too (a Stop during the start): no process may stay behind
+            if isinstance(exc, Exception):
+                log.warning("kernel start failed in %s", workspace, exc_info=True)
+            await asyncio.shield(_discard(session, manager, runtime, cgroup))
+            if isinstance(exc, Exception):
+                raise KernelStartError(f"{type(exc).__name__}: {exc}") from exc
+            raise
         return session
 
     async def _install(self, memory_bytes: int) -> None:
@@ -270,6 +267,18 @@ class KernelSession:
         if self._cgroup is not None:  # anything that escaped bwrap's process tree
             await asyncio.to_thread(self._cgroup.remove)
         shutil.rmtree(self._runtime, ignore_errors=True)
+
+
+async def _discard(session: KernelSession | None, manager: AsyncKernelManager, runtime: Path,
+                   cgroup: KernelCgroup | None) -> None:
+    """Undo a kernel start that did not complete."""
+    if session is not None:
+        await session.shutdown()
+        return
+    await _quiet(manager.shutdown_kernel(now=True))
+    shutil.rmtree(runtime, ignore_errors=True)
+    if cgroup is not None:
+        await asyncio.to_thread(cgroup.remove)
 
 
 def _adopt(folder: Path, workspace: Path) -> None:
