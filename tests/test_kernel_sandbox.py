@@ -415,6 +415,20 @@ async def test_the_time_limit_interrupts_sandboxed_code_and_keeps_variables(worl
         await quick.aclose()
 
 
+async def test_files_other_users_may_not_read_stay_hidden(agent: LocalKernelAgent, world: World) -> None:
+    code = fenced("""
+import glob
+for path in ['/etc/shadow', '/etc/gshadow', *glob.glob('/etc/ssh/ssh_host_*_key')]:
+    try:
+        print(path, repr(open(path).read()[:10]))
+    except OSError as exc:
+        print(path, type(exc).__name__)
+""")
+    out = stdout(await run(agent, world, world.conversation("shadow"), code))
+    assert "root:" not in out and "PRIVATE KEY" not in out
+    assert "/etc/shadow" in out
+
+
 async def test_a_home_inside_the_source_checkout_is_hidden_too(world: World) -> None:
     # The default DATATHREAD_HOME is ``.datathread`` in the working directory, often the checkout,
     # which the sandbox shows read-only (the kernel imports our startup code from it).
@@ -426,8 +440,12 @@ async def test_a_home_inside_the_source_checkout_is_hidden_too(world: World) -> 
         agent = LocalKernelAgent(LocalKernelExecutor(settings))
         inside = World(home, world.store, settings)
         try:
-            code = fenced(f"import os\nprint(os.listdir({str(home)!r}), os.path.exists({str(SOURCE_ROOT / 'bot')!r}))")
-            assert stdout(await run(agent, inside, inside.conversation("c"), code)) == "[] True\n"
+            checkout = [str(SOURCE_ROOT / n) for n in ("pyproject.toml", ".git", "tests")]
+            package = str(SOURCE_ROOT / "bot")
+            code = fenced(f"import os\nprint(os.path.exists({str(home)!r}), os.path.exists({package!r}),"
+                          f" [os.path.exists(p) for p in {checkout!r}])")
+            out = stdout(await run(agent, inside, inside.conversation("c"), code))
+            assert out == "False True [False, False, False]\n", "only the bot package of the checkout is visible"
         finally:
             await agent.aclose()
     finally:

@@ -7,8 +7,9 @@ ipykernel_launcher``. Inside:
 * own user, PID, IPC, UTS, cgroup and (unless ``network``) network namespaces; uid/gid 1000, no
   capabilities; ``--die-with-parent`` and the PID namespace end every process of the kernel with it,
   also ones started with ``start_new_session=True``;
-* a read-only root built from an allow-list (system folders and the Python environment only: no
-  ``/root``, ``/home``, ``/run`` sockets, no other checkout), ``DATATHREAD_HOME`` hidden under an
+* a read-only root built from an allow-list (system folders, the Python environment and our ``bot``
+  package only: no ``/root``, ``/home``, ``/run`` sockets, no rest of a checkout), files other users
+  may not read masked (the sandbox's uid maps to the bot's own), ``DATATHREAD_HOME`` hidden under an
   empty tmpfs, a private ``/tmp`` and ``/dev`` (so ``/dev/shm`` dies with the kernel), a fresh
   ``/proc`` that shows only the sandbox;
 * the conversation's workspace bound read-write at ``WORKSPACE`` (also the cwd), and the folder of
@@ -28,11 +29,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import logging
 import os
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -96,11 +99,45 @@ def bwrap_path() -> str | None:
 
 
 def python_roots() -> list[Path]:
-    """Folders the kernel's Python needs: the environment, its base interpreter and our source root."""
-    source_root = Path(__file__).resolve().parents[3]
+    """Folders the kernel's Python needs: the environment, its base interpreter and our ``bot`` package
+    (only the package: a source checkout also holds ``.env`` files, ``.git`` and often the bot's home)."""
+    package = Path(__file__).resolve().parents[2]
     roots = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix), Path(sys.executable).resolve().parents[1],
-             source_root}
+             package}
     return sorted(p.resolve() for p in roots if p.exists())
+
+
+@functools.cache
+def private_entries(tops: tuple[str, ...] = ("/etc", "/opt")) -> tuple[tuple[str, bool], ...]:
+    """Files and folders under ``tops`` that other users may not read, as ``(path, is_folder)``.
+
+    The sandbox's uid is the bot's own on the host (root, when the bot runs as root), so the owner's
+    permissions apply to it: these are masked so the kernel only reads what any local user could
+    (``/etc/shadow``, SSH host keys, private TLS keys). Scanned once per process; ``/usr`` and the
+    Python environment are world-readable by convention and too large to scan at every start.
+    """
+    found: list[tuple[str, bool]] = []
+    for top in tops:
+        for folder, dirs, files in os.walk(top):
+            kept = []
+            for name in dirs:
+                path = os.path.join(folder, name)
+                with contextlib.suppress(OSError):
+                    mode = os.lstat(path).st_mode
+                    if stat.S_ISLNK(mode):
+                        continue
+                    if mode & 0o005 != 0o005:
+                        found.append((path, True))
+                    else:
+                        kept.append(name)
+            dirs[:] = kept
+            for name in files:
+                path = os.path.join(folder, name)
+                with contextlib.suppress(OSError):
+                    mode = os.lstat(path).st_mode
+                    if not stat.S_ISLNK(mode) and not mode & 0o004:
+                        found.append((path, False))
+    return tuple(found)
 
 
 def _inside(path: Path, parents: Iterable[Path]) -> bool:
@@ -128,7 +165,9 @@ def bwrap_args(policy: SandboxPolicy, workspace: Path, runtime: Path, env: Mappi
         if not _inside(root, bound) and not _inside(root, hidden):
             args += ["--ro-bind", str(root), str(root)]
             bound.append(root)
-    for secret in hidden:  # e.g. a DATATHREAD_HOME inside the source checkout
+    for private, folder in private_entries():
+        args += ["--tmpfs", private] if folder else ["--ro-bind", "/dev/null", private]
+    for secret in hidden:  # e.g. a DATATHREAD_HOME inside the environment's folder
         if secret.is_dir() and _inside(secret, bound):
             args += ["--tmpfs", str(secret)]
     args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
@@ -412,6 +451,7 @@ def probe(policy: SandboxPolicy) -> SandboxReport:
     protections = [
         f"uid {SANDBOX_UID}, own user/PID/IPC namespaces",
         "read-only system, only the conversation folder writable",
+        "files other users may not read (e.g. /etc/shadow) masked",
         "bot home and other conversations hidden",
         "network shared with the host (DATATHREAD_KERNEL_NETWORK=1)" if policy.network else "network off",
         f"memory {policy.memory_bytes // 2**20} MiB incl. shared memory (cgroup)" if cgroup is not None
