@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     chat = sub.add_parser("chat", help="a conversation in this terminal")
     chat.add_argument("--thread", help="resume (or name) this conversation")
+    chat.add_argument("--sandbox", action="store_true", help="run code in the bubblewrap sandbox, as `serve` does")
     serve = sub.add_parser("serve", help="serve Slack and/or Teams over HTTP")
     serve.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
@@ -42,10 +43,35 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _chat(settings: Settings, thread: str | None) -> int:
+def _runs_local_code(settings: Settings) -> bool:
+    return settings.agent is AgentKind.KERNEL or (
+        settings.agent is AgentKind.CONVERSE and os.environ.get("DATATHREAD_EXECUTOR", "").lower() == "local"
+    )
+
+
+async def _sandboxed(settings: Settings, required: bool) -> Settings | None:
+    """``settings`` with kernels sandboxed as the command requires; ``None`` (after saying why) to stop."""
+    from bot.agents.kernel.safety import UNSAFE_WARNING, decide
+
+    if not _runs_local_code(settings):
+        return settings
+    decision = await decide(settings, required=required)
+    if decision.refusal is not None:
+        print(f"datathread: {decision.refusal}", file=sys.stderr)
+        return None
+    if required and settings.unsafe_kernel:
+        logging.getLogger("datathread").warning(UNSAFE_WARNING, settings.home)
+    return decision.settings
+
+
+async def _chat(settings: Settings, thread: str | None, sandbox: bool = False) -> int:
     from adapters.console.chat import run_chat
     from bot.composition import build_engine
 
+    sandboxed = await _sandboxed(settings, required=sandbox)
+    if sandboxed is None:
+        return 2
+    settings = sandboxed
     engine = build_engine(settings)
     return await run_chat(engine, thread, AGENT_LABELS[settings.agent], runs_code=settings.agent is AgentKind.KERNEL)
 
@@ -63,11 +89,15 @@ def hide_environment() -> bool:
         return False
 
 
-LOCAL_KERNEL_WARNING = (
-    "The agent is the LOCAL PYTHON KERNEL: anyone who can message the bot runs code as this OS user "
-    "and can read its files (other conversations' workspaces, %s). Use it for a trusted team only; for "
-    "everyone else set BEDROCK_MODEL_ID (code runs in AgentCore sandboxes) or BEDROCK_AGENT_ID."
-)
+async def _warm_kernels(agent: object) -> None:
+    """Start the local agent's warm kernels before the first message arrives (a failure is only logged)."""
+    from bot.agents.kernel.agent import LocalKernelAgent
+
+    if isinstance(agent, LocalKernelAgent):
+        try:
+            await agent.executor.warm_up()
+        except Exception:
+            logging.getLogger("datathread").warning("could not start the warm kernels", exc_info=True)
 
 
 async def _serve(settings: Settings, host: str, port: int) -> int:
@@ -80,13 +110,14 @@ async def _serve(settings: Settings, host: str, port: int) -> int:
     from bot.composition import build_engine
 
     hide_environment()
-    local_code = settings.agent is AgentKind.KERNEL or (
-        settings.agent is AgentKind.CONVERSE and os.environ.get("DATATHREAD_EXECUTOR", "").lower() == "local"
-    )
-    if local_code:
-        logging.getLogger("datathread").warning(LOCAL_KERNEL_WARNING, settings.home)
+    sandboxed = await _sandboxed(settings, required=True)
+    if sandboxed is None:
+        return 2
+    settings = sandboxed
 
-    app = await build_app(build_engine(settings), settings, os.environ)
+    engine = build_engine(settings)
+    await _warm_kernels(engine.agent)
+    app = await build_app(engine, settings, os.environ)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -152,6 +183,10 @@ async def _doctor(settings: Settings) -> int:
             "agent", ok, "local Python kernel (no cloud account needed)" if ok else "ipykernel is not installed",
             "" if ok else "pip install -e . again",
         ))
+    if _runs_local_code(settings):
+        from bot.agents.kernel.safety import diagnose as diagnose_sandbox
+
+        checks += await diagnose_sandbox(settings)
     print(format_checks(checks))
     return 0 if all(c.ok for c in checks) else 1
 
@@ -173,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(logging.INFO)
     try:
         if args.command == "chat":
-            return asyncio.run(_chat(settings, args.thread))
+            return asyncio.run(_chat(settings, args.thread, args.sandbox))
         if args.command == "serve":
             return asyncio.run(_serve(settings, args.host, args.port))
         if args.command in ("doctor", "check"):

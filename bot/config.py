@@ -78,6 +78,15 @@ class Settings:
     allow_participants: bool
     agent: AgentKind
     configured_secret: str | None = field(default=None, repr=False)  # DATATHREAD_SECRET; never in a repr
+    #: Run local kernels in the bubblewrap sandbox (``serve`` turns it on, ``chat --sandbox`` too).
+    kernel_sandbox: bool = False
+    #: DATATHREAD_UNSAFE_KERNEL=1: ``serve`` may run kernels unsandboxed (the operator accepted the risk).
+    unsafe_kernel: bool = False
+    kernel_network: bool = False  # DATATHREAD_KERNEL_NETWORK=1: sandboxed kernels share the host's network
+    workspace_max_bytes: int = 2048 * 1024 * 1024  # DATATHREAD_WORKSPACE_MAX_MB (MiB)
+    kernel_max_processes: int = 256  # DATATHREAD_KERNEL_MAX_PROCESSES: processes and threads per kernel
+    max_kernels: int = 2  # DATATHREAD_MAX_KERNELS: kernels running at once
+    warm_kernels: int = 1  # DATATHREAD_WARM_KERNELS: sandboxed kernels started ahead of need
 
     @property
     def workspaces(self) -> Path:
@@ -119,6 +128,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``env`` (``os.environ`` by default); ``ConfigError`` names a bad variable."""
         env = os.environ if env is None else env
         named = env.get("DATATHREAD_AGENT", "").strip().lower()
         if named:
@@ -135,17 +145,33 @@ class Settings:
             agent = AgentKind.CONVERSE
         else:
             agent = AgentKind.KERNEL
+        memory_bytes = int(env_number(env, "DATATHREAD_KERNEL_MEMORY_MB", 4096) * 1024 * 1024)  # MiB
         return cls(
             home=Path(env.get("DATATHREAD_HOME") or ".datathread").expanduser().resolve(),
             retention=timedelta(hours=env_number(env, "DATATHREAD_RETENTION_HOURS", 6)),
             page_size=env_int(env, "DATATHREAD_PAGE_SIZE", 20, 1, 100),
             kernel_idle_timeout=env_number(env, "DATATHREAD_KERNEL_IDLE_SECONDS", 15 * 60),
             run_timeout=env_number(env, "DATATHREAD_RUN_TIMEOUT_SECONDS", 120),
-            kernel_memory_bytes=int(env_number(env, "DATATHREAD_KERNEL_MEMORY_MB", 4096) * 1024 * 1024),  # MiB
+            kernel_memory_bytes=memory_bytes,
             output_cap_chars=int(env_number(env, "DATATHREAD_OUTPUT_CAP_CHARS", 4000)),
             # Decimal MB, as sizes are shown to users (human_size): "the limit is 100 MB" means 100,000,000.
             max_upload_bytes=int(env_number(env, "DATATHREAD_MAX_UPLOAD_MB", 100) * 1_000_000),
             allow_participants=env_flag(env, "DATATHREAD_ALLOW_PARTICIPANTS"),
             agent=agent,
             configured_secret=env.get("DATATHREAD_SECRET") or None,
+            unsafe_kernel=env_flag(env, "DATATHREAD_UNSAFE_KERNEL"),
+            kernel_network=env_flag(env, "DATATHREAD_KERNEL_NETWORK"),
+            workspace_max_bytes=env_int(env, "DATATHREAD_WORKSPACE_MAX_MB", 2048) * 1024 * 1024,
+            kernel_max_processes=env_int(env, "DATATHREAD_KERNEL_MAX_PROCESSES", 256, 16),
+            max_kernels=env_int(env, "DATATHREAD_MAX_KERNELS", default_max_kernels(memory_bytes)),
+            warm_kernels=env_int(env, "DATATHREAD_WARM_KERNELS", 1, 0),
         )
+
+
+def default_max_kernels(kernel_memory_bytes: int) -> int:
+    """As many kernels as fit in this machine's memory at their limit, and at least 2."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 2
+    return max(2, total // max(1, kernel_memory_bytes))

@@ -76,7 +76,7 @@ class SlackHarness:
 
     def transport(self, *, stream: bool) -> SlackTransport:
         self.ctx.streaming = stream
-        return SlackTransport(self.ctx, self.key, "UALICE", interval=0.05)
+        return SlackTransport(self.ctx, self.key, "UALICE", interval=0.02)
 
     def thread(self) -> list[str]:
         return [self.fake.shown(m) for m in self.fake.thread(self.key.channel, self.key.thread)]
@@ -113,7 +113,7 @@ class TeamsHarness:
             activity_id="1", bot=ChannelAccount(id="28:bot"), user=ChannelAccount(id="29:ada"),
             conversation=ConversationAccount(id="a:chat", conversation_type=kind),
             channel_id="msteams", service_url=self.connector.url)
-        return TeamsTransport(self.sender, reference, personal=stream, interval=0.05)
+        return TeamsTransport(self.sender, reference, personal=stream, interval=0.02)
 
     def _messages(self) -> dict[str, dict[str, Any]]:
         shown: dict[str, dict[str, Any]] = {}
@@ -196,7 +196,7 @@ async def run_turn(transport: LiveTransport[Any], harness: Harness | None = None
     for text in ("Loading the data.", "Loading the data. Grouping by region."):
         state.append(Reply((Status("Working…", "working"), Markdown(text))))
         await live.changed()
-        await asyncio.sleep(0.12)  # past the 0.05 s interval: each change goes out on its own
+        await asyncio.sleep(0.05)  # past the 0.02 s interval: each change goes out on its own
         if midway is not None:
             midway()
             midway = None

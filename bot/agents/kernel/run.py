@@ -14,9 +14,10 @@ import re
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+from bot.agents.kernel.sandbox import QUOTA_ERRNOS
 from bot.agents.kernel.session import KernelSession, Message
 from bot.agents.kernel.startup import EXIT_MIME, FIGURE_MIME, FRAME_MIME, next_free
 from bot.conversation import Turn, media_type
@@ -36,13 +37,14 @@ class RunLimits:
     timeout: float  # seconds per run
     output_cap: int  # characters of output shown per run
     interrupt_grace: float = 3.0  # seconds an interrupted run gets to stop before the kernel is killed
+    workspace_max_bytes: int | None = None  # the sandbox's disk limit, named when a write passes it
 
 
 def strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
 
 
-def trim_traceback(frames: list[str], ename: str, workspace: Path | None = None) -> str:
+def trim_traceback(frames: list[str], ename: str, workspace: Path | PurePosixPath | None = None) -> str:
     """The frames a user can act on: their cells (and workspace modules), plus where it was raised.
 
     Keeps only the last exception of a chain, drops IPython's banner lines, the closing
@@ -71,7 +73,7 @@ def trim_traceback(frames: list[str], ename: str, workspace: Path | None = None)
     return "\n".join(lines)
 
 
-def code_error(content: dict[str, Any], workspace: Path | None = None) -> CodeError:
+def code_error(content: dict[str, Any], workspace: Path | PurePosixPath | None = None) -> CodeError:
     ename = strip_ansi(str(content.get("ename", "Error")))
     evalue = _SYNTAX_FILE.sub(r" (line \1)", strip_ansi(str(content.get("evalue", ""))))
     return CodeError(ename, evalue, trim_traceback(list(content.get("traceback", [])), ename, workspace))
@@ -179,7 +181,10 @@ class KernelRun:
                     async for event in stream:
                         yield event
                 yield self._time_limit_notice()
-            if self.kernel_lost and not self._interrupted:
+            if self.kernel_lost and self.session.quota is not None and self.session.quota.stopped:
+                yield Notice("The Python kernel was stopped: the code kept writing past this conversation's folder "
+                             "size limit. Delete files you no longer need; variables were lost.", "error")
+            elif self.kernel_lost and not self._interrupted:
                 yield Notice(
                     "The Python kernel stopped unexpectedly (out of memory, or the code ended the process). "
                     "Variables were lost; a new kernel starts with your next code. Files and datasets stay.",
@@ -232,10 +237,19 @@ class KernelRun:
         if kind == "error":
             if self._interrupted and content.get("ename") == "KeyboardInterrupt":
                 return []  # our own interrupt: the notice says what happened
-            return [code_error(content, self.turn.workspace.root)]
+            error = code_error(content, self.session.visible_workspace)
+            return [self._quota_error(error) or error]
         if kind in ("execute_result", "display_data"):
             return self._bundle(content.get("data", {}))
         return []
+
+    def _quota_error(self, error: CodeError) -> CodeError | None:
+        """A write refused by the sandbox's disk limit, told in words (the OS says "File too large")."""
+        limit = self.limits.workspace_max_bytes
+        if limit is None or not any(f"[Errno {n}]" in error.evalue for n in QUOTA_ERRNOS):
+            return None
+        return CodeError("WorkspaceFull", f"this conversation's folder reached its size limit ({limit // 2**20:,} MB): "
+                         "nothing more can be written. Delete files you no longer need.", error.traceback)
 
     def _show(self, text: str, stream: str) -> list[AgentEvent]:
         part = self._output.add(text)
@@ -265,7 +279,7 @@ class KernelRun:
     def _inside(self, raw: str) -> Path | None:
         """A path the kernel reported, if it is an existing file inside the workspace."""
         try:
-            path = self.turn.workspace.resolve(raw)
+            path = self.turn.workspace.resolve(self.session.host_path(raw))
         except UnsafePath:
             return None
         return path if path.is_file() else None

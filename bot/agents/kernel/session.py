@@ -4,24 +4,38 @@ The kernel is the current interpreter (``sys.executable -m ipykernel_launcher``)
 kernelspec that may be missing or point at another Python. It runs in the workspace, talks over
 Unix sockets in a private temporary folder, gets an environment without our secrets (tokens, AWS
 keys) and writes its own stdout / stderr to ``<workspace>/.datathread/kernel.log``.
+
+With a ``SandboxPolicy`` the kernel runs inside bubblewrap (see ``sandbox``): it sees its workspace
+at ``sandbox.WORKSPACE``; ``host_path`` maps the paths it reports back to the host workspace.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
 import shutil
+import signal
 import sys
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from jupyter_client import AsyncKernelManager
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 
+from bot.agents.kernel.sandbox import (
+    WORKSPACE,
+    DiskQuota,
+    KernelCgroup,
+    SandboxPolicy,
+    SandboxUnavailable,
+    kernel_process,
+    launch_argv,
+)
 from bot.agents.kernel.startup import MPL_BACKEND
 from bot.private import private_file
 from bot.workspace import PRIVATE_DIR
@@ -43,12 +57,19 @@ class KernelStartError(RuntimeError):
     """The kernel process could not be started or did not answer."""
 
 
+KERNEL_ARGV = (sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}")
+
+
 class _ThisPython(KernelSpecManager):
-    """Every kernel name resolves to ipykernel in the interpreter running the bot."""
+    """Every kernel name resolves to ipykernel in the interpreter running the bot (``argv`` may wrap it)."""
+
+    def __init__(self, argv: list[str] | None = None) -> None:
+        super().__init__()
+        self.argv = argv or list(KERNEL_ARGV)
 
     def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
         return KernelSpec(
-            argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            argv=self.argv,
             display_name="datathread",
             language="python",
             interrupt_mode="signal",
@@ -56,8 +77,16 @@ class _ThisPython(KernelSpecManager):
         )
 
 
-def kernel_env() -> dict[str, str]:
+def kernel_env(sandboxed: bool = False) -> dict[str, str]:
+    """The kernel's environment: an allow-list of ours plus what the kernel needs.
+
+    In a sandbox, home and caches are in the sandbox's private ``/tmp`` and nothing of the bot's
+    own folders is named."""
     env = {k: v for k, v in os.environ.items() if k in _ENV_ALLOW or k.startswith("LC_")}
+    if sandboxed:
+        env = {k: v for k, v in env.items() if k not in ("HOME", "USER", "LOGNAME", "TMPDIR", "MPLCONFIGDIR")}
+        env |= {"HOME": "/tmp", "USER": "datathread", "MPLCONFIGDIR": "/tmp/matplotlib", "TMPDIR": "/tmp"}
+        env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env["MPLBACKEND"] = MPL_BACKEND  # before ipykernel picks the inline backend
     # The startup code imports this package: make it importable from the workspace even when the
     # bot runs from a source checkout rather than an installed distribution.
@@ -72,20 +101,56 @@ def kernel_env() -> dict[str, str]:
 class KernelSession:
     """A started kernel with its client. Use ``start``; always ``shutdown`` (idempotent)."""
 
-    def __init__(self, manager: AsyncKernelManager, client: AsyncKernelClient, runtime: Path) -> None:
+    def __init__(self, manager: AsyncKernelManager, client: AsyncKernelClient, runtime: Path, workspace: Path,
+                 sandbox: SandboxPolicy | None = None, cgroup: KernelCgroup | None = None) -> None:
         self._manager = manager
         self._client = client
         self._runtime = runtime
+        self.workspace = workspace
+        self.sandbox = sandbox
+        self._cgroup = cgroup
         self._closed = False
+        #: Limits what the sandboxed kernel writes into its workspace (``None`` unsandboxed).
+        self.quota: DiskQuota | None = None
+
+    @property
+    def visible_workspace(self) -> Path | PurePosixPath:
+        """The workspace as the kernel sees it (its cwd, the paths it reports)."""
+        return WORKSPACE if self.sandbox is not None else self.workspace
+
+    def host_path(self, reported: str) -> str:
+        """A path the kernel reported, as a host path (unchanged unless it is under ``visible_workspace``)."""
+        if self.sandbox is None:
+            return reported
+        path = PurePosixPath(reported)
+        if path == WORKSPACE or WORKSPACE in path.parents:
+            return str(self.workspace / path.relative_to(WORKSPACE))
+        return reported
 
     @classmethod
-    async def start(cls, workspace: Path, memory_bytes: int) -> KernelSession:
-        """Start a kernel in ``workspace`` and run the startup code; raises ``KernelStartError``."""
+    async def start(cls, workspace: Path, memory_bytes: int, sandbox: SandboxPolicy | None = None) -> KernelSession:
+        """Start a kernel in ``workspace`` (sandboxed with ``sandbox``) and run the startup code.
+
+        Raises ``KernelStartError`` (``SandboxUnavailable`` when bubblewrap is missing)."""
         kernel_log = await asyncio.to_thread(_open_log, workspace)
         # Unix socket paths are limited to ~100 bytes: keep them in a short temporary folder.
         runtime = Path(tempfile.mkdtemp(prefix="dt-k-"))
+        cgroup: KernelCgroup | None = None
+        argv: list[str] | None = None
+        env = kernel_env(sandboxed=sandbox is not None)
+        if sandbox is not None:
+            cgroup = await asyncio.to_thread(KernelCgroup.create, sandbox.memory_bytes, sandbox.max_processes)
+            try:
+                argv = launch_argv(sandbox, workspace, runtime, env, KERNEL_ARGV, cgroup)
+            except SandboxUnavailable:
+                kernel_log.close()
+                shutil.rmtree(runtime, ignore_errors=True)
+                if cgroup is not None:
+                    await asyncio.to_thread(cgroup.remove)
+                raise
+            env = {}  # bwrap starts with an empty environment; the kernel's is passed with --setenv
         manager = AsyncKernelManager(
-            kernel_spec_manager=_ThisPython(),
+            kernel_spec_manager=_ThisPython(argv),
             transport="ipc",
             ip=str(runtime / "k"),
             connection_file=str(runtime / "kernel.json"),
@@ -93,33 +158,48 @@ class KernelSession:
         session: KernelSession | None = None
         try:
             try:
-                await manager.start_kernel(cwd=str(workspace), env=kernel_env(), stdout=kernel_log,
-                                           stderr=kernel_log)
+                await manager.start_kernel(cwd=str(workspace), env=env, stdout=kernel_log, stderr=kernel_log)
             finally:
                 kernel_log.close()  # the kernel has its own copy of the descriptor
             client = manager.client()
             client.start_channels()
-            session = cls(manager, client, runtime)
+            session = cls(manager, client, runtime, workspace, sandbox, cgroup)
             await client.wait_for_ready(timeout=_STARTUP_TIMEOUT)
-            await session._install(workspace, memory_bytes)
-        except Exception as exc:
-            log.warning("kernel start failed in %s", workspace, exc_info=True)
-            if session is not None:
-                await session.shutdown()
-            else:
-                await _quiet(manager.shutdown_kernel(now=True))
-                shutil.rmtree(runtime, ignore_errors=True)
-            raise KernelStartError(f"{type(exc).__name__}: {exc}") from exc
+            await session._install(memory_bytes)
+            if sandbox is not None and session.pid is not None:
+                session.quota = DiskQuota(workspace, sandbox.workspace_max_bytes, session.pid)
+                await session.quota.refresh()
+        except BaseException as exc:  # cancelled too (a Stop during the start): no process may stay behind
+            if isinstance(exc, Exception):
+                log.warning("kernel start failed in %s", workspace, exc_info=True)
+            await asyncio.shield(_discard(session, manager, runtime, cgroup))
+            if isinstance(exc, Exception):
+                raise KernelStartError(f"{type(exc).__name__}: {exc}") from exc
+            raise
         return session
 
-    async def _install(self, workspace: Path, memory_bytes: int) -> None:
+    async def _install(self, memory_bytes: int) -> None:
         code = (
             "__import__('bot.agents.kernel.startup', fromlist=['install'])"
-            f".install({str(workspace)!r}, {int(memory_bytes)})"
+            f".install({str(self.visible_workspace)!r}, {int(memory_bytes)})"
         )
         reply = await self.request(code)
         if reply.get("status") != "ok":
             raise KernelStartError(f"startup code failed: {reply.get('ename')}: {reply.get('evalue')}")
+
+    async def adopt(self, workspace: Path) -> None:
+        """Make ``workspace`` the workspace of this warm sandboxed kernel (started on an empty folder).
+
+        The workspace's files move into the folder the kernel has bound at ``/workspace``, and that folder
+        then takes the workspace's place (a rename: the bind follows the folder). Same file system only;
+        raises ``OSError`` otherwise, leaving the files where they were or in the kernel's folder.
+        """
+        if self.sandbox is None:
+            raise KernelStartError("only a sandboxed kernel sees its workspace at a fixed path")
+        await asyncio.to_thread(_adopt, self.workspace, workspace)
+        self.workspace = workspace
+        if self.quota is not None:
+            self.quota.workspace = workspace
 
     @property
     def pid(self) -> int | None:
@@ -165,8 +245,16 @@ class KernelSession:
         return reply
 
     async def interrupt(self) -> None:
-        if not self._closed:
+        if self._closed:
+            return
+        if self.sandbox is None or self.pid is None:
             await _quiet(self._manager.interrupt_kernel())
+            return
+        # Not the process group: SIGINT would end bwrap itself, and the kernel with it.
+        kernel = await asyncio.to_thread(kernel_process, self.pid)
+        if kernel is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(kernel, signal.SIGINT)
 
     async def is_alive(self) -> bool:
         return not self._closed and bool(await self._manager.is_alive())
@@ -178,7 +266,38 @@ class KernelSession:
         self._closed = True
         self._client.stop_channels()
         await _quiet(self._manager.shutdown_kernel(now=True))
+        if self._cgroup is not None:  # anything that escaped bwrap's process tree
+            await asyncio.to_thread(self._cgroup.remove)
         shutil.rmtree(self._runtime, ignore_errors=True)
+
+
+async def _discard(session: KernelSession | None, manager: AsyncKernelManager, runtime: Path,
+                   cgroup: KernelCgroup | None) -> None:
+    """Undo a kernel start that did not complete."""
+    if session is not None:
+        await session.shutdown()
+        return
+    await _quiet(manager.shutdown_kernel(now=True))
+    shutil.rmtree(runtime, ignore_errors=True)
+    if cgroup is not None:
+        await asyncio.to_thread(cgroup.remove)
+
+
+def _adopt(folder: Path, workspace: Path) -> None:
+    workspace.mkdir(parents=True, exist_ok=True)
+    _merge_into(workspace, folder)
+    os.rename(folder, workspace)  # onto the now empty workspace folder: atomic
+
+
+def _merge_into(source: Path, target: Path) -> None:
+    """Move everything in ``source`` into ``target`` (``source``'s version wins); ``source`` ends empty."""
+    for entry in list(source.iterdir()):
+        there = target / entry.name
+        if entry.is_dir() and not entry.is_symlink() and there.is_dir() and not there.is_symlink():
+            _merge_into(entry, there)
+            entry.rmdir()
+        else:
+            os.replace(entry, there)
 
 
 def _open_log(workspace: Path) -> IO[bytes]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from adapters.teams.inbound import reply_conversation_id, to_action, to_incoming
 
-FIXTURES = Path(__file__).parent / "fixtures" / "teams"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "teams"
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 
 

@@ -16,6 +16,8 @@ from bot.reply import Markdown, Reply, Status
 from renderers.slack import MARKDOWN_BLOCK
 from tests.fakes.slack_api import FakeSlack
 
+pytestmark = pytest.mark.e2e
+
 KEY = ThreadKey("slack", "T0001", "C0CHAN", "1700000000.000100")
 
 

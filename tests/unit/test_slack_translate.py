@@ -12,7 +12,7 @@ import pytest
 from adapters.slack.inbound import clean_text, to_action, to_incoming
 from bot.messages import ThreadKey
 
-FIXTURES = Path(__file__).parent / "fixtures" / "slack"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "slack"
 
 
 def fixture(name: str) -> dict[str, Any]:

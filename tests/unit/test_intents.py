@@ -41,7 +41,7 @@ from renderers import slack as slack_render
 from renderers import teams as teams_render
 from tests.fakes.slack_api import action_body
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 SEALER = IntentSealer(TokenSigner(b"s" * 32))
 SLACK_THREAD = ThreadKey("slack", "T0001", "C0CHAN", "1700000000.000100")
 NOW = 1_800_000_000
