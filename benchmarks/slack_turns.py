@@ -97,7 +97,7 @@ async def run(threads: int, naive: bool) -> Result:
             assert engine is not None
 
             def done() -> bool:
-                return len(bot.agent.turns) == threads and not engine._workers  # type: ignore[attr-defined]
+                return len(bot.agent.turns) == threads and engine.idle
 
             await until(done, limit=600, what="all turns")
             wall = time.monotonic() - started

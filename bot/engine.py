@@ -92,6 +92,11 @@ class Engine:
             await asyncio.sleep(every)
 
     @property
+    def idle(self) -> bool:
+        """No thread has a message queued or a turn running."""
+        return not self._workers
+
+    @property
     def accepting(self) -> bool:
         """False once ``shutdown`` began: surfaces answer new requests with 503 so the platform
         delivers them again later (to this process after a restart, or to another replica)."""
