@@ -206,7 +206,8 @@ async def test_cancel_stops_turn_and_next_message_works(tmp_path: Path) -> None:
     engine = make_engine(tmp_path, ScriptedAgent(lambda turn: next(scripts)))
     surface = RecordingSurface()
     first = engine.submit(msg("slow"), surface)
-    await until(lambda: any("thinking" in str(c.reply) for c in surface.calls if c.kind.startswith("live.")))  # the turn runs
+    # The turn is running once its rationale is on screen.
+    await until(lambda: any("thinking" in str(c.reply) for c in surface.calls if c.kind.startswith("live.")))
     assert engine.cancel(T1)
     await first
     await engine.submit(msg("again"), surface)
