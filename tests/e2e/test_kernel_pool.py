@@ -22,6 +22,7 @@ from bot.conversation import Conversation
 from bot.datasets.local import LocalDatasetStore
 from bot.events import AgentEvent, CodeOutput, Notice
 from tests.e2e.test_local_kernel import World, run, stdout
+from tests.waiting import until
 
 pytestmark = [
     pytest.mark.e2e,
@@ -117,7 +118,7 @@ async def test_turns_of_one_thread_keep_their_order_while_waiting(world: World) 
     ordered = world.conversation("ordered")
     try:
         block = [asyncio.create_task(run(agent, world, c, fenced("import time; time.sleep(1.5)"))) for c in blockers]
-        await asyncio.sleep(0.3)  # both kernels are busy now (the blockers started first)
+        await until(lambda: agent.executor.pool.running == 2, within=30)  # both kernels are the blockers' now
         code = "seen = globals().get('seen', [])\nseen.append({})\nprint(seen)"
         turns = [asyncio.create_task(run(agent, world, ordered, fenced(code.format(i)))) for i in range(4)]
         results = await asyncio.gather(*turns)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 from bot import events as ev
 from bot.conversation import Turn
+from tests.engine_log import dropped_duplicates
 from tests.fakes.scripted_agent import Raise, ScriptedAgent, Sleep, Step
 from tests.fakes.slack_api import FakeSlack
 from tests.slack_harness import SlackBot, mention, message, until
@@ -64,6 +66,11 @@ def finished(fake: FakeSlack, thread_ts: str, n: int = 1) -> bool:
     return done >= n
 
 
+def help_answers(fake: FakeSlack, thread_ts: str) -> int:
+    """How many answers to ``help`` the thread shows."""
+    return sum("page N" in fake.shown(m) for m in fake.thread(CHANNEL, thread_ts))
+
+
 def turn_text(fake: FakeSlack, thread_ts: str) -> str:
     return "\n".join(fake.shown(m) for m in fake.thread(CHANNEL, thread_ts))
 
@@ -94,30 +101,37 @@ async def test_mention_shows_status_progress_then_answer(bot: SlackBot, fake: Fa
     assert "The answer to 'and the mean?'" in turn_text(fake, ts)
 
 
-async def test_mention_twin_and_retries_start_one_turn(bot: SlackBot, fake: FakeSlack, tmp_path: Path) -> None:
+async def test_mention_twin_and_retries_start_one_turn(bot: SlackBot, fake: FakeSlack, tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="bot.engine")
     ts = "1700000010.000100"
     assert await bot.send(mention("once", ts), "EvA") == 200
     assert await bot.send(mention("once", ts, kind="message"), "EvB") == 200
     assert await bot.send(mention("once", ts), "EvA", headers={"X-Slack-Retry-Num": "1",
                                                                "X-Slack-Retry-Reason": "http_timeout"}) == 200
     await until(lambda: finished(fake, ts), what="turn")
-    await asyncio.sleep(0.3)
+    await until(lambda: dropped_duplicates(caplog) == 2, what="the twin and the retry dropped")
     assert len(bot.agent.turns) == 1  # type: ignore[attr-defined]
     # a retry that arrives after a restart on the same home is still dropped
     await bot.stop()
     again = await SlackBot(fake, tmp_path, bot.agent).start()
     try:
         assert await again.send(mention("once", ts), "EvA", headers={"X-Slack-Retry-Num": "2"}) == 200
-        await asyncio.sleep(0.5)
+        await until(lambda: dropped_duplicates(caplog) == 3, what="the retry after the restart dropped")
         assert len(bot.agent.turns) == 1  # type: ignore[attr-defined]
     finally:
         await again.stop()
 
 
 async def test_bad_and_stale_signatures_are_rejected(bot: SlackBot, fake: FakeSlack) -> None:
-    assert await bot.send(mention("x", "1700000020.000100"), "Ev9", secret="wrong-secret") == 401
-    assert await bot.send(mention("x", "1700000020.000100"), "Ev9", timestamp=int(time.time()) - 600) == 401
-    await asyncio.sleep(0.2)
+    ts = "1700000020.000100"
+    # 401 is answered before the body is parsed: nothing reaches the engine.
+    assert await bot.send(mention("x", ts), "Ev9", secret="wrong-secret") == 401
+    assert await bot.send(mention("x", ts), "Ev9", timestamp=int(time.time()) - 600) == 401
+    # A signed "help" in the same thread runs after anything queued there: once it is answered,
+    # a request that slipped through would have had its turn.
+    assert await bot.send(mention("help", "1700000020.000200", thread_ts=ts), "Ev10") == 200
+    await until(lambda: help_answers(fake, ts) == 1, what="the help answer")
     assert not bot.agent.turns  # type: ignore[attr-defined]
 
 
@@ -140,7 +154,11 @@ async def test_others_get_an_ephemeral_note_and_no_turn(bot: SlackBot, fake: Fak
     await bot.send(mention("me too", "1700000041.000001", user="UBOB", thread_ts=ts), "EvO2")
     await bot.send(message("just chatting", "1700000042.000001", user="UBOB", thread_ts=ts), "EvO3")
     await until(lambda: len(fake.ephemeral) == 1, what="ephemeral note")
-    await asyncio.sleep(0.2)
+    # The owner's "help" is queued behind Bob's messages in this thread: once it is answered,
+    # Bob's messages have had their turn.
+    await bot.send(message("help", "1700000043.000001", thread_ts=ts), "EvO4")
+    await until(lambda: help_answers(fake, ts) == 1, what="the owner's help answer")
+    assert len(fake.ephemeral) == 1
     assert fake.ephemeral[0]["user"] == "UBOB" and fake.ephemeral[0]["thread_ts"] == ts
     assert "belongs to" in str(fake.ephemeral[0]["blocks"])
     assert len(bot.agent.turns) == 1  # type: ignore[attr-defined]

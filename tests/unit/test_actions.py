@@ -4,10 +4,9 @@ SQLite state and the recording surface (clicks through ``Engine.act``, typed wor
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pandas as pd
@@ -28,6 +27,7 @@ from bot.surface import SurfaceError
 from bot.workspace import Workspace
 from tests.fakes.scripted_agent import ScriptedAgent, Sleep, Step
 from tests.surfaces import RecordingSurface
+from tests.waiting import until
 
 T1 = ThreadKey("test", "team", "C1", "1.0")
 T2 = ThreadKey("test", "team", "C1", "2.0")
@@ -186,7 +186,7 @@ async def test_stop_cancels_the_thread_s_running_turn(engine: Engine, script: li
     script.append([ev.Rationale("thinking"), Sleep(30), ev.FinalText("never")])
     turn_surface = RecordingSurface()
     running = engine.submit(IncomingMessage(T1, OWNER, "slow"), turn_surface)
-    await _until(lambda: turn_surface.of("live.start"))
+    await until(lambda: turn_surface.of("live.start"))
     clicked = await _click(engine, Stop())
     await running
     assert [c.reply.summary for c in turn_surface.of("live.finish")] == ["Stopped"]  # type: ignore[union-attr]
@@ -265,10 +265,3 @@ async def test_a_file_link_opens_its_file_for_its_purpose_until_the_conversation
     assert await engine.file_link(T2, path, purpose="download", ttl=60) is None  # no conversation there
     await engine.state.reset_conversation(T1, OWNER)
     assert await engine.open_file_link(link, purpose="download") is None
-
-
-async def _until(condition: Callable[[], object], within: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.01)

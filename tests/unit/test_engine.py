@@ -19,6 +19,7 @@ from bot.transport import TransportError
 from tests.fakes.scripted_agent import Raise, ScriptedAgent, Sleep, WriteFile
 from tests.recording_transport import RecordingTransport
 from tests.surfaces import RecordingSurface
+from tests.waiting import until
 
 T1 = ThreadKey("test", "team", "C1", "1.0")
 T2 = ThreadKey("test", "team", "C1", "2.0")
@@ -205,7 +206,8 @@ async def test_cancel_stops_turn_and_next_message_works(tmp_path: Path) -> None:
     engine = make_engine(tmp_path, ScriptedAgent(lambda turn: next(scripts)))
     surface = RecordingSurface()
     first = engine.submit(msg("slow"), surface)
-    await asyncio.sleep(0.2)
+    # The turn is running once its rationale is on screen.
+    await until(lambda: any("thinking" in str(c.reply) for c in surface.calls if c.kind.startswith("live.")))
     assert engine.cancel(T1)
     await first
     await engine.submit(msg("again"), surface)

@@ -3,6 +3,7 @@
 - ``bot/`` imports no platform SDK, except each agent backend package importing its own.
 - ``renderers/`` imports only ``bot`` data types, never an adapter or an SDK.
 - No import cycles among the project's modules (imports under ``TYPE_CHECKING`` excepted).
+- Adapters and benchmarks use the engine only through its public methods and properties.
 """
 
 from __future__ import annotations
@@ -93,3 +94,41 @@ def test_nothing_outside_tests_imports_tests() -> None:
     for path in paths:
         bad = [n for n in _imports(path, runtime_only=False) if n.split(".")[0] == "tests"]
         assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
+def _engine_public_members() -> set[str]:
+    """The methods and properties ``Engine`` defines without a leading underscore."""
+    tree = ast.parse((ROOT / "bot" / "engine.py").read_text())
+    [engine] = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Engine"]
+    return {n.name for n in engine.body
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and not n.name.startswith("_")}
+
+
+def _engine_attributes(source: str) -> list[tuple[int, str]]:
+    """``(line, attribute)`` for every ``engine.X`` / ``something.engine.X`` in ``source``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Attribute):
+            continue
+        owner = node.value
+        if (isinstance(owner, ast.Name) and owner.id == "engine") or \
+                (isinstance(owner, ast.Attribute) and owner.attr == "engine"):
+            found.append((node.lineno, node.attr))
+    return sorted(found)
+
+
+def test_the_engine_check_sees_state_actions_agent_datasets_and_private_names() -> None:
+    public = _engine_public_members()
+    assert {"submit", "act", "seal", "cancel", "claim_event", "idle", "accepting"} <= public
+    source = "engine.state\nself.engine.actions.tokens\nbot.engine.agent.name\nengine.datasets\nengine._turns\n"
+    assert [attr for _, attr in _engine_attributes(source) if attr not in public] == [
+        "state", "actions", "agent", "datasets", "_turns"]
+
+
+def test_adapters_and_benchmarks_use_only_the_engines_public_methods() -> None:
+    public = _engine_public_members()
+    for package in ("adapters", "benchmarks"):
+        for path in (ROOT / package).rglob("*.py"):
+            bad = [f"line {line}: engine.{attr}" for line, attr in _engine_attributes(path.read_text())
+                   if attr not in public]
+            assert not bad, f"{path.relative_to(ROOT)} reaches into the engine: {bad}"
