@@ -1,6 +1,6 @@
 """How a running turn is shown, once for every surface: stream or edit, pacing, the final state.
 
-Rules (each has a test in ``tests/test_live_turn.py`` named after it):
+Rules (each has a test in ``tests/unit/test_live_turn.py`` named after it):
 
 - **Stream while the text only grows and fits.** Where the transport can stream, the turn opens a
   stream and appends what is new. When the text stops being an extension of what was streamed,
