@@ -281,15 +281,18 @@ class Engine:
         *,
         attachments: Sequence[Attachment] = (),
         agent: AgentBackend | None = None,
+        intro: Sequence[ev.AgentEvent] = (),
     ) -> TurnOutcome:
         """Run one turn of ``conversation`` outside any thread queue, shown live on ``surface`` exactly
         as a chat turn is (live message, uploads, dataset pages), and return how it ended.
 
         ``agent`` answers instead of the engine's backend (a workflow's ``run`` step runs its code on the
-        executor). ``cancel(conversation.key)`` stops it (the outcome is then ``stopped``). Never raises
+        executor); ``intro`` events open the live message (a workflow step's name).
+        ``cancel(conversation.key)`` stops it (the outcome is then ``stopped``). Never raises
         for a failing turn: a crash is an outcome ``failed`` with a ``TurnFailed`` event, and logged.
         """
         async def given(workspace: Workspace, events: list[ev.AgentEvent]) -> tuple[Attachment, ...]:
+            events.extend(intro)
             return tuple(attachments)
 
         return await self._live_turn(conversation, conversation.key, surface, text, given, agent or self.agent)

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import secrets
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,7 +69,6 @@ def new_run_id() -> str:
 class _Running:
     step: Step
     task: asyncio.Task[StepRecord]
-    key: ThreadKey
 
 
 class WorkflowRunner:
@@ -77,14 +76,21 @@ class WorkflowRunner:
 
     ``base``: the folder a step's ``files`` are copied from. ``owner`` owns every step's conversation
     and dataset. ``stop()`` stops a run in progress (its running steps end as stopped).
+
+    ``thread``: the chat thread the run is shown in, if any. Each step keeps its own conversation
+    (workspace, kernel or agent session) but is shown as that thread's: its datasets belong to the
+    thread, so their buttons and typed commands work there, and the thread's Stop stops the step.
     """
 
     def __init__(self, engine: Engine, *, base: Path, owner: str, observer: RunObserver,
-                 run_id: Callable[[], str] = new_run_id) -> None:
+                 run_id: Callable[[], str] = new_run_id, thread: ThreadKey | None = None,
+                 announce: Callable[[Step, int], Sequence[ev.AgentEvent]] | None = None) -> None:
         self.engine = engine
         self.base = base
         self.owner = owner
         self.observer = observer
+        self.thread = thread
+        self.announce = announce
         self._new_id = run_id
         self._running: dict[str, _Running] = {}
         self._stopping = False
@@ -137,8 +143,7 @@ class WorkflowRunner:
             return False
         self._stopping = True
         for running in self._running.values():
-            if not self.engine.cancel(running.key):
-                running.task.cancel()  # still loading its inputs: no turn to stop yet
+            running.task.cancel()  # its turn ends as stopped (see ``Engine.run_turn``)
         return True
 
     async def execute(self, workflow: Workflow, run: RunRecord) -> RunRecord:
@@ -155,9 +160,8 @@ class WorkflowRunner:
                     for step in ready[: workflow.max_parallel - len(self._running)]:
                         run = run.with_step(StepRecord(step.id, "running", _now()))
                         await self.engine.state.save_run(run)
-                        key = step_thread(run.id, workflow.name, step.id)
-                        task = asyncio.create_task(self._step(workflow, run, step, key), name=f"step {step.id}")
-                        self._running[step.id] = _Running(step, task, key)
+                        task = asyncio.create_task(self._step(workflow, run, step), name=f"step {step.id}")
+                        self._running[step.id] = _Running(step, task)
                 if not self._running:
                     break
                 finished, _ = await asyncio.wait([r.task for r in self._running.values()],
@@ -169,13 +173,13 @@ class WorkflowRunner:
                     run = run.with_step(record)
                     await self.engine.state.save_run(run)
                     await self.observer.step_ended(run, running.step, record)
-                    if record.status == "stopped":
-                        self._stopping = True  # a step's own Stop stops the run too
+                    if record.status == "stopped" and not self._stopping:
+                        self.stop()  # a step's own Stop stops the whole run
+                        self._stopping = True
                     if record.status == "failed" and failure is None:
                         failure = f"step {record.id} failed: {record.error}"
                         for other in self._running.values():  # one failure stops the run
-                            if not self.engine.cancel(other.key):
-                                other.task.cancel()
+                            other.task.cancel()
         finally:
             for running in self._running.values():  # the run itself was cancelled
                 running.task.cancel()
@@ -202,14 +206,17 @@ class WorkflowRunner:
                               error="something went wrong on our side (details are in the log)")
         return task.result()
 
-    async def _step(self, workflow: Workflow, run: RunRecord, step: Step, key: ThreadKey) -> StepRecord:
+    async def _step(self, workflow: Workflow, run: RunRecord, step: Step) -> StepRecord:
         started = _now()
 
         def ended(status: str, error: str | None = None, outputs: dict[str, str] | None = None) -> StepRecord:
             return StepRecord(step.id, status, started, _now(), outputs or {}, error)  # type: ignore[arg-type]
 
         surface = await self.observer.step_started(run, step)
-        conversation = await self.engine.state.start_conversation(key, self.owner)
+        own = step_thread(run.id, workflow.name, step.id)
+        conversation = await self.engine.state.start_conversation(own, self.owner)
+        if self.thread is not None:
+            conversation = replace(conversation, key=self.thread)
         try:
             loaded = await self._load(run, step, conversation)
         except _StepProblem as problem:
@@ -219,7 +226,9 @@ class WorkflowRunner:
         if agent is None:
             return ended("failed", problem_text)
         try:
-            outcome = await self.engine.run_turn(conversation, surface, text, attachments=loaded, agent=agent)
+            intro = self.announce(step, workflow.steps.index(step)) if self.announce is not None else ()
+            outcome = await self.engine.run_turn(conversation, surface, text, attachments=loaded, agent=agent,
+                                                 intro=intro)
         finally:
             try:
                 await agent.release(conversation)  # a step's kernel or session is not needed after its turn
