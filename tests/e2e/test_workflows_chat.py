@@ -1,0 +1,122 @@
+"""``run NAME`` in a Slack thread, through the real bolt app, the fake Web API and a scripted agent."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from bot import events as ev
+from bot.conversation import Turn
+from tests.fakes.scripted_agent import ScriptedAgent, Step, WriteFile
+from tests.fakes.slack_api import FakeSlack, Posted
+from tests.slack_harness import SlackBot, mention, message, until
+
+pytestmark = pytest.mark.e2e  # starts servers
+
+CHANNEL = "C0CHAN"
+ROWS = 45
+SALES = ("id,region,amount\n" + "".join(f"{i},{'EMEA' if i % 2 else 'APAC'},{i}\n" for i in range(ROWS))).encode()
+WORKFLOW = """\
+name: weekly
+params: {region: EMEA}
+steps:
+  - id: extract
+    ask: "make sales for {region}"
+    outputs: [sales]
+  - id: summarise
+    inputs: [extract.sales]
+    ask: "summarise"
+    outputs: [summary]
+  - id: comment
+    inputs: [summarise.summary]
+    ask: "comment"
+"""
+SEEN: list[tuple[str, tuple[str, ...], str]] = []
+
+
+def script(turn: Turn) -> list[Step]:
+    SEEN.append((turn.text, tuple(a.name for a in turn.attachments), turn.conversation.id))
+    if turn.text.startswith("make sales"):
+        return [WriteFile("sales.csv", SALES), ev.FinalText("Loaded.")]
+    if turn.text == "summarise":
+        return [WriteFile("summary.csv", b"region,total\nEMEA,484\nAPAC,506\n"), ev.FinalText("Summed.")]
+    if turn.text == "comment":
+        return [ev.FinalText("EMEA is a little behind APAC.")]
+    return [ev.FinalText("ok")]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSlack]:
+    f = await FakeSlack().start()
+    yield f
+    await f.close()
+
+
+@pytest.fixture
+async def bot(fake: FakeSlack, tmp_path: Path) -> AsyncIterator[SlackBot]:
+    SEEN.clear()
+    (tmp_path / "workflows").mkdir()
+    (tmp_path / "workflows" / "weekly.yml").write_text(WORKFLOW)
+    b = await SlackBot(fake, tmp_path, ScriptedAgent(script)).start()
+    yield b
+    await b.stop()
+
+
+def texts(fake: FakeSlack, ts: str) -> list[str]:
+    return [fake.shown(m) for m in fake.thread(CHANNEL, ts)]
+
+
+def tables(fake: FakeSlack, ts: str) -> list[Posted]:
+    return [m for m in fake.thread(CHANNEL, ts) if any(b["type"] == "table" for b in m.blocks)]
+
+
+def button(m: Posted, label: str) -> dict[str, str] | None:
+    for b in m.blocks:
+        for e in b.get("elements", ()) if b["type"] == "actions" else ():
+            if label in (e.get("text") or {}).get("text", ""):
+                return {"type": "button", "action_id": e["action_id"], "block_id": "b", "value": e["value"]}
+    return None
+
+
+async def test_run_posts_a_live_message_per_step_and_datasets_that_page_with_buttons(
+        bot: SlackBot, fake: FakeSlack) -> None:
+    ts = "1700000900.000100"
+    assert await bot.send(mention("run weekly region=APAC", ts), "EvRun1") == 200
+    await until(lambda: any("Workflow weekly finished" in t for t in texts(fake, ts)), 20, "the run's summary")
+    shown = texts(fake, ts)
+    steps = [t for t in shown if "of weekly:" in t]
+    assert len(steps) == 3 and [("Step 1/3" in steps[0]), ("Step 2/3" in steps[1]), ("Step 3/3" in steps[2])] == [
+        True] * 3
+    assert "EMEA is a little behind APAC." in steps[2]
+    # the prompt got the parameter; later steps got earlier datasets as files; each its own conversation
+    assert [s[0] for s in SEEN] == ["make sales for APAC", "summarise", "comment"]
+    assert SEEN[1][1] == ("sales.parquet",) and SEEN[2][1] == ("summary.parquet",)
+    assert len({s[2] for s in SEEN}) == 3
+    pages = tables(fake, ts)
+    assert len(pages) == 2 and "rows 1–20 of 45" in fake.shown(pages[0])
+    nxt = button(pages[0], "Next")
+    assert nxt is not None  # the dataset's buttons work in the thread that ran the workflow
+    before = pages[0].updates
+    assert await bot.click(nxt, user="UALICE", channel=CHANNEL, message_ts=pages[0].ts, thread_ts=ts) == 200
+    await until(partial(lambda m, b: m.updates > b, pages[0], before), what="page 2")
+    assert "rows 21–40 of 45" in fake.shown(pages[0])
+    assert {f.name for f in fake.shared(CHANNEL)} == {"sales.csv", "summary.csv"}  # files uploaded
+
+
+async def test_a_failing_step_is_named_in_the_thread_and_workflows_lists_what_there_is(
+        bot: SlackBot, fake: FakeSlack, tmp_path: Path) -> None:
+    (tmp_path / "workflows" / "broken.yml").write_text(WORKFLOW.replace("outputs: [summary]", "outputs: [totals]")
+                                                       .replace("summarise.summary", "summarise.totals"))
+    ts = "1700000950.000100"
+    await bot.send(mention("run broken", ts), "EvRun2")
+    await until(lambda: any("Workflow weekly failed" in t for t in texts(fake, ts)), 20, "the failure")
+    failure = next(t for t in texts(fake, ts) if "Workflow weekly failed" in t)
+    assert "step summarise failed" in failure and "'totals'" in failure
+    assert not any("Step 3/3" in t for t in texts(fake, ts))
+    await bot.send(message("workflows", "1700000951.000100", thread_ts=ts), "EvList")
+    await until(lambda: any("Workflows (run one" in t for t in texts(fake, ts)), what="the listing")
+    listing = next(t for t in texts(fake, ts) if "Workflows (run one" in t)
+    assert "weekly" in listing and "broken" in listing and "extract, summarise, comment" in listing
