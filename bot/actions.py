@@ -49,6 +49,7 @@ from bot.presenter import Sealer, file_key, present_datasets, present_files, pre
 from bot.reply import Reply, notice
 from bot.storage.base import StateStore
 from bot.surface import Surface, SurfaceError, best_effort
+from bot.workflows.record import RunOutcome
 from bot.workspace import CHARTS_DIR, EXPORTS_DIR, UnsafePath, Workspace, safe_filename
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ class Origin:
 class WorkflowCommands(Protocol):
     """What ``run NAME`` and ``workflows`` typed in a thread do (``bot.workflows.chat``)."""
 
-    async def run(self, command: RunWorkflow, thread: ThreadKey, owner: str, surface: Surface) -> None:
+    async def run(self, command: RunWorkflow, thread: ThreadKey, owner: str, surface: Surface) -> RunOutcome:
         """Run the workflow in ``thread`` with ``owner`` owning every step; reports in the thread."""
         ...
 

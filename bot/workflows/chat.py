@@ -19,7 +19,7 @@ from bot.engine import Engine
 from bot.messages import ThreadKey
 from bot.reply import Reply, notice
 from bot.surface import Surface
-from bot.workflows.record import RunRecord, StepRecord
+from bot.workflows.record import RunOutcome, RunRecord, StepRecord
 from bot.workflows.runner import ResumeError, WorkflowRunner
 from bot.workflows.spec import Step, Workflow, WorkflowError, load_workflow
 
@@ -74,11 +74,12 @@ class ChatWorkflows:
                 lines.append(f"• `{name}` — has mistakes: `run {name}` says which")
         return notice("Workflows (run one with `run NAME [name=value ...]`):\n" + "\n".join(lines))
 
-    async def run(self, command: RunWorkflow, thread: ThreadKey, owner: str, surface: Surface) -> None:
+    async def run(self, command: RunWorkflow, thread: ThreadKey, owner: str, surface: Surface) -> RunOutcome:
         """Run the workflow ``command`` names in ``thread``; every outcome is told in the thread."""
-        workflow = await self._load(command.name, surface)
-        if workflow is None:
-            return
+        workflow = await self._load(command.name)
+        if isinstance(workflow, str):
+            await surface.post(notice(workflow, "warning"))
+            return RunOutcome(None, False, workflow)
         n = len(workflow.steps)
 
         def announce(step: Step, index: int) -> Sequence[ev.AgentEvent]:
@@ -90,24 +91,25 @@ class ChatWorkflows:
             run = await runner.prepare(workflow, dict(command.params))
         except (WorkflowError, ResumeError) as exc:
             await surface.post(notice(_problems(exc), "warning"))
-            return
+            return RunOutcome(None, False, _problems(exc))
         run = await runner.execute(workflow, run)
-        await surface.post(notice(summary(workflow, run), "info" if run.status == "succeeded" else "warning"))
+        line = summary(workflow, run)
+        await surface.post(notice(line, "info" if run.status == "succeeded" else "warning"))
+        return RunOutcome(run.id, run.status == "succeeded", line)
 
-    async def _load(self, name: str, surface: Surface) -> Workflow | None:
+    async def _load(self, name: str) -> Workflow | str:
+        """The workflow called ``name``, or what to tell the user instead."""
         path = self.folder / f"{name}.yml"
         if not path.is_file():
             known = ", ".join(f"`{n}`" for n in self.names()) or "none yet"
-            await surface.post(notice(f"There is no workflow called {name}. Workflows: {known}.", "warning"))
-            return None
+            return f"There is no workflow called {name}. Workflows: {known}."
         try:
             return load_workflow(path)
         except WorkflowError as exc:
-            await surface.post(notice(_problems(exc), "warning"))
+            return _problems(exc)
         except OSError:
             log.warning("cannot read workflow %s", path, exc_info=True)
-            await surface.post(notice(f"The workflow {name} cannot be read (details are in the log).", "warning"))
-        return None
+            return f"The workflow {name} cannot be read (details are in the log)."
 
 
 def _problems(exc: Exception) -> str:

@@ -69,6 +69,16 @@ class RunRecord:
         )
 
 
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run started from chat or Workflow Builder ended: its id (``None`` if it never started),
+    whether every step succeeded, and the one-line summary told in the thread."""
+
+    run_id: str | None
+    succeeded: bool
+    summary: str
+
+
 def _iso(t: datetime | None) -> str | None:
     return None if t is None else t.isoformat()
 

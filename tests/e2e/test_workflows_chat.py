@@ -1,18 +1,23 @@
-"""``run NAME`` in a Slack thread, through the real bolt app, the fake Web API and a scripted agent."""
+"""``run NAME`` in a Slack thread and the Workflow Builder step, through the real bolt app, the fake Web API
+and a scripted agent."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 
 import pytest
 
+from adapters.slack import workflow_step
+from adapters.slack.fake_web_api import function_executed_body, signed_headers
 from bot import events as ev
 from bot.conversation import Turn
 from tests.fakes.scripted_agent import ScriptedAgent, Step, WriteFile
 from tests.fakes.slack_api import FakeSlack, Posted
-from tests.slack_harness import SlackBot, mention, message, until
+from tests.slack_harness import SIGNING_SECRET, SlackBot, mention, message, until
 
 pytestmark = pytest.mark.e2e  # starts servers
 
@@ -120,3 +125,55 @@ async def test_a_failing_step_is_named_in_the_thread_and_workflows_lists_what_th
     await until(lambda: any("Workflows (run one" in t for t in texts(fake, ts)), what="the listing")
     listing = next(t for t in texts(fake, ts) if "Workflows (run one" in t)
     assert "weekly" in listing and "broken" in listing and "extract, summarise, comment" in listing
+
+
+async def run_step(bot: SlackBot, fake: FakeSlack, execution: str, **inputs: str) -> tuple[str, object]:
+    """Send a signed ``function_executed`` for the step and wait until Slack hears how it ended."""
+    body = json.dumps(function_executed_body(workflow_step.CALLBACK_ID, inputs, execution_id=execution,
+                                             token=fake.function_token))
+    started = time.monotonic()
+    assert await bot.post(body, "application/json", signed_headers(SIGNING_SECRET, body)) == 200
+    assert time.monotonic() - started < 3  # acknowledged within Slack's limit; the run goes on after
+    await until(lambda: execution in fake.completed, 20, "the step's completion")
+    return fake.completed[execution]
+
+
+async def test_a_workflow_builder_step_posts_results_in_the_channel_and_completes_with_outputs(
+        bot: SlackBot, fake: FakeSlack) -> None:
+    kind, outputs = await run_step(bot, fake, "Fx0001", workflow="weekly", parameters="region=APAC\n",
+                                   channel="C0REPORTS", owner="UALICE")
+    assert kind == "success", outputs
+    assert isinstance(outputs, dict) and set(outputs) == set(workflow_step.OUTPUTS)
+    root = next(m for m in fake.messages.values() if m.channel == "C0REPORTS" and m.thread_ts is None)
+    assert "weekly" in root.text and outputs["thread_link"].endswith(f"/C0REPORTS/p{root.ts.replace('.', '')}")
+    shown = texts_in(fake, "C0REPORTS", root.ts)
+    assert sum("of weekly:" in t for t in shown) == 3 and len(tables_in(fake, "C0REPORTS", root.ts)) == 2
+    assert outputs["summary"].startswith("Workflow weekly finished: 3/3 steps")
+    assert outputs["run_id"] in outputs["summary"]
+    assert SEEN[0][0] == "make sales for APAC"
+    nxt = button(tables_in(fake, "C0REPORTS", root.ts)[0], "Next")
+    assert nxt is not None  # the owner named in the step can page the results
+    page = tables_in(fake, "C0REPORTS", root.ts)[0]
+    await bot.click(nxt, user="UALICE", channel="C0REPORTS", message_ts=page.ts, thread_ts=root.ts)
+    await until(lambda: "rows 21–40 of 45" in fake.shown(page), what="page 2")
+
+
+async def test_a_failing_workflow_fails_the_workflow_builder_step_with_the_steps_error(
+        bot: SlackBot, fake: FakeSlack, tmp_path: Path) -> None:
+    (tmp_path / "workflows" / "broken.yml").write_text(WORKFLOW.replace("outputs: [summary]", "outputs: [totals]")
+                                                       .replace("summarise.summary", "summarise.totals"))
+    kind, error = await run_step(bot, fake, "Fx0002", workflow="broken", channel="C0REPORTS")
+    assert kind == "error"
+    assert isinstance(error, str) and "step summarise failed" in error and "'totals'" in error
+    kind, error = await run_step(bot, fake, "Fx0003", workflow="nope", channel="C0REPORTS")
+    assert kind == "error" and "There is no workflow called nope" in str(error)
+    kind, error = await run_step(bot, fake, "Fx0004", workflow="weekly", parameters="region", channel="C0REPORTS")
+    assert kind == "error" and "name=value" in str(error)
+
+
+def texts_in(fake: FakeSlack, channel: str, ts: str) -> list[str]:
+    return [fake.shown(m) for m in fake.thread(channel, ts)]
+
+
+def tables_in(fake: FakeSlack, channel: str, ts: str) -> list[Posted]:
+    return [m for m in fake.thread(channel, ts) if any(b["type"] == "table" for b in m.blocks)]
