@@ -15,7 +15,9 @@ from adapters.slack import workflow_step
 from adapters.slack.fake_web_api import function_executed_body, signed_headers
 from bot import events as ev
 from bot.conversation import Turn
-from tests.fakes.scripted_agent import ScriptedAgent, Step, WriteFile
+from bot.intents import Stop
+from bot.messages import ThreadKey
+from tests.fakes.scripted_agent import ScriptedAgent, Sleep, Step, WriteFile
 from tests.fakes.slack_api import FakeSlack, Posted
 from tests.slack_harness import SIGNING_SECRET, SlackBot, mention, message, until
 
@@ -48,6 +50,8 @@ def script(turn: Turn) -> list[Step]:
         return [WriteFile("sales.csv", SALES), ev.FinalText("Loaded.")]
     if turn.text == "summarise":
         return [WriteFile("summary.csv", b"region,total\nEMEA,484\nAPAC,506\n"), ev.FinalText("Summed.")]
+    if turn.text == "wait":
+        return [Sleep(30)]
     if turn.text == "comment":
         return [ev.FinalText("EMEA is a little behind APAC.")]
     return [ev.FinalText("ok")]
@@ -125,6 +129,24 @@ async def test_a_failing_step_is_named_in_the_thread_and_workflows_lists_what_th
     await until(lambda: any("Workflows (run one" in t for t in texts(fake, ts)), what="the listing")
     listing = next(t for t in texts(fake, ts) if "Workflows (run one" in t)
     assert "weekly" in listing and "broken" in listing and "extract, summarise, comment" in listing
+
+
+async def test_stop_in_the_thread_stops_the_run_and_skips_the_steps_after(
+        bot: SlackBot, fake: FakeSlack, tmp_path: Path) -> None:
+    (tmp_path / "workflows" / "slow.yml").write_text(
+        "steps:\n  - id: wait\n    ask: wait\n  - id: comment\n    ask: comment\n")
+    ts = "1700000970.000100"
+    await bot.send(mention("run slow", ts), "EvSlow")
+    await until(lambda: [s[0] for s in SEEN] == ["wait"], what="the first step running")
+    assert bot.engine is not None
+    token = bot.engine.seal(ThreadKey("slack", "T0001", CHANNEL, ts), Stop())
+    await until(lambda: bool(fake.thread(CHANNEL, ts)), what="the step's live message")
+    step_message = fake.thread(CHANNEL, ts)[0]
+    stop = {"type": "button", "action_id": "datathread:stop:0", "block_id": "b", "value": token}
+    assert await bot.click(stop, user="UALICE", channel=CHANNEL, message_ts=step_message.ts, thread_ts=ts) == 200
+    await until(lambda: any("Workflow slow stopped" in t for t in texts(fake, ts)), 10, "the stopped run")
+    assert "Stopped" in fake.shown(step_message)
+    assert [s[0] for s in SEEN] == ["wait"]  # the next step never ran
 
 
 async def run_step(bot: SlackBot, fake: FakeSlack, execution: str, **inputs: str) -> tuple[str, object]:
