@@ -2,11 +2,12 @@
 through the dataset store, never through another step's workspace.
 
 A step's inputs are exported from the store into its workspace (``inputs/NAME.parquet``) and handed
-to the turn as attachments, which is how every backend receives files (a Bedrock agent as session
-files, Converse in its executor's workspace); on a backend with a Python executor they are also
-bound to variables of their names. The step's declared outputs must be published as datasets of
-those names, or the step fails. A failing step stops the run; ``resume_from`` reuses the outputs an
-earlier run stored (while the store still keeps them). Every run is recorded in the state store.
+to the turn as attachments, which is how every backend receives files (Converse in its executor's
+workspace; a Bedrock agent as session files, in CSV as its code interpreter takes no Parquet); on a
+backend with a Python executor they are also bound to variables of their names. The step's declared
+outputs must be published as datasets of those names, or the step fails. A failing step stops the
+run; ``resume_from`` reuses the outputs an earlier run stored (while the store still keeps them).
+Every run is recorded in the state store.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from bot.messages import ThreadKey
 from bot.surface import Surface
 from bot.workflows.record import RunRecord, RunStatus, StepRecord
 from bot.workflows.spec import Step, Workflow, substitute
-from bot.workflows.step_agents import CodeStepAgent, PreloadedAgent, input_file, preload_code
+from bot.workflows.step_agents import INPUTS_DIR, CodeStepAgent, PreloadedAgent, input_file, preload_code
 from bot.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -221,8 +222,7 @@ class WorkflowRunner:
             loaded = await self._load(run, step, conversation)
         except _StepProblem as problem:
             return ended("failed", str(problem))
-        agent, text, problem_text = self._agent_for(step, run.params, [a.name.removesuffix(".parquet")
-                                                                       for a in loaded if a.media_type == PARQUET])
+        agent, text, problem_text = self._agent_for(step, run.params, [i.dataset for i in step.inputs])
         if agent is None:
             return ended("failed", problem_text)
         try:
@@ -273,7 +273,14 @@ class WorkflowRunner:
                 await self.engine.datasets.export(dataset_id, "parquet", target)
             except DatasetError as exc:
                 raise _StepProblem(f"the input {ref} could not be loaded: {exc}") from None
-            loaded.append(Attachment(f"{ref.dataset}.parquet", target, target.stat().st_size, PARQUET))
+            if python_executor(self.engine.agent) is not None:
+                loaded.append(Attachment(f"{ref.dataset}.parquet", target, target.stat().st_size, PARQUET))
+                continue
+            # An agent without an executor of ours (Bedrock Agents) gets inputs as session files, and its
+            # code interpreter takes CSV but not Parquet: send a CSV copy (the Parquet stays in the workspace).
+            csv = workspace.resolve(f"{INPUTS_DIR}/{ref.dataset}.csv")
+            await self.engine.datasets.export(dataset_id, "csv", csv)
+            loaded.append(Attachment(f"{ref.dataset}.csv", csv, csv.stat().st_size, "text/csv"))
         return loaded
 
     def _agent_for(self, step: Step, params: Mapping[str, str],

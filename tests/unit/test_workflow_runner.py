@@ -93,14 +93,15 @@ async def test_independent_steps_run_together_up_to_max_parallel_and_dependants_
     await engine.aclose()
 
 
-async def test_an_ask_step_gets_its_prompt_with_parameters_and_its_inputs_as_parquet_files(tmp_path: Path) -> None:
-    agent = ScriptedAgent(script)
+async def test_an_ask_step_gets_its_prompt_with_parameters_and_its_inputs_as_files(tmp_path: Path) -> None:
+    agent = ScriptedAgent(script)  # like Bedrock Agents: no executor of ours, inputs go as session files
     run, observer, engine = await run_once(tmp_path, PARALLEL.replace("{n}", "1"), agent)
     first, _, join = agent.turns
     assert first.text == "make a for EMEA"
-    assert sorted(a.name for a in join.attachments) == ["a.parquet", "b.parquet"]
-    assert sorted(p.relative_to(join.workspace.root).as_posix() for p in (a.path for a in join.attachments)) == [
-        "inputs/a.parquet", "inputs/b.parquet"]
+    assert sorted(a.name for a in join.attachments) == ["a.csv", "b.csv"]  # Bedrock's code interpreter takes CSV
+    assert join.attachments[0].path.read_text() == '"x","y"\n1,2\n3,4\n'
+    assert sorted(f.name for f in join.workspace.files()) == [
+        "inputs/a.csv", "inputs/a.parquet", "inputs/b.csv", "inputs/b.parquet", "joined.csv"]
     assert len({t.conversation.id for t in agent.turns}) == 3  # a conversation (and workspace) per step
     stored = await engine.state.workflow_run(run.id)
     assert stored == run and set(run.step("join").outputs) == {"joined"}  # type: ignore[union-attr]
