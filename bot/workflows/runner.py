@@ -243,6 +243,9 @@ class WorkflowRunner:
         error = next((e for e in outcome.events if isinstance(e, ev.CodeError)), None)
         if step.run is not None and error is not None:
             return ended("failed", f"{error.ename}: {error.evalue}".rstrip(": "), published)
+        cut = next((e for e in outcome.events if isinstance(e, ev.Notice) and _cut_short(e)), None)
+        if step.run is not None and cut is not None:
+            return ended("failed", cut.text, published)
         missing = [name for name in step.outputs if name not in published]
         if missing:
             names = ", ".join(f"'{n}'" for n in missing)
@@ -298,6 +301,13 @@ class WorkflowRunner:
         if executor is not None:
             return PreloadedAgent(self.engine.agent, executor, preload_code(inputs, params)), prompt, ""
         return self.engine.agent, prompt, ""
+
+
+def _cut_short(notice: ev.Notice) -> bool:
+    """A notice saying the executor stopped the code before it finished (a time or disk limit): the
+    code of a ``run`` step did not run to its end, so the step cannot count as done. The executors
+    word these notices "Stopped: ..." / "... kernel was stopped ..."."""
+    return notice.level != "info" and "stopped" in notice.text.split(".")[0].lower()
 
 
 class _StepProblem(Exception):

@@ -114,3 +114,41 @@ def test_a_file_with_mistakes_is_refused_naming_each_line(tmp_path: Path) -> Non
     assert "line 21, steps[2].idd: is not a step field" in result.stderr
     assert "line 21, steps[2].id: is missing" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_in_the_sandbox_a_step_cannot_reach_another_steps_workspace(tmp_path: Path) -> None:
+    text = """\
+name: iso
+params: {home: ""}
+steps:
+  - id: extract
+    run: |
+      import pandas as pd
+      open("secret.txt", "w").write("extract only")
+      sales = pd.read_csv("sales.csv")
+      sales
+    files: [sales.csv]
+    outputs: [sales]
+  - id: peek
+    inputs: [extract.sales]
+    run: |
+      import os
+      print("HOST", os.path.exists(params["home"]), os.path.exists(params["home"] + "/workspaces"))
+      print("HERE", sorted(f for f in os.listdir(".") if not f.startswith(".")), len(sales))
+"""
+    home = str(tmp_path / "home")
+    result = datathread(tmp_path, "run", workflow(tmp_path, text), "--sandbox", "--param", f"home={home}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "HOST False False" in result.stdout  # the bot's home, other workspaces included, is not there
+    assert "HERE ['inputs'] 4" in result.stdout
+
+
+def test_a_run_step_cut_short_by_the_time_limit_fails(tmp_path: Path) -> None:
+    text = "name: slow\nsteps:\n  - id: nap\n    run: |\n      import time\n      time.sleep(30)\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "run", workflow(tmp_path, text)], capture_output=True, text=True,
+        timeout=120, cwd=tmp_path,
+        env={**os.environ, "DATATHREAD_HOME": str(tmp_path / "home"), "DATATHREAD_RUN_TIMEOUT_SECONDS": "2"},
+    )
+    assert result.returncode == 1
+    assert "✗ nap failed: Stopped: the code ran longer than the time limit (2 s)" in result.stdout
