@@ -29,7 +29,7 @@ from bot.datasets.model import DatasetError
 from bot.engine import Engine
 from bot.messages import ThreadKey
 from bot.surface import Surface
-from bot.workflows.record import RunRecord, RunStatus, StepRecord
+from bot.workflows.record import RunRecord, RunStatus, StepRecord, StepStatus
 from bot.workflows.spec import Step, Workflow, substitute
 from bot.workflows.step_agents import INPUTS_DIR, CodeStepAgent, PreloadedAgent, input_file, preload_code
 from bot.workspace import Workspace
@@ -181,8 +181,14 @@ class WorkflowRunner:
                         failure = f"step {record.id} failed: {record.error}"
                         for other in self._running.values():  # one failure stops the run
                             other.task.cancel()
+        except asyncio.CancelledError:  # the run itself was cancelled (the server shuts down): record that
+            left: dict[str, StepStatus] = {"running": "stopped", "pending": "skipped"}
+            steps = tuple(replace(s, status=left.get(s.status, s.status)) for s in run.steps)
+            run = replace(run, steps=steps, status="stopped", finished=_now(), error="stopped")
+            await asyncio.shield(self.engine.state.save_run(run))
+            raise
         finally:
-            for running in self._running.values():  # the run itself was cancelled
+            for running in self._running.values():
                 running.task.cancel()
             self._running.clear()
         stopped = self._stopping or any(s.status == "stopped" for s in run.steps)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from bot import events as ev
 from bot.composition import build_engine
 from bot.config import Settings
@@ -140,4 +142,26 @@ async def test_a_run_step_on_an_agent_without_an_executor_fails_saying_why(tmp_p
     assert run.status == "failed"
     assert "has no code executor" in (run.step("only").error or "")  # type: ignore[union-attr]
     assert run.error is not None and run.error.startswith("step only failed")
+    await engine.aclose()
+
+
+async def test_a_run_cancelled_from_outside_is_recorded_as_stopped(tmp_path: Path) -> None:
+    running = asyncio.Event()
+
+    def sleeper(turn: Turn) -> list[ScriptStep]:
+        running.set()
+        return [Sleep(30)]
+
+    engine = engine_for(tmp_path, ScriptedAgent(sleeper))
+    runner = WorkflowRunner(engine, base=tmp_path, owner="UALICE", observer=Observer())
+    workflow = parse_workflow(PARALLEL.replace("{n}", "1"))
+    run = await runner.prepare(workflow, {})
+    task = asyncio.create_task(runner.execute(workflow, run))
+    await asyncio.wait_for(running.wait(), 5)
+    task.cancel()  # e.g. the server shutting down
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    stored = await engine.state.workflow_run(run.id)
+    assert stored is not None and stored.status == "stopped"
+    assert [s.status for s in stored.steps] == ["stopped", "skipped", "skipped"]
     await engine.aclose()
