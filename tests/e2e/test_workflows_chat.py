@@ -102,7 +102,7 @@ async def test_run_posts_a_live_message_per_step_and_datasets_that_page_with_but
     assert "EMEA is a little behind APAC." in steps[2]
     # the prompt got the parameter; later steps got earlier datasets as files; each its own conversation
     assert [s[0] for s in SEEN] == ["make sales for APAC", "summarise", "comment"]
-    assert SEEN[1][1] == ("sales.parquet",) and SEEN[2][1] == ("summary.parquet",)
+    assert SEEN[1][1] == ("sales.csv",) and SEEN[2][1] == ("summary.csv",)  # no executor: CSV session files
     assert len({s[2] for s in SEEN}) == 3
     pages = tables(fake, ts)
     assert len(pages) == 2 and "rows 1–20 of 45" in fake.shown(pages[0])
