@@ -14,9 +14,18 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import assert_never
+from typing import Protocol, assert_never
 
-from bot.commands import Command, ListDatasets, OnDataset, ShowHelp, parse_command, resolve
+from bot.commands import (
+    Command,
+    ListDatasets,
+    ListWorkflows,
+    OnDataset,
+    RunWorkflow,
+    ShowHelp,
+    parse_command,
+    resolve,
+)
 from bot.config import Settings
 from bot.conversation import Conversation
 from bot.datasets.model import ChartSpec, DatasetError, DatasetMeta, DatasetStore, SortSpec
@@ -40,6 +49,7 @@ from bot.presenter import Sealer, file_key, present_datasets, present_files, pre
 from bot.reply import Reply, notice
 from bot.storage.base import StateStore
 from bot.surface import Surface, SurfaceError, best_effort
+from bot.workflows.record import RunOutcome
 from bot.workspace import CHARTS_DIR, EXPORTS_DIR, UnsafePath, Workspace, safe_filename
 
 log = logging.getLogger(__name__)
@@ -51,6 +61,7 @@ FILE_GONE = "That file is no longer in the workspace."
 NOTHING_RUNNING = "Nothing is running in this thread right now."
 THANKS = "Thanks for the feedback."
 FAILED = "That did not work; details are in the log."
+NOT_YOURS_TO_RUN = "Only the person who started this conversation can run workflows in it."
 
 
 @dataclass(frozen=True)
@@ -68,8 +79,28 @@ class Origin:
         await (self.surface.post(reply) if self.typed else self.surface.notify(self.user, reply))
 
 
+class WorkflowCommands(Protocol):
+    """What ``run NAME`` and ``workflows`` typed in a thread do (``bot.workflows.chat``)."""
+
+    async def run(self, command: RunWorkflow, thread: ThreadKey, owner: str, surface: Surface) -> RunOutcome:
+        """Run the workflow in ``thread`` with ``owner`` owning every step; reports in the thread."""
+        ...
+
+    async def listing(self) -> Reply:
+        """The workflows there are, as a message."""
+        ...
+
+
+NO_WORKFLOWS = "Workflows are not set up on this bot."
+
+
 class Actions:
-    """Seals intents for threads and carries them out, with access checks."""
+    """Seals intents for threads and carries them out, with access checks.
+
+    ``workflows`` (set by the composition root) runs the ``run NAME`` and ``workflows`` commands.
+    """
+
+    workflows: WorkflowCommands | None = None
 
     def __init__(self, settings: Settings, state: StateStore, datasets: DatasetStore, tokens: IntentSealer,
                  cancel: Callable[[ThreadKey], bool]) -> None:
@@ -252,6 +283,18 @@ class Actions:
                 view = await self._view(name, origin.thread)
                 meta = await self._dataset(view.dataset, origin)
                 await self.execute(resolve(action, view, meta), origin)
+            case ListWorkflows():
+                if self.workflows is None:
+                    raise DatasetError(NO_WORKFLOWS)
+                await origin.surface.post(await self.workflows.listing())
+            case RunWorkflow():
+                if self.workflows is None:
+                    raise DatasetError(NO_WORKFLOWS)
+                # Every step belongs to the thread's owner: only the owner may start a run here.
+                conversation = await self.state.start_conversation(origin.thread, origin.user)
+                if not self._may(conversation.owner, origin.user):
+                    raise DatasetError(NOT_YOURS_TO_RUN)
+                await self.workflows.run(command, origin.thread, conversation.owner, origin.surface)
             case _:
                 assert_never(command)
 

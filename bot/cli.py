@@ -1,4 +1,4 @@
-"""``datathread`` command line: chat, serve, doctor, teams-package.
+"""``datathread`` command line: chat, run, runs, serve, doctor, teams-package.
 
 This is the composition root, so it is the one module of ``bot`` that reaches into ``adapters``;
 it does so lazily, per command, so ``datathread chat`` never imports a platform SDK.
@@ -37,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     sub.add_parser("doctor", help="check the configuration in plain words", aliases=["check"])
+    run = sub.add_parser("run", help="run a workflow file (each step in a workspace of its own)")
+    run.add_argument("file", type=Path, help="the workflow, e.g. weekly-sales.yml")
+    run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="override a parameter")
+    run.add_argument("--from", dest="resume_from", metavar="STEP",
+                     help="resume at STEP, reusing the stored outputs of the steps before it")
+    run.add_argument("--sandbox", action="store_true", help="run code in the bubblewrap sandbox, as `serve` does")
+    sub.add_parser("runs", help="list recent workflow runs")
     package = sub.add_parser("teams-package", help="write the Teams app package (zip) to upload")
     package.add_argument("--app-id", required=True, help="the bot's Microsoft App ID")
     package.add_argument("--out", type=Path, default=Path("datathread-teams.zip"))
@@ -74,6 +81,42 @@ async def _chat(settings: Settings, thread: str | None, sandbox: bool = False) -
     settings = sandboxed
     engine = build_engine(settings)
     return await run_chat(engine, thread, AGENT_LABELS[settings.agent], runs_code=settings.agent is AgentKind.KERNEL)
+
+
+async def _run(settings: Settings, file: Path, params: list[str], resume_from: str | None, sandbox: bool) -> int:
+    from adapters.console.surface import ConsoleOutput
+    from adapters.console.workflow import load_or_report, run_workflow
+    from bot.composition import build_engine
+    from bot.workflows.spec import parse_param_args
+
+    errors = ConsoleOutput(sys.stderr)
+    workflow = load_or_report(file, errors)
+    if workflow is None:
+        return 2
+    try:
+        given = parse_param_args(params)
+    except ValueError as exc:
+        print(f"datathread: {exc}", file=sys.stderr)
+        return 2
+    sandboxed = await _sandboxed(settings, required=sandbox)
+    if sandboxed is None:
+        return 2
+    engine = build_engine(sandboxed)
+    try:
+        return await run_workflow(engine, workflow, given, resume_from=resume_from)
+    finally:
+        await engine.aclose()
+
+
+async def _runs(settings: Settings) -> int:
+    from adapters.console.workflow import list_runs
+    from bot.composition import build_engine
+
+    engine = build_engine(settings)
+    try:
+        return await list_runs(engine)
+    finally:
+        await engine.aclose()
 
 
 def hide_environment() -> bool:
@@ -201,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"datathread: {exc}", file=sys.stderr)
         return 2
-    if args.command == "chat":
+    if args.command in ("chat", "run", "runs"):
         # The conversation owns stdout; logs go to a file, and only errors also to stderr.
         setup_logging(logging.INFO, settings.home / "datathread.log", stderr_level=logging.ERROR)
     else:
@@ -211,6 +254,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_chat(settings, args.thread, args.sandbox))
         if args.command == "serve":
             return asyncio.run(_serve(settings, args.host, args.port))
+        if args.command == "run":
+            return asyncio.run(_run(settings, args.file, args.param, args.resume_from, args.sandbox))
+        if args.command == "runs":
+            return asyncio.run(_runs(settings))
         if args.command in ("doctor", "check"):
             return asyncio.run(_doctor(settings))
         if args.command == "teams-package":

@@ -74,9 +74,25 @@ class ListDatasets:
     """``datasets``: the thread's datasets."""
 
 
-Command = OnDataset | ShowHelp | ListDatasets | ListFiles
+@dataclass(frozen=True)
+class RunWorkflow:
+    """``run NAME [k=v ...]``: run the workflow ``NAME`` in this thread with these parameters."""
 
-_SIMPLE: dict[str, Command] = {"help": ShowHelp(), "files": ListFiles(), "datasets": ListDatasets()}
+    name: str
+    params: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ListWorkflows:
+    """``workflows``: the workflows this bot can run."""
+
+
+Command = OnDataset | ShowHelp | ListDatasets | ListFiles | RunWorkflow | ListWorkflows
+
+_SIMPLE: dict[str, Command] = {"help": ShowHelp(), "files": ListFiles(), "datasets": ListDatasets(),
+                               "workflows": ListWorkflows()}
+#: ``run NAME k=v ...``: a workflow name and parameters only, so "run the numbers again" stays prose.
+_RUN = re.compile(r"run\s+([A-Za-z0-9][A-Za-z0-9_-]{0,63})((?:\s+[A-Za-z_][A-Za-z0-9_]*=\S*)*)", re.I)
 #: A trailing ``in NAME`` picks the dataset a command acts on.
 _NAMED = re.compile(r"(.+?)\s+in\s+(\S+)", re.I)
 _DESC = ("desc", "descending")
@@ -98,6 +114,10 @@ def parse_command(text: str) -> Command | None:
         return None
     if len(words) == 1 and words[0].lower() in _SIMPLE:
         return _SIMPLE[words[0].lower()]
+    run = _RUN.fullmatch(stripped)
+    if run is not None:
+        pairs = tuple(tuple(p.split("=", 1)) for p in run.group(2).split())
+        return RunWorkflow(run.group(1), pairs)
     named = _NAMED.fullmatch(stripped)
     body, dataset = (named.group(1), named.group(2)) if named else (stripped, None)
     for shape, name in _SHAPES:

@@ -12,6 +12,7 @@ from bot.engine import Engine
 from bot.private import private_dir
 from bot.storage.base import StateStore
 from bot.storage.local import SqliteStateStore
+from bot.workflows.chat import ChatWorkflows
 
 
 def build_agent(settings: Settings, state: StateStore, env: Mapping[str, str]) -> AgentBackend:
@@ -37,4 +38,6 @@ def build_engine(
     private_dir(settings.home)
     state = SqliteStateStore(settings.state_db, settings.workspaces)
     datasets = LocalDatasetStore(settings.datasets, settings.retention)
-    return Engine(settings, state, datasets, agent or build_agent(settings, state, env))
+    engine = Engine(settings, state, datasets, agent or build_agent(settings, state, env))
+    engine.actions.workflows = ChatWorkflows(engine, settings.home / "workflows")
+    return engine

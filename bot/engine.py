@@ -12,9 +12,10 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bot import events as ev
 from bot.actions import Actions
@@ -27,7 +28,7 @@ from bot.intent_tokens import IntentSealer
 from bot.intents import Intent, LinkPurpose
 from bot.live_turn import LiveTurn
 from bot.messages import ActionInvoked, IncomingMessage, ThreadKey
-from bot.presenter import CODE_LINES, files_button, present_turn
+from bot.presenter import CODE_LINES, TurnState, files_button, present_turn
 from bot.reply import Reply, notice
 from bot.storage.base import StateStore
 from bot.surface import Surface, SurfaceError, best_effort
@@ -43,6 +44,14 @@ NOT_OWNER = (
 RESTARTING = "I am restarting and did not get to this message. Send it again in a minute."
 CRASHED = "Something went wrong on our side while running this turn (details are in the bot's log). " \
           "Send your message again, or start a new thread if it keeps failing."
+
+
+@dataclass(frozen=True)
+class TurnOutcome:
+    """How a turn run by ``Engine.run_turn`` ended, and every event it produced, in order."""
+
+    state: Literal["done", "failed", "stopped"]
+    events: tuple[ev.AgentEvent, ...]
 
 
 @dataclass(frozen=True)
@@ -256,34 +265,71 @@ class Engine:
     # ---- turns -----------------------------------------------------------------------------
 
     async def _run_turn(self, conversation: Conversation, message: IncomingMessage, surface: Surface) -> None:
+        async def attachments(workspace: Workspace, events: list[ev.AgentEvent]) -> tuple[Attachment, ...]:
+            saved, problems = await self._attachments_for(message, workspace, surface)
+            for problem in problems:
+                events.append(ev.Notice(f"Could not use the attached file {problem}", "warning"))
+            return tuple(saved)
+
+        await self._live_turn(conversation, message.thread, surface, message.text, attachments, self.agent)
+
+    async def run_turn(
+        self,
+        conversation: Conversation,
+        surface: Surface,
+        text: str,
+        *,
+        attachments: Sequence[Attachment] = (),
+        agent: AgentBackend | None = None,
+        intro: Sequence[ev.AgentEvent] = (),
+    ) -> TurnOutcome:
+        """Run one turn of ``conversation`` outside any thread queue, shown live on ``surface`` exactly
+        as a chat turn is (live message, uploads, dataset pages), and return how it ended.
+
+        ``agent`` answers instead of the engine's backend (a workflow's ``run`` step runs its code on the
+        executor); ``intro`` events open the live message (a workflow step's name).
+        ``cancel(conversation.key)`` stops it (the outcome is then ``stopped``). Never raises
+        for a failing turn: a crash is an outcome ``failed`` with a ``TurnFailed`` event, and logged.
+        """
+        async def given(workspace: Workspace, events: list[ev.AgentEvent]) -> tuple[Attachment, ...]:
+            events.extend(intro)
+            return tuple(attachments)
+
+        return await self._live_turn(conversation, conversation.key, surface, text, given, agent or self.agent)
+
+    async def _live_turn(
+        self,
+        conversation: Conversation,
+        thread: ThreadKey,
+        surface: Surface,
+        text: str,
+        attachments: Callable[[Workspace, list[ev.AgentEvent]], Awaitable[tuple[Attachment, ...]]],
+        agent: AgentBackend,
+    ) -> TurnOutcome:
         started = time.monotonic()
         events: list[ev.AgentEvent] = []
         workspace = Workspace(conversation.workspace).ensure()
-        state = "working"
+        state: TurnState = "working"
 
         def render() -> Reply:
-            return present_turn(events, state, time.monotonic() - started, surface.output_chars)  # type: ignore[arg-type]
+            return present_turn(events, state, time.monotonic() - started, surface.output_chars)
 
         await best_effort(surface.set_status("is working…"))
-        thread = message.thread
         live = LiveTurn(surface.live_transport(), render,
                         end_buttons=files_button(lambda intent: self.seal(thread, intent)),
                         on_stop=lambda: self.cancel(thread))
         await live.start()
         uploaded: set[Path] = set()
         try:
-            attachments, problems = await self._attachments_for(message, workspace, surface)
-            for problem in problems:
-                events.append(ev.Notice(f"Could not use the attached file {problem}", "warning"))
             turn = Turn(
                 conversation=conversation,
-                text=message.text,
-                attachments=tuple(attachments),
+                text=text,
+                attachments=await attachments(workspace, events),
                 workspace=workspace,
                 datasets=ThreadDatasets(self.datasets, conversation),
             )
-            task = asyncio.create_task(self._consume(turn, events, live, surface, uploaded))
-            self._turns[message.thread] = task
+            task = asyncio.create_task(self._consume(agent, turn, events, live, surface, uploaded))
+            self._turns[thread] = task
             try:
                 await task
             except asyncio.CancelledError:
@@ -298,13 +344,14 @@ class Engine:
             events.append(ev.TurnFailed(CRASHED))
             state = "failed"
         finally:
-            self._turns.pop(message.thread, None)
+            self._turns.pop(thread, None)
             await best_effort(surface.set_status(None))
             try:
                 await live.finish()  # a platform refusing the end is reported in the thread by the policy
             except Exception:  # a bug while presenting must not stop this thread's queue
                 log.exception("could not show the end of the turn")
             await best_effort(self.state.touch(conversation))
+        return TurnOutcome(state, tuple(events))
 
     async def _attachments_for(
         self, message: IncomingMessage, workspace: Workspace, surface: Surface
@@ -327,13 +374,14 @@ class Engine:
 
     async def _consume(
         self,
+        agent: AgentBackend,
         turn: Turn,
         events: list[ev.AgentEvent],
         live: LiveTurn[Any],
         surface: Surface,
         uploaded: set[Path],
     ) -> None:
-        agen = self.agent.run(turn)
+        agen = agent.run(turn)
         try:
             async for event in agen:
                 events.append(event)

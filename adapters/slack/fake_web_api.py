@@ -83,6 +83,11 @@ class FakeSlack:
                  bot_id: str = "BBOT", app_token: str = "xapp-1-test-app-token") -> None:
         self.token, self.team, self.bot_user, self.bot_id = token, team, bot_user, bot_id
         self.app_token = app_token
+        #: The short-lived token a ``function_executed`` event carries (Slack's workflow token): the
+        #: only one ``functions.*`` accepts, as Slack ties a step's completion to its execution.
+        self.function_token = "xwfp-test-workflow-token"
+        #: Workflow Builder steps completed: execution id -> ("success", outputs) or ("error", message).
+        self.completed: dict[str, tuple[str, Any]] = {}
         #: Socket Mode: open connections, and every frame the app sent back (acks), parsed.
         self.sockets: list[web.WebSocketResponse] = []
         self.acks: list[dict[str, Any]] = []
@@ -181,6 +186,9 @@ class FakeSlack:
         if method == "apps.connections.open":  # the only method that takes the app-level token
             if request.headers.get("Authorization") != f"Bearer {self.app_token}":
                 return web.json_response({"ok": False, "error": "invalid_auth"})
+        elif method.startswith("functions."):
+            if request.headers.get("Authorization") != f"Bearer {self.function_token}":
+                return web.json_response({"ok": False, "error": "invalid_auth"})
         elif not self._authorized(request):
             return web.json_response({"ok": False, "error": "not_authed"})
         if method in self.fail.errors:
@@ -220,6 +228,28 @@ class FakeSlack:
         m.text, m.blocks, m.updates = a.get("text") or "", self._blocks(a), m.updates + 1
         m.markdown = ""  # an update replaces the whole message
         return {"ok": True, "channel": m.channel, "ts": m.ts, "text": m.text}
+
+    def _m_chat_getPermalink(self, a: dict[str, Any]) -> dict[str, Any]:
+        if (a.get("channel"), a.get("message_ts")) not in self.messages:
+            return {"ok": False, "error": "message_not_found"}
+        ts = str(a["message_ts"]).replace(".", "")
+        return {"ok": True, "channel": a["channel"], "permalink": f"https://test.slack.com/archives/{a['channel']}/p{ts}"}
+
+    def _complete(self, a: dict[str, Any], outcome: tuple[str, Any]) -> dict[str, Any]:
+        execution = str(a.get("function_execution_id") or "")
+        if not execution:
+            return {"ok": False, "error": "invalid_arguments"}
+        if execution in self.completed:  # Slack: a step completes once
+            return {"ok": False, "error": "function_execution_not_found"}
+        self.completed[execution] = outcome
+        return {"ok": True}
+
+    def _m_functions_completeSuccess(self, a: dict[str, Any]) -> dict[str, Any]:
+        outputs = a.get("outputs") or {}
+        return self._complete(a, ("success", json.loads(outputs) if isinstance(outputs, str) else outputs))
+
+    def _m_functions_completeError(self, a: dict[str, Any]) -> dict[str, Any]:
+        return self._complete(a, ("error", str(a.get("error") or "")))
 
     def _m_chat_postEphemeral(self, a: dict[str, Any]) -> dict[str, Any]:
         self.ephemeral.append({**a, "blocks": self._blocks(a)})
@@ -377,6 +407,18 @@ def event_body(event: dict[str, Any], event_id: str, team: str = "T0001") -> dic
     """An Events API ``event_callback`` envelope around ``event``."""
     return {"token": "legacy", "team_id": team, "api_app_id": "A0001", "event": event, "type": "event_callback",
             "event_id": event_id, "event_time": int(time.time()),
+            "authorizations": [{"team_id": team, "user_id": "UBOT", "is_bot": True}]}
+
+
+def function_executed_body(callback_id: str, inputs: dict[str, Any], *, execution_id: str, token: str,
+                           team: str = "T0001") -> dict[str, Any]:
+    """An Events API envelope around the ``function_executed`` event of a Workflow Builder step."""
+    event = {"type": "function_executed", "function": {"id": "Fn0001", "callback_id": callback_id,
+                                                       "title": callback_id, "type": "app", "app_id": "A0001"},
+             "inputs": inputs, "function_execution_id": execution_id, "workflow_execution_id": "Wx" + execution_id,
+             "event_ts": f"{time.time():.6f}", "bot_access_token": token}
+    return {"token": "legacy", "team_id": team, "api_app_id": "A0001", "event": event, "type": "event_callback",
+            "event_id": "Ev" + execution_id, "event_time": int(time.time()),
             "authorizations": [{"team_id": team, "user_id": "UBOT", "is_bot": True}]}
 
 

@@ -31,6 +31,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.background import BackgroundWork
 from adapters.health import Health, health_of
 from adapters.http import read_request
+from adapters.slack import workflow_step
 from adapters.slack.budget import RateBudget
 from adapters.slack.context import SlackContext
 from adapters.slack.inbound import to_action, to_incoming
@@ -135,6 +136,7 @@ class SlackAdapter:
         self.bolt.event("app_mention")(self._on_event)
         self.bolt.event("message")(self._on_event)
         self.bolt.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._on_action)
+        self.bolt.function(workflow_step.CALLBACK_ID)(workflow_step.WorkflowStep(self).on_function)
 
     async def start(self) -> None:
         """Learn who we are (``auth.test``): our user id to strip mentions and skip our own messages.

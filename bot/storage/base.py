@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from bot.conversation import Conversation
 from bot.messages import ThreadKey
+from bot.workflows.record import RunRecord
 
 
 class StateStore(Protocol):
@@ -39,5 +40,17 @@ class StateStore(Protocol):
         ...
 
     async def put_value(self, namespace: str, key: str, value: Any) -> None: ...
+
+    async def save_run(self, run: RunRecord) -> None:
+        """Create or replace the record of a workflow run (keyed by ``run.id``)."""
+        ...
+
+    async def workflow_run(self, run_id: str) -> RunRecord | None:
+        """The record of a run, if there is one."""
+        ...
+
+    async def workflow_runs(self, limit: int = 20, workflow: str | None = None) -> list[RunRecord]:
+        """The most recent runs first (of ``workflow`` only, when given), at most ``limit``."""
+        ...
 
     async def aclose(self) -> None: ...

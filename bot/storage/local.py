@@ -11,6 +11,7 @@ from typing import Any
 from bot.conversation import Conversation
 from bot.messages import ThreadKey
 from bot.storage.sqlite import Database
+from bot.workflows.record import RunRecord
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS conversations (
@@ -19,6 +20,9 @@ SCHEMA = (
         created TEXT NOT NULL, last_active TEXT NOT NULL)""",
     "CREATE TABLE IF NOT EXISTS events (id TEXT PRIMARY KEY, expires REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS kv (ns TEXT, k TEXT, v TEXT NOT NULL, PRIMARY KEY (ns, k))",
+    """CREATE TABLE IF NOT EXISTS runs (
+        id TEXT PRIMARY KEY, workflow TEXT NOT NULL, started TEXT NOT NULL, record TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started)",
 )
 
 
@@ -102,6 +106,20 @@ class SqliteStateStore:
 
     async def put_value(self, namespace: str, key: str, value: Any) -> None:
         await self.db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (namespace, key, json.dumps(value)))
+
+    async def save_run(self, run: RunRecord) -> None:
+        await self.db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?)",
+                              (run.id, run.workflow, run.started.isoformat(), json.dumps(run.to_json())))
+
+    async def workflow_run(self, run_id: str) -> RunRecord | None:
+        row = await self.db.fetchone("SELECT record FROM runs WHERE id = ?", (run_id,))
+        return None if row is None else RunRecord.from_json(json.loads(row[0]))
+
+    async def workflow_runs(self, limit: int = 20, workflow: str | None = None) -> list[RunRecord]:
+        where, params = ("WHERE workflow = ?", [workflow]) if workflow is not None else ("", [])
+        rows = await self.db.fetchall(f"SELECT record FROM runs {where} ORDER BY started DESC, rowid DESC LIMIT ?",
+                                      (*params, limit))
+        return [RunRecord.from_json(json.loads(r[0])) for r in rows]
 
     async def aclose(self) -> None:
         await self.db.aclose()

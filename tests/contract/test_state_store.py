@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from bot.messages import ThreadKey
 from bot.storage.base import StateStore
 from bot.storage.local import SqliteStateStore
+from bot.workflows.record import RunRecord, RunStatus, StepRecord
 
 KEY = ThreadKey("slack", "T0001", "C0CHAN", "1700000000.000100")
 OTHER = ThreadKey("slack", "T0001", "C0CHAN", "1700000001.000100")
@@ -120,5 +122,46 @@ async def test_everything_survives_a_restart(make_store: Callable[[Path], StateS
         assert await again.conversation(KEY) == started
         assert not await again.claim_event("Ev1")  # a retry after a restart is still a repeat
         assert await again.get_value("refs", "c1") == {"service_url": "https://smba.example/"}
+    finally:
+        await again.aclose()
+
+
+def _run(run_id: str, workflow: str, minute: int, status: RunStatus = "succeeded") -> RunRecord:
+    started = datetime(2026, 12, 1, 9, minute, tzinfo=UTC)
+    return RunRecord(
+        id=run_id, workflow=workflow, owner="UALICE", status=status, started=started,
+        finished=started + timedelta(seconds=42), params={"region": "EMEA"},
+        steps=(StepRecord("extract", "succeeded", started, started + timedelta(seconds=5), {"sales": "ds1"}),
+               StepRecord("summarise", "failed", started, None, {}, "NameError: x"),
+               StepRecord("chart", "reused", None, None, {"c": "ds2"}, None, "run0")),
+        error="summarise: NameError: x",
+    )
+
+
+async def test_a_workflow_run_record_round_trips_with_steps_outputs_and_errors(state: StateStore) -> None:
+    assert await state.workflow_run("run1") is None
+    record = _run("run1", "weekly-sales", 1, "failed")
+    await state.save_run(record)
+    assert await state.workflow_run("run1") == record
+    finished = record.with_step(StepRecord("summarise", "succeeded", record.started, record.started, {"s": "ds3"}))
+    await state.save_run(finished)  # saving again replaces the record
+    assert await state.workflow_run("run1") == finished
+
+
+async def test_recent_workflow_runs_come_newest_first_and_filter_by_workflow(state: StateStore) -> None:
+    for i, name in enumerate(["weekly-sales", "daily", "weekly-sales", "daily"]):
+        await state.save_run(_run(f"run{i}", name, i))
+    assert [r.id for r in await state.workflow_runs()] == ["run3", "run2", "run1", "run0"]
+    assert [r.id for r in await state.workflow_runs(limit=2)] == ["run3", "run2"]
+    assert [r.id for r in await state.workflow_runs(workflow="weekly-sales")] == ["run2", "run0"]
+
+
+async def test_workflow_runs_survive_a_restart(make_store: Callable[[Path], StateStore], tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    await store.save_run(_run("run1", "weekly-sales", 1))
+    await store.aclose()
+    again = make_store(tmp_path)
+    try:
+        assert await again.workflow_run("run1") == _run("run1", "weekly-sales", 1)
     finally:
         await again.aclose()

@@ -13,8 +13,10 @@ from bot.commands import (
     DownloadAs,
     GoTo,
     ListDatasets,
+    ListWorkflows,
     OnDataset,
     Relative,
+    RunWorkflow,
     ShowHelp,
     SortBy,
     Step,
@@ -49,6 +51,9 @@ from bot.messages import ThreadKey
     ("help", ShowHelp()),
     ("Files", ListFiles()),
     ("datasets", ListDatasets()),
+    ("workflows", ListWorkflows()),
+    ("run weekly-sales", RunWorkflow("weekly-sales")),
+    ("Run weekly-sales region=APAC year=2026", RunWorkflow("weekly-sales", (("region", "APAC"), ("year", "2026")))),
 ])
 def test_commands_parse_to_what_they_ask_for(text: str, command: Command) -> None:
     assert parse_command(text) == command
@@ -57,7 +62,7 @@ def test_commands_parse_to_what_they_ask_for(text: str, command: Command) -> Non
 @pytest.mark.parametrize("text", [
     "", "   ", "sort the table by revenue", "next steps please", "page three", "page 1234567890",
     "chart pie revenue", "chart line a b c", "download xlsx", "help me", "files in sales", "what are the datasets?",
-    "prev in", "sort", "n n",
+    "prev in", "sort", "n n", "run the numbers again", "run", "run weekly-sales please",
 ])
 def test_prose_stays_prose_for_the_agent(text: str) -> None:
     assert parse_command(text) is None

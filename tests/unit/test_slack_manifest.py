@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from adapters.slack import surface
+from adapters.slack import surface, workflow_step
 from adapters.slack import wiring as app
 
 ROOT = Path(__file__).parents[2] / "manifests" / "slack"
@@ -26,3 +26,21 @@ def test_manifest_lists_what_the_code_uses(name: str) -> None:
     if not socket:
         assert manifest["settings"]["event_subscriptions"]["request_url"].endswith(app.PATH)
         assert manifest["settings"]["interactivity"]["request_url"].endswith(app.PATH)
+
+
+@pytest.mark.parametrize("name", ["manifest.yml", "manifest.socket-mode.yml"])
+def test_manifest_declares_the_workflow_builder_step_the_code_handles(name: str) -> None:
+    manifest = yaml.safe_load((ROOT / name).read_text())
+    function = manifest["functions"][workflow_step.CALLBACK_ID]
+    assert function["title"] == "Run a datathread workflow"
+    inputs = function["input_parameters"]
+    assert tuple(inputs["properties"]) == workflow_step.INPUTS
+    assert set(inputs["required"]) == {"workflow", "channel"}
+    assert inputs["properties"]["channel"]["type"] == "slack#/types/channel_id"
+    outputs = function["output_parameters"]
+    assert tuple(outputs["properties"]) == workflow_step.OUTPUTS and set(outputs["required"]) == set(
+        workflow_step.OUTPUTS)
+    settings = manifest["settings"]
+    assert workflow_step.EVENT in settings["event_subscriptions"]["bot_events"]
+    assert settings["function_runtime"] == "remote" and settings["org_deploy_enabled"] is True
+    assert "chat:write" in manifest["oauth_config"]["scopes"]["bot"]  # the results thread is posted with it
