@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bot import events as ev
-from bot.actions import Actions
+from bot.actions import Actions, WorkflowCommands
 from bot.agents.backend import AgentBackend
 from bot.config import Settings
 from bot.conversation import Attachment, Conversation, Turn, media_type
@@ -33,6 +33,7 @@ from bot.reply import Reply, notice
 from bot.storage.base import StateStore
 from bot.surface import Surface, SurfaceError, best_effort
 from bot.tokens import TokenSigner
+from bot.workflows.record import RunRecord
 from bot.workspace import CODE_DIR, Workspace
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,21 @@ class Engine:
             except Exception:
                 log.exception("dataset sweep failed")
             await asyncio.sleep(every)
+
+    async def show_dataset(self, surface: Surface, thread: ThreadKey, dataset_id: str, page: int = 1) -> None:
+        """Post page ``page`` of a dataset the engine itself produced for ``thread`` (a workflow's
+        result); ``DatasetError`` says why it cannot be shown (expired, unknown)."""
+        meta = await self.datasets.get(dataset_id)
+        await self.actions.post_page(surface, thread, meta, page)
+
+    async def workflow_runs(self, limit: int = 20) -> Sequence[RunRecord]:
+        """The most recent workflow runs, newest first."""
+        return await self.state.workflow_runs(limit=limit)
+
+    @property
+    def workflows(self) -> WorkflowCommands | None:
+        """What runs workflows for threads (``run NAME``, Workflow Builder); ``None`` if not set up."""
+        return self.actions.workflows
 
     @property
     def idle(self) -> bool:

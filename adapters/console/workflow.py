@@ -95,13 +95,11 @@ async def run_workflow(engine: Engine, workflow: Workflow, params: Mapping[str, 
     surface = ConsoleSurface(output)
     if run.status == "succeeded":
         for step_id, name, dataset_id in results(workflow, run):
+            output.write_lines(["", f"── result {step_id}.{name} ──"])
             try:
-                meta = await engine.datasets.get(dataset_id)
+                await engine.show_dataset(surface, step_thread(run.id, workflow.name, step_id), dataset_id)
             except DatasetError as exc:
                 output.write_lines([f"  {name}: {exc}"])
-                continue
-            output.write_lines(["", f"── result {step_id}.{name} ──"])
-            await engine.actions.post_page(surface, step_thread(run.id, workflow.name, step_id), meta, 1)
     output.write_lines(["", summary_line(run)])
     return 0 if run.status == "succeeded" else 1
 
@@ -117,7 +115,7 @@ def summary_line(run: RunRecord) -> str:
 async def list_runs(engine: Engine, output: ConsoleOutput | None = None, limit: int = 20) -> int:
     """Print the most recent runs, newest first."""
     output = output or ConsoleOutput()
-    runs = await engine.state.workflow_runs(limit=limit)
+    runs = await engine.workflow_runs(limit=limit)
     if not runs:
         output.write_lines(["No workflow runs yet. Start one with: datathread run FILE.yml"])
         return 0

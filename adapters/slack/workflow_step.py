@@ -78,7 +78,7 @@ class WorkflowStep:
                                        if line.strip()])
         except ValueError as exc:
             return f"Parameters: {exc} (one name=value per line)."
-        workflows = self.adapter.engine.actions.workflows
+        workflows = self.adapter.engine.workflows
         if workflows is None:
             return NOT_SET_UP
         await self.adapter.start()
