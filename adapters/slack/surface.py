@@ -20,8 +20,8 @@ from urllib.parse import urljoin
 from slack_sdk.errors import SlackApiError
 
 from adapters.http import read_capped
-from adapters.slack.inbound import UNREADABLE, remote_file
 from adapters.slack.context import SlackContext, slack_error
+from adapters.slack.inbound import UNREADABLE, remote_file
 from adapters.slack.transport import SlackTransport
 from bot.live_turn import redraw
 from bot.messages import MessageRef, RemoteFile, ThreadKey
