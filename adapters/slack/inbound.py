@@ -122,9 +122,9 @@ def receiving_team(body: Mapping[str, Any], installed_team: str | None) -> str:
         return str(auths[0]["team_id"])
     team = body.get("team")
     team_id = team.get("id") if isinstance(team, Mapping) else team
-    event = body.get("event") if isinstance(body.get("event"), Mapping) else {}
-    return str(body.get("team_id") or team_id or (body.get("user") or {}).get("team_id")
-               or event.get("team") or "")
+    event, user = body.get("event"), body.get("user")
+    return str(body.get("team_id") or team_id or (user.get("team_id") if isinstance(user, Mapping) else None)
+               or (event.get("team") if isinstance(event, Mapping) else None) or "")
 
 
 def to_incoming(event: Mapping[str, Any], bot_user_id: str | None, team: str,

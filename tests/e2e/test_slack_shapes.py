@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
@@ -151,3 +152,64 @@ async def test_a_check_file_info_file_slack_will_not_show_is_named_with_the_reas
     await until(lambda: any("F0SHARED" in fake.shown(m) for m in fake.thread(CHANNEL, ts)), what="notice")
     shown = "\n".join(fake.shown(m) for m in fake.thread(CHANNEL, ts))
     assert "could not find it" in shown
+
+
+# ---- data never notifies anyone -----------------------------------------------------------------
+
+LIVE_MENTION = re.compile(r"<(?:!(?:channel|here|everyone)|@[UW][A-Z0-9]+)")
+HOSTILE_CSV = b"id,<!here>,note\n1,<@U0BOSS>,AT&amp;T\n2,<!channel>,a|b\n"
+
+
+def hostile(turn: Turn) -> list[Step]:
+    return [
+        ev.Rationale("Checking <!here> first. "),
+        ev.CodeStarted("print('<@U0BOSS>')"),
+        ev.CodeOutput("<!channel> & <@U0BOSS> &amp;\n"),
+        WriteFile("people.csv", HOSTILE_CSV),
+        ev.FinalText("Done <!channel>:\n\n| who | what |\n|---|---|\n| <@U0BOSS> | &amp; |\n"),
+    ]
+
+
+def mention_texts(fake: FakeSlack, thread_ts: str) -> list[str]:
+    """Every text Slack parses for mentions: streamed Markdown, fallback text, mrkdwn and markdown
+    blocks (a table's ``raw_text`` cells are shown raw and never notify)."""
+    out = []
+    for m in fake.thread(CHANNEL, thread_ts):
+        out += [m.markdown, m.text]
+        for b in m.blocks:
+            if b["type"] == "markdown":
+                out.append(b["text"])
+            elif b["type"] == "section":
+                out.append(b["text"]["text"])
+            elif b["type"] == "context":
+                out += [e.get("text", "") for e in b["elements"]]
+    return out
+
+
+@pytest.mark.parametrize("streaming", [True, False], ids=["streamed", "edited"])
+async def test_mentions_in_answers_output_and_tables_notify_no_one(
+        fake: FakeSlack, tmp_path: Path, streaming: bool) -> None:
+    if not streaming:
+        fake.fail.stream_start_error = "method_not_supported_for_channel_type"
+    bot = await SlackBot(fake, tmp_path, ScriptedAgent(hostile)).start()
+    try:
+        mention = load("shared_channel_app_mention")
+        ts = mention["event"]["ts"]
+        assert await send_body(bot, mention) == 200
+        await until(lambda: dataset_message(fake, ts) is not None
+                    and any("Done" in t for t in mention_texts(fake, ts)), what="answer and dataset page")
+        await until(lambda: not any(m.streaming for m in fake.thread(CHANNEL, ts)), what="the end of the turn")
+        texts = mention_texts(fake, ts)
+        assert not [t for t in texts if LIVE_MENTION.search(t)]
+        shown = "\n".join(texts)
+        # Shown as typed (Slack decodes the entities), and each piece of data reached the thread.
+        assert "&lt;!channel&gt; &amp; &lt;@U0BOSS&gt; &amp;amp;" in shown  # program output
+        assert "Done &lt;!channel&gt;" in shown  # the answer
+        assert "| a | b |" not in shown and "```\n| who | what |" in shown  # the answer's table is code
+        page = dataset_message(fake, ts)
+        assert page is not None
+        (table,) = [b for b in page.blocks if b["type"] == "table"]
+        cells = [c["text"] for row in table["rows"] for c in row]
+        assert {"<!here>", "<@U0BOSS>", "AT&amp;T"} <= set(cells)  # raw_text cells: literal
+    finally:
+        await bot.stop()
