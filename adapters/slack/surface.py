@@ -59,6 +59,8 @@ class SlackSurface:
     live_interval: float = 1.0
     #: Characters of code output one turn message shows (the presenter's default).
     output_chars: int = OUTPUT_CHARS
+    #: The workspace of ``user`` when it is not the thread's (Slack Connect): streams are addressed to it.
+    user_team: str | None = None
 
     @property
     def channel(self) -> str:
@@ -75,7 +77,8 @@ class SlackSurface:
     # ---- messages ------------------------------------------------------------------------------
 
     def live_transport(self) -> SlackTransport:
-        return SlackTransport(self.ctx, self.thread, self.user, self.is_dm, self.live_interval)
+        return SlackTransport(self.ctx, self.thread, self.user, self.is_dm, self.live_interval,
+                              recipient_team=self.user_team)
 
     async def post(self, reply: Reply) -> MessageRef | None:
         transport = self.live_transport()
@@ -206,5 +209,8 @@ async def with_file_info(ctx: SlackContext, files: tuple[RemoteFile, ...]) -> tu
             out.append(await file_info(ctx, f.file_id))
         except SurfaceError as exc:
             out.append(replace(f, unreadable=str(exc)))
+        except Exception as exc:  # Slack unreachable: the message still goes through, the file is named
+            log.warning("files.info failed: %s", type(exc).__name__)
+            out.append(replace(f, unreadable="I could not ask Slack for it; send it again."))
     return tuple(out)
 

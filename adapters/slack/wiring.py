@@ -187,8 +187,12 @@ class SlackAdapter:
         await self.background.aclose()
         await self.ctx.aclose()
 
-    def surface(self, thread: ThreadKey, user: str, is_dm: bool = False, message_ts: str | None = None) -> SlackSurface:
-        return self.surface_class(self.ctx, thread, user, is_dm=is_dm, message_ts=message_ts)
+    def surface(self, thread: ThreadKey, user: str, is_dm: bool = False, message_ts: str | None = None,
+                user_team: str | None = None) -> SlackSurface:
+        surface = self.surface_class(self.ctx, thread, user, is_dm=is_dm, message_ts=message_ts)
+        if user_team and user_team != thread.team:  # a Slack Connect user: streams go to their workspace
+            surface.user_team = user_team
+        return surface
 
     # ---- listeners (bolt acks events itself; actions ack first) ----------------------------------
 
@@ -203,7 +207,7 @@ class SlackAdapter:
             # Shared-channel files come without URLs: look them up now so the agent sees their names.
             message = replace(message, files=await with_file_info(self.ctx, message.files))
         surface = self.surface(message.thread, message.user, is_dm=event.get("channel_type") == "im",
-                               message_ts=event.get("ts"))
+                               message_ts=event.get("ts"), user_team=event.get("user_team"))
         self.background.spawn(self.engine.submit(message, surface), f"Slack message {message.event_id}")
 
     async def _on_action(self, ack: Any, body: dict[str, Any]) -> None:
@@ -215,7 +219,8 @@ class SlackAdapter:
 
     async def _act(self, action: ActionInvoked, body: dict[str, Any]) -> None:
         is_dm = (body.get("channel") or {}).get("id", "").startswith("D")
-        await self.engine.act(action, self.surface(action.thread, action.user, is_dm=is_dm))
+        user_team = (body.get("user") or {}).get("team_id")
+        await self.engine.act(action, self.surface(action.thread, action.user, is_dm=is_dm, user_team=user_team))
 
     # ---- HTTP ---------------------------------------------------------------------------------
 

@@ -186,12 +186,15 @@ def clean_text(activity: dict[str, Any]) -> str:
         for e in activity.get("entities") or ()
         if isinstance(e, dict) and e.get("type") == "mention" and _dig(e, "mentioned", "id") == bot_id
     }
+    found = False
     for tag in bot_tags - {""}:
+        found = found or tag in text
         text = text.replace(tag, " ")
         # The text/html copy marks mentions with a span instead of <at>.
         name = re.escape(_AT.sub(lambda m: m.group(1), tag))
         text = re.sub(rf"<span\b[^>]*schema\.skype\.com/Mention[^>]*>{name}</span>", " ", text, flags=re.I)
-    text = _strip_bot_at(text, activity)
+    if not found:  # the entity has no text, or text the message does not hold
+        text = _strip_bot_at(text, activity)
     # Code is set aside behind placeholders so the prose clean-up cannot touch it.
     codes: list[str] = []
 

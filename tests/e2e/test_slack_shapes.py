@@ -97,6 +97,8 @@ async def test_a_shared_channel_thread_keeps_one_conversation_and_its_buttons_pa
     await until(lambda: dataset_message(fake, ts) is not None, what="dataset message")
     page = dataset_message(fake, ts)
     assert page is not None and "rows 1–20 of 45" in str(page.blocks)
+    # The answer streams to Bob in his own workspace (chat.startStream's recipient_team_id).
+    assert {c.args.get("recipient_team_id") for c in fake.named("chat.startStream")} == {"T0OTHER"}
 
     # Bob, of the other workspace, clicks Next: the payload may name either workspace.
     nxt = next_button(page)

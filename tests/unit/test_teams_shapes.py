@@ -169,3 +169,13 @@ def test_table_cells_and_the_fallback_table_show_values_as_typed() -> None:
 @pytest.mark.parametrize(("text", "expected"), [("a\nb", "a\n\nb"), ("a\n\n\nb\n", "a\n\nb"), ("one", "one")])
 def test_card_lines_puts_a_blank_line_between_lines(text: str, expected: str) -> None:
     assert card_lines(text) == expected
+
+
+def test_another_person_s_mention_stays_when_the_bot_s_entity_text_was_found() -> None:
+    activity = load("channel_mention_without_entity_text")
+    activity["text"] = "<at>datathread</at> <at>Grace</at> look"
+    activity["entities"] = [{"mentioned": {"id": BOT, "name": "datathread"}, "text": "<at>datathread</at>",
+                             "type": "mention"},
+                            {"mentioned": {"id": "29:grace", "name": "Grace"}, "text": "<at>Grace</at>",
+                             "type": "mention"}]
+    assert clean_text(activity) == "Grace look"
