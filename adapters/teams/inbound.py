@@ -142,6 +142,11 @@ def _mentions(activity: dict[str, Any]) -> list[dict[str, Any]]:
     return [e for e in activity.get("entities") or () if isinstance(e, dict) and e.get("type") == "mention"]
 
 
+#: A mention as the text has it (``<at>``) or as its text/html copy has it (a Mention ``<span>``).
+_MENTION_TAG = re.compile(r"<at[^>]*>(.*?)</at>|<span\b[^>]*schema\.skype\.com/Mention[^>]*>(.*?)</span>",
+                          re.I | re.S)
+
+
 def _norm(name: str) -> str:
     return " ".join(html.unescape(_ANY_TAG.sub("", name)).replace("\xa0", " ").split()).casefold()
 
@@ -151,7 +156,7 @@ def _strip_bot_at(text: str, activity: dict[str, Any]) -> str:
     is not in the message): Teams writes one ``<at>`` per mention entity, in order, so the tags are
     paired with the entities by position; failing that, a tag naming the bot (the entity's or the
     recipient's name) is the bot's; failing that, a leading tag when the bot is mentioned."""
-    tags = list(_AT.finditer(text))
+    tags = list(_MENTION_TAG.finditer(text))
     if not tags or not bot_mentioned(activity):
         return text
     bot_id = _dig(activity, "recipient", "id")
@@ -163,7 +168,7 @@ def _strip_bot_at(text: str, activity: dict[str, Any]) -> str:
         names = {_norm(str(_dig(e, "mentioned", "name") or "")) for e in mentions
                  if _dig(e, "mentioned", "id") == bot_id}
         names |= {_norm(str(_dig(activity, "recipient", "name") or ""))}
-        ours = [t for t in tags if _norm(t.group(1)) in names - {""}]
+        ours = [t for t in tags if _norm(t.group(1) or t.group(2) or "") in names - {""}]
     if not ours and not text[: tags[0].start()].strip():
         ours = [tags[0]]
     for tag in reversed(ours):

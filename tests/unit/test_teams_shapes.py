@@ -179,3 +179,12 @@ def test_another_person_s_mention_stays_when_the_bot_s_entity_text_was_found() -
                             {"mentioned": {"id": "29:grace", "name": "Grace"}, "text": "<at>Grace</at>",
                              "type": "mention"}]
     assert clean_text(activity) == "Grace look"
+
+
+def test_a_mention_without_entity_text_is_stripped_from_the_html_copy_too() -> None:
+    activity = load("channel_mention_without_entity_text")
+    activity["text"] = "<at>Data Thread</at> run x y"  # flattened: the HTML copy has the code
+    activity["attachments"] = [{"contentType": "text/html", "content":
+                                '<div><span itemscope="" itemtype="http://schema.skype.com/Mention" itemid="0">'
+                                "Data Thread</span>&nbsp;run <code>x  y</code></div>"}]
+    assert clean_text(activity) == "run `x  y`"
