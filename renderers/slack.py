@@ -74,7 +74,7 @@ class SlackMessage:
 # Fenced blocks (an unclosed fence runs to the end) and code spans are left untouched.
 _CODE = re.compile(r"(```.*?(?:```|\Z)|`[^`\n]+`)", re.S)
 #: A fenced block on its own lines, with backticks or tildes (an unclosed one runs to the end).
-_FENCED = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})[^\n]*\n(?P<body>.*?)(?:^ {0,3}(?P=fence)[ \t]*$|\Z)",
+_FENCED = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})[^\n`]*\n(?P<body>.*?)(?:^ {0,3}(?P=fence)[ \t]*$|\Z)",
                      re.S | re.M)
 _FENCE_LANG = re.compile(r"^```[\w+#.-]+\n")
 #: ``[label](url)`` or ``![alt](url)``; the URL may hold balanced parentheses (Wikipedia's do).

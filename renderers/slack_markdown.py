@@ -19,7 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-_OPEN_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([\w+#.-]*)")
+#: A fence opening: its info string may not hold a backtick ("```x = 1``` inline" is not a fence).
+_OPEN_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[ \t]*([\w+#.-]*)[^`]*$")
 _TABLE_ROW = re.compile(r"^ {0,3}\|")
 _ITEM = re.compile(r"^([ \t]*)([-*+]|\d{1,9}[.)])([ \t]+)(?=\S)")
 _QUOTE = re.compile(r"^ {0,3}(?:> ?)+")

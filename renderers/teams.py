@@ -151,7 +151,7 @@ CODE_LANGUAGES = {
     "php": "PHP", "perl": "Perl", "graphql": "GraphQL",
 }
 _NBSP = "\u00a0"
-_CARD_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:\n {0,3}\1[ \t]*$|\Z)", re.S | re.M)
+_CARD_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[ \t]*([\w+#.-]*)[^\n`]*\n(.*?)(?:\n {0,3}\1[ \t]*$|\Z)", re.S | re.M)
 
 
 def card_lines(text: str) -> str:

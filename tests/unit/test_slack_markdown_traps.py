@@ -53,6 +53,7 @@ def test_block_kit_mrkdwn_renders_each_markdown_trap(md: str, expected: str) -> 
         ("> quoted <!here>", "> quoted &lt;!here&gt;"),
         ("<!channel> <!here> <@U123> &amp;", "&lt;!channel&gt; &lt;!here&gt; &lt;@U123&gt; &amp;amp;"),
         ("a < b && c > d", "a &lt; b &amp;&amp; c &gt; d"),
+        ("Use ```x = 1``` here\nmore", "Use ```x = 1``` here\nmore"),
     ],
 )
 def test_streamed_markdown_renders_each_markdown_trap(md: str, expected: str) -> None:
@@ -111,3 +112,7 @@ def test_data_notifies_no_one_on_any_slack_path(final: bool) -> None:
     assert all(not LIVE_MENTION.search(t) for t in texts), [t for t in texts if LIVE_MENTION.search(t)]
     # Literal, as typed: Slack shows each entity as the character.
     assert "&lt;!channel&gt; &lt;!here&gt; &lt;@U0BOSS&gt; &amp;amp;" in stream_text(HOSTILE, final=True)
+
+
+def test_inline_triple_backticks_do_not_turn_the_rest_of_the_message_into_code() -> None:
+    assert markdown_to_mrkdwn("Use ```x = 1``` here\n**more** text") == "Use ```x = 1``` here\n*more* text"
