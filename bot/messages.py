@@ -39,6 +39,12 @@ class RemoteFile:
     url: str
     size: int | None = None
     media_type: str | None = None
+    #: The platform's id for the file, when its URLs must be looked up before downloading (Slack
+    #: sends ``"file_access": "check_file_info"`` and no URL for some files in shared channels).
+    file_id: str | None = None
+    #: Why the bot cannot read this file (deleted, hidden by the plan, access denied): the user is
+    #: told, with the file's name, instead of the file being dropped without a word.
+    unreadable: str | None = None
 
 
 @dataclass(frozen=True)

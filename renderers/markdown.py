@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 
 from bot.reply import Buttons, CodeBlock, Markdown, Notice, Reply, Status, Table
 
@@ -53,27 +54,45 @@ def table_markdown(table: Table) -> str:
     return "\n".join([row(table.columns), "| " + " | ".join(align) + " |", *(row(r) for r in table.rows)])
 
 
-def reply_to_markdown(reply: Reply, *, include_status: bool = False) -> str:
+def _same(text: str) -> str:
+    return text
+
+
+def reply_to_markdown(reply: Reply, *, include_status: bool = False,
+                      prose: Callable[[str, bool], str] | None = None,
+                      data: Callable[[str], str] = _same,
+                      table: Callable[[Table], str] = table_markdown,
+                      running: bool = False) -> str:
     """The reply as one Markdown text, blocks separated by blank lines.
 
     Buttons are left out (they are sent as blocks); the status line only when
     asked (a surface that shows status natively leaves it out so the text only ever grows).
+    A surface whose Markdown needs more care passes ``prose`` (for Markdown blocks; its flag says
+    the block is the live tail of a ``running`` turn), ``data`` (applied to code, output, titles and
+    notices: text that is data, never markup) and ``table``.
     """
     parts: list[str] = []
+    shown = [b for b in reply.blocks if not isinstance(b, Buttons | Status)
+             and not (isinstance(b, Markdown) and not b.text.strip())]
     for block in reply.blocks:
         match block:
             case Markdown(text=text):
                 if text.strip():
-                    parts.append(text.strip("\n"))
+                    tail = running and block is shown[-1]  # the block still being written
+                    body = text.strip("\n")
+                    parts.append(prose(body, tail) if prose else body)
             case Status(text=text):
                 if include_status:
-                    parts.append(f"_{text}_")
+                    parts.append(f"_{data(text)}_")
             case CodeBlock():
+                if data is not _same:
+                    title = data(block.title) if block.title else block.title
+                    block = replace(block, text=data(block.text), title=title)
                 parts.append(code_block_markdown(block))
             case Table():
-                parts.append(table_markdown(block))
+                parts.append(table(block))
             case Notice(text=text, level=level):
-                parts.append(f"{NOTICE_EMOJI[level]} {text}")
+                parts.append(f"{NOTICE_EMOJI[level]} {data(text)}")
             case Buttons():
                 pass
             case _:
@@ -81,10 +100,11 @@ def reply_to_markdown(reply: Reply, *, include_status: bool = False) -> str:
     return "\n\n".join(parts)
 
 
-def stream_markdown(reply: Reply, *, final: bool) -> str:
+def stream_markdown(reply: Reply, *, final: bool, prose: Callable[[str, bool], str] | None = None,
+                    data: Callable[[str], str] = _same, table: Callable[[Table], str] = table_markdown) -> str:
     """The turn as streamed Markdown (no status, so it only grows). While the turn runs, a trailing
     code block is left open so that its next output line is an append, not a rewrite."""
-    text = reply_to_markdown(reply)
+    text = reply_to_markdown(reply, prose=prose, data=data, table=table, running=not final)
     if final:
         return text
     tail = next((b for b in reversed(reply.blocks) if not isinstance(b, Status | Buttons)), None)

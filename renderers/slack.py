@@ -19,7 +19,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Reply, Select, Status, Table
-from renderers.markdown import clip, fit, more_lines, reply_to_markdown, split_text, stream_markdown, utf8_len
+from renderers.markdown import (
+    clip,
+    fence,
+    fit,
+    more_lines,
+    reply_to_markdown,
+    split_text,
+    stream_markdown,
+    utf8_len,
+)
+from renderers.slack_markdown import answer_markdown
 
 # ---- Slack limits (https://docs.slack.dev/reference/block-kit), text limits in UTF-8 bytes ------
 SECTION_TEXT = 3000
@@ -63,9 +73,13 @@ class SlackMessage:
 
 # Fenced blocks (an unclosed fence runs to the end) and code spans are left untouched.
 _CODE = re.compile(r"(```.*?(?:```|\Z)|`[^`\n]+`)", re.S)
+#: A fenced block on its own lines, with backticks or tildes (an unclosed one runs to the end).
+_FENCED = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})[^\n`]*\n(?P<body>.*?)(?:^ {0,3}(?P=fence)[ \t]*$|\Z)",
+                     re.S | re.M)
 _FENCE_LANG = re.compile(r"^```[\w+#.-]+\n")
-_LINK = re.compile(r"\[([^\]\n]+)\]\(([^)\s]+)\)")
-_AUTOLINK = re.compile(r"&lt;((?:https?|mailto):[^\s&]+)&gt;")
+#: ``[label](url)`` or ``![alt](url)``; the URL may hold balanced parentheses (Wikipedia's do).
+_LINK = re.compile(r"(!?)\[([^\]\n]*)\]\(((?:[^()\s]|\([^()\s]*\))+)\)")
+_AUTOLINK = re.compile(r"&lt;((?:https?|mailto):\S+?)&gt;")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$", re.M)
 _BULLET = re.compile(r"^(\s*)[-*+]\s+(?=\S)", re.M)
 _BOLD_ITALIC = re.compile(r"\*\*\*(?=\S)(.+?)(?<=\S)\*\*\*")
@@ -73,7 +87,11 @@ _BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*|__(?=\S)(.+?)(?<=\S)__")
 _ITALIC = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
 _STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
 _HRULE = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$", re.M)
+#: Two or more lines that are rows of a Markdown table.
+_TABLE_RUN = re.compile(r"(?:^[ \t]*\|.*\|[ \t]*(?:\n|\Z)){2,}", re.M)
+_TABLE_RULE = re.compile(r"^\s*\|?[\s:|-]*-[\s:|-]*$")
 _B = "\x01"  # placeholder for a bold asterisk, so the italic pass does not take it
+_KEPT = re.compile("\x02(\\d+)\x03")  # placeholder for code kept out of the prose passes
 
 
 def escape(text: str) -> str:
@@ -81,10 +99,16 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _link(match: re.Match[str]) -> str:
+    # An image is a link to it (``!<url|alt>`` would show a stray "!").
+    label = match.group(2) or match.group(3)
+    return f"<{match.group(3)}|{label.replace('|', '¦')}>"
+
+
 def _prose(text: str) -> str:
     text = escape(text)
     text = _AUTOLINK.sub(r"<\1>", text)
-    text = _LINK.sub(lambda m: f"<{m.group(2)}|{m.group(1).replace('|', '¦')}>", text)
+    text = _LINK.sub(_link, text)
     text = _HRULE.sub("──────────", text)
     text = _HEADING.sub(lambda m: f"{_B}{m.group(1).replace('**', '')}{_B}" if m.group(1) else "", text)
     text = _BULLET.sub(r"\1• ", text)
@@ -95,17 +119,44 @@ def _prose(text: str) -> str:
     return text.replace(_B, "*")
 
 
+def _cells(row: str) -> tuple[str, ...]:
+    inner = row.strip()
+    inner = inner[1:] if inner.startswith("|") else inner
+    inner = inner[:-1] if inner.endswith("|") and not inner.endswith("\\|") else inner
+    return tuple(c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", inner))
+
+
+def markdown_table(run: str) -> Table:
+    """The rows of a Markdown table (its rule line left out) as a ``Table``."""
+    rows = [_cells(line) for line in run.strip("\n").split("\n") if not _TABLE_RULE.match(line)]
+    header, *body = rows or [()]
+    width = len(header)
+    return Table(header, tuple(tuple((*r, *("",) * width)[:width]) for r in body))
+
+
 def markdown_to_mrkdwn(text: str) -> str:
-    """CommonMark-ish Markdown → Slack mrkdwn. Code spans and fenced blocks keep their text (only
-    ``& < >`` escaped, which Slack shows as typed; a fence's language tag is dropped, as Slack
-    would show it as code)."""
-    out: list[str] = []
-    for i, part in enumerate(_CODE.split(text)):
-        if i % 2:
-            out.append(escape(_FENCE_LANG.sub("```\n", part) if part.startswith("```") else part))
-        else:
-            out.append(_prose(part))
-    return "".join(out)
+    """CommonMark-ish Markdown → Slack mrkdwn. Code spans and fenced blocks (backticks or tildes)
+    keep their text (only ``& < >`` escaped, which Slack shows as typed; a fence's language tag is
+    dropped, as Slack would show it as code); a Markdown table becomes an aligned code block.
+    Code is set aside while the prose is converted, so bold or italic around inline code works."""
+    kept: list[str] = []
+
+    def keep(code: str) -> str:
+        kept.append(code)
+        return f"\x02{len(kept) - 1}\x03"
+
+    def fenced(m: re.Match[str]) -> str:
+        body, closed = m.group("body"), m.group(0).rstrip().endswith(m.group("fence"))
+        if closed:
+            return keep("```\n" + escape(body) + "```") + ("\n" if m.group(0).endswith("\n") else "")
+        return keep("```\n" + escape(body))
+
+    text = _FENCED.sub(fenced, text)
+    text = _CODE.sub(lambda m: keep(escape(_FENCE_LANG.sub("```\n", m.group(0)) if m.group(0).startswith("```")
+                                           else m.group(0))), text)
+    text = _TABLE_RUN.sub(lambda m: keep(f"```\n{escape(fixed_width(markdown_table(m.group(0))))}\n```")
+                          + ("\n" if m.group(0).endswith("\n") else ""), text)
+    return _KEPT.sub(lambda m: kept[int(m.group(1))], _prose(text))
 
 
 # ---- blocks --------------------------------------------------------------------------------
@@ -244,7 +295,7 @@ def reply_blocks(reply: Reply) -> list[Block]:
 
 def _fallback(reply: Reply, blocks: list[Block]) -> str:
     if reply.summary:
-        text = reply.summary
+        text = escape(reply.summary)  # notifications parse it too: data never mentions anyone
     else:
         text = next((b["text"]["text"] for b in blocks if b["type"] == "section"), "") or "datathread"
     return clip(text, FALLBACK_TEXT)
@@ -278,24 +329,34 @@ def render(reply: Reply, *, nonce: str | None = None) -> list[SlackMessage]:
 # ---- a running turn: one look, streamed or edited --------------------------------------------
 
 
+def _code_table(table: Table) -> str:
+    return fence(escape(fixed_width(table)))
+
+
+def _answer(text: str, running: bool) -> str:
+    return answer_markdown(text, running=running)
+
+
 def stream_text(reply: Reply, *, final: bool) -> str:
-    """The turn as Slack streams it: standard Markdown, status left to the assistant status."""
-    return stream_markdown(reply, final=final)
+    """The turn as Slack streams it: standard Markdown, status left to the assistant status; every
+    ``& < >`` escaped (``renderers.slack_markdown``), tables as aligned code blocks."""
+    return stream_markdown(reply, final=final, prose=_answer, data=escape, table=_code_table)
 
 
 def turn_messages(reply: Reply, *, final: bool) -> list[SlackMessage]:
     """A turn message as ``markdown`` blocks (the look of a stream, so a turn that falls back to
     editing looks the same) with its buttons under the last one; longer text in several messages."""
-    text = reply_to_markdown(reply)
+    text = reply_to_markdown(reply, prose=_answer, data=escape, table=_code_table)
     status = next((b for b in reply.blocks if isinstance(b, Status)), None)
     if not text.strip():  # nothing said yet: the status stands in (a message needs some text)
-        text = f"_{status.text}_" if status else " "
+        text = f"_{escape(status.text)}_" if status else " "
     pieces = [p for p in split_text(text, MARKDOWN_BLOCK, utf8_len) if p.strip()] or [text]
     actions = button_blocks(reply)
     out = []
     for i, piece in enumerate(pieces):
         blocks = [{"type": "markdown", "text": piece}, *(actions if i == len(pieces) - 1 else ())]
-        out.append(SlackMessage(tuple(blocks), clip(reply.summary or piece, FALLBACK_TEXT)))
+        out.append(SlackMessage(tuple(blocks), clip(escape(reply.summary) if reply.summary else piece,
+                                                    FALLBACK_TEXT)))
     return out
 
 

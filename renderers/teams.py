@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Reply, Select, Status, Table
-from renderers.markdown import NOTICE_EMOJI, code_block_markdown, fence, split_text, utf8_len
+from renderers.markdown import NOTICE_EMOJI, code_block_markdown, fence, more_lines, split_text, utf8_len
 
 #: Teams rejects messages over ~100 KB; stay well under it.
 MESSAGE_LIMIT = 80_000
@@ -142,12 +142,75 @@ def _text_block(text: str, **extra: Any) -> dict[str, Any]:
     return {"type": "TextBlock", "text": text, "wrap": True, **extra}
 
 
+#: ``CodeBlock`` languages Teams highlights (its documented names); anything else is PlainText.
+CODE_LANGUAGES = {
+    "python": "Python", "py": "Python", "sql": "SQL", "bash": "Bash", "sh": "Bash", "shell": "Bash",
+    "json": "JSON", "javascript": "JavaScript", "js": "JavaScript", "typescript": "TypeScript",
+    "ts": "TypeScript", "html": "HTML", "xml": "XML", "css": "CSS", "powershell": "PowerShell",
+    "java": "Java", "go": "Go", "c": "C", "cpp": "C++", "c++": "C++", "csharp": "C#", "c#": "C#",
+    "php": "PHP", "perl": "Perl", "graphql": "GraphQL",
+}
+_NBSP = "\u00a0"
+_CARD_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[ \t]*([\w+#.-]*)[^\n`]*\n(.*?)(?:\n {0,3}\1[ \t]*$|\Z)", re.S | re.M)
+
+
+def card_lines(text: str) -> str:
+    """Text for a card ``TextBlock``: every line its own paragraph. A TextBlock joins lines that
+    are not separated by a blank line, so lists, notices and listings would run together."""
+    return "\n\n".join(line.rstrip() for line in text.split("\n") if line.strip())
+
+
+def _spaces(line: str) -> str:
+    # Runs of spaces (indentation, column padding) as no-break spaces: Markdown would fold them.
+    return re.sub(r" {2,}|^ ", lambda m: _NBSP * len(m.group(0)), line.replace("\t", "    "))
+
+
+def monospace_lines(text: str) -> dict[str, Any]:
+    """Literal lines in monospace, one ``RichTextBlock`` each (a ``TextRun`` is never read as
+    Markdown, so code and data show as typed), spaces kept."""
+    return {"type": "Container", "items": [
+        {"type": "RichTextBlock", "spacing": "None",
+         "inlines": [{"type": "TextRun", "text": _spaces(line) or _NBSP, "fontType": "Monospace"}]}
+        for line in text.split("\n")
+    ]}
+
+
+def code_element(code: str, language: str = "") -> dict[str, Any]:
+    """Code as Teams' ``CodeBlock`` (monospace, highlighted, copyable), falling back to literal
+    monospace lines where a client does not support it."""
+    return {"type": "CodeBlock", "codeSnippet": code, "language": CODE_LANGUAGES.get(language.lower(), "PlainText"),
+            "fallback": monospace_lines(code)}
+
+
+def markdown_items(text: str, **extra: Any) -> list[dict[str, Any]]:
+    """Teams Markdown as card elements: prose in ``TextBlock``s (``card_lines``), fenced code as
+    ``code_element``s (a TextBlock does not render fences)."""
+    items: list[dict[str, Any]] = []
+    last = 0
+    for m in _CARD_FENCE.finditer(text):
+        if text[last:m.start()].strip():
+            items.append(_text_block(card_lines(text[last:m.start()]), **extra))
+        items.append(code_element(m.group(3), m.group(2)))
+        last = m.end()
+    if text[last:].strip():
+        items.append(_text_block(card_lines(text[last:]), **extra))
+    return items
+
+
+def _fixed_lines(text: str) -> str:
+    """Fixed-width text (a plain table) for a monospace TextBlock: lines apart, padding kept."""
+    return "\n\n".join(_spaces(line) or _NBSP for line in text.split("\n"))
+
+
 def _table_element(table: Table, columns: int, rows: int) -> dict[str, Any]:
     shown = range(min(columns, len(table.columns)))
 
     def cell(text: str, i: int, header: bool = False) -> dict[str, Any]:
+        # Cell values are data: a TextRun shows ``*x*`` or ``[x](url)`` as typed (a TextBlock would
+        # read it as Markdown).
         numeric = i < len(table.numeric) and table.numeric[i]
-        block = _text_block(text, weight="Bolder" if header else "Default")
+        run = {"type": "TextRun", "text": text or " ", **({"weight": "Bolder"} if header else {})}
+        block: dict[str, Any] = {"type": "RichTextBlock", "inlines": [run]}
         if numeric:
             block["horizontalAlignment"] = "Right"
         return {"type": "TableCell", "items": [block]}
@@ -164,7 +227,7 @@ def _table_element(table: Table, columns: int, rows: int) -> dict[str, Any]:
               for r in table.rows[:rows]),
         ],
         "fallback": _text_block(
-            fence(plain_table(Table(table.columns[: len(shown)], table.rows[:rows], table.numeric), 15)),
+            _fixed_lines(plain_table(Table(table.columns[: len(shown)], table.rows[:rows], table.numeric), 15)),
             fontType="Monospace",
         ),
     }
@@ -231,13 +294,20 @@ def _card(reply: Reply, columns: int, rows: int, choices: int) -> dict[str, Any]
                 body.append(_text_block(status_line(block), isSubtle=True))
             case Markdown(text=text):
                 if text.strip():
-                    body.append(_text_block(teams_markdown(text.strip())))
+                    body.extend(markdown_items(teams_markdown(text.strip())))
                     fallback.append(text.strip())
-            case CodeBlock():
-                body.append(_text_block(code_block_markdown(block), fontType="Monospace"))
+            case CodeBlock(text=code, language=language, title=title, omitted=omitted, role=role):
+                if title:
+                    body.append(_text_block(f"**{_escape_inline(title)}**"))
+                note = _text_block(more_lines(omitted, role), isSubtle=True, size="Small") if omitted else None
+                if note and role != "code":
+                    body.append(note)
+                body.append(code_element(code or " ", language))
+                if note and role == "code":
+                    body.append(note)
             case Notice(text=text, level=level):
                 color = {"info": "Default", "warning": "Warning", "error": "Attention"}[level]
-                body.append(_text_block(f"{NOTICE_EMOJI[level]} {text}", color=color))
+                body.append(_text_block(card_lines(f"{NOTICE_EMOJI[level]} {_escape_inline(text)}"), color=color))
                 fallback.append(text)
             case Table():
                 body.append(_table_element(block, columns, rows))

@@ -96,6 +96,7 @@ class FakeSlack:
         self.ephemeral: list[dict[str, Any]] = []
         self.files: dict[str, SharedFile] = {}
         self.user_files: dict[str, tuple[bytes, str]] = {}
+        self.user_file_names: dict[str, str] = {}
         self.fail = Failures()
         self._ts = itertools.count(1)
         self._ids = itertools.count(1)
@@ -134,7 +135,12 @@ class FakeSlack:
     def add_user_file(self, name: str, data: bytes, content_type: str = "text/csv") -> str:
         key = f"F{next(self._ids):05d}"
         self.user_files[key] = (data, content_type)
+        self.user_file_names[key] = name
         return f"{self.base}/files-pri/{key}/{name}"
+
+    def user_file_id(self, url: str) -> str:
+        """The file id of a file added with ``add_user_file`` (what ``files.info`` takes)."""
+        return url.rsplit("/", 2)[-2]
 
     def named(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
@@ -338,7 +344,17 @@ class FakeSlack:
                 "channels": [f.channel] if f.channel else []}
 
     def _m_files_info(self, a: dict[str, Any]) -> dict[str, Any]:
-        f = self.files.get(a.get("file", ""))
+        """Files the bot shared, and users' files (``add_user_file``) with their private URLs, as
+        Slack answers for a file that an event sent as ``"file_access": "check_file_info"``."""
+        key = a.get("file", "")
+        if key in self.user_files:
+            data, content_type = self.user_files[key]
+            name = self.user_file_names[key]
+            url = f"{self.base}/files-pri/{key}/{name}"
+            return {"ok": True, "file": {"id": key, "name": name, "title": name, "mimetype": content_type,
+                                         "size": len(data), "url_private": url,
+                                         "url_private_download": url + "?download=1"}}
+        f = self.files.get(key)
         return {"ok": True, "file": self._file_json(f)} if f else {"ok": False, "error": "file_not_found"}
 
     def _m_files_list(self, a: dict[str, Any]) -> dict[str, Any]:

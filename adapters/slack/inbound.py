@@ -74,15 +74,57 @@ def clean_text(text: str, bot_user_id: str | None) -> str:
     return _unescape(text).strip(" \t\n")
 
 
+#: Why a file cannot be read, by the ``mode`` or ``file_access`` Slack gives it.
+UNREADABLE = {
+    "tombstone": "it was deleted.",
+    "hidden_by_limit": "it is hidden by the workspace's plan limits.",
+    "access_denied": "Slack did not give me access to it.",
+    "file_not_found": "Slack could not find it.",
+}
+#: ``file_access`` values that mean: ask ``files.info`` for the real file object (Slack Connect).
+CHECK_FILE_INFO = "check_file_info"
+
+
+def remote_file(f: Mapping[str, Any]) -> RemoteFile:
+    """One entry of an event's ``files`` (or a ``files.info`` answer's ``file``) as a ``RemoteFile``.
+
+    A file with ``"file_access": "check_file_info"`` carries only its id: it keeps ``file_id`` for the
+    surface to look up. A file the bot cannot read keeps its name and says why in ``unreadable``.
+    """
+    name = f.get("name") or f.get("title") or f.get("id") or "file"
+    url = f.get("url_private_download") or f.get("url_private") or ""
+    access = f.get("file_access")
+    reason = UNREADABLE.get(f.get("mode") or "") or UNREADABLE.get(access or "")
+    if reason is None and not url and access != CHECK_FILE_INFO:
+        reason = "Slack sent no link to download it."
+    if reason is None and access not in (None, "visible", CHECK_FILE_INFO):
+        reason = "Slack did not give me access to it."
+    return RemoteFile(name=name, url=url, size=f.get("size"), media_type=f.get("mimetype"),
+                      file_id=f.get("id") if access == CHECK_FILE_INFO or not url else None,
+                      unreadable=reason)
+
+
 def _files(event: Mapping[str, Any]) -> tuple[RemoteFile, ...]:
-    out = []
-    for f in event.get("files") or ():
-        url = f.get("url_private_download") or f.get("url_private")
-        if not url or f.get("mode") in ("tombstone", "hidden_by_limit"):
-            continue
-        out.append(RemoteFile(name=f.get("name") or f.get("title") or f.get("id", "file"), url=url,
-                              size=f.get("size"), media_type=f.get("mimetype")))
-    return tuple(out)
+    return tuple(remote_file(f) for f in event.get("files") or () if isinstance(f, Mapping))
+
+
+def receiving_team(body: Mapping[str, Any], installed_team: str | None) -> str:
+    """The workspace a Slack request is for, the same for every event and click of one thread.
+
+    In a Slack Connect channel an event's ``team_id`` (and a click's ``team``/``user.team_id``) can be
+    the other workspace's. Like bolt, prefer the app's own installation: ``installed_team`` (our
+    ``auth.test``), then ``authorizations[0].team_id``, then the payload's own team fields.
+    """
+    if installed_team:
+        return installed_team
+    auths = body.get("authorizations") or ()
+    if auths and isinstance(auths[0], Mapping) and auths[0].get("team_id"):
+        return str(auths[0]["team_id"])
+    team = body.get("team")
+    team_id = team.get("id") if isinstance(team, Mapping) else team
+    event, user = body.get("event"), body.get("user")
+    return str(body.get("team_id") or team_id or (user.get("team_id") if isinstance(user, Mapping) else None)
+               or (event.get("team") if isinstance(event, Mapping) else None) or "")
 
 
 def to_incoming(event: Mapping[str, Any], bot_user_id: str | None, team: str,
@@ -131,12 +173,13 @@ def action_kind(action_id: str) -> str | None:
     return kind if kind in CLICK_KINDS else None
 
 
-def to_action(body: Mapping[str, Any]) -> ActionInvoked | None:
+def to_action(body: Mapping[str, Any], team: str | None = None) -> ActionInvoked | None:
     """An ``ActionInvoked`` for the first of our actions in a ``block_actions`` payload, else ``None``.
 
     The value is the button's ``value`` or the select's ``selected_option.value``. The thread comes
     from the container (the message's ``thread_ts``, or its own ts for a top-level message); the
-    message ref is channel + message ts.
+    message ref is channel + message ts. ``team`` is the receiving workspace (``receiving_team``);
+    without it, the payload's own.
     """
     if body.get("type") != "block_actions":
         return None
@@ -144,7 +187,7 @@ def to_action(body: Mapping[str, Any]) -> ActionInvoked | None:
     message = body.get("message") or {}
     channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
     message_ts = container.get("message_ts") or message.get("ts")
-    team = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
+    team = team or receiving_team(body, None)
     user = (body.get("user") or {}).get("id")
     if not (channel and message_ts and team and user):
         return None

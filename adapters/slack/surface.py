@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -21,6 +21,7 @@ from slack_sdk.errors import SlackApiError
 
 from adapters.http import read_capped
 from adapters.slack.context import SlackContext, slack_error
+from adapters.slack.inbound import UNREADABLE, remote_file
 from adapters.slack.transport import SlackTransport
 from bot.live_turn import redraw
 from bot.messages import MessageRef, RemoteFile, ThreadKey
@@ -58,6 +59,8 @@ class SlackSurface:
     live_interval: float = 1.0
     #: Characters of code output one turn message shows (the presenter's default).
     output_chars: int = OUTPUT_CHARS
+    #: The workspace of ``user`` when it is not the thread's (Slack Connect): streams are addressed to it.
+    user_team: str | None = None
 
     @property
     def channel(self) -> str:
@@ -74,7 +77,8 @@ class SlackSurface:
     # ---- messages ------------------------------------------------------------------------------
 
     def live_transport(self) -> SlackTransport:
-        return SlackTransport(self.ctx, self.thread, self.user, self.is_dm, self.live_interval)
+        return SlackTransport(self.ctx, self.thread, self.user, self.is_dm, self.live_interval,
+                              recipient_team=self.user_team)
 
     async def post(self, reply: Reply) -> MessageRef | None:
         transport = self.live_transport()
@@ -153,6 +157,12 @@ class SlackSurface:
         return any(f.get("name") == name and f.get("size") == size for f in files)
 
     async def download(self, file: RemoteFile, limit: int) -> bytes:
+        """The file's bytes. A file sent without URLs (``check_file_info``) is looked up with
+        ``files.info`` first; a file Slack says the bot cannot read raises ``SurfaceError`` why."""
+        if file.unreadable:
+            raise SurfaceError(file.unreadable)
+        if not file.url and file.file_id:
+            file = await file_info(self.ctx, file.file_id)
         if file.size is not None and file.size > limit:
             raise SurfaceError(f"it is {human_size(file.size)}; the limit is {human_size(limit)}.")
         url = file.url
@@ -170,4 +180,37 @@ class SlackSurface:
                     raise SurfaceError(NO_ACCESS)
                 return await read_capped(resp, limit)
         raise SurfaceError("Slack redirected that file too many times.")
+
+
+
+async def file_info(ctx: SlackContext, file_id: str) -> RemoteFile:
+    """The real file object of a file Slack sent as ``check_file_info`` (shared channels), from
+    ``files.info``; ``SurfaceError`` with a short reason when Slack will not show it."""
+    try:
+        resp = await ctx.client.files_info(file=file_id)
+    except SlackApiError as exc:
+        error = slack_error(exc)
+        raise SurfaceError(UNREADABLE.get(error) or f"Slack would not show it to me ({error}).") from exc
+    found = remote_file(resp.get("file") or {"id": file_id})
+    if found.unreadable or not found.url:
+        raise SurfaceError(found.unreadable or "Slack sent no link to download it.")
+    return found
+
+
+async def with_file_info(ctx: SlackContext, files: tuple[RemoteFile, ...]) -> tuple[RemoteFile, ...]:
+    """``files`` with every ``check_file_info`` entry looked up, so it carries its real name, size
+    and URLs; one Slack will not show keeps its id as name and says why in ``unreadable``."""
+    out = []
+    for f in files:
+        if f.url or not f.file_id or f.unreadable:
+            out.append(f)
+            continue
+        try:
+            out.append(await file_info(ctx, f.file_id))
+        except SurfaceError as exc:
+            out.append(replace(f, unreadable=str(exc)))
+        except Exception as exc:  # Slack unreachable: the message still goes through, the file is named
+            log.warning("files.info failed: %s", type(exc).__name__)
+            out.append(replace(f, unreadable="I could not ask Slack for it; send it again."))
+    return tuple(out)
 

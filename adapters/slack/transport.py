@@ -37,6 +37,8 @@ class SlackTransport:
     name: str = "Slack"
     _ts: str = ""  # the open stream
     _paid: Counter[str] = field(default_factory=Counter)  # calls reserved by ``pace``
+    #: The streamed-to user's workspace when it is not the thread's (a Slack Connect channel).
+    recipient_team: str | None = None
 
     def _budget(self, kind: str) -> RateBudget:
         return self.ctx.stream_budget if kind == "append" else self.ctx.update_budget
@@ -70,7 +72,7 @@ class SlackTransport:
         if text := fit(text, MARKDOWN_BLOCK, utf8_len):
             args["markdown_text"] = text
         if not self.is_dm:
-            args |= {"recipient_team_id": self.thread.team, "recipient_user_id": self.user}
+            args |= {"recipient_team_id": self.recipient_team or self.thread.team, "recipient_user_id": self.user}
         try:
             self._ts = str((await self.ctx.client.chat_startStream(**args))["ts"])
         except SlackApiError as exc:

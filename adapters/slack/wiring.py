@@ -13,7 +13,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import ClientConnectorError, web
@@ -34,8 +34,8 @@ from adapters.http import read_request
 from adapters.slack import workflow_step
 from adapters.slack.budget import RateBudget
 from adapters.slack.context import SlackContext
-from adapters.slack.inbound import to_action, to_incoming
-from adapters.slack.surface import SlackSurface
+from adapters.slack.inbound import receiving_team, to_action, to_incoming
+from adapters.slack.surface import SlackSurface, with_file_info
 from adapters.slack.verify import Rejection, check_request
 from bot.config import Settings, env_number
 from bot.engine import Engine
@@ -189,32 +189,40 @@ class SlackAdapter:
         await self.background.aclose()
         await self.ctx.aclose()
 
-    def surface(self, thread: ThreadKey, user: str, is_dm: bool = False, message_ts: str | None = None) -> SlackSurface:
-        return self.surface_class(self.ctx, thread, user, is_dm=is_dm, message_ts=message_ts)
+    def surface(self, thread: ThreadKey, user: str, is_dm: bool = False, message_ts: str | None = None,
+                user_team: str | None = None) -> SlackSurface:
+        surface = self.surface_class(self.ctx, thread, user, is_dm=is_dm, message_ts=message_ts)
+        if user_team and user_team != thread.team:  # a Slack Connect user: streams go to their workspace
+            surface.user_team = user_team
+        return surface
 
     # ---- listeners (bolt acks events itself; actions ack first) ----------------------------------
 
     async def _on_event(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         if self.bot_user_id is None:
             await self.start()
-        team = body.get("team_id") or event.get("team") or ""
+        team = receiving_team(body, self.team_id)
         message = to_incoming(event, self.bot_user_id, team, self.bot_id)
         if message is None:
             return
+        if any(f.file_id and not f.url for f in message.files):
+            # Shared-channel files come without URLs: look them up now so the agent sees their names.
+            message = replace(message, files=await with_file_info(self.ctx, message.files))
         surface = self.surface(message.thread, message.user, is_dm=event.get("channel_type") == "im",
-                               message_ts=event.get("ts"))
+                               message_ts=event.get("ts"), user_team=event.get("user_team"))
         self.background.spawn(self.engine.submit(message, surface), f"Slack message {message.event_id}")
 
     async def _on_action(self, ack: Any, body: dict[str, Any]) -> None:
         await ack()
-        action = to_action(body)
+        action = to_action(body, receiving_team(body, self.team_id))
         if action is None:
             return
         self.background.spawn(self._act(action, body), f"Slack action {action.kind}")
 
     async def _act(self, action: ActionInvoked, body: dict[str, Any]) -> None:
         is_dm = (body.get("channel") or {}).get("id", "").startswith("D")
-        await self.engine.act(action, self.surface(action.thread, action.user, is_dm=is_dm))
+        user_team = (body.get("user") or {}).get("team_id")
+        await self.engine.act(action, self.surface(action.thread, action.user, is_dm=is_dm, user_team=user_team))
 
     # ---- HTTP ---------------------------------------------------------------------------------
 

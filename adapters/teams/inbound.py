@@ -43,9 +43,28 @@ def _dig(data: Any, *keys: str) -> Any:
     return data
 
 
+#: Conversation ids of channels (``19:…@thread.tacv2``, older ``19:…@thread.skype``) and of group
+#: chats (``19:…@thread.v2``); a personal chat's id is ``a:…`` (or anything the emulator makes up).
+_CHANNEL_ID = re.compile(r"^19:[^;]*@thread\.(?:tacv2|skype)(?:;|$)", re.I)
+_GROUP_ID = re.compile(r"^19:[^;]*@thread\.v2(?:;|$)", re.I)
+
+
 def conversation_type(activity: dict[str, Any]) -> str:
-    """``personal``, ``channel`` or ``groupChat`` (defaults to personal, as for the emulator)."""
-    return str(_dig(activity, "conversation", "conversationType") or "personal")
+    """``personal``, ``channel`` or ``groupChat``.
+
+    Teams names it in ``conversation.conversationType``; when that is missing it is read from what
+    the activity does carry: a channel in ``channelData``, the conversation id's shape, ``isGroup``.
+    Only what has none of those is a personal chat (as for the emulator).
+    """
+    named = _dig(activity, "conversation", "conversationType")
+    if named:
+        return str(named)
+    conversation_id = str(_dig(activity, "conversation", "id") or "")
+    if _dig(activity, "channelData", "channel", "id") or _CHANNEL_ID.match(conversation_id):
+        return "channel"
+    if _GROUP_ID.match(conversation_id) or _dig(activity, "conversation", "isGroup") is True:
+        return "groupChat"
+    return "personal"
 
 
 def base_conversation_id(conversation_id: str) -> str:
@@ -56,7 +75,10 @@ def base_conversation_id(conversation_id: str) -> str:
 def reply_chain_root(activity: dict[str, Any]) -> str:
     """The id of the channel post this activity belongs to (its own id when it starts a post)."""
     match = _MESSAGE_ID.search(str(_dig(activity, "conversation", "id") or ""))
-    return match.group(1) if match else str(activity.get("replyToId") or activity.get("id") or "")
+    reply_to = activity.get("replyToId")
+    if str(reply_to).strip() in ("", "-1", "None"):
+        reply_to = None
+    return match.group(1) if match else str(reply_to or activity.get("id") or "")
 
 
 def reply_conversation_id(activity: dict[str, Any]) -> str:
@@ -116,6 +138,44 @@ def _message_markup(activity: dict[str, Any]) -> str:
     return text
 
 
+def _mentions(activity: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e for e in activity.get("entities") or () if isinstance(e, dict) and e.get("type") == "mention"]
+
+
+#: A mention as the text has it (``<at>``) or as its text/html copy has it (a Mention ``<span>``).
+_MENTION_TAG = re.compile(r"<at[^>]*>(.*?)</at>|<span\b[^>]*schema\.skype\.com/Mention[^>]*>(.*?)</span>",
+                          re.I | re.S)
+
+
+def _norm(name: str) -> str:
+    return " ".join(html.unescape(_ANY_TAG.sub("", name)).replace("\xa0", " ").split()).casefold()
+
+
+def _strip_bot_at(text: str, activity: dict[str, Any]) -> str:
+    """The bot's ``<at>…</at>`` tags removed when its mention entity has no ``text`` (or one that
+    is not in the message): Teams writes one ``<at>`` per mention entity, in order, so the tags are
+    paired with the entities by position; failing that, a tag naming the bot (the entity's or the
+    recipient's name) is the bot's; failing that, a leading tag when the bot is mentioned."""
+    tags = list(_MENTION_TAG.finditer(text))
+    if not tags or not bot_mentioned(activity):
+        return text
+    bot_id = _dig(activity, "recipient", "id")
+    mentions = _mentions(activity)
+    ours: list[re.Match[str]] = []
+    if len(mentions) == len(tags):
+        ours = [t for t, e in zip(tags, mentions, strict=True) if _dig(e, "mentioned", "id") == bot_id]
+    if not ours:
+        names = {_norm(str(_dig(e, "mentioned", "name") or "")) for e in mentions
+                 if _dig(e, "mentioned", "id") == bot_id}
+        names |= {_norm(str(_dig(activity, "recipient", "name") or ""))}
+        ours = [t for t in tags if _norm(t.group(1) or t.group(2) or "") in names - {""}]
+    if not ours and not text[: tags[0].start()].strip():
+        ours = [tags[0]]
+    for tag in reversed(ours):
+        text = text[: tag.start()].rstrip(" ") + " " + text[tag.end():].lstrip(" ")
+    return text
+
+
 def clean_text(activity: dict[str, Any]) -> str:
     """The text without the bot's ``<at>`` mention and without Teams' HTML wrapping and entities.
 
@@ -131,11 +191,15 @@ def clean_text(activity: dict[str, Any]) -> str:
         for e in activity.get("entities") or ()
         if isinstance(e, dict) and e.get("type") == "mention" and _dig(e, "mentioned", "id") == bot_id
     }
+    found = False
     for tag in bot_tags - {""}:
+        found = found or tag in text
         text = text.replace(tag, " ")
         # The text/html copy marks mentions with a span instead of <at>.
         name = re.escape(_AT.sub(lambda m: m.group(1), tag))
         text = re.sub(rf"<span\b[^>]*schema\.skype\.com/Mention[^>]*>{name}</span>", " ", text, flags=re.I)
+    if not found:  # the entity has no text, or text the message does not hold
+        text = _strip_bot_at(text, activity)
     # Code is set aside behind placeholders so the prose clean-up cannot touch it.
     codes: list[str] = []
 
@@ -164,10 +228,11 @@ def remote_files(activity: dict[str, Any]) -> tuple[RemoteFile, ...]:
             file_type = _dig(att, "content", "fileType")
             name = str(att.get("name") or f"file-{index + 1}.{file_type or 'bin'}")
             files.append(RemoteFile(name, str(att["content"]["downloadUrl"])))
-        elif kind.startswith("image/") and att.get("contentUrl"):
+        elif kind.startswith("image/") and (url := att.get("contentUrl") or _dig(att, "content", "downloadUrl")):
+            # Inline images come with ``contentUrl``; some clients send only ``content.downloadUrl``.
             ext = _IMAGE_EXT.get(kind, "png")
             name = str(att.get("name") or f"image-{index + 1}.{ext}")
-            files.append(RemoteFile(name, str(att["contentUrl"]), media_type=kind if kind != "image/*" else None))
+            files.append(RemoteFile(name, str(url), media_type=kind if kind != "image/*" else None))
     return tuple(files)
 
 
@@ -194,21 +259,35 @@ def to_incoming(activity: dict[str, Any]) -> IncomingMessage | None:
     )
 
 
+def clicked_card_id(activity: dict[str, Any]) -> str | None:
+    """The id of the card a click came from: ``replyToId``, else ``channelData.legacy.replyToId``
+    (all some channel clicks carry); ``None`` when neither names one (missing, empty or ``-1``)."""
+    for candidate in (activity.get("replyToId"), _dig(activity, "channelData", "legacy", "replyToId")):
+        if isinstance(candidate, str | int) and str(candidate).strip() not in ("", "-1"):
+            return str(candidate).strip()
+    return None
+
+
 def to_action(activity: dict[str, Any]) -> ActionInvoked | None:
-    """An ``Action.Submit`` click (a message with ``value`` and ``replyToId``), or ``None``."""
+    """An ``Action.Submit`` click (a message with our ``value``), or ``None``.
+
+    ``message`` is the clicked card when the activity names it (``clicked_card_id``), else ``None``:
+    the adapter may still know the card by its token, and otherwise the result is posted anew.
+    """
     value = activity.get("value")
-    if activity.get("type") != "message" or not isinstance(value, dict) or not activity.get("replyToId"):
+    if activity.get("type") != "message" or not isinstance(value, dict):
         return None
     kind = str(value.get(ACTION_KEY))
     if kind not in CLICK_KINDS:
         return None
     token = value.get("token") or value.get(CHOICE_INPUT) or ""
+    card_id = clicked_card_id(activity)
     return ActionInvoked(
         kind=kind,
         token=str(token),
         user=str(_dig(activity, "from", "id") or ""),
         thread=thread_key(activity),
-        message=MessageRef(reply_conversation_id(activity), str(activity["replyToId"])),
+        message=MessageRef(reply_conversation_id(activity), card_id) if card_id else None,
     )
 
 

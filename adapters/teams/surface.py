@@ -7,7 +7,7 @@ import asyncio
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -16,6 +16,7 @@ import aiohttp
 from botbuilder.schema import Activity, ActivityTypes, Attachment, ConversationReference
 
 from adapters.http import host_in, read_capped
+from adapters.teams.cards import CardIndex
 from adapters.teams.config import TeamsSettings
 from adapters.teams.entities import MentionEntity
 from adapters.teams.files import IMAGE_TYPES, FileLinks, consent_card, file_link, inline_image
@@ -58,6 +59,8 @@ class TeamsContext:
     links: FileLinks
     http: Callable[[], aiohttp.ClientSession]
     bot_token: Callable[[], Awaitable[str | None]]
+    #: The cards this process sent, by the tokens they carry (clicks that do not name their card).
+    cards: CardIndex = field(default_factory=CardIndex)
 
 
 def wants_token(url: str) -> bool:
@@ -140,11 +143,15 @@ class TeamsSurface:
         for activity in self._activities(reply):
             sent = await self._ctx.sender.send(self.reference, activity)
             first = first or sent
+        if first and needs_card(reply):
+            self._ctx.cards.remember(reply, first)
         return MessageRef(self.reference.conversation.id, first) if first else None
 
     async def update(self, ref: MessageRef, reply: Reply) -> None:
         activity = self._activities(reply)[0]
         await self._ctx.sender.update(self.reference, ref.id, activity)
+        if needs_card(reply):
+            self._ctx.cards.remember(reply, ref.id)
 
     async def notify(self, user: str, reply: Reply) -> None:
         """Teams has no ephemeral bot messages: in a personal chat this is a normal reply; in

@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -43,6 +44,7 @@ from adapters.teams.surface import TeamsContext, TeamsSurface
 from adapters.teams.transport import text_activity
 from bot.config import Settings
 from bot.engine import Engine
+from bot.messages import MessageRef
 from bot.reply import notice
 from bot.surface import SurfaceError
 
@@ -118,6 +120,9 @@ class TeamsBot:
         if action is not None:
             if await self._first_time("action", raw.get("id")):
                 surface = self.surface_for(context, raw)
+                if action.message is None and (card_id := self.ctx.cards.find(action.token)):
+                    # The click did not name its card: the token it carries does.
+                    action = replace(action, message=MessageRef(surface.reference.conversation.id, card_id))
                 self._background.spawn(self.engine.act(action, surface), f"Teams {action.kind} action")
             return
         message = to_incoming(raw)

@@ -145,7 +145,7 @@ def card_text(card: dict[str, Any]) -> str:
 
 def table_rows(card: dict[str, Any]) -> list[list[str]]:
     table = next(b for b in card["body"] if b["type"] == "Table")
-    return [[c["items"][0]["text"] for c in row["cells"]] for row in table["rows"][1:]]
+    return [[c["items"][0]["inlines"][0]["text"] for c in row["cells"]] for row in table["rows"][1:]]
 
 
 def action(card: dict[str, Any], title: str) -> dict[str, Any] | None:
