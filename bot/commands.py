@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import assert_never
 
 from bot.datasets.model import CHART_KINDS, ChartKind, DatasetError, DatasetMeta, ExportFormat
-from bot.intents import ColumnOrder, Download, DrawChart, Intent, ListFiles, ShowPage
+from bot.intents import ColumnOrder, Download, DrawChart, Feedback, Intent, ListFiles, ShowPage, Stop
 
 
 @dataclass(frozen=True)
@@ -74,9 +74,13 @@ class ListDatasets:
     """``datasets``: the thread's datasets."""
 
 
-Command = OnDataset | ShowHelp | ListDatasets | ListFiles
+Command = OnDataset | ShowHelp | ListDatasets | ListFiles | Stop | Feedback
 
-_SIMPLE: dict[str, Command] = {"help": ShowHelp(), "files": ListFiles(), "datasets": ListDatasets()}
+_SIMPLE: dict[str, Command] = {"help": ShowHelp(), "files": ListFiles(), "datasets": ListDatasets(), "stop": Stop(),
+                               "good": Feedback(True), "bad": Feedback(False)}
+#: ``bad`` followed by a comment: negative feedback on the thread's latest answer. ``good`` takes no
+#: comment, so "good morning, load sales.csv" stays a message for the agent.
+_VERDICT = re.compile(r"bad[\s:,-]+(\S.*)", re.I | re.S)
 #: A trailing ``in NAME`` picks the dataset a command acts on.
 _NAMED = re.compile(r"(.+?)\s+in\s+(\S+)", re.I)
 _DESC = ("desc", "descending")
@@ -98,6 +102,9 @@ def parse_command(text: str) -> Command | None:
         return None
     if len(words) == 1 and words[0].lower() in _SIMPLE:
         return _SIMPLE[words[0].lower()]
+    verdict = _VERDICT.fullmatch(stripped)
+    if verdict is not None:
+        return Feedback(False, comment=verdict.group(1).strip())
     named = _NAMED.fullmatch(stripped)
     body, dataset = (named.group(1), named.group(2)) if named else (stripped, None)
     for shape, name in _SHAPES:

@@ -65,7 +65,8 @@ class TeamsTransport:
     def limits(self) -> Limits:
         return Limits(message_bytes=MESSAGE_LIMIT, edit_interval=self.interval, can_stream=self.personal,
                       stream_bytes=MESSAGE_LIMIT, append_interval=self.interval, stream_lifetime=self.lifetime,
-                      close_replaces=True, final_paced=False)
+                      close_replaces=True, final_paced=False,
+                      native_stop=self.personal)  # a personal chat streams, with Teams' own Stop
 
     render = staticmethod(turn_messages)
     stream_text = staticmethod(stream_text)

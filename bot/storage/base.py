@@ -6,10 +6,11 @@ same protocol so several replicas can serve one workspace.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bot.conversation import Conversation
+from bot.feedback import FeedbackRecord
 from bot.messages import ThreadKey
 
 
@@ -39,5 +40,14 @@ class StateStore(Protocol):
         ...
 
     async def put_value(self, namespace: str, key: str, value: Any) -> None: ...
+
+    async def record_feedback(self, record: FeedbackRecord) -> None:
+        """Keep a reader's verdict; one from the same user on the same turn of the same
+        conversation replaces the earlier one."""
+        ...
+
+    async def feedback(self, since: datetime | None = None) -> list[FeedbackRecord]:
+        """Verdicts recorded at or after ``since`` (all without it), oldest first."""
+        ...
 
     async def aclose(self) -> None: ...

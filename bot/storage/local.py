@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.conversation import Conversation
+from bot.feedback import FeedbackRecord
 from bot.messages import ThreadKey
 from bot.storage.sqlite import Database
 
@@ -19,6 +20,10 @@ SCHEMA = (
         created TEXT NOT NULL, last_active TEXT NOT NULL)""",
     "CREATE TABLE IF NOT EXISTS events (id TEXT PRIMARY KEY, expires REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS kv (ns TEXT, k TEXT, v TEXT NOT NULL, PRIMARY KEY (ns, k))",
+    """CREATE TABLE IF NOT EXISTS feedback (
+        conversation TEXT NOT NULL, turn TEXT NOT NULL, user TEXT NOT NULL, at REAL NOT NULL,
+        positive INTEGER NOT NULL, comment TEXT NOT NULL, platform TEXT NOT NULL,
+        PRIMARY KEY (conversation, turn, user))""",
 )
 
 
@@ -102,6 +107,20 @@ class SqliteStateStore:
 
     async def put_value(self, namespace: str, key: str, value: Any) -> None:
         await self.db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (namespace, key, json.dumps(value)))
+
+    async def record_feedback(self, record: FeedbackRecord) -> None:
+        await self.db.execute(
+            "INSERT OR REPLACE INTO feedback VALUES (?,?,?,?,?,?,?)",
+            (record.conversation, record.turn, record.user, record.at.timestamp(), int(record.positive),
+             record.comment, record.platform),
+        )
+
+    async def feedback(self, since: datetime | None = None) -> list[FeedbackRecord]:
+        rows = await self.db.fetchall(
+            "SELECT conversation, turn, user, at, positive, comment, platform FROM feedback WHERE at >= ? "
+            "ORDER BY at, rowid", (since.timestamp() if since else float("-inf"),))
+        return [FeedbackRecord(c, t, u, datetime.fromtimestamp(at, UTC), bool(p), comment, platform)
+                for c, t, u, at, p, comment, platform in rows]
 
     async def aclose(self) -> None:
         await self.db.aclose()
