@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from bot.intents import Feedback
 from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Reply, Select, Status, Table
 from renderers.markdown import clip, fit, more_lines, reply_to_markdown, split_text, stream_markdown, utf8_len
 
@@ -188,7 +189,24 @@ def _plain(text: str, limit: int) -> dict[str, Any]:
     return {"type": "plain_text", "text": clip(text, limit, utf8_len), "emoji": True}
 
 
+def _feedback_block(buttons: Buttons) -> Block | None:
+    """A 👍 / 👎 pair as Slack's own ``feedback_buttons`` in a ``context_actions`` block, else ``None``."""
+    items = buttons.items
+    if len(items) != 2 or not all(isinstance(b, Button) and isinstance(b.intent, Feedback) for b in items):
+        return None
+    good, bad = sorted(items, key=lambda b: not b.intent.positive)  # type: ignore[union-attr]
+    return {"type": "context_actions", "elements": [{
+        "type": "feedback_buttons", "action_id": f"{ACTION_PREFIX}{good.kind}:0",
+        "positive_button": {"text": _plain("Good answer", BUTTON_TEXT), "accessibility_label": "Good answer",
+                            "value": good.token[:BUTTON_VALUE]},  # type: ignore[union-attr]
+        "negative_button": {"text": _plain("Bad answer", BUTTON_TEXT), "accessibility_label": "Bad answer",
+                            "value": bad.token[:BUTTON_VALUE]},  # type: ignore[union-attr]
+    }]}
+
+
 def _action_blocks(buttons: Buttons) -> list[Block]:
+    if (feedback := _feedback_block(buttons)) is not None:
+        return [feedback]
     elements: list[Block] = []
     for n, item in enumerate(buttons.items):
         action_id = f"{ACTION_PREFIX}{item.kind}:{n}"

@@ -22,6 +22,14 @@ STREAMING_UNAVAILABLE = frozenset({
 })
 
 
+#: Errors of ``agents.sessions.setStatus`` meaning this app has no agent sessions here (not declared
+#: as an agent, an older workspace): use ``assistant.threads.setStatus`` and our own Stop button.
+NO_AGENT_SESSIONS = frozenset({"not_authorized", "unknown_method", "not_allowed_token_type", "feature_not_enabled",
+                               "missing_scope", "invalid_arguments"})
+#: Errors meaning Slack does not know a block we sent (``data_table`` in an older workspace).
+INVALID_BLOCKS = frozenset({"invalid_blocks", "invalid_blocks_format"})
+
+
 @dataclass
 class SlackContext:
     """The client, the workspace's rate budgets, and a few switches."""
@@ -33,6 +41,12 @@ class SlackContext:
     stream_budget: RateBudget = field(default_factory=lambda: RateBudget(100, burst=30))
     #: Flipped off for good the first time Slack says streaming is not available here.
     streaming: bool = True
+    #: Whether threads are agent sessions (Slack's own Stop button, ``agent_session_stopped``);
+    #: flipped off for good the first time ``agents.sessions.setStatus`` is refused.
+    agent_sessions: bool = True
+    #: How dataset pages are drawn: ``data_table``, else ``table``, else fixed-width text; each
+    #: ``invalid_blocks`` answer moves one step down for the rest of the process.
+    table_style: str = "data_table"
     _http: aiohttp.ClientSession | None = None
 
     def allowed_host(self, url: str) -> bool:

@@ -20,7 +20,7 @@ from urllib.parse import urljoin
 from slack_sdk.errors import SlackApiError
 
 from adapters.http import read_capped
-from adapters.slack.context import SlackContext, slack_error
+from adapters.slack.context import NO_AGENT_SESSIONS, SlackContext, slack_error
 from adapters.slack.transport import SlackTransport
 from bot.live_turn import redraw
 from bot.messages import MessageRef, RemoteFile, ThreadKey
@@ -58,6 +58,8 @@ class SlackSurface:
     live_interval: float = 1.0
     #: Characters of code output one turn message shows (the presenter's default).
     output_chars: int = OUTPUT_CHARS
+    #: The thread's title (its first message, shortened), set with the first status of a new thread.
+    title: str | None = None
 
     @property
     def channel(self) -> str:
@@ -103,20 +105,48 @@ class SlackSurface:
             log.warning("ephemeral notice to a user failed: %s", slack_error(exc))
 
     async def set_status(self, text: str | None) -> None:
-        # Two signs of work: the assistant status (only in assistant threads) and, everywhere, a 👀
-        # reaction on the user's message, removed again when the turn ends.
+        # Signs of work: a 👀 reaction on the user's message, removed again when the turn ends;
+        # and the thread's status: an agent session (``processing`` shows Slack's own Stop button;
+        # anything else hides it) or, where the app has no sessions, the assistant status.
         if self.message_ts is not None:
             react = self.ctx.client.reactions_add if text else self.ctx.client.reactions_remove
             try:
                 await react(channel=self.channel, timestamp=self.message_ts, name=WORKING_REACTION)
             except SlackApiError as exc:  # already_reacted, no_reaction, missing scope: not worth a turn
                 log.debug("reactions: %s", slack_error(exc))
+        if self.ctx.agent_sessions and await self._session_status("processing" if text else "active"):
+            return
         try:
             await self.ctx.client.assistant_threads_setStatus(channel_id=self.channel, thread_ts=self.thread_ts,
                                                               status=text or "")
+            if text and self.title:
+                await self.ctx.client.assistant_threads_setTitle(channel_id=self.channel, thread_ts=self.thread_ts,
+                                                                 title=self.title)
         except SlackApiError as exc:
             # Not an assistant thread, or the feature is off: the reaction and the live message show work.
-            log.debug("assistant.threads.setStatus: %s", slack_error(exc))
+            log.debug("assistant.threads: %s", slack_error(exc))
+
+    async def _session_status(self, status: str) -> bool:
+        """Set the thread's agent session status; False (and sessions off for good) when this app
+        may not have sessions. Other refusals are logged: the turn goes on either way."""
+        args: dict[str, Any] = {"channel_id": self.channel, "thread_ts": self.thread_ts, "status": status}
+        if status == "processing" and self.title:
+            args["title"] = self.title
+        if status == "processing":
+            args["initiator_user_id"] = self.user
+        try:
+            resp = await self.ctx.client.agents_sessions_setStatus(**args)
+        except SlackApiError as exc:
+            if slack_error(exc) in NO_AGENT_SESSIONS:
+                log.info("no agent sessions for this app (%s): assistant status and a Stop button instead",
+                         slack_error(exc))
+                self.ctx.agent_sessions = False
+                return False
+            log.warning("agents.sessions.setStatus: %s", slack_error(exc))
+            return True
+        if resp.get("warning"):  # e.g. missing_agent_session_stopped_event_subscription: Stop would do nothing
+            log.warning("agents.sessions.setStatus warns: %s", resp.get("warning"))
+        return True
 
     # ---- files ---------------------------------------------------------------------------------
 

@@ -33,19 +33,21 @@ from adapters.health import Health, health_of
 from adapters.http import read_request
 from adapters.slack.budget import RateBudget
 from adapters.slack.context import SlackContext
-from adapters.slack.inbound import to_action, to_incoming
+from adapters.slack.inbound import session_stopped, to_action, to_incoming
 from adapters.slack.surface import SlackSurface
 from adapters.slack.verify import Rejection, check_request
 from bot.config import Settings, env_number
 from bot.engine import Engine
+from bot.intents import Stop
 from bot.messages import ActionInvoked, ThreadKey
+from bot.surface import best_effort
 from renderers.slack import ACTION_PREFIX
 
 log = logging.getLogger(__name__)
 
 PATH = "/slack/events"
 #: Bot events and the scopes that deliver them (checked against the manifest by a test).
-EVENTS = ("app_mention", "message.channels", "message.groups", "message.im", "message.mpim")
+EVENTS = ("app_mention", "message.channels", "message.groups", "message.im", "message.mpim", "agent_session_stopped")
 SCOPES = ("app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history")
 DEFAULT_API_URL = "https://slack.com/api/"
 
@@ -134,6 +136,7 @@ class SlackAdapter:
                              authorize=self._authorizer(), ignoring_self_events_enabled=True)
         self.bolt.event("app_mention")(self._on_event)
         self.bolt.event("message")(self._on_event)
+        self.bolt.event("agent_session_stopped")(self._on_session_stopped)
         self.bolt.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._on_action)
 
     async def start(self) -> None:
@@ -187,8 +190,11 @@ class SlackAdapter:
         await self.background.aclose()
         await self.ctx.aclose()
 
-    def surface(self, thread: ThreadKey, user: str, is_dm: bool = False, message_ts: str | None = None) -> SlackSurface:
-        return self.surface_class(self.ctx, thread, user, is_dm=is_dm, message_ts=message_ts)
+    def surface(self, thread: ThreadKey, user: str, is_dm: bool = False, message_ts: str | None = None,
+                title: str | None = None) -> SlackSurface:
+        surface = self.surface_class(self.ctx, thread, user, is_dm=is_dm, message_ts=message_ts)
+        surface.title = title
+        return surface
 
     # ---- listeners (bolt acks events itself; actions ack first) ----------------------------------
 
@@ -199,9 +205,30 @@ class SlackAdapter:
         message = to_incoming(event, self.bot_user_id, team, self.bot_id)
         if message is None:
             return
+        # The first message of a thread names it (the agent session's, or the assistant thread's, title).
+        title = thread_title(message.text) if message.thread.thread == event.get("ts") else None
         surface = self.surface(message.thread, message.user, is_dm=event.get("channel_type") == "im",
-                               message_ts=event.get("ts"))
+                               message_ts=event.get("ts"), title=title)
         self.background.spawn(self.engine.submit(message, surface), f"Slack message {message.event_id}")
+
+    async def _on_session_stopped(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        """Slack's own Stop button of an agent session: the same Stop intent as ours, with the same
+        checks (the platform vouches for who pressed it and where). With nothing running the
+        session is moved out of ``processing`` anyway, so Slack's button does not linger."""
+        if self.bot_user_id is None:
+            await self.start()
+        stopped = session_stopped(event, body.get("team_id") or self.team_id or "")
+        if stopped is None:
+            return
+        thread, user = stopped
+        surface = self.surface(thread, user, is_dm=thread.channel.startswith("D"))
+        self.background.spawn(self._stop(thread, user, surface), "Slack agent session stopped")
+
+    async def _stop(self, thread: ThreadKey, user: str, surface: SlackSurface) -> None:
+        was_running = self.engine.running(thread)
+        await self.engine.request(Stop(), thread, user, surface)
+        if not was_running:
+            await best_effort(surface.set_status(None))
 
     async def _on_action(self, ack: Any, body: dict[str, Any]) -> None:
         await ack()
@@ -238,6 +265,14 @@ class SlackAdapter:
         bolt_request = AsyncBoltRequest(body=checked.text, query=request.query_string,
                                         headers=request.headers)  # type: ignore[arg-type]
         return await to_aiohttp_response(await self.bolt.async_dispatch(bolt_request))
+
+
+def thread_title(text: str, limit: int = 60) -> str | None:
+    """A thread's title from its first message: the first line, cut at a word near ``limit``."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    if len(line) <= limit:
+        return line or None
+    return line[:limit].rsplit(" ", 1)[0].rstrip(" ,.;:") + "…"
 
 
 def _reason(exc: BaseException) -> str:
