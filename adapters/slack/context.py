@@ -22,6 +22,26 @@ STREAMING_UNAVAILABLE = frozenset({
 })
 
 
+#: Every Web API method the Slack adapter calls, with the bot scope it needs (``None``: none). A test
+#: finds every call in ``adapters/slack`` and proves it is listed here and its scope is in both manifests.
+METHOD_SCOPES: dict[str, str | None] = {
+    "auth.test": None,
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "chat.postEphemeral": "chat:write",
+    "chat.startStream": "chat:write",
+    "chat.appendStream": "chat:write",
+    "chat.stopStream": "chat:write",
+    "reactions.add": "reactions:write",
+    "reactions.remove": "reactions:write",
+    "assistant.threads.setStatus": "assistant:write",
+    "assistant.threads.setTitle": "assistant:write",
+    "assistant.threads.setSuggestedPrompts": "assistant:write",
+    "agents.sessions.setStatus": "assistant:write",
+    "files.upload_v2": "files:write",
+    "files.list": "files:read",
+}
+
 #: Errors of ``agents.sessions.setStatus`` meaning this app has no agent sessions here (not declared
 #: as an agent, an older workspace): use ``assistant.threads.setStatus`` and our own Stop button.
 NO_AGENT_SESSIONS = frozenset({"not_authorized", "unknown_method", "not_allowed_token_type", "feature_not_enabled",

@@ -38,6 +38,7 @@ from adapters.slack.surface import SlackSurface
 from adapters.slack.verify import Rejection, check_request
 from bot.config import Settings, env_number
 from bot.engine import Engine
+from bot.first_contact import DEFAULT_PROMPTS, Prompt, prompts_from_env
 from bot.intents import Stop
 from bot.messages import ActionInvoked, ThreadKey
 from bot.surface import best_effort
@@ -47,7 +48,8 @@ log = logging.getLogger(__name__)
 
 PATH = "/slack/events"
 #: Bot events and the scopes that deliver them (checked against the manifest by a test).
-EVENTS = ("app_mention", "message.channels", "message.groups", "message.im", "message.mpim", "agent_session_stopped")
+EVENTS = ("app_mention", "message.channels", "message.groups", "message.im", "message.mpim", "agent_session_stopped",
+          "assistant_thread_started")
 SCOPES = ("app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history")
 DEFAULT_API_URL = "https://slack.com/api/"
 
@@ -66,6 +68,8 @@ class SlackSettings:
     http_timeout: float = 30.0
     updates_per_minute: float = 45.0  # chat.update: Slack allows ~50 per minute per workspace
     stream_appends_per_minute: float = 100.0  # Slack documents appendStream as Tier 4: 100+ per minute
+    #: Offered when a person opens a new DM / assistant thread (``DATATHREAD_SUGGESTED_PROMPTS``).
+    prompts: tuple[Prompt, ...] = DEFAULT_PROMPTS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SlackSettings | None:
@@ -81,6 +85,7 @@ class SlackSettings:
             http_timeout=env_number(env, "SLACK_HTTP_TIMEOUT_SECONDS", 30),
             updates_per_minute=env_number(env, "SLACK_UPDATES_PER_MINUTE", 45),
             stream_appends_per_minute=env_number(env, "SLACK_STREAM_APPENDS_PER_MINUTE", 100),
+            prompts=prompts_from_env(env),
         )
 
     def __repr__(self) -> str:  # never print secrets
@@ -137,6 +142,7 @@ class SlackAdapter:
         self.bolt.event("app_mention")(self._on_event)
         self.bolt.event("message")(self._on_event)
         self.bolt.event("agent_session_stopped")(self._on_session_stopped)
+        self.bolt.event("assistant_thread_started")(self._on_thread_started)
         self.bolt.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._on_action)
 
     async def start(self) -> None:
@@ -210,6 +216,17 @@ class SlackAdapter:
         surface = self.surface(message.thread, message.user, is_dm=event.get("channel_type") == "im",
                                message_ts=event.get("ts"), title=title)
         self.background.spawn(self.engine.submit(message, surface), f"Slack message {message.event_id}")
+
+    async def _on_thread_started(self, event: dict[str, Any]) -> None:
+        """A person opened a new DM / assistant thread with the bot: offer the suggested prompts."""
+        thread = event.get("assistant_thread") or {}
+        channel, thread_ts = thread.get("channel_id"), thread.get("thread_ts")
+        if not channel or not thread_ts:
+            return
+        prompts = [{"title": p.title, "message": p.message} for p in self.settings.prompts]
+        self.background.spawn(self.client.assistant_threads_setSuggestedPrompts(
+            channel_id=channel, thread_ts=thread_ts, title="Try one of these, or attach a file:", prompts=prompts),
+            "Slack suggested prompts")
 
     async def _on_session_stopped(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         """Slack's own Stop button of an agent session: the same Stop intent as ours, with the same
