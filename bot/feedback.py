@@ -11,8 +11,11 @@ import io
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Literal, TextIO
+
+if TYPE_CHECKING:  # the store's protocol names FeedbackRecord: import it for types only
+    from bot.storage.base import StateStore
 
 ExportFormat = Literal["csv", "jsonl"]
 FIELDS = ("conversation", "turn", "user", "at", "positive", "comment", "platform")
@@ -41,3 +44,20 @@ def export(records: Iterable[FeedbackRecord], fmt: ExportFormat) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
+
+
+def parse_since(text: str) -> timedelta:
+    """A look-back like ``7d``, ``12h``, ``30m`` or ``2w``; ``ValueError`` with a short message otherwise."""
+    units = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
+    number, unit = text[:-1].strip(), text[-1:].lower()
+    if unit not in units or not number.isdigit():
+        raise ValueError(f"--since takes a number and a unit (m, h, d or w), like 7d; not {text!r}")
+    return timedelta(seconds=int(number) * units[unit])
+
+
+async def export_feedback(state: StateStore, out: TextIO, *, since: str | None, fmt: ExportFormat) -> int:
+    """Write the verdicts recorded in the last ``since`` (all without it) to ``out``; their count."""
+    start = datetime.now(UTC) - parse_since(since) if since else None
+    records = await state.feedback(since=start)
+    out.write(export(records, fmt))
+    return len(records)
