@@ -11,6 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.http import host_in
 from adapters.slack.budget import RateBudget
+from renderers.slack import TableStyle
 
 #: chat.update errors meaning the message is no longer there to update: post it again instead.
 MESSAGE_GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
@@ -66,7 +67,7 @@ class SlackContext:
     agent_sessions: bool = True
     #: How dataset pages are drawn: ``data_table``, else ``table``, else fixed-width text; each
     #: ``invalid_blocks`` answer moves one step down for the rest of the process.
-    table_style: str = "data_table"
+    table_style: TableStyle = "data_table"
     _http: aiohttp.ClientSession | None = None
 
     def allowed_host(self, url: str) -> bool:

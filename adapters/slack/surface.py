@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,16 +21,16 @@ from urllib.parse import urljoin
 from slack_sdk.errors import SlackApiError
 
 from adapters.http import read_capped
-from adapters.slack.context import NO_AGENT_SESSIONS, SlackContext, slack_error
+from adapters.slack.context import INVALID_BLOCKS, NO_AGENT_SESSIONS, SlackContext, slack_error
 from adapters.slack.transport import SlackTransport
 from bot.live_turn import redraw
 from bot.messages import MessageRef, RemoteFile, ThreadKey
 from bot.presenter import OUTPUT_CHARS
-from bot.reply import Reply
+from bot.reply import Reply, Table
 from bot.surface import SurfaceError
 from bot.transport import TransportError
 from bot.workspace import human_size
-from renderers.slack import render
+from renderers.slack import TABLE_STYLES, SlackMessage, render
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,10 @@ class SlackSurface:
 
     async def post(self, reply: Reply) -> MessageRef | None:
         transport = self.live_transport()
+        posted: list[str] = []
         try:
-            posted = [await transport.post(m) for m in render(reply)]
+            # A refused table style is refused on the first message: nothing is posted twice.
+            await self._with_tables(reply, lambda messages: self._post_all(transport, messages, posted))
         except TransportError as exc:
             raise SurfaceError(f"Slack refused the message ({exc.code}).") from exc
         return MessageRef(self.channel, posted[0])
@@ -92,9 +95,30 @@ class SlackSurface:
         shown = [ref.id]
         try:
             # Not paced: a click must not wait behind live edits. render: fresh block_ids every time.
-            await redraw(self.live_transport(), shown, render(reply))
+            await self._with_tables(reply, lambda messages: redraw(self.live_transport(), shown, messages))
         except TransportError as exc:
             raise SurfaceError(f"Slack refused the update ({exc.code}).") from exc
+
+    @staticmethod
+    async def _post_all(transport: SlackTransport, messages: list[SlackMessage], posted: list[str]) -> None:
+        for m in messages:
+            posted.append(await transport.post(m))
+
+    async def _with_tables(self, reply: Reply, send: Callable[[list[SlackMessage]], Awaitable[None]]) -> None:
+        """Send ``reply`` with tables in the workspace's table style; on ``invalid_blocks`` step down
+        (``data_table`` -> ``table`` -> fixed-width text) for good and send again."""
+        has_table = any(isinstance(b, Table) for b in reply.blocks)
+        while True:
+            style = self.ctx.table_style if has_table else "table"
+            try:
+                await send(render(reply, tables=style))
+                return
+            except TransportError as exc:
+                if not has_table or exc.code not in INVALID_BLOCKS or style == TABLE_STYLES[-1]:
+                    raise
+                lower = TABLE_STYLES[TABLE_STYLES.index(style) + 1]
+                log.info("Slack refused %s blocks (%s); drawing tables as %s from now on", style, exc.code, lower)
+                self.ctx.table_style = lower
 
     async def notify(self, user: str, reply: Reply) -> None:
         m = render(reply)[0]
