@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -62,9 +63,11 @@ class SlackContext:
     stream_budget: RateBudget = field(default_factory=lambda: RateBudget(100, burst=30))
     #: Flipped off for good the first time Slack says streaming is not available here.
     streaming: bool = True
-    #: Whether threads are agent sessions (Slack's own Stop button, ``agent_session_stopped``);
-    #: flipped off for good the first time ``agents.sessions.setStatus`` is refused.
-    agent_sessions: bool = True
+    #: Whether threads are agent sessions (Slack's own Stop button, ``agent_session_stopped``):
+    #: ``None`` until the first ``agents.sessions.setStatus`` answers; off for good once refused.
+    agent_sessions: bool | None = None
+    #: Held by the first session call, so a burst of turns on a cold start asks Slack once.
+    session_probe: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: How dataset pages are drawn: ``data_table``, else ``table``, else fixed-width text; each
     #: ``invalid_blocks`` answer moves one step down for the rest of the process.
     table_style: TableStyle = "data_table"

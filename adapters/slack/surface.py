@@ -138,7 +138,7 @@ class SlackSurface:
                 await react(channel=self.channel, timestamp=self.message_ts, name=WORKING_REACTION)
             except SlackApiError as exc:  # already_reacted, no_reaction, missing scope: not worth a turn
                 log.debug("reactions: %s", slack_error(exc))
-        if self.ctx.agent_sessions and await self._session_status("processing" if text else "active"):
+        if await self._session_status("processing" if text else "active"):
             return
         try:
             await self.ctx.client.assistant_threads_setStatus(channel_id=self.channel, thread_ts=self.thread_ts,
@@ -153,6 +153,15 @@ class SlackSurface:
     async def _session_status(self, status: str) -> bool:
         """Set the thread's agent session status; False (and sessions off for good) when this app
         may not have sessions. Other refusals are logged: the turn goes on either way."""
+        if self.ctx.agent_sessions is None:
+            async with self.ctx.session_probe:
+                if self.ctx.agent_sessions is None:
+                    return await self._set_session_status(status)
+        if not self.ctx.agent_sessions:
+            return False
+        return await self._set_session_status(status)
+
+    async def _set_session_status(self, status: str) -> bool:
         args: dict[str, Any] = {"channel_id": self.channel, "thread_ts": self.thread_ts, "status": status}
         if status == "processing" and self.title:
             args["title"] = self.title
@@ -160,6 +169,7 @@ class SlackSurface:
             args["initiator_user_id"] = self.user
         try:
             resp = await self.ctx.client.agents_sessions_setStatus(**args)
+            self.ctx.agent_sessions = True
         except SlackApiError as exc:
             if slack_error(exc) in NO_AGENT_SESSIONS:
                 log.info("no agent sessions for this app (%s): assistant status and a Stop button instead",

@@ -56,7 +56,7 @@ class SlackTransport:
     def limits(self) -> Limits:
         return Limits(message_bytes=MARKDOWN_BLOCK, edit_interval=self.interval, can_stream=self.ctx.streaming,
                       stream_bytes=STREAM_BYTES, append_interval=self.interval,
-                      native_stop=self.ctx.agent_sessions)
+                      native_stop=self.ctx.agent_sessions is True)
 
     render = staticmethod(turn_messages)
     stream_text = staticmethod(stream_text)
