@@ -7,7 +7,7 @@ import asyncio
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -20,7 +20,7 @@ from adapters.teams.config import TeamsSettings
 from adapters.teams.entities import MentionEntity
 from adapters.teams.files import IMAGE_TYPES, FileLinks, consent_card, file_link, inline_image
 from adapters.teams.sender import Sender
-from adapters.teams.transport import ADAPTIVE_CARD, TeamsTransport, text_activity
+from adapters.teams.transport import ADAPTIVE_CARD, FeedbackTurns, TeamsTransport, text_activity
 from bot.intents import LinkPurpose
 from bot.messages import MessageRef, RemoteFile, ThreadKey
 from bot.presenter import OUTPUT_CHARS
@@ -58,6 +58,8 @@ class TeamsContext:
     links: FileLinks
     http: Callable[[], aiohttp.ClientSession]
     bot_token: Callable[[], Awaitable[str | None]]
+    #: Which turn each rated message's 👍 / 👎 belong to (Teams' feedback invoke names the message).
+    feedback: FeedbackTurns = field(default_factory=FeedbackTurns)
 
 
 def wants_token(url: str) -> bool:
@@ -128,7 +130,8 @@ class TeamsSurface:
     # ---- messages -----------------------------------------------------------------------------
 
     def live_transport(self) -> TeamsTransport:
-        return TeamsTransport(self._ctx.sender, self.reference, personal=self.personal, interval=self.live_interval)
+        return TeamsTransport(self._ctx.sender, self.reference, personal=self.personal, interval=self.live_interval,
+                              feedback=self._ctx.feedback)
 
     def _activities(self, reply: Reply) -> list[Activity]:
         if needs_card(reply):
