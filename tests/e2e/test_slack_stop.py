@@ -187,3 +187,27 @@ async def test_feedback_buttons_record_a_verdict_and_a_second_click_replaces_it(
     [record] = await bot.engine.state.feedback()
     assert (record.user, record.positive, record.platform) == ("UALICE", False, "slack")
     assert record.turn and record.conversation
+
+
+async def test_a_direct_message_gets_an_answer_in_an_agent_session_with_a_title(bot: SlackBot, fake: FakeSlack) -> None:
+    ts, dm = "1700000160.000100", "D0DIRECT"
+    await bot.send(message("quick question about sales", ts, channel=dm, channel_type="im"), "EvDm")
+    await until(lambda: any("The answer to 'quick question about sales'" in fake.shown(m)
+                            for m in fake.thread(dm, ts)) and not fake.thread(dm, ts)[0].streaming, what="the answer")
+    if fake.agent:
+        assert fake.sessions[(dm, ts)] == ["processing", "active"]
+        [first] = [c for c in fake.named("agents.sessions.setStatus") if c.args["status"] == "processing"]
+        assert first.args["title"] == "quick question about sales"
+    else:
+        [titled] = fake.named("assistant.threads.setTitle")
+        assert titled.args["title"] == "quick question about sales"
+
+
+async def test_a_new_assistant_thread_is_offered_the_suggested_prompts(bot: SlackBot, fake: FakeSlack) -> None:
+    await bot.send({"type": "assistant_thread_started", "assistant_thread": {
+        "user_id": "UALICE", "channel_id": "D0DIRECT", "thread_ts": "1700000170.000100"}}, "EvStarted")
+    await until(lambda: bool(fake.named("assistant.threads.setSuggestedPrompts")), what="the prompts")
+    [offered] = fake.named("assistant.threads.setSuggestedPrompts")
+    prompts = offered.args["prompts"]
+    assert 1 <= len(prompts) <= 4 and all(p["title"] and p["message"] for p in prompts)
+    assert offered.args["thread_ts"] == "1700000170.000100"
