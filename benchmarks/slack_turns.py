@@ -61,6 +61,7 @@ class Result:
     peak_workspace_per_min: float
     peak_message_per_min: float
     wall: float
+    methods: str = ""
 
 
 def _peak(times: list[float], window: float = 10.0) -> float:
@@ -74,8 +75,8 @@ def _peak(times: list[float], window: float = 10.0) -> float:
     return best * 60.0 / window
 
 
-async def run(threads: int, naive: bool) -> Result:
-    fake = await FakeSlack().start()
+async def run(threads: int, naive: bool, agent: bool = False) -> Result:
+    fake = await FakeSlack(agent=agent).start()
     with tempfile.TemporaryDirectory() as home:
         bot = await SlackBot(fake, Path(home), ScriptedAgent(script)).start()
         if naive:
@@ -117,6 +118,7 @@ async def run(threads: int, naive: bool) -> Result:
                 peak_workspace_per_min=_peak([c.at for c in edits]),
                 peak_message_per_min=max((_peak(v) for v in per_message.values()), default=0.0),
                 wall=wall,
+                methods=_edits_breakdown(api),
             )
         finally:
             await bot.stop()
@@ -139,10 +141,14 @@ def _row(name: str, r: Result) -> str:
 
 async def main(threads: int) -> None:
     ours = await run(threads, naive=False)
+    agent = await run(threads, naive=False, agent=True)
     naive = await run(threads, naive=True)
     print(f"{threads} concurrent Slack threads, one turn each (scripted agent, fake Web API on 127.0.0.1)")
     print(_row("datathread", ours))
+    print(_row("as agent", agent))
     print(_row("naive", naive))
+    for name, r in (("datathread", ours), ("as agent", agent)):
+        print(f"{name} calls: {r.methods}")
     print(f"Slack limits: chat.update ~{LIMIT_WORKSPACE_PER_MIN}/min per workspace (appendStream: Tier 4, 100+/min), "
           f"~{LIMIT_MESSAGE_PER_MIN}/min per message")
     ratio = naive.calls_per_turn / ours.calls_per_turn if ours.calls_per_turn else float("inf")

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, assert_never
 
@@ -29,6 +30,7 @@ from bot.commands import (
 from bot.config import Settings
 from bot.conversation import Conversation
 from bot.datasets.model import ChartSpec, DatasetError, DatasetMeta, DatasetStore, SortSpec
+from bot.feedback import FeedbackRecord
 from bot.help import COMMANDS
 from bot.intent_tokens import IntentSealer
 from bot.intents import (
@@ -60,6 +62,9 @@ NOT_YOUR_TURN = "Only the person who started this conversation can stop its turn
 FILE_GONE = "That file is no longer in the workspace."
 NOTHING_RUNNING = "Nothing is running in this thread right now."
 THANKS = "Thanks for the feedback."
+NO_ANSWER = "There is no answer in this thread to give feedback on yet."
+#: State-store namespace: thread digest -> id of the thread's latest turn (what a typed ``good`` rates).
+LAST_TURN = "last-turn"
 FAILED = "That did not work; details are in the log."
 NOT_YOURS_TO_RUN = "Only the person who started this conversation can run workflows in it."
 
@@ -159,6 +164,13 @@ class Actions:
         if intent is None:
             await best_effort(origin.tell(notice(BAD_TOKEN, "warning")))
             return
+        await self._reporting(origin, kind_of(intent), lambda: self.execute(intent, origin))
+
+    async def request(self, intent: Intent, thread: ThreadKey, user: str, surface: Surface, *,
+                      typed: bool = False) -> None:
+        """Carry out ``intent`` for ``user`` in ``thread`` without a token (a platform event that
+        vouches for both, or a typed word handled ahead of the queue); same checks as a click."""
+        origin = Origin(thread, user, surface, typed=typed)
         await self._reporting(origin, kind_of(intent), lambda: self.execute(intent, origin))
 
     async def command(self, text: str, thread: ThreadKey, user: str, surface: Surface) -> bool:
@@ -263,8 +275,14 @@ class Actions:
                 if not self._cancel(origin.thread):
                     await origin.tell(notice(NOTHING_RUNNING))
                 # else the turn's own message ends with "Stopped": no second word needed.
-            case Feedback(positive=positive):
+            case Feedback(positive=positive, turn=turn, comment=comment):
                 # Anyone who can see the thread may say what they think of it: no owner check.
+                conversation = await self.state.conversation(origin.thread)
+                turn = turn or await self.state.get_value(LAST_TURN, origin.thread.digest) or ""
+                if conversation is None:  # no turn known (yet): the verdict is on the conversation
+                    raise DatasetError(NO_ANSWER)
+                await self.state.record_feedback(FeedbackRecord(
+                    conversation.id, turn, origin.user, datetime.now(UTC), positive, comment, origin.thread.platform))
                 log.info("feedback %s from %s in thread %s", "positive" if positive else "negative",
                          origin.user, origin.thread.digest)
                 await origin.tell(notice(THANKS))
@@ -277,7 +295,7 @@ class Actions:
                 await origin.surface.post(Reply((notice(COMMANDS).blocks[0],), "Commands"))
             case ListDatasets():
                 await origin.surface.post(present_datasets(await self.datasets.list(origin.thread)))
-            case ListFiles():
+            case ListFiles() | Stop() | Feedback():
                 await self.execute(command, origin)
             case OnDataset(action=action, dataset=name):
                 view = await self._view(name, origin.thread)

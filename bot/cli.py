@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.config import AgentKind, ConfigError, Settings, env_number
+from bot.feedback import ExportFormat, export_feedback
 from bot.logs import setup_logging
 
 AGENT_LABELS = {
@@ -44,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="resume at STEP, reusing the stored outputs of the steps before it")
     run.add_argument("--sandbox", action="store_true", help="run code in the bubblewrap sandbox, as `serve` does")
     sub.add_parser("runs", help="list recent workflow runs")
+    feedback = sub.add_parser("feedback", help="export readers' 👍 / 👎 on answers (to stdout)")
+    feedback.add_argument("--since", help="only the last period: 30m, 12h, 7d, 2w")
+    feedback.add_argument("--format", choices=["csv", "jsonl"], default="csv")
     package = sub.add_parser("teams-package", help="write the Teams app package (zip) to upload")
     package.add_argument("--app-id", required=True, help="the bot's Microsoft App ID")
     package.add_argument("--out", type=Path, default=Path("datathread-teams.zip"))
@@ -234,6 +238,21 @@ async def _doctor(settings: Settings) -> int:
     return 0 if all(c.ok for c in checks) else 1
 
 
+async def _feedback(settings: Settings, since: str | None, fmt: ExportFormat) -> int:
+    from bot.storage.local import SqliteStateStore
+
+    state = SqliteStateStore(settings.state_db, settings.workspaces)
+    try:
+        count = await export_feedback(state, sys.stdout, since=since, fmt=fmt)
+    except ValueError as exc:
+        print(f"datathread: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await state.aclose()
+    print(f"{count} verdict(s)", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # Files this process and its kernels create (user code's output too) are private to this OS
@@ -260,6 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_runs(settings))
         if args.command in ("doctor", "check"):
             return asyncio.run(_doctor(settings))
+        if args.command == "feedback":
+            return asyncio.run(_feedback(settings, args.since, args.format))
         if args.command == "teams-package":
             from adapters.teams.package import write_package
 

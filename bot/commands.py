@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import assert_never
 
 from bot.datasets.model import CHART_KINDS, ChartKind, DatasetError, DatasetMeta, ExportFormat
-from bot.intents import ColumnOrder, Download, DrawChart, Intent, ListFiles, ShowPage
+from bot.intents import ColumnOrder, Download, DrawChart, Feedback, Intent, ListFiles, ShowPage, Stop
 
 
 @dataclass(frozen=True)
@@ -87,12 +87,16 @@ class ListWorkflows:
     """``workflows``: the workflows this bot can run."""
 
 
-Command = OnDataset | ShowHelp | ListDatasets | ListFiles | RunWorkflow | ListWorkflows
+Command = OnDataset | ShowHelp | ListDatasets | ListFiles | RunWorkflow | ListWorkflows | Stop | Feedback
 
 _SIMPLE: dict[str, Command] = {"help": ShowHelp(), "files": ListFiles(), "datasets": ListDatasets(),
-                               "workflows": ListWorkflows()}
+                               "workflows": ListWorkflows(), "stop": Stop(),
+                               "good": Feedback(True), "bad": Feedback(False)}
 #: ``run NAME k=v ...``: a workflow name and parameters only, so "run the numbers again" stays prose.
 _RUN = re.compile(r"run\s+([A-Za-z0-9][A-Za-z0-9_-]{0,63})((?:\s+[A-Za-z_][A-Za-z0-9_]*=\S*)*)", re.I)
+#: ``bad`` followed by a comment: negative feedback on the thread's latest answer. ``good`` takes no
+#: comment, so "good morning, load sales.csv" stays a message for the agent.
+_VERDICT = re.compile(r"bad[\s:,-]+(\S.*)", re.I | re.S)
 #: A trailing ``in NAME`` picks the dataset a command acts on.
 _NAMED = re.compile(r"(.+?)\s+in\s+(\S+)", re.I)
 _DESC = ("desc", "descending")
@@ -118,6 +122,9 @@ def parse_command(text: str) -> Command | None:
     if run is not None:
         pairs = tuple(tuple(p.split("=", 1)) for p in run.group(2).split())
         return RunWorkflow(run.group(1), pairs)
+    verdict = _VERDICT.fullmatch(stripped)
+    if verdict is not None:
+        return Feedback(False, comment=verdict.group(1).strip())
     named = _NAMED.fullmatch(stripped)
     body, dataset = (named.group(1), named.group(2)) if named else (stripped, None)
     for shape, name in _SHAPES:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -18,17 +19,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bot import events as ev
-from bot.actions import Actions, WorkflowCommands
+from bot.actions import LAST_TURN, Actions, WorkflowCommands
 from bot.agents.backend import AgentBackend
+from bot.commands import parse_command
 from bot.config import Settings
 from bot.conversation import Attachment, Conversation, Turn, media_type
 from bot.datasets.model import DatasetStore
 from bot.datasets.registrar import ThreadDatasets
 from bot.intent_tokens import IntentSealer
-from bot.intents import Intent, LinkPurpose
+from bot.intents import Intent, LinkPurpose, Stop
 from bot.live_turn import LiveTurn
 from bot.messages import ActionInvoked, IncomingMessage, ThreadKey
-from bot.presenter import CODE_LINES, TurnState, files_button, present_turn
+from bot.presenter import CODE_LINES, TurnState, feedback_buttons, files_button, present_turn, stop_button
 from bot.reply import Reply, notice
 from bot.storage.base import StateStore
 from bot.surface import Surface, SurfaceError, best_effort
@@ -186,10 +188,35 @@ class Engine:
             task.add_done_callback(self._turned_away.discard)
             return done
         key = message.thread
+        if self.running(key) and not message.files and isinstance(parse_command(message.text), Stop):
+            # A typed ``stop`` must not wait in the queue behind the very turn it stops.
+            task = asyncio.ensure_future(self._stop_now(message, surface, done))
+            self._turned_away.add(task)
+            task.add_done_callback(self._turned_away.discard)
+            return done
         self._queues.setdefault(key, deque()).append(_Queued(message, surface, done))
         if key not in self._workers:
             self._workers[key] = asyncio.create_task(self._drain(key), name=f"thread {key.digest}")
         return done
+
+    async def _stop_now(self, message: IncomingMessage, surface: Surface, done: asyncio.Future[None]) -> None:
+        try:
+            if not message.event_id or await self.state.claim_event(f"{message.thread.platform}:{message.event_id}"):
+                await self.actions.request(Stop(), message.thread, message.user, surface, typed=True)
+        finally:
+            if not done.done():
+                done.set_result(None)
+
+    def running(self, thread: ThreadKey) -> bool:
+        """Whether ``thread`` has a turn running now."""
+        task = self._turns.get(thread)
+        return task is not None and not task.done()
+
+    async def request(self, intent: Intent, thread: ThreadKey, user: str, surface: Surface) -> None:
+        """Carry out an intent a platform event asked for (Slack's own Stop button of an agent
+        session): the platform vouches for the user and thread, so there is no token, but the
+        access checks are those of a click; a refusal is told to ``user`` alone. Never raises."""
+        await self.actions.request(intent, thread, user, surface)
 
     async def act(self, action: ActionInvoked, surface: Surface) -> None:
         """Carry out a button click (see ``Actions.act``); never raises, every failure is shown."""
@@ -331,9 +358,16 @@ class Engine:
             return present_turn(events, state, time.monotonic() - started, surface.output_chars)
 
         await best_effort(surface.set_status("is working…"))
+        turn_id = uuid.uuid4().hex[:12]
+        await best_effort(self.state.put_value(LAST_TURN, thread.digest, turn_id))
+
+        def seal(intent: Intent) -> str:
+            return self.seal(thread, intent)
+
         live = LiveTurn(surface.live_transport(), render,
-                        end_buttons=files_button(lambda intent: self.seal(thread, intent)),
-                        on_stop=lambda: self.cancel(thread))
+                        end_buttons=files_button(seal), on_stop=lambda: self.cancel(thread),
+                        stop_buttons=stop_button(seal),
+                        feedback=lambda: feedback_buttons(seal, turn_id) if state == "done" else None)
         await live.start()
         uploaded: set[Path] = set()
         try:

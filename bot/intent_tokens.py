@@ -57,8 +57,10 @@ def _encode(intent: Intent) -> list[Any]:
             return ["o", c, p, purpose]
         case Stop():
             return ["s"]
-        case Feedback(positive=positive):
+        case Feedback(positive=positive, turn=""):
             return ["b", int(positive)]
+        case Feedback(positive=positive, turn=turn):
+            return ["b", int(positive), turn]
     raise TypeError(f"not an intent: {intent!r}")
 
 
@@ -104,6 +106,8 @@ def _decode(data: list[Any], expires: int | None) -> Intent:
             return Stop()
         case ["b", positive]:
             return Feedback(_flag(positive))
+        case ["b", positive, turn]:
+            return Feedback(_flag(positive), _str(turn))
     raise ValueError(data)
 
 

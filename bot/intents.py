@@ -87,9 +87,15 @@ class Stop:
 
 @dataclass(frozen=True)
 class Feedback:
-    """A reader's verdict on the thread's answers (thumbs up or down)."""
+    """A reader's verdict on one answer of the thread (thumbs up or down).
+
+    ``turn`` names the answer (``""``: the thread's latest one, as a typed ``good`` means);
+    ``comment`` is what the reader added (typed ``bad too slow``; buttons carry none).
+    """
 
     positive: bool
+    turn: str = ""
+    comment: str = ""
 
 
 Intent = ShowPage | DrawChart | Download | ListFiles | PostFile | FileLink | Stop | Feedback

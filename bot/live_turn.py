@@ -14,7 +14,10 @@ Rules (each has a test in ``tests/unit/test_live_turn.py`` named after it):
 - **The final state is always sent**, even after failed updates, with the end-of-turn buttons where
   the surface has buttons. If the platform refuses it, a short notice says so and where the
   results are, so a turn never ends silently.
-- **Stop**: a stream the person stopped (``StreamRefused.stopped``) calls ``on_stop``.
+- **Stop**: a stream the person stopped (``StreamRefused.stopped``) calls ``on_stop``. Where the
+  platform has no Stop control of its own (``Limits.native_stop``) and shows buttons, every state
+  before the final one carries ``stop_buttons``; the final state carries ``end_buttons`` and, on
+  a finished answer, ``feedback`` (👍 / 👎) instead.
 
 A failing live update is logged and does not end the turn: the live view is best effort.
 """
@@ -66,10 +69,13 @@ class LiveTurn(Generic[M]):
     """
 
     def __init__(self, transport: LiveTransport[M], render: Callable[[], Reply], *,
-                 end_buttons: Buttons | None = None, on_stop: Callable[[], Any] | None = None) -> None:
+                 end_buttons: Buttons | None = None, on_stop: Callable[[], Any] | None = None,
+                 stop_buttons: Buttons | None = None, feedback: Callable[[], Buttons | None] | None = None) -> None:
         self._t = transport
         self._render = render
         self._end_buttons = end_buttons
+        self._stop_buttons = stop_buttons
+        self._feedback = feedback
         self._on_stop = on_stop
         self._streamed: str | None = None  # the streamed text while a stream is open
         self._stream_opened = 0.0
@@ -84,7 +90,7 @@ class LiveTurn(Generic[M]):
 
     async def start(self) -> None:
         """Show the first state at once; never raises (the final state is still sent by ``finish``)."""
-        reply = self._render()
+        reply = self._working()
         async with self._lock:
             if self._t.limits.can_stream:
                 try:
@@ -103,7 +109,7 @@ class LiveTurn(Generic[M]):
         """The turn changed: show it now (interval 0) or at the next allowed moment."""
         if self._pump is None and not self._paced():
             async with self._lock:
-                await self._best_effort(self._show(self._render(), final=False))
+                await self._best_effort(self._show(self._working(), final=False))
         else:
             self._dirty.set()
 
@@ -111,7 +117,9 @@ class LiveTurn(Generic[M]):
         """Show the final state (with the end buttons); if the platform refuses it, say so."""
         state = self._render()
         buttons = self._end_buttons if self._t.limits.buttons else None
-        final = Reply((*state.blocks, buttons), state.summary) if buttons else state
+        verdict = self._feedback() if self._feedback is not None and self._t.limits.buttons else None
+        extra = tuple(b for b in (buttons, verdict) if b is not None)
+        final = Reply((*state.blocks, *extra), state.summary) if extra else state
         if self._pump is not None and not self._sending:
             self._pump.cancel()  # waiting for a change or for the platform's budget: moot now
         async with self._lock:
@@ -130,6 +138,15 @@ class LiveTurn(Generic[M]):
                     log.warning("could not tell the thread either", exc_info=True)
         if self._pump is not None:
             await asyncio.gather(self._pump, return_exceptions=True)
+
+    def _working(self) -> Reply:
+        """The current state as a running turn shows it: with our Stop button where the platform
+        has no Stop of its own."""
+        state = self._render()
+        limits = self._t.limits
+        if self._stop_buttons is None or not limits.buttons or limits.native_stop:
+            return state
+        return Reply((*state.blocks, self._stop_buttons), state.summary)
 
     # ---- pacing ----------------------------------------------------------------------------
 
@@ -175,7 +192,7 @@ class LiveTurn(Generic[M]):
         self._sending = True
         try:
             async with self._lock:
-                await self._best_effort(show(self._render()))
+                await self._best_effort(show(self._working()))
         finally:
             self._sending = False
 

@@ -13,7 +13,7 @@ from typing import Literal
 
 from bot import events as ev
 from bot.datasets.model import ChartSpec, DatasetMeta, Page
-from bot.intents import ColumnOrder, Download, DrawChart, Intent, ListFiles, PostFile, ShowPage
+from bot.intents import ColumnOrder, Download, DrawChart, Feedback, Intent, ListFiles, PostFile, ShowPage, Stop
 from bot.reply import (
     Block,
     Button,
@@ -269,6 +269,18 @@ def present_files(files: Sequence[WorkspaceFile], seal: Sealer, limit: int = 40)
         ),
         f"{len(files)} files",
     )
+
+
+def stop_button(seal: Sealer) -> Buttons:
+    """The "Stop" button a running turn carries where the platform has no Stop of its own."""
+    return Buttons((Button("Stop", Stop(), seal(Stop())),))
+
+
+def feedback_buttons(seal: Sealer, turn: str) -> Buttons:
+    """👍 / 👎 under a finished answer; each carries the turn it rates (renderers that have a
+    native feedback control, like Slack's ``feedback_buttons``, show them as that)."""
+    return Buttons((Button("👍", Feedback(True, turn), seal(Feedback(True, turn))),
+                    Button("👎", Feedback(False, turn), seal(Feedback(False, turn)))))
 
 
 def files_button(seal: Sealer) -> Buttons:

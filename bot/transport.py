@@ -43,6 +43,9 @@ class Limits:
     close_replaces: bool = False
     #: The surface shows buttons (the console has typed commands instead).
     buttons: bool = True
+    #: The platform shows a Stop control of its own while the turn runs (Slack's agent session,
+    #: Teams' streaming Stop, the console's Ctrl-C); otherwise the running turn carries our Stop button.
+    native_stop: bool = False
 
 
 class TransportError(Exception):

@@ -16,8 +16,9 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from bot.intents import Feedback
 from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Reply, Select, Status, Table
 from renderers.markdown import (
     clip,
@@ -41,6 +42,10 @@ MAX_BLOCKS = 50
 MESSAGE_TEXT = 40_000
 TABLE_ROWS = 100  # including the header row
 TABLE_COLUMNS = 20
+#: ``data_table`` (2026-05): 2–101 rows with the header, 1–20 columns, ≤ 10,000 characters of cells.
+DATA_TABLE_ROWS = 101
+DATA_TABLE_CHARS = 10_000
+CAPTION_TEXT = 150
 ACTIONS_ELEMENTS = 25
 SELECT_OPTIONS = 100
 OPTION_VALUE = 150
@@ -200,6 +205,25 @@ def table_block(table: Table) -> Block:
     return {"type": "table", "rows": rows, "column_settings": settings}
 
 
+#: How a ``Table`` is drawn: Slack's ``data_table`` (client-side sort and paging of the rows it
+#: carries), the older ``table`` block, or fixed-width text; the surface steps down on ``invalid_blocks``.
+TableStyle = Literal["data_table", "table", "text"]
+TABLE_STYLES: tuple[TableStyle, ...] = ("data_table", "table", "text")
+
+
+def data_table_block(table: Table, caption: str) -> Block | None:
+    """A ``data_table`` block of the whole page, or ``None`` when the page is outside its limits."""
+    rows = [table.columns, *table.rows]
+    if not table.columns or len(table.columns) > TABLE_COLUMNS or len(rows) > DATA_TABLE_ROWS:
+        return None
+    if sum(len(c) for row in rows for c in row) > DATA_TABLE_CHARS:
+        return None
+    settings = [{"align": "right" if i < len(table.numeric) and table.numeric[i] else "left"}
+                for i in range(len(table.columns))]
+    return {"type": "data_table", "caption": clip(caption or "Rows", CAPTION_TEXT),
+            "rows": [[_cell(c) for c in row] for row in rows], "column_settings": settings}
+
+
 def fixed_width(table: Table) -> str:
     """Columns padded to a common width, for tables Slack's table block cannot hold."""
     grid = [table.columns, *table.rows]
@@ -239,7 +263,24 @@ def _plain(text: str, limit: int) -> dict[str, Any]:
     return {"type": "plain_text", "text": clip(text, limit, utf8_len), "emoji": True}
 
 
+def _feedback_block(buttons: Buttons) -> Block | None:
+    """A 👍 / 👎 pair as Slack's own ``feedback_buttons`` in a ``context_actions`` block, else ``None``."""
+    items = buttons.items
+    if len(items) != 2 or not all(isinstance(b, Button) and isinstance(b.intent, Feedback) for b in items):
+        return None
+    good, bad = sorted(items, key=lambda b: not b.intent.positive)  # type: ignore[union-attr]
+    return {"type": "context_actions", "elements": [{
+        "type": "feedback_buttons", "action_id": f"{ACTION_PREFIX}{good.kind}:0",
+        "positive_button": {"text": _plain("Good answer", BUTTON_TEXT), "accessibility_label": "Good answer",
+                            "value": good.token[:BUTTON_VALUE]},  # type: ignore[union-attr]
+        "negative_button": {"text": _plain("Bad answer", BUTTON_TEXT), "accessibility_label": "Bad answer",
+                            "value": bad.token[:BUTTON_VALUE]},  # type: ignore[union-attr]
+    }]}
+
+
 def _action_blocks(buttons: Buttons) -> list[Block]:
+    if (feedback := _feedback_block(buttons)) is not None:
+        return [feedback]
     elements: list[Block] = []
     for n, item in enumerate(buttons.items):
         action_id = f"{ACTION_PREFIX}{item.kind}:{n}"
@@ -270,7 +311,7 @@ def status_block(status: Status) -> Block:
     return _context(f"{STATUS_EMOJI[status.state]} {escape(status.text)}")
 
 
-def reply_blocks(reply: Reply) -> list[Block]:
+def reply_blocks(reply: Reply, tables: TableStyle = "table") -> list[Block]:
     """All blocks of ``reply`` in order (possibly more than one message holds; see ``render``)."""
     blocks: list[Block] = []
     for block in reply.blocks:
@@ -282,7 +323,8 @@ def reply_blocks(reply: Reply) -> list[Block]:
             case CodeBlock():
                 blocks += _code_sections(block)
             case Table():
-                blocks += _table_blocks(block, allow_table_block=True)
+                native = data_table_block(block, reply.summary) if tables == "data_table" else None
+                blocks += [native] if native else _table_blocks(block, allow_table_block=tables != "text")
             case Notice(text=text, level=level):
                 for piece in split_text(markdown_to_mrkdwn(text), CONTEXT_TEXT - 20, utf8_len):
                     blocks.append(_context(f"{NOTICE_EMOJI[level]} {piece}"))
@@ -301,22 +343,22 @@ def _fallback(reply: Reply, blocks: list[Block]) -> str:
     return clip(text, FALLBACK_TEXT)
 
 
-def render(reply: Reply, *, nonce: str | None = None) -> list[SlackMessage]:
+def render(reply: Reply, *, nonce: str | None = None, tables: TableStyle = "table") -> list[SlackMessage]:
     """``reply`` as one or more Slack messages, each within the block and table limits.
 
     Every block gets a fresh ``block_id`` (``nonce`` + index) so ``chat.update`` always redraws;
     pass ``nonce`` only to make output deterministic in tests. Only one table block goes into
-    one message: a second table starts a new message.
+    one message: a second table starts a new message. ``tables`` says how tables are drawn.
     """
     nonce = nonce or uuid.uuid4().hex[:10]
-    blocks = reply_blocks(reply)
+    blocks = reply_blocks(reply, tables)
     if not blocks:
         blocks = [_context(escape(reply.summary or " "))]
     messages: list[list[Block]] = [[]]
     for block in blocks:
         current = messages[-1]
-        has_table = any(b["type"] == "table" for b in current)
-        if len(current) >= MAX_BLOCKS or (block["type"] == "table" and has_table):
+        has_table = any(b["type"] in ("table", "data_table") for b in current)
+        if len(current) >= MAX_BLOCKS or (block["type"] in ("table", "data_table") and has_table):
             messages.append([])
         messages[-1].append(block)
     out: list[SlackMessage] = []

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from bot.intents import Feedback
 from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Reply, Select, Status, Table
 from renderers.markdown import NOTICE_EMOJI, code_block_markdown, fence, more_lines, split_text, utf8_len
 
@@ -348,6 +349,8 @@ class TeamsMessage:
     text: str
     summary: str = ""
     card: dict[str, Any] | None = None
+    #: The turn a 👍 / 👎 under this message rates (Teams' own feedback loop), if it has them.
+    feedback_turn: str | None = None
 
 
 def stream_text(reply: Reply, *, final: bool) -> str:
@@ -358,7 +361,18 @@ def stream_text(reply: Reply, *, final: bool) -> str:
 def turn_messages(reply: Reply, *, final: bool) -> list[TeamsMessage]:
     """A turn as Teams messages under ``MESSAGE_LIMIT`` each; its buttons on a card under the last."""
     pieces = split_message(message_text(reply)) or [""]
-    buttons = tuple(b for b in reply.blocks if isinstance(b, Buttons))
+    verdict = next((b for b in reply.blocks if isinstance(b, Buttons) and _feedback_turn(b) is not None), None)
+    buttons = tuple(b for b in reply.blocks if isinstance(b, Buttons) and b is not verdict)
     last = card(Reply(buttons)) if buttons else None
-    return [TeamsMessage(piece, reply.summary if i == 0 else "", last if i == len(pieces) - 1 else None)
+    turn = _feedback_turn(verdict) if verdict is not None else None
+    return [TeamsMessage(piece, reply.summary if i == 0 else "", last if i == len(pieces) - 1 else None,
+                         turn if i == len(pieces) - 1 else None)
             for i, piece in enumerate(pieces)]
+
+
+def _feedback_turn(buttons: Buttons) -> str | None:
+    """The turn a 👍 / 👎 pair rates (Teams shows them as its own feedback loop), else ``None``."""
+    intents = [b.intent for b in buttons.items if isinstance(b, Button)]
+    if len(intents) != 2 or not all(isinstance(i, Feedback) for i in intents):
+        return None
+    return next(i.turn for i in intents if isinstance(i, Feedback))

@@ -57,7 +57,7 @@ class ConsoleTransport:
     the lines of each block that are not on screen yet; a spinner runs until the final frame."""
 
     name = "the console"
-    limits = Limits(message_bytes=1 << 40, edit_interval=0.0, buttons=False)
+    limits = Limits(message_bytes=1 << 40, edit_interval=0.0, buttons=False, native_stop=True)  # Ctrl-C
     render = staticmethod(turn_messages)
     stream_text = staticmethod(stream_text)
 

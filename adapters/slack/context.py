@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -11,6 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.http import host_in
 from adapters.slack.budget import RateBudget
+from renderers.slack import TableStyle
 
 #: chat.update errors meaning the message is no longer there to update: post it again instead.
 MESSAGE_GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
@@ -20,6 +22,36 @@ STREAMING_UNAVAILABLE = frozenset({
     "unknown_method", "not_allowed", "missing_scope", "channel_type_not_supported",
     "team_not_allowed", "invalid_arguments",
 })
+
+
+#: Every Web API method the Slack adapter calls, with the bot scope it needs (``None``: none). A test
+#: finds every call in ``adapters/slack`` and proves it is listed here and its scope is in both manifests.
+METHOD_SCOPES: dict[str, str | None] = {
+    "auth.test": None,
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "chat.postEphemeral": "chat:write",
+    "chat.startStream": "chat:write",
+    "chat.appendStream": "chat:write",
+    "chat.stopStream": "chat:write",
+    "reactions.add": "reactions:write",
+    "reactions.remove": "reactions:write",
+    "assistant.threads.setStatus": "assistant:write",
+    "assistant.threads.setTitle": "assistant:write",
+    "assistant.threads.setSuggestedPrompts": "assistant:write",
+    "agents.sessions.setStatus": "assistant:write",
+    "files.upload_v2": "files:write",
+    "files.list": "files:read",
+    "files.info": "files:read",  # shared-channel files that arrive without URLs
+    "chat.getPermalink": None,  # the Workflow Builder step's thread link
+}
+
+#: Errors of ``agents.sessions.setStatus`` meaning this app has no agent sessions here (not declared
+#: as an agent, an older workspace): use ``assistant.threads.setStatus`` and our own Stop button.
+NO_AGENT_SESSIONS = frozenset({"not_authorized", "unknown_method", "not_allowed_token_type", "feature_not_enabled",
+                               "missing_scope", "invalid_arguments"})
+#: Errors meaning Slack does not know a block we sent (``data_table`` in an older workspace).
+INVALID_BLOCKS = frozenset({"invalid_blocks", "invalid_blocks_format"})
 
 
 @dataclass
@@ -33,6 +65,14 @@ class SlackContext:
     stream_budget: RateBudget = field(default_factory=lambda: RateBudget(100, burst=30))
     #: Flipped off for good the first time Slack says streaming is not available here.
     streaming: bool = True
+    #: Whether threads are agent sessions (Slack's own Stop button, ``agent_session_stopped``):
+    #: ``None`` until the first ``agents.sessions.setStatus`` answers; off for good once refused.
+    agent_sessions: bool | None = None
+    #: Held by the first session call, so a burst of turns on a cold start asks Slack once.
+    session_probe: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: How dataset pages are drawn: ``data_table``, else ``table``, else fixed-width text; each
+    #: ``invalid_blocks`` answer moves one step down for the rest of the process.
+    table_style: TableStyle = "data_table"
     _http: aiohttp.ClientSession | None = None
 
     def allowed_host(self, url: str) -> bool:

@@ -46,6 +46,7 @@ class Posted:
     blocks: list[dict[str, Any]] = field(default_factory=list)
     markdown: str = ""  # streamed text
     streaming: bool = False
+    tasks: list[dict[str, Any]] = field(default_factory=list)  # streamed task / plan chunks
     appends: int = 0
     updates: int = 0
 
@@ -74,14 +75,22 @@ class Failures:
     complete_delay: float = 0.0
     #: method -> Slack error it answers (``{"ok": false, "error": ...}``) until removed.
     errors: dict[str, str] = field(default_factory=dict)
+    #: Block types this workspace does not know: a message carrying one is answered ``invalid_blocks``
+    #: (as Slack answers a ``data_table`` where that block has not shipped).
+    unknown_blocks: set[str] = field(default_factory=set)
 
 
 class FakeSlack:
     """``await FakeSlack().start()`` then point ``SLACK_API_URL`` at ``api_url``."""
 
     def __init__(self, token: str = "xoxb-test-token", team: str = "T0001", bot_user: str = "UBOT",
-                 bot_id: str = "BBOT", app_token: str = "xapp-1-test-app-token") -> None:
+                 bot_id: str = "BBOT", app_token: str = "xapp-1-test-app-token", *, agent: bool = False) -> None:
         self.token, self.team, self.bot_user, self.bot_id = token, team, bot_user, bot_id
+        #: Whether the app is declared as an agent: only then does ``agents.sessions.setStatus`` work
+        #: (else ``not_authorized``, as Slack answers other apps).
+        self.agent = agent
+        #: Agent sessions: (channel, thread_ts) -> every status set, in order.
+        self.sessions: dict[tuple[str, str], list[str]] = {}
         self.app_token = app_token
         #: The short-lived token a ``function_executed`` event carries (Slack's workflow token): the
         #: only one ``functions.*`` accepts, as Slack ties a step's completion to its execution.
@@ -199,6 +208,10 @@ class FakeSlack:
             return web.json_response({"ok": False, "error": "not_authed"})
         if method in self.fail.errors:
             return web.json_response({"ok": False, "error": self.fail.errors[method]})
+        unknown = self._unknown_block(args)
+        if unknown:
+            return web.json_response({"ok": False, "error": "invalid_blocks",
+                                      "errors": [f"unknown block type {unknown}"]})
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
@@ -216,6 +229,42 @@ class FakeSlack:
     def _m_users_info(self, a: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "user": {"id": a.get("user"), "name": f"name-{a.get('user')}",
                                      "real_name": f"Real {a.get('user')}"}}
+
+    def _unknown_block(self, a: dict[str, Any]) -> str | None:
+        if not self.fail.unknown_blocks or "blocks" not in a:
+            return None
+        return next((b.get("type") for b in self._blocks(a) if b.get("type") in self.fail.unknown_blocks), None)
+
+    def session(self, channel: str, thread_ts: str) -> str | None:
+        """The agent session's current status in a thread, if it has a session."""
+        statuses = self.sessions.get((channel, thread_ts))
+        return statuses[-1] if statuses else None
+
+    def _m_agents_sessions_setStatus(self, a: dict[str, Any]) -> dict[str, Any]:
+        if not self.agent:
+            return {"ok": False, "error": "not_authorized"}
+        if a.get("status") not in ("processing", "active", "suspended", "closed"):
+            return {"ok": False, "error": "invalid_arguments"}
+        if not a.get("channel_id"):
+            return {"ok": False, "error": "invalid_arguments"}
+        self.sessions.setdefault((a["channel_id"], a.get("thread_ts") or ""), []).append(a["status"])
+        return {"ok": True}
+
+    def _m_assistant_threads_setTitle(self, a: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True}
+
+    def _m_assistant_threads_setSuggestedPrompts(self, a: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True}
+
+    def _chunks(self, m: Posted, a: dict[str, Any]) -> None:
+        """Apply streaming chunks: text is appended, a blocks chunk shows under the text."""
+        for chunk in a.get("chunks") or ():
+            if chunk.get("type") == "markdown_text":
+                m.markdown += chunk.get("text") or ""
+            elif chunk.get("type") == "blocks":
+                m.blocks = list(chunk.get("blocks") or ())
+            elif chunk.get("type") in ("task_update", "plan_update"):
+                m.tasks.append(chunk)
 
     def _blocks(self, a: dict[str, Any]) -> list[dict[str, Any]]:
         blocks = a.get("blocks") or []
@@ -268,6 +317,7 @@ class FakeSlack:
             return {"ok": False, "error": "missing_recipient_user_id"}
         ts = self._next_ts()
         m = Posted(a["channel"], ts, a.get("thread_ts"), markdown=a.get("markdown_text") or "", streaming=True)
+        self._chunks(m, a)
         self.messages[(m.channel, ts)] = m
         return {"ok": True, "channel": m.channel, "ts": ts}
 
@@ -288,6 +338,7 @@ class FakeSlack:
             m.streaming = False
             return {"ok": False, "error": "message_not_in_streaming_state"}
         m.markdown += a.get("markdown_text") or ""
+        self._chunks(m, a)
         m.appends += 1
         return {"ok": True, "channel": m.channel, "ts": m.ts}
 
@@ -296,7 +347,11 @@ class FakeSlack:
         if isinstance(m, dict):
             return m
         m.markdown += a.get("markdown_text") or ""
-        m.blocks = self._blocks(a)
+        self._chunks(m, a)
+        if "blocks" in a:  # blocks replace what the stream showed under its text (a Stop button)
+            m.blocks = self._blocks(a)
+        if a.get("session_status"):
+            self.sessions.setdefault((m.channel, m.thread_ts or ""), []).append(a["session_status"])
         m.streaming = False
         return {"ok": True, "channel": m.channel, "ts": m.ts, "message": {"ts": m.ts}}
 

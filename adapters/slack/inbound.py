@@ -209,3 +209,19 @@ def to_action(body: Mapping[str, Any], team: str | None = None) -> ActionInvoked
             message=MessageRef(channel, message_ts),
         )
     return None
+
+
+def session_stopped(event: Mapping[str, Any], team: str) -> tuple[ThreadKey, str] | None:
+    """The thread and user of an ``agent_session_stopped`` event (Slack's own Stop button of an
+    agent session), else ``None``. Channel and thread come as ``channel`` / ``channel_id`` and
+    ``thread_ts``; the user
+    as ``user`` / ``user_id``."""
+    channel = event.get("channel_id") or event.get("channel")
+    thread = event.get("thread_ts")
+    user = event.get("user_id") or event.get("user")
+    if isinstance(user, Mapping):
+        user = user.get("id")
+    if not (isinstance(channel, str) and channel and isinstance(thread, str) and thread and isinstance(user, str)
+            and user):
+        return None
+    return ThreadKey(PLATFORM, event.get("team") or team, channel, thread), user

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,17 +21,17 @@ from urllib.parse import urljoin
 from slack_sdk.errors import SlackApiError
 
 from adapters.http import read_capped
-from adapters.slack.context import SlackContext, slack_error
+from adapters.slack.context import INVALID_BLOCKS, NO_AGENT_SESSIONS, SlackContext, slack_error
 from adapters.slack.inbound import UNREADABLE, remote_file
 from adapters.slack.transport import SlackTransport
 from bot.live_turn import redraw
 from bot.messages import MessageRef, RemoteFile, ThreadKey
 from bot.presenter import OUTPUT_CHARS
-from bot.reply import Reply
+from bot.reply import Reply, Table
 from bot.surface import SurfaceError
 from bot.transport import TransportError
 from bot.workspace import human_size
-from renderers.slack import render
+from renderers.slack import TABLE_STYLES, SlackMessage, render
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class SlackSurface:
     output_chars: int = OUTPUT_CHARS
     #: The workspace of ``user`` when it is not the thread's (Slack Connect): streams are addressed to it.
     user_team: str | None = None
+    #: The thread's title (its first message, shortened), set with the first status of a new thread.
+    title: str | None = None
 
     @property
     def channel(self) -> str:
@@ -82,8 +85,10 @@ class SlackSurface:
 
     async def post(self, reply: Reply) -> MessageRef | None:
         transport = self.live_transport()
+        posted: list[str] = []
         try:
-            posted = [await transport.post(m) for m in render(reply)]
+            # A refused table style is refused on the first message: nothing is posted twice.
+            await self._with_tables(reply, lambda messages: self._post_all(transport, messages, posted))
         except TransportError as exc:
             raise SurfaceError(f"Slack refused the message ({exc.code}).") from exc
         return MessageRef(self.channel, posted[0])
@@ -94,9 +99,30 @@ class SlackSurface:
         shown = [ref.id]
         try:
             # Not paced: a click must not wait behind live edits. render: fresh block_ids every time.
-            await redraw(self.live_transport(), shown, render(reply))
+            await self._with_tables(reply, lambda messages: redraw(self.live_transport(), shown, messages))
         except TransportError as exc:
             raise SurfaceError(f"Slack refused the update ({exc.code}).") from exc
+
+    @staticmethod
+    async def _post_all(transport: SlackTransport, messages: list[SlackMessage], posted: list[str]) -> None:
+        for m in messages:
+            posted.append(await transport.post(m))
+
+    async def _with_tables(self, reply: Reply, send: Callable[[list[SlackMessage]], Awaitable[None]]) -> None:
+        """Send ``reply`` with tables in the workspace's table style; on ``invalid_blocks`` step down
+        (``data_table`` -> ``table`` -> fixed-width text) for good and send again."""
+        has_table = any(isinstance(b, Table) for b in reply.blocks)
+        while True:
+            style = self.ctx.table_style if has_table else "table"
+            try:
+                await send(render(reply, tables=style))
+                return
+            except TransportError as exc:
+                if not has_table or exc.code not in INVALID_BLOCKS or style == TABLE_STYLES[-1]:
+                    raise
+                lower = TABLE_STYLES[TABLE_STYLES.index(style) + 1]
+                log.info("Slack refused %s blocks (%s); drawing tables as %s from now on", style, exc.code, lower)
+                self.ctx.table_style = lower
 
     async def notify(self, user: str, reply: Reply) -> None:
         m = render(reply)[0]
@@ -107,20 +133,58 @@ class SlackSurface:
             log.warning("ephemeral notice to a user failed: %s", slack_error(exc))
 
     async def set_status(self, text: str | None) -> None:
-        # Two signs of work: the assistant status (only in assistant threads) and, everywhere, a 👀
-        # reaction on the user's message, removed again when the turn ends.
+        # Signs of work: a 👀 reaction on the user's message, removed again when the turn ends;
+        # and the thread's status: an agent session (``processing`` shows Slack's own Stop button;
+        # anything else hides it) or, where the app has no sessions, the assistant status.
         if self.message_ts is not None:
             react = self.ctx.client.reactions_add if text else self.ctx.client.reactions_remove
             try:
                 await react(channel=self.channel, timestamp=self.message_ts, name=WORKING_REACTION)
             except SlackApiError as exc:  # already_reacted, no_reaction, missing scope: not worth a turn
                 log.debug("reactions: %s", slack_error(exc))
+        if await self._session_status("processing" if text else "active"):
+            return
         try:
             await self.ctx.client.assistant_threads_setStatus(channel_id=self.channel, thread_ts=self.thread_ts,
                                                               status=text or "")
+            if text and self.title:
+                await self.ctx.client.assistant_threads_setTitle(channel_id=self.channel, thread_ts=self.thread_ts,
+                                                                 title=self.title)
         except SlackApiError as exc:
             # Not an assistant thread, or the feature is off: the reaction and the live message show work.
-            log.debug("assistant.threads.setStatus: %s", slack_error(exc))
+            log.debug("assistant.threads: %s", slack_error(exc))
+
+    async def _session_status(self, status: str) -> bool:
+        """Set the thread's agent session status; False (and sessions off for good) when this app
+        may not have sessions. Other refusals are logged: the turn goes on either way."""
+        if self.ctx.agent_sessions is None:
+            async with self.ctx.session_probe:
+                if self.ctx.agent_sessions is None:
+                    return await self._set_session_status(status)
+        if not self.ctx.agent_sessions:
+            return False
+        return await self._set_session_status(status)
+
+    async def _set_session_status(self, status: str) -> bool:
+        args: dict[str, Any] = {"channel_id": self.channel, "thread_ts": self.thread_ts, "status": status}
+        if status == "processing" and self.title:
+            args["title"] = self.title
+        if status == "processing":
+            args["initiator_user_id"] = self.user
+        try:
+            resp = await self.ctx.client.agents_sessions_setStatus(**args)
+            self.ctx.agent_sessions = True
+        except SlackApiError as exc:
+            if slack_error(exc) in NO_AGENT_SESSIONS:
+                log.info("no agent sessions for this app (%s): assistant status and a Stop button instead",
+                         slack_error(exc))
+                self.ctx.agent_sessions = False
+                return False
+            log.warning("agents.sessions.setStatus: %s", slack_error(exc))
+            return True
+        if resp.get("warning"):  # e.g. missing_agent_session_stopped_event_subscription: Stop would do nothing
+            log.warning("agents.sessions.setStatus warns: %s", resp.get("warning"))
+        return True
 
     # ---- files ---------------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ class SlackTransport:
     interval: float = 1.0
     name: str = "Slack"
     _ts: str = ""  # the open stream
+    _controls: bool = False  # the stream carries blocks (a Stop button) that its end must replace
     _paid: Counter[str] = field(default_factory=Counter)  # calls reserved by ``pace``
     #: The streamed-to user's workspace when it is not the thread's (a Slack Connect channel).
     recipient_team: str | None = None
@@ -56,7 +57,8 @@ class SlackTransport:
     @property
     def limits(self) -> Limits:
         return Limits(message_bytes=MARKDOWN_BLOCK, edit_interval=self.interval, can_stream=self.ctx.streaming,
-                      stream_bytes=STREAM_BYTES, append_interval=self.interval)
+                      stream_bytes=STREAM_BYTES, append_interval=self.interval,
+                      native_stop=self.ctx.agent_sessions is True)
 
     render = staticmethod(turn_messages)
     stream_text = staticmethod(stream_text)
@@ -69,7 +71,14 @@ class SlackTransport:
 
     async def open_stream(self, reply: Reply, text: str) -> str:
         args: dict[str, Any] = {"channel": self.thread.channel, "thread_ts": self.thread.thread}
-        if text := fit(text, MARKDOWN_BLOCK, utf8_len):
+        text = fit(text, MARKDOWN_BLOCK, utf8_len)
+        if buttons := button_blocks(reply):
+            # A running turn's own controls (our Stop button) travel as a blocks chunk under the
+            # text; the stop of the stream replaces them with the end's buttons.
+            self._controls = True
+            args["chunks"] = [*([{"type": "markdown_text", "text": text}] if text else ()),
+                              {"type": "blocks", "blocks": buttons}]
+        elif text:
             args["markdown_text"] = text
         if not self.is_dm:
             args |= {"recipient_team_id": self.recipient_team or self.thread.team, "recipient_user_id": self.user}
@@ -98,8 +107,8 @@ class SlackTransport:
             await self.append(reply or Reply(()), "", delta)
         elif delta:
             args["markdown_text"] = delta
-        if reply is not None and (blocks := button_blocks(reply)):
-            args["blocks"] = blocks
+        if reply is not None and ((blocks := button_blocks(reply)) or self._controls):
+            args["blocks"] = blocks  # an empty list takes a running turn's Stop button away
         try:
             await self.ctx.client.chat_stopStream(**args)
         except SlackApiError as exc:

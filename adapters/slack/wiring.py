@@ -34,19 +34,23 @@ from adapters.http import read_request
 from adapters.slack import workflow_step
 from adapters.slack.budget import RateBudget
 from adapters.slack.context import SlackContext
-from adapters.slack.inbound import receiving_team, to_action, to_incoming
+from adapters.slack.inbound import receiving_team, session_stopped, to_action, to_incoming
 from adapters.slack.surface import SlackSurface, with_file_info
 from adapters.slack.verify import Rejection, check_request
 from bot.config import Settings, env_number
 from bot.engine import Engine
+from bot.first_contact import DEFAULT_PROMPTS, Prompt, prompts_from_env
+from bot.intents import Stop
 from bot.messages import ActionInvoked, ThreadKey
+from bot.surface import best_effort
 from renderers.slack import ACTION_PREFIX
 
 log = logging.getLogger(__name__)
 
 PATH = "/slack/events"
 #: Bot events and the scopes that deliver them (checked against the manifest by a test).
-EVENTS = ("app_mention", "message.channels", "message.groups", "message.im", "message.mpim")
+EVENTS = ("app_mention", "message.channels", "message.groups", "message.im", "message.mpim", "agent_session_stopped",
+          "assistant_thread_started")
 SCOPES = ("app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history")
 DEFAULT_API_URL = "https://slack.com/api/"
 
@@ -65,6 +69,8 @@ class SlackSettings:
     http_timeout: float = 30.0
     updates_per_minute: float = 45.0  # chat.update: Slack allows ~50 per minute per workspace
     stream_appends_per_minute: float = 100.0  # Slack documents appendStream as Tier 4: 100+ per minute
+    #: Offered when a person opens a new DM / assistant thread (``DATATHREAD_SUGGESTED_PROMPTS``).
+    prompts: tuple[Prompt, ...] = DEFAULT_PROMPTS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SlackSettings | None:
@@ -80,6 +86,7 @@ class SlackSettings:
             http_timeout=env_number(env, "SLACK_HTTP_TIMEOUT_SECONDS", 30),
             updates_per_minute=env_number(env, "SLACK_UPDATES_PER_MINUTE", 45),
             stream_appends_per_minute=env_number(env, "SLACK_STREAM_APPENDS_PER_MINUTE", 100),
+            prompts=prompts_from_env(env),
         )
 
     def __repr__(self) -> str:  # never print secrets
@@ -135,6 +142,8 @@ class SlackAdapter:
                              authorize=self._authorizer(), ignoring_self_events_enabled=True)
         self.bolt.event("app_mention")(self._on_event)
         self.bolt.event("message")(self._on_event)
+        self.bolt.event("agent_session_stopped")(self._on_session_stopped)
+        self.bolt.event("assistant_thread_started")(self._on_thread_started)
         self.bolt.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._on_action)
         self.bolt.function(workflow_step.CALLBACK_ID)(workflow_step.WorkflowStep(self).on_function)
 
@@ -190,10 +199,11 @@ class SlackAdapter:
         await self.ctx.aclose()
 
     def surface(self, thread: ThreadKey, user: str, is_dm: bool = False, message_ts: str | None = None,
-                user_team: str | None = None) -> SlackSurface:
+                user_team: str | None = None, title: str | None = None) -> SlackSurface:
         surface = self.surface_class(self.ctx, thread, user, is_dm=is_dm, message_ts=message_ts)
         if user_team and user_team != thread.team:  # a Slack Connect user: streams go to their workspace
             surface.user_team = user_team
+        surface.title = title
         return surface
 
     # ---- listeners (bolt acks events itself; actions ack first) ----------------------------------
@@ -208,9 +218,41 @@ class SlackAdapter:
         if any(f.file_id and not f.url for f in message.files):
             # Shared-channel files come without URLs: look them up now so the agent sees their names.
             message = replace(message, files=await with_file_info(self.ctx, message.files))
+        # The first message of a thread names it (the agent session's, or the assistant thread's, title).
+        title = thread_title(message.text) if message.thread.thread == event.get("ts") else None
         surface = self.surface(message.thread, message.user, is_dm=event.get("channel_type") == "im",
-                               message_ts=event.get("ts"), user_team=event.get("user_team"))
+                               message_ts=event.get("ts"), user_team=event.get("user_team"), title=title)
         self.background.spawn(self.engine.submit(message, surface), f"Slack message {message.event_id}")
+
+    async def _on_thread_started(self, event: dict[str, Any]) -> None:
+        """A person opened a new DM / assistant thread with the bot: offer the suggested prompts."""
+        thread = event.get("assistant_thread") or {}
+        channel, thread_ts = thread.get("channel_id"), thread.get("thread_ts")
+        if not channel or not thread_ts:
+            return
+        prompts = [{"title": p.title, "message": p.message} for p in self.settings.prompts]
+        self.background.spawn(self.client.assistant_threads_setSuggestedPrompts(
+            channel_id=channel, thread_ts=thread_ts, title="Try one of these, or attach a file:", prompts=prompts),
+            "Slack suggested prompts")
+
+    async def _on_session_stopped(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        """Slack's own Stop button of an agent session: the same Stop intent as ours, with the same
+        checks (the platform vouches for who pressed it and where). With nothing running the
+        session is moved out of ``processing`` anyway, so Slack's button does not linger."""
+        if self.bot_user_id is None:
+            await self.start()
+        stopped = session_stopped(event, body.get("team_id") or self.team_id or "")
+        if stopped is None:
+            return
+        thread, user = stopped
+        surface = self.surface(thread, user, is_dm=thread.channel.startswith("D"))
+        self.background.spawn(self._stop(thread, user, surface), "Slack agent session stopped")
+
+    async def _stop(self, thread: ThreadKey, user: str, surface: SlackSurface) -> None:
+        was_running = self.engine.running(thread)
+        await self.engine.request(Stop(), thread, user, surface)
+        if not was_running:
+            await best_effort(surface.set_status(None))
 
     async def _on_action(self, ack: Any, body: dict[str, Any]) -> None:
         await ack()
@@ -248,6 +290,14 @@ class SlackAdapter:
         bolt_request = AsyncBoltRequest(body=checked.text, query=request.query_string,
                                         headers=request.headers)  # type: ignore[arg-type]
         return await to_aiohttp_response(await self.bolt.async_dispatch(bolt_request))
+
+
+def thread_title(text: str, limit: int = 60) -> str | None:
+    """A thread's title from its first message: the first line, cut at a word near ``limit``."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    if len(line) <= limit:
+        return line or None
+    return line[:limit].rsplit(" ", 1)[0].rstrip(" ,.;:") + "…"
 
 
 def _reason(exc: BaseException) -> str:

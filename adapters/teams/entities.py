@@ -48,3 +48,23 @@ class MentionEntity(Entity):
         super().__init__(type="mention", **kwargs)
         self.mentioned = {"id": user_id, "name": name}
         self.text = f"<at>{name}</at>"
+
+
+class AIGeneratedLabel(Entity):
+    """The "AI generated" label Teams shows on a bot message: a schema.org ``Message`` entity
+    whose ``additionalType`` is ``AIGeneratedContent``."""
+
+    _attribute_map: ClassVar[dict[str, dict[str, str]]] = {
+        "type": {"key": "type", "type": "str"},
+        "at_type": {"key": "@type", "type": "str"},
+        "at_context": {"key": "@context", "type": "str"},
+        "at_id": {"key": "@id", "type": "str"},
+        "additional_type": {"key": "additionalType", "type": "[str]"},
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(type="https://schema.org/Message", **kwargs)
+        self.at_type = "Message"
+        self.at_context = "https://schema.org"
+        self.at_id = ""
+        self.additional_type = ["AIGeneratedContent"]

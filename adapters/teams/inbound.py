@@ -7,6 +7,7 @@ Raw dicts, not botbuilder ``Activity`` objects: botbuilder's ``Entity`` drops th
 from __future__ import annotations
 
 import html
+import json
 import re
 from typing import Any
 
@@ -293,3 +294,26 @@ def to_action(activity: dict[str, Any]) -> ActionInvoked | None:
 
 def user_name(activity: dict[str, Any]) -> str:
     return str(_dig(activity, "from", "name") or _dig(activity, "from", "id") or "someone")
+
+
+def to_feedback(activity: dict[str, Any]) -> tuple[bool, str, str] | None:
+    """A 👍 / 👎 of Teams' feedback loop (a ``message/submitAction`` invoke): whether it is
+    positive, the comment the person typed (may be empty) and the rated message's id; else ``None``."""
+    if activity.get("type") != "invoke" or activity.get("name") != "message/submitAction":
+        return None
+    value = activity.get("value")
+    if not isinstance(value, dict) or value.get("actionName") != "feedback":
+        return None
+    action = value.get("actionValue") or {}
+    reaction = action.get("reaction") if isinstance(action, dict) else None
+    if reaction not in ("like", "dislike"):
+        return None
+    comment = ""
+    raw = action.get("feedback")
+    try:  # Teams sends the form as a JSON string: {"feedbackText": "..."}
+        form = json.loads(raw) if isinstance(raw, str) else raw
+        if isinstance(form, dict):
+            comment = str(form.get("feedbackText") or "").strip()
+    except ValueError:
+        comment = ""
+    return reaction == "like", comment, str(activity.get("replyToId") or "")

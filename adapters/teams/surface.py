@@ -21,7 +21,7 @@ from adapters.teams.config import TeamsSettings
 from adapters.teams.entities import MentionEntity
 from adapters.teams.files import IMAGE_TYPES, FileLinks, consent_card, file_link, inline_image
 from adapters.teams.sender import Sender
-from adapters.teams.transport import ADAPTIVE_CARD, TeamsTransport, text_activity
+from adapters.teams.transport import ADAPTIVE_CARD, FeedbackTurns, TeamsTransport, text_activity
 from bot.intents import LinkPurpose
 from bot.messages import MessageRef, RemoteFile, ThreadKey
 from bot.presenter import OUTPUT_CHARS
@@ -61,6 +61,8 @@ class TeamsContext:
     bot_token: Callable[[], Awaitable[str | None]]
     #: The cards this process sent, by the tokens they carry (clicks that do not name their card).
     cards: CardIndex = field(default_factory=CardIndex)
+    #: Which turn each rated message's 👍 / 👎 belong to (Teams' feedback invoke names the message).
+    feedback: FeedbackTurns = field(default_factory=FeedbackTurns)
 
 
 def wants_token(url: str) -> bool:
@@ -131,7 +133,8 @@ class TeamsSurface:
     # ---- messages -----------------------------------------------------------------------------
 
     def live_transport(self) -> TeamsTransport:
-        return TeamsTransport(self._ctx.sender, self.reference, personal=self.personal, interval=self.live_interval)
+        return TeamsTransport(self._ctx.sender, self.reference, personal=self.personal, interval=self.live_interval,
+                              feedback=self._ctx.feedback)
 
     def _activities(self, reply: Reply) -> list[Activity]:
         if needs_card(reply):

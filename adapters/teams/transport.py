@@ -7,12 +7,13 @@ Elsewhere one message is edited in place. ``bot.live_turn`` decides what to show
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
 from botbuilder.schema import Activity, ActivityTypes, Attachment, ConversationReference
 
-from adapters.teams.entities import StreamInfo, StreamType
+from adapters.teams.entities import AIGeneratedLabel, StreamInfo, StreamType
 from adapters.teams.sender import Sender, TeamsRefused
 from bot.reply import Reply, Status
 from bot.transport import Limits, MessageGone, StreamRefused, TransportError
@@ -37,15 +38,39 @@ def text_activity(text: str, summary: str = "") -> Activity:
 
 
 def message_activity(message: TeamsMessage) -> Activity:
+    """A turn message: its text, its card of buttons, the "AI generated" label and, under a
+    finished answer, Teams' own 👍 / 👎 (``feedbackLoop``; never with ``feedbackLoopEnabled``)."""
     activity = text_activity(message.text, message.summary)
     if message.card is not None:
         activity.attachments = [Attachment(content_type=ADAPTIVE_CARD, content=message.card)]
+    activity.entities = [AIGeneratedLabel()]
+    if message.feedback_turn is not None:
+        activity.channel_data = {"feedbackLoop": {"type": "default"}}
     return activity
 
 
 def _refused(exc: TeamsRefused) -> StreamRefused:
     stopped = exc.code == STREAM_REFUSED and "cancel" in exc.detail.lower()
     return StreamRefused(exc.code or f"HTTP {exc.status}", stopped=stopped)
+
+
+class FeedbackTurns:
+    """Message id -> the turn its 👍 / 👎 rate, for the last ``capacity`` rated messages of the
+    process (after a restart, or for older messages, a verdict rates the thread's latest turn)."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._turns: OrderedDict[str, str] = OrderedDict()
+        self._capacity = capacity
+
+    def remember(self, message_id: str, turn: str) -> None:
+        self._turns[message_id] = turn
+        self._turns.move_to_end(message_id)
+        while len(self._turns) > self._capacity:
+            self._turns.popitem(last=False)
+
+    def turn(self, message_id: str) -> str:
+        """The turn ``message_id`` rates, or ``""`` (the thread's latest) when unknown."""
+        return self._turns.get(message_id, "")
 
 
 @dataclass
@@ -58,6 +83,8 @@ class TeamsTransport:
     interval: float = 1.5
     lifetime: float = STREAM_LIFETIME
     name: str = "Teams"
+    #: Where the turns rated by sent messages are remembered (see ``FeedbackTurns``).
+    feedback: FeedbackTurns | None = None
     _stream_id: str | None = None
     _sequence: int = 0
 
@@ -65,7 +92,8 @@ class TeamsTransport:
     def limits(self) -> Limits:
         return Limits(message_bytes=MESSAGE_LIMIT, edit_interval=self.interval, can_stream=self.personal,
                       stream_bytes=MESSAGE_LIMIT, append_interval=self.interval, stream_lifetime=self.lifetime,
-                      close_replaces=True, final_paced=False)
+                      close_replaces=True, final_paced=False,
+                      native_stop=self.personal)  # a personal chat streams, with Teams' own Stop
 
     render = staticmethod(turn_messages)
     stream_text = staticmethod(stream_text)
@@ -95,21 +123,32 @@ class TeamsTransport:
         await self._typing((status_line(status) if status else "Working…")[:INFORMATIVE_LIMIT], "informative")
 
     async def close_stream(self, reply: Reply | None, delta: str) -> str:
-        activity = message_activity(turn_messages(reply or Reply(()), final=True)[0])
-        activity.entities = [StreamInfo(stream_type="final", stream_id=self._stream_id)]
+        message = turn_messages(reply or Reply(()), final=True)[0]
+        activity = message_activity(message)
+        activity.entities = [StreamInfo(stream_type="final", stream_id=self._stream_id), AIGeneratedLabel()]
         try:
-            return await self.sender.send(self.reference, activity) or self._stream_id or ""
+            sent = await self.sender.send(self.reference, activity) or self._stream_id or ""
         except TeamsRefused as exc:
             raise _refused(exc) from exc
+        self._rated(sent, message)
+        return sent
+
+    def _rated(self, message_id: str, message: TeamsMessage) -> None:
+        """Remember which turn a message's 👍 / 👎 rate: Teams' feedback invoke names only the message."""
+        if message.feedback_turn is not None and message_id and self.feedback is not None:
+            self.feedback.remember(message_id, message.feedback_turn)
 
     async def post(self, message: TeamsMessage) -> str:
         try:
-            return await self.sender.send(self.reference, message_activity(message))
+            sent = await self.sender.send(self.reference, message_activity(message))
         except TeamsRefused as exc:
             raise TransportError(exc.code or f"HTTP {exc.status}") from exc
+        self._rated(sent, message)
+        return sent
 
     async def edit(self, message_id: str, message: TeamsMessage) -> None:
         try:
             await self.sender.update(self.reference, message_id, message_activity(message))
         except TeamsRefused as exc:
             raise (MessageGone if exc.status == 404 else TransportError)(exc.code or f"HTTP {exc.status}") from exc
+        self._rated(message_id, message)

@@ -37,13 +37,21 @@ from adapters.background import BackgroundWork
 from adapters.http import read_request
 from adapters.teams.config import TeamsSettings
 from adapters.teams.files import download_handler, file_info_card, put_file
-from adapters.teams.inbound import conversation_type, reply_conversation_id, thread_key, to_action, to_incoming
+from adapters.teams.inbound import (
+    conversation_type,
+    reply_conversation_id,
+    thread_key,
+    to_action,
+    to_feedback,
+    to_incoming,
+)
 from adapters.teams.inbound import user_name as activity_user_name
 from adapters.teams.sender import Sender
 from adapters.teams.surface import TeamsContext, TeamsSurface
 from adapters.teams.transport import text_activity
 from bot.config import Settings
 from bot.engine import Engine
+from bot.intents import Feedback
 from bot.messages import MessageRef
 from bot.reply import notice
 from bot.surface import SurfaceError
@@ -113,6 +121,13 @@ class TeamsBot:
             await context.send_activity(Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=200)))
             if raw.get("name") == "fileConsent/invoke" and await self._first_time("invoke", raw.get("id")):
                 self._background.spawn(self._consent(self.surface_for(context, raw), raw), "Teams file consent")
+            verdict = to_feedback(raw)
+            if verdict is not None and await self._first_time("invoke", raw.get("id")):
+                positive, comment, message_id = verdict
+                surface = self.surface_for(context, raw)
+                intent = Feedback(positive, self.ctx.feedback.turn(message_id), comment)
+                user = str((raw.get("from") or {}).get("id") or "")
+                self._background.spawn(self.engine.request(intent, surface.thread, user, surface), "Teams feedback")
             return
         if kind != ActivityTypes.message:
             return

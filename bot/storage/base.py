@@ -6,10 +6,11 @@ same protocol so several replicas can serve one workspace.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bot.conversation import Conversation
+from bot.feedback import FeedbackRecord
 from bot.messages import ThreadKey
 from bot.workflows.record import RunRecord
 
@@ -51,6 +52,15 @@ class StateStore(Protocol):
 
     async def workflow_runs(self, limit: int = 20, workflow: str | None = None) -> list[RunRecord]:
         """The most recent runs first (of ``workflow`` only, when given), at most ``limit``."""
+        ...
+
+    async def record_feedback(self, record: FeedbackRecord) -> None:
+        """Keep a reader's verdict; one from the same user on the same turn of the same
+        conversation replaces the earlier one."""
+        ...
+
+    async def feedback(self, since: datetime | None = None) -> list[FeedbackRecord]:
+        """Verdicts recorded at or after ``since`` (all without it), oldest first."""
         ...
 
     async def aclose(self) -> None: ...

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.conversation import Conversation
+from bot.feedback import FeedbackRecord
 from bot.messages import ThreadKey
 from bot.storage.sqlite import Database
 from bot.workflows.record import RunRecord
@@ -23,6 +24,10 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS runs (
         id TEXT PRIMARY KEY, workflow TEXT NOT NULL, started TEXT NOT NULL, record TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started)",
+    """CREATE TABLE IF NOT EXISTS feedback (
+        conversation TEXT NOT NULL, turn TEXT NOT NULL, user TEXT NOT NULL, at REAL NOT NULL,
+        positive INTEGER NOT NULL, comment TEXT NOT NULL, platform TEXT NOT NULL,
+        PRIMARY KEY (conversation, turn, user))""",
 )
 
 
@@ -120,6 +125,20 @@ class SqliteStateStore:
         rows = await self.db.fetchall(f"SELECT record FROM runs {where} ORDER BY started DESC, rowid DESC LIMIT ?",
                                       (*params, limit))
         return [RunRecord.from_json(json.loads(r[0])) for r in rows]
+
+    async def record_feedback(self, record: FeedbackRecord) -> None:
+        await self.db.execute(
+            "INSERT OR REPLACE INTO feedback VALUES (?,?,?,?,?,?,?)",
+            (record.conversation, record.turn, record.user, record.at.timestamp(), int(record.positive),
+             record.comment, record.platform),
+        )
+
+    async def feedback(self, since: datetime | None = None) -> list[FeedbackRecord]:
+        rows = await self.db.fetchall(
+            "SELECT conversation, turn, user, at, positive, comment, platform FROM feedback WHERE at >= ? "
+            "ORDER BY at, rowid", (since.timestamp() if since else float("-inf"),))
+        return [FeedbackRecord(c, t, u, datetime.fromtimestamp(at, UTC), bool(p), comment, platform)
+                for c, t, u, at, p, comment, platform in rows]
 
     async def aclose(self) -> None:
         await self.db.aclose()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.feedback import FeedbackRecord
 from bot.messages import ThreadKey
 from bot.storage.base import StateStore
 from bot.storage.local import SqliteStateStore
@@ -163,5 +164,33 @@ async def test_workflow_runs_survive_a_restart(make_store: Callable[[Path], Stat
     again = make_store(tmp_path)
     try:
         assert await again.workflow_run("run1") == _run("run1", "weekly-sales", 1)
+    finally:
+        await again.aclose()
+
+
+async def test_a_second_verdict_by_the_same_user_on_the_same_turn_replaces_the_first(state: StateStore) -> None:
+    at = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    await state.record_feedback(FeedbackRecord("c1", "t1", "UALICE", at, True, "", "slack"))
+    later = at + timedelta(seconds=5)
+    await state.record_feedback(FeedbackRecord("c1", "t1", "UALICE", later, False, "wrong", "slack"))
+    await state.record_feedback(FeedbackRecord("c1", "t1", "UBOB", at, True))
+    await state.record_feedback(FeedbackRecord("c1", "t2", "UALICE", at, True))
+    kept = await state.feedback()
+    assert len(kept) == 3
+    alice_t1 = next(r for r in kept if (r.user, r.turn) == ("UALICE", "t1"))
+    assert (alice_t1.positive, alice_t1.comment, alice_t1.at) == (False, "wrong", at + timedelta(seconds=5))
+
+
+async def test_feedback_since_leaves_out_older_verdicts_and_survives_a_restart(
+        make_store: Callable[[Path], StateStore], tmp_path: Path) -> None:
+    old, new = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
+    store = make_store(tmp_path)
+    await store.record_feedback(FeedbackRecord("c1", "t1", "UALICE", old, True))
+    await store.record_feedback(FeedbackRecord("c1", "t2", "UALICE", new, False, "too slow"))
+    await store.aclose()
+    again = make_store(tmp_path)
+    try:
+        assert [r.turn for r in await again.feedback(since=new - timedelta(days=7))] == ["t2"]
+        assert [r.turn for r in await again.feedback()] == ["t1", "t2"]
     finally:
         await again.aclose()

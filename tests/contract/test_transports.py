@@ -138,7 +138,9 @@ class TeamsHarness:
                                  when=lambda method, body: method == "PUT")
 
     def posts(self) -> int:
-        return sum(c.method == "POST" and c.body.get("type") == "message" and not c.body.get("entities")
+        # A stream's final message carries streaminfo; every turn message carries the AI label.
+        return sum(c.method == "POST" and c.body.get("type") == "message"
+                   and not any(e.get("type") == "streaminfo" for e in c.body.get("entities") or ())
                    for c in self.connector.calls)
 
     def buttons(self) -> list[str]:

@@ -77,11 +77,12 @@ def finished(slack: FakeSlack, thread_ts: str) -> bool:
 
 
 def dataset_message(slack: FakeSlack, thread_ts: str) -> Posted | None:
-    return next((m for m in slack.thread(CHANNEL, thread_ts) if any(b["type"] == "table" for b in m.blocks)), None)
+    return next((m for m in slack.thread(CHANNEL, thread_ts)
+                 if any(b["type"] in ("table", "data_table") for b in m.blocks)), None)
 
 
 def table_rows(m: Posted) -> list[tuple[str, ...]]:
-    (table,) = [b for b in m.blocks if b["type"] == "table"]
+    (table,) = [b for b in m.blocks if b["type"] in ("table", "data_table")]
     return [tuple(c["text"] for c in row) for row in table["rows"][1:]]
 
 

@@ -50,13 +50,13 @@ async def bot(fake: FakeSlack, tmp_path: Path) -> AsyncIterator[SlackBot]:
 
 def dataset_message(fake: FakeSlack, thread_ts: str) -> Posted | None:
     for m in fake.thread(CHANNEL, thread_ts):
-        if any(b["type"] == "table" for b in m.blocks):
+        if any(b["type"] in ("table", "data_table") for b in m.blocks):
             return m
     return None
 
 
 def table_rows(m: Posted) -> list[tuple[str, ...]]:
-    (table,) = [b for b in m.blocks if b["type"] == "table"]
+    (table,) = [b for b in m.blocks if b["type"] in ("table", "data_table")]
     return [tuple(c["text"] for c in row) for row in table["rows"][1:]]
 
 

@@ -1,0 +1,143 @@
+"""Stopping a slow turn of a real backend from Slack: the local kernel and a Bedrock agent.
+
+The real bolt app against the fake Web API; the local kernel is a real Jupyter kernel, Bedrock the
+local fake service reached by boto3. Stop comes from Slack's own button (an agent session), from our
+Stop button (an app without sessions) or as the typed word ``stop``. Each time the turn ends within
+2 s with "Stopped", the kernel is interrupted (it keeps its variables) or the Bedrock stream is
+closed, the thread's status leaves working, and the next message works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from adapters.slack.fake_web_api import FakeSlack, Posted
+from adapters.slack.harness import SlackBot, mention, message, until
+from bot.agents.backend import AgentBackend
+from bot.agents.bedrock_agents.agent import BedrockAgent
+from bot.agents.kernel.agent import LocalKernelAgent
+from bot.config import Settings
+from tests.fakes import bedrock_agent_runtime as fx
+
+pytestmark = pytest.mark.e2e  # starts servers, kernels
+
+CHANNEL = "C0CHAN"
+STOP_LIMIT = 2.0
+#: Prints a word its source does not contain, so seeing it proves the code runs.
+SLOW_CODE = "```python\nimport time\nx = 41\nprint('run' + 'ning', flush=True)\ntime.sleep(60)\n```"
+BEDROCK_ENV = {"BEDROCK_AGENT_ID": "AB12CD34EF", "BEDROCK_AGENT_ALIAS_ID": "LIVE123456"}
+#: Measured stop-to-"Stopped" times, printed at the end of the module (``-s``) for the README.
+TIMES: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report() -> object:
+    yield None
+    for name, seconds in sorted(TIMES.items()):
+        print(f"stop -> Stopped visible: {name}: {seconds * 1000:.0f} ms")
+
+
+@pytest.fixture
+async def bedrock(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[fx.FakeBedrockAgents]:
+    service = fx.FakeBedrockAgents()
+    url = await service.start()
+    for name, value in {
+        "AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME": url, "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": str(tmp_path / "no-config"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-creds"),
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    yield service
+    await service.close()
+
+
+def live(fake: FakeSlack, ts: str) -> Posted:
+    return fake.thread(CHANNEL, ts)[0]
+
+
+def stopped(fake: FakeSlack, ts: str) -> bool:
+    msgs = fake.thread(CHANNEL, ts)
+    return bool(msgs) and not msgs[0].streaming and "Stopped" in fake.shown(msgs[0])
+
+
+def working(fake: FakeSlack, ts: str) -> bool:
+    if fake.agent:
+        return fake.session(CHANNEL, ts) == "processing"
+    calls = [c for c in fake.named("assistant.threads.setStatus") if c.args.get("thread_ts") == ts]
+    return bool(calls) and calls[-1].args["status"] != ""
+
+
+async def stop(bot: SlackBot, fake: FakeSlack, ts: str, how: str) -> None:
+    match how:
+        case "native":
+            await bot.send({"type": "agent_session_stopped", "channel": CHANNEL, "thread_ts": ts, "user": "UALICE",
+                            "streaming_message_ts": live(fake, ts).ts}, f"EvStop{ts}")
+        case "button":
+            button = next(el for b in live(fake, ts).blocks for el in b.get("elements") or ()
+                          if str(el.get("action_id", "")).startswith("datathread:stop"))
+            await bot.click(button, user="UALICE", channel=CHANNEL, message_ts=live(fake, ts).ts, thread_ts=ts)
+        case _:
+            await bot.send(message("stop", f"{ts[:-3]}200", thread_ts=ts), f"EvStop{ts}")
+
+
+@pytest.mark.parametrize("how", ["native", "button", "typed"])
+async def test_a_slow_local_kernel_turn_stops_within_2_s_and_the_kernel_keeps_its_state(
+        how: str, tmp_path: Path) -> None:
+    fake = await FakeSlack(agent=how != "button").start()
+    settings = Settings.from_env({"DATATHREAD_HOME": str(tmp_path / "home")})
+    agent = LocalKernelAgent.from_settings(settings)
+    bot = await SlackBot(fake, tmp_path / "home", agent).start()
+    try:
+        ts = "1700000200.000100"
+        await bot.send(mention(SLOW_CODE, ts), "EvK1")
+        await until(lambda: bool(fake.thread(CHANNEL, ts)) and "running" in fake.shown(live(fake, ts)), limit=60,
+                    what="the slow code running")
+        assert working(fake, ts)
+        began = time.monotonic()
+        await stop(bot, fake, ts, how)
+        await until(lambda: stopped(fake, ts), limit=10, what='"Stopped"')
+        TIMES[f"Slack / local kernel / {how}"] = elapsed = time.monotonic() - began
+        assert elapsed <= STOP_LIMIT
+        assert "running" in fake.shown(live(fake, ts))  # what was shown stays, "Stopped" follows
+        await until(lambda: not working(fake, ts), what="the status leaving working")
+        await bot.send(message("```python\nprint(x + 1)\n```", "1700000200.000300", thread_ts=ts), "EvK2")
+        await until(lambda: any("42" in fake.shown(m) for m in fake.thread(CHANNEL, ts)[1:]), limit=30,
+                    what="the next message's answer from the same kernel")
+    finally:
+        await bot.stop()
+        await fake.close()
+
+
+@pytest.mark.parametrize("how", ["native", "button", "typed"])
+async def test_a_slow_bedrock_turn_stops_within_2_s_and_its_stream_is_closed(
+        how: str, bedrock: fx.FakeBedrockAgents, tmp_path: Path) -> None:
+    fake = await FakeSlack(agent=how != "button").start()
+    agent: AgentBackend = BedrockAgent.from_env(Settings.from_env(BEDROCK_ENV), BEDROCK_ENV)
+    bot = await SlackBot(fake, tmp_path / "home", agent, **BEDROCK_ENV).start()
+    try:
+        bedrock.queue.append([fx.rationale("c-0", "Starting a long computation."), fx.Hang()])
+        ts = "1700000300.000100"
+        await bot.send(mention("crunch everything", ts), "EvB1")
+        await until(lambda: bool(fake.thread(CHANNEL, ts)) and "long computation" in fake.shown(live(fake, ts)),
+                    limit=15, what="the slow Bedrock turn running")
+        began = time.monotonic()
+        await stop(bot, fake, ts, how)
+        await until(lambda: stopped(fake, ts), limit=10, what='"Stopped"')
+        TIMES[f"Slack / Bedrock agent / {how}"] = elapsed = time.monotonic() - began
+        assert elapsed <= STOP_LIMIT
+        assert "long computation" in fake.shown(live(fake, ts))
+        await asyncio.wait_for(bedrock.disconnected.wait(), 5)  # the stream was closed, not left hanging
+        await until(lambda: not working(fake, ts), what="the status leaving working")
+        await bot.send(message("and now?", "1700000300.000300", thread_ts=ts), "EvB2")
+        await until(lambda: any("Hello from the fake agent." in fake.shown(m) for m in fake.thread(CHANNEL, ts)),
+                    limit=15, what="the next answer")
+    finally:
+        await bot.stop()
+        await agent.aclose()
+        await fake.close()
