@@ -19,7 +19,7 @@ from typing import assert_never
 from bot.commands import Command, ListDatasets, OnDataset, ShowHelp, parse_command, resolve
 from bot.config import Settings
 from bot.conversation import Conversation
-from bot.datasets.model import ChartSpec, DatasetError, DatasetMeta, DatasetStore, SortSpec
+from bot.datasets.model import ChartSpec, DatasetError, DatasetMeta, DatasetStore, ExportFormat, SortSpec
 from bot.help import COMMANDS
 from bot.intent_tokens import IntentSealer
 from bot.intents import (
@@ -30,16 +30,19 @@ from bot.intents import (
     Intent,
     LinkPurpose,
     ListFiles,
+    OpenWorkspace,
     PostFile,
+    RevokeWorkspace,
     ShowPage,
     Stop,
     kind_of,
 )
 from bot.messages import ActionInvoked, MessageRef, ThreadKey
-from bot.presenter import Sealer, file_key, present_datasets, present_files, present_page
+from bot.presenter import Sealer, file_key, present_datasets, present_files, present_page, present_workspace_link
 from bot.reply import Reply, notice
 from bot.storage.base import StateStore
 from bot.surface import Surface, SurfaceError, best_effort
+from bot.web_access import WorkspaceAccess
 from bot.workspace import CHARTS_DIR, EXPORTS_DIR, UnsafePath, Workspace, safe_filename
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,10 @@ FILE_GONE = "That file is no longer in the workspace."
 NOTHING_RUNNING = "Nothing is running in this thread right now."
 THANKS = "Thanks for the feedback."
 FAILED = "That did not work; details are in the log."
+NOT_YOUR_WORKSPACE = "Only the person who started this conversation can open or revoke its workspace links."
+NO_WEB = "The workspace view needs the web server: it runs with `datathread serve` or `datathread chat --web`."
+REVOKED = "Every earlier workspace link and browser session of this conversation has stopped working. " \
+          "Type `workspace` for a new link."
 
 
 @dataclass(frozen=True)
@@ -72,12 +79,13 @@ class Actions:
     """Seals intents for threads and carries them out, with access checks."""
 
     def __init__(self, settings: Settings, state: StateStore, datasets: DatasetStore, tokens: IntentSealer,
-                 cancel: Callable[[ThreadKey], bool]) -> None:
+                 cancel: Callable[[ThreadKey], bool], web: WorkspaceAccess | None = None) -> None:
         self.settings = settings
         self.state = state
         self.datasets = datasets
         self.tokens = tokens
         self._cancel = cancel
+        self.web = web or WorkspaceAccess(settings, state, datasets, tokens)
         # Per process: after a restart a typed ``next`` starts again from page 1, buttons still work.
         self._views: dict[ThreadKey, ShowPage] = {}
 
@@ -114,6 +122,13 @@ class Actions:
         conversation = await self.state.conversation(origin.thread)
         if conversation is None or not self._may(conversation.owner, origin.user):
             raise DatasetError(refusal)
+        return conversation
+
+    async def _owned(self, origin: Origin) -> Conversation:
+        """The thread's conversation if ``origin.user`` owns it (participants never get its links)."""
+        conversation = await self.state.conversation(origin.thread)
+        if conversation is None or conversation.owner != origin.user:
+            raise DatasetError(NOT_YOUR_WORKSPACE)
         return conversation
 
     async def _workspace(self, origin: Origin) -> Workspace:
@@ -204,9 +219,7 @@ class Actions:
                 await self._chart(origin, meta, spec)
             case Download(dataset=dataset_id, format=fmt):
                 meta = await self._dataset(dataset_id, origin)
-                workspace = await self._workspace(origin)
-                out = workspace.resolve(f"{EXPORTS_DIR}/{safe_filename(meta.name)}.{fmt}")
-                out.parent.mkdir(parents=True, exist_ok=True)
+                out = export_path(await self._workspace(origin), meta, fmt)
                 await self.datasets.export(meta.id, fmt, out)
                 title = f"{meta.name} ({meta.rows:,} rows, {fmt.upper()})"
                 await origin.surface.upload(out, name=out.name, title=title)
@@ -237,6 +250,14 @@ class Actions:
                 log.info("feedback %s from %s in thread %s", "positive" if positive else "negative",
                          origin.user, origin.thread.digest)
                 await origin.tell(notice(THANKS))
+            case OpenWorkspace():
+                # The link is the owner's alone: always a private notice, even for the typed word.
+                url = await self.web.link(await self._owned(origin))
+                reply = notice(NO_WEB) if url is None else present_workspace_link(url, self.settings.web_link_hours)
+                await origin.surface.notify(origin.user, reply)
+            case RevokeWorkspace():
+                await self.web.revoke(await self._owned(origin))
+                await origin.surface.notify(origin.user, notice(REVOKED))
             case _:
                 assert_never(intent)
 
@@ -246,7 +267,7 @@ class Actions:
                 await origin.surface.post(Reply((notice(COMMANDS).blocks[0],), "Commands"))
             case ListDatasets():
                 await origin.surface.post(present_datasets(await self.datasets.list(origin.thread)))
-            case ListFiles():
+            case ListFiles() | OpenWorkspace() | RevokeWorkspace():
                 await self.execute(command, origin)
             case OnDataset(action=action, dataset=name):
                 view = await self._view(name, origin.thread)
@@ -288,12 +309,25 @@ class Actions:
 
     async def _chart(self, origin: Origin, meta: DatasetMeta, spec: ChartSpec) -> None:
         """Draw ``spec`` into the workspace's ``charts/`` folder and post it into the thread."""
-        workspace = await self._workspace(origin)
-        name = "-".join(safe_filename(p) for p in (meta.name, spec.kind, spec.y or spec.x))
-        out = workspace.resolve(f"{CHARTS_DIR}/{name}.png")
-        out.parent.mkdir(parents=True, exist_ok=True)
+        out = chart_path(await self._workspace(origin), meta, spec)
         await self.datasets.chart(meta.id, spec, out)
         await origin.surface.upload(out, name=out.name, title=f"chart: {meta.name} {spec.kind} {spec.y or spec.x}")
+
+
+def chart_path(workspace: Workspace, meta: DatasetMeta, spec: ChartSpec) -> Path:
+    """Where a chart of ``meta`` is drawn (the workspace's ``charts/`` folder, which it creates)."""
+    name = "-".join(safe_filename(p) for p in (meta.name, spec.kind, spec.y or spec.x))
+    out = workspace.resolve(f"{CHARTS_DIR}/{name}.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def export_path(workspace: Workspace, meta: DatasetMeta, fmt: ExportFormat, sort: SortSpec | None = None) -> Path:
+    """Where an export of ``meta`` is written (the workspace's ``exports/`` folder, which it creates)."""
+    order = "" if sort is None else f"-by-{safe_filename(sort.column)}-{'desc' if sort.descending else 'asc'}"
+    out = workspace.resolve(f"{EXPORTS_DIR}/{safe_filename(meta.name)}{order}.{fmt}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def _column(meta: DatasetMeta, index: int) -> str:

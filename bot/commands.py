@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import assert_never
 
 from bot.datasets.model import CHART_KINDS, ChartKind, DatasetError, DatasetMeta, ExportFormat
-from bot.intents import ColumnOrder, Download, DrawChart, Intent, ListFiles, ShowPage
+from bot.intents import ColumnOrder, Download, DrawChart, Intent, ListFiles, OpenWorkspace, RevokeWorkspace, ShowPage
 
 
 @dataclass(frozen=True)
@@ -74,9 +74,10 @@ class ListDatasets:
     """``datasets``: the thread's datasets."""
 
 
-Command = OnDataset | ShowHelp | ListDatasets | ListFiles
+Command = OnDataset | ShowHelp | ListDatasets | ListFiles | OpenWorkspace | RevokeWorkspace
 
-_SIMPLE: dict[str, Command] = {"help": ShowHelp(), "files": ListFiles(), "datasets": ListDatasets()}
+_SIMPLE: dict[str, Command] = {"help": ShowHelp(), "files": ListFiles(), "datasets": ListDatasets(),
+                               "workspace": OpenWorkspace(), "workspace revoke": RevokeWorkspace()}
 #: A trailing ``in NAME`` picks the dataset a command acts on.
 _NAMED = re.compile(r"(.+?)\s+in\s+(\S+)", re.I)
 _DESC = ("desc", "descending")
@@ -96,8 +97,9 @@ def parse_command(text: str) -> Command | None:
     words = stripped.split()
     if not words:
         return None
-    if len(words) == 1 and words[0].lower() in _SIMPLE:
-        return _SIMPLE[words[0].lower()]
+    simple = " ".join(words).lower()
+    if len(words) <= 2 and simple in _SIMPLE:
+        return _SIMPLE[simple]
     named = _NAMED.fullmatch(stripped)
     body, dataset = (named.group(1), named.group(2)) if named else (stripped, None)
     for shape, name in _SHAPES:

@@ -32,6 +32,8 @@ from bot.reply import Reply, notice
 from bot.storage.base import StateStore
 from bot.surface import Surface, SurfaceError, best_effort
 from bot.tokens import TokenSigner
+from bot.turn_activity import TurnActivity, TurnWatchers, step_titles
+from bot.web_access import WorkspaceAccess
 from bot.workspace import CODE_DIR, Workspace
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,8 @@ class Engine:
         self.agent = agent
         tokens = IntentSealer(signer or TokenSigner(settings.secret()))
         self.actions = Actions(settings, state, datasets, tokens, self.cancel)
+        #: Turn starts, steps and ends, per thread, for watchers such as the browser's workspace page.
+        self.activity = TurnWatchers()
         self._queues: dict[ThreadKey, deque[_Queued]] = {}
         self._workers: dict[ThreadKey, asyncio.Task[None]] = {}
         self._turns: dict[ThreadKey, asyncio.Task[None]] = {}
@@ -170,6 +174,11 @@ class Engine:
         """Carry out a button click (see ``Actions.act``); never raises, every failure is shown."""
         await self.actions.act(action, surface)
 
+    @property
+    def web(self) -> WorkspaceAccess:
+        """Workspace links and browser sessions (the web adapter's one way in)."""
+        return self.actions.web
+
     def seal(self, thread: ThreadKey, intent: Intent) -> str:
         """A button token for ``intent`` that works in ``thread`` only (access is checked on click)."""
         return self.actions.tokens.seal(thread, intent)
@@ -270,6 +279,7 @@ class Engine:
                         end_buttons=files_button(lambda intent: self.seal(thread, intent)),
                         on_stop=lambda: self.cancel(thread))
         await live.start()
+        self.activity.publish(TurnActivity(thread, "working"))
         uploaded: set[Path] = set()
         try:
             attachments, problems = await self._attachments_for(message, workspace, surface)
@@ -299,6 +309,7 @@ class Engine:
             state = "failed"
         finally:
             self._turns.pop(message.thread, None)
+            self.activity.publish(TurnActivity(thread, state, step_titles(events)))  # type: ignore[arg-type]
             await best_effort(surface.set_status(None))
             try:
                 await live.finish()  # a platform refusing the end is reported in the thread by the policy
@@ -338,6 +349,8 @@ class Engine:
             async for event in agen:
                 events.append(event)
                 await live.changed()
+                if isinstance(event, ev.CodeStarted):  # a new step for anyone watching the thread
+                    self.activity.publish(TurnActivity(turn.conversation.key, "working", step_titles(events)))
                 match event:
                     case ev.FileProduced(path=path, name=name) if path not in uploaded:
                         uploaded.add(path)

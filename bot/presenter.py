@@ -13,7 +13,7 @@ from typing import Literal
 
 from bot import events as ev
 from bot.datasets.model import ChartSpec, DatasetMeta, Page
-from bot.intents import ColumnOrder, Download, DrawChart, Intent, ListFiles, PostFile, ShowPage
+from bot.intents import ColumnOrder, Download, DrawChart, Intent, ListFiles, OpenWorkspace, PostFile, ShowPage
 from bot.reply import (
     Block,
     Button,
@@ -272,5 +272,13 @@ def present_files(files: Sequence[WorkspaceFile], seal: Sealer, limit: int = 40)
 
 
 def files_button(seal: Sealer) -> Buttons:
-    """The "Files" button that ends a turn message, its intent sealed for the thread."""
-    return Buttons((Button("Files", ListFiles(), seal(ListFiles())),))
+    """The "Files" and "Workspace" buttons that end a turn message, their intents sealed for the thread."""
+    return Buttons((Button("Files", ListFiles(), seal(ListFiles())),
+                    Button("Workspace", OpenWorkspace(), seal(OpenWorkspace()))))
+
+
+def present_workspace_link(url: str, hours: float) -> Reply:
+    """The owner's private link to the conversation's workspace page."""
+    text = (f"[Open this conversation's workspace]({url}) — files, datasets and live progress in your browser. "
+            f"The link is for you only and works for {hours:g} hours; `workspace revoke` voids it.")
+    return Reply((Markdown(text),), "Your workspace link")
