@@ -24,6 +24,7 @@ from bot.datasets.model import (
     ExportFormat,
     SortSpec,
 )
+from bot.web_access import NO_SUCH_DATASET
 from bot.workspace import PRIVATE_DIR
 
 #: Rows per block a grid fetches.
@@ -44,8 +45,8 @@ async def _dataset(request: web.Request) -> DatasetMeta:
         return await request.app[ENGINE].web.dataset(grant, request.match_info["dataset"])
     except DatasetExpired:
         raise _error(410, EXPIRED, expired=True) from None
-    except DatasetError as exc:
-        raise _error(404, str(exc)) from None
+    except DatasetError:
+        raise _error(404, NO_SUCH_DATASET) from None  # unknown and foreign ids look the same
 
 
 def _index(request: web.Request, name: str, meta: DatasetMeta, *, required: bool = True) -> int | None:
