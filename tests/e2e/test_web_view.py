@@ -103,7 +103,8 @@ async def test_every_endpoint_refuses_a_session_of_another_conversation(bot: Web
         fetched = await bot.get(path, alices_cookie)
         assert fetched.status == 404 and b"scores" not in fetched.body
     unknown = await bot.get(f"/w/{alice.id}/api/d/NoSuchDataset00000000", alices_cookie)
-    assert unknown.status == 404 and unknown.body == (await bot.get(f"/w/{alice.id}/api/d/{bobs.id}", alices_cookie)).body
+    foreign = await bot.get(f"/w/{alice.id}/api/d/{bobs.id}", alices_cookie)
+    assert unknown.status == 404 and unknown.body == foreign.body
 
 
 async def test_revoke_stops_earlier_sessions_on_their_next_request(bot: WebBot) -> None:
