@@ -96,7 +96,7 @@
 
   function setSort(column) {
     sort = sort && sort.column === column ? { column: column, desc: !sort.desc } : { column: column, desc: false };
-    head.querySelectorAll("[role=columnheader]").forEach(function (th) {
+    head.querySelectorAll("[data-column]").forEach(function (th) {
       const c = Number(th.dataset.column);
       th.setAttribute("aria-sort", sort.column === c ? (sort.desc ? "descending" : "ascending") : "none");
       th.querySelector(".arrow").textContent = sort.column === c ? (sort.desc ? " ↓" : " ↑") : "";
