@@ -46,14 +46,14 @@ def writes(*files: tuple[str, bytes]) -> Any:
 
 
 def attachments(calls: list[Call], kind: str) -> list[tuple[Call, dict[str, Any]]]:
-    """Attachments of ``kind``, without the Files button card every finished turn message carries."""
+    """Attachments of ``kind``, without the Files / Workspace button card every finished turn message carries."""
     return [(c, a) for c in calls for a in c.body.get("attachments") or ()
             if a["contentType"] == kind and not files_button_card(a)]
 
 
 def files_button_card(attachment: dict[str, Any]) -> bool:
     actions = (attachment.get("content") or {}).get("actions") or ()
-    return [a.get("title") for a in actions] == ["Files"] and not attachment["content"].get("body")
+    return [a.get("title") for a in actions] == ["Files", "Workspace"] and not attachment["content"].get("body")
 
 
 async def test_channel_gets_inline_images_and_signed_links_that_expire_and_resist_tampering(tmp_path: Path) -> None:

@@ -105,7 +105,8 @@ async def test_the_owner_opens_the_link_sees_files_with_sizes_and_downloads_one(
     url = await asyncio.to_thread(_open, browser, link)
     assert "#" not in url and "open" not in url  # the token left the address bar
     rows = await asyncio.to_thread(_rows, browser)
-    assert rows["notes.bin"]["size"] == "1.3 KB" and rows["report.csv"] == {"size": f"{len(REPORT)} B", "type": "text/csv"}
+    assert rows["notes.bin"]["size"] == "1.3 KB"
+    assert rows["report.csv"] == {"size": f"{len(REPORT)} B", "type": "text/csv"}
     await asyncio.to_thread(browser.find_element("css selector", "tr[data-name='notes.bin'] a").click)
     target = tmp_path / "downloads" / "notes.bin"
     await until(lambda: target.exists() and target.stat().st_size == len(NOTES), what="the download")
