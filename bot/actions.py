@@ -55,6 +55,8 @@ NOTHING_RUNNING = "Nothing is running in this thread right now."
 THANKS = "Thanks for the feedback."
 FAILED = "That did not work; details are in the log."
 NOT_YOUR_WORKSPACE = "Only the person who started this conversation can open or revoke its workspace links."
+NOT_PRIVATE = "Workspace links are sent privately, and this chat cannot show you a private message. " \
+              "Message me in a personal chat to work there with a workspace of your own."
 NO_WEB = "The workspace view needs the web server: it runs with `datathread serve` or `datathread chat --web`."
 REVOKED = "Every earlier workspace link and browser session of this conversation has stopped working. " \
           "Type `workspace` for a new link."
@@ -251,8 +253,11 @@ class Actions:
                          origin.user, origin.thread.digest)
                 await origin.tell(notice(THANKS))
             case OpenWorkspace():
-                # The link is the owner's alone: always a private notice, even for the typed word.
-                url = await self.web.link(await self._owned(origin))
+                # The link is the owner's alone: only ever in a notice no one else can see.
+                conversation = await self._owned(origin)
+                if not origin.surface.private_notices:
+                    raise DatasetError(NOT_PRIVATE)
+                url = await self.web.link(conversation)
                 reply = notice(NO_WEB) if url is None else present_workspace_link(url, self.settings.web_link_hours)
                 await origin.surface.notify(origin.user, reply)
             case RevokeWorkspace():

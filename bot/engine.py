@@ -276,7 +276,8 @@ class Engine:
         await best_effort(surface.set_status("is working…"))
         thread = message.thread
         live = LiveTurn(surface.live_transport(), render,
-                        end_buttons=files_button(lambda intent: self.seal(thread, intent)),
+                        end_buttons=files_button(lambda intent: self.seal(thread, intent),
+                                                 workspace=surface.private_notices),
                         on_stop=lambda: self.cancel(thread))
         await live.start()
         self.activity.publish(TurnActivity(thread, "working"))

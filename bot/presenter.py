@@ -271,10 +271,13 @@ def present_files(files: Sequence[WorkspaceFile], seal: Sealer, limit: int = 40)
     )
 
 
-def files_button(seal: Sealer) -> Buttons:
-    """The "Files" and "Workspace" buttons that end a turn message, their intents sealed for the thread."""
-    return Buttons((Button("Files", ListFiles(), seal(ListFiles())),
-                    Button("Workspace", OpenWorkspace(), seal(OpenWorkspace()))))
+def files_button(seal: Sealer, workspace: bool = True) -> Buttons:
+    """The buttons that end a turn message, their intents sealed for the thread: "Files", and
+    "Workspace" where ``workspace`` (the surface can hand its owner the link privately)."""
+    files = Button("Files", ListFiles(), seal(ListFiles()))
+    if not workspace:
+        return Buttons((files,))
+    return Buttons((files, Button("Workspace", OpenWorkspace(), seal(OpenWorkspace()))))
 
 
 def present_workspace_link(url: str, hours: float) -> Reply:

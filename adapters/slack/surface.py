@@ -58,6 +58,8 @@ class SlackSurface:
     live_interval: float = 1.0
     #: Characters of code output one turn message shows (the presenter's default).
     output_chars: int = OUTPUT_CHARS
+    #: Notices are ephemeral: only their user sees them.
+    private_notices: bool = True
 
     @property
     def channel(self) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot import events as ev
-from bot.actions import NO_WEB, NOT_YOUR_WORKSPACE, REVOKED
+from bot.actions import NO_WEB, NOT_PRIVATE, NOT_YOUR_WORKSPACE, REVOKED
 from bot.commands import parse_command
 from bot.config import Settings
 from bot.datasets.local import LocalDatasetStore
@@ -76,6 +76,20 @@ async def _type(engine: Engine, text: str, user: str = OWNER) -> RecordingSurfac
 def _token(link: str) -> str:
     assert link.startswith(BASE + "/w/open#")
     return link.split("#", 1)[1]
+
+
+async def test_where_notices_are_public_there_is_no_workspace_button_and_no_link(engine: Engine) -> None:
+    await engine.open_conversation(T1, OWNER)
+    channel = RecordingSurface(private_notices=False)  # a Teams channel: a "notice" is a reply all can read
+    await engine.submit(IncomingMessage(T1, OWNER, "workspace"), channel)
+    [refusal] = channel.of("post")  # a typed word is answered in the thread: it carries no link
+    assert refusal.reply is not None and refusal.reply.summary == NOT_PRIVATE
+    assert "/w/open#" not in str(channel.calls)
+    await engine.submit(IncomingMessage(T1, OWNER, "run it"), channel)
+    final = channel.of("live.finish")[-1]
+    assert final.reply is not None
+    buttons = [b for b in final.reply.blocks if isinstance(b, Buttons)]
+    assert [i.label for i in buttons[-1].items] == ["Files"]
 
 
 def test_workspace_and_workspace_revoke_are_typed_commands() -> None:
