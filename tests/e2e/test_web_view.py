@@ -3,13 +3,16 @@ escape the workspace, hardening headers, downloads with ranges and the grid's ro
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from http.cookies import SimpleCookie
 from pathlib import Path
 
+import aiohttp
 import pandas as pd
 import pytest
 
@@ -204,3 +207,48 @@ async def test_an_expired_dataset_says_expired_run_it_again(bot: WebBot) -> None
     await bot.engine.datasets.sweep(now=datetime.now(UTC) + timedelta(days=2))
     fetched = await bot.get(f"/w/{alice.id}/api/d/{meta.id}", cookie)
     assert fetched.status == 410 and fetched.json() == {"error": EXPIRED, "expired": True}
+
+
+async def test_a_tabular_file_opens_in_the_grid_and_other_files_do_not(bot: WebBot) -> None:
+    alice = await bot.conversation(ALICE_THREAD, "UALICE")
+    await _files(bot, alice, {"sub/sales.csv": b"region,amount\nnorth,1\nsouth,2\n", "notes.txt": b"hello"})
+    cookie = await bot.session(alice)
+    opened = await bot.get(f"/w/{alice.id}/api/open-table?path=sub/sales.csv", cookie, method="POST")
+    dataset = opened.json()["dataset"]  # type: ignore[index]
+    info = (await bot.get(f"/w/{alice.id}/api/d/{dataset}", cookie)).json()
+    assert info["rows"] == 2 and [c["name"] for c in info["columns"]] == ["region", "amount"]  # type: ignore[index]
+    for path in ("notes.txt", "../sales.csv", "/etc/passwd", ".datathread/x"):
+        refused = await bot.get(f"/w/{alice.id}/api/open-table?path={path}", cookie, method="POST")
+        assert refused.status == 400 and refused.json() == {"error": "That file cannot be opened as a table."}
+
+
+async def test_chat_web_prints_a_link_that_opens_the_workspace(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "chat", "--web", "--thread", "webtest",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        cwd=tmp_path, env={**os.environ, "DATATHREAD_HOME": str(tmp_path / "home")})
+    assert process.stdout is not None and process.stdin is not None
+    try:
+        link = None
+        async with asyncio.timeout(60):
+            while link is None:
+                line = (await process.stdout.readline()).decode()
+                assert line, "chat ended before printing the link"
+                if "workspace in your browser:" in line:
+                    link = line.split(": ", 1)[1].strip()
+        assert link.startswith("http://localhost:") and "/w/open#" in link
+        base, token = link.split("/w/open#")
+        async with aiohttp.ClientSession() as http:
+            async with http.post(base + "/w/session", json={"token": token}) as resp:
+                assert resp.status == 200
+                cookie = resp.cookies["datathread_session"].value
+                page = (await resp.json())["next"]
+            async with http.get(base + page + "api/files", headers={"Cookie": f"datathread_session={cookie}"}) as r:
+                assert r.status == 200 and (await r.json())["files"] == []
+        process.stdin.write(b"exit\n")
+        await process.stdin.drain()
+        assert await asyncio.wait_for(process.wait(), 60) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
