@@ -4,6 +4,7 @@ the owner gets in a Slack ephemeral message (the local fake Web API records it).
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -26,6 +27,17 @@ pytestmark = [pytest.mark.e2e, needs_browser]
 CHANNEL = "C0CHAN"
 NOTES = bytes(range(256)) * 5 + b"end"  # 1,283 bytes: "1.3 KB"
 REPORT = b"region,sales\nnorth,10\nsouth,20\n"
+
+
+def _png() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 32), (20, 90, 200)).save(out, "PNG")
+    return out.getvalue()
+
+
+PICTURE = _png()
 ROWS = 1_000_000
 EVIL_CELL = "<img src=x onerror=\"document.title='pwned';alert(1)\">"
 EVIL_SCRIPT = "<script>document.title='pwned2';alert(2)</script>"
@@ -36,7 +48,8 @@ def script(turn: Turn) -> list[Step]:
         return [ev.CodeStarted("step_one = 1"), WriteFile("first.txt", b"1"), Sleep(1.0),
                 ev.CodeStarted("# write the late table\nlate.to_csv('late.csv')"), WriteFile("late.csv", REPORT),
                 Sleep(2.5), ev.FinalText("slow done")]
-    return [WriteFile("notes.bin", NOTES), WriteFile("report.csv", REPORT), ev.FinalText("files ready")]
+    return [WriteFile("notes.bin", NOTES), WriteFile("report.csv", REPORT), WriteFile("picture.png", PICTURE),
+            ev.FinalText("files ready")]
 
 
 @pytest.fixture
@@ -107,6 +120,10 @@ async def test_the_owner_opens_the_link_sees_files_with_sizes_and_downloads_one(
     rows = await asyncio.to_thread(_rows, browser)
     assert rows["notes.bin"]["size"] == "1.3 KB"
     assert rows["report.csv"] == {"size": f"{len(REPORT)} B", "type": "text/csv"}
+    preview = await asyncio.to_thread(wait, browser, lambda d: d.execute_script(
+        "const i = document.querySelector(\"tr[data-name='picture.png'] img\"); return i && i.naturalWidth"),
+        10, "the image preview")
+    assert preview == 64
     await asyncio.to_thread(browser.find_element("css selector", "tr[data-name='notes.bin'] a").click)
     target = tmp_path / "downloads" / "notes.bin"
     await until(lambda: target.exists() and target.stat().st_size == len(NOTES), what="the download")

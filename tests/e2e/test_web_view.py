@@ -252,3 +252,22 @@ async def test_chat_web_prints_a_link_that_opens_the_workspace(tmp_path: Path) -
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_serve_mounts_the_web_view_beside_the_health_check(tmp_path: Path) -> None:
+    from adapters.local_server import serve
+    from adapters.server import build_app
+    from bot.composition import build_engine
+    from bot.config import Settings
+
+    env = {"DATATHREAD_HOME": str(tmp_path / "home")}
+    engine = build_engine(Settings.from_env(env), agent=ScriptedAgent(lambda turn: []), env=env)
+    server = await serve(await build_app(engine, engine.settings, env), access_log=False)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(server.url + "/w/open") as page:
+                assert page.status == 200 and page.headers["X-Content-Type-Options"] == "nosniff"
+            async with http.get(server.url + "/healthz") as health:
+                assert "Content-Security-Policy" not in health.headers  # the view's rules stay in the view
+    finally:
+        await server.close()
