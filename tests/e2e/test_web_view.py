@@ -7,6 +7,7 @@ import asyncio
 import io
 import os
 import sys
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from http.cookies import SimpleCookie
@@ -271,3 +272,19 @@ async def test_serve_mounts_the_web_view_beside_the_health_check(tmp_path: Path)
                 assert "Content-Security-Policy" not in health.headers  # the view's rules stay in the view
     finally:
         await server.close()
+
+
+async def test_an_open_live_page_ends_its_stream_when_the_server_stops(tmp_path: Path) -> None:
+    bot = await WebBot(tmp_path / "home", ScriptedAgent(lambda turn: [])).start()
+    alice = await bot.conversation(ALICE_THREAD, "UALICE")
+    cookie = await bot.session(alice)
+    async with aiohttp.ClientSession() as http:
+        url = f"{bot.url}/w/{alice.id}/api/events"
+        async with http.get(url, headers={"Cookie": f"datathread_session={cookie}"}) as stream:
+            assert stream.headers["Content-Type"] == "text/event-stream"
+            assert await stream.content.readline() == b"event: listing\n"
+            started = time.monotonic()
+            await bot.stop()
+            assert time.monotonic() - started < 5  # not aiohttp's 60-second wait for handlers
+            rest = await asyncio.wait_for(stream.content.read(), 5)  # the stream has ended
+            assert b"denied" not in rest
