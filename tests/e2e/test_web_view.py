@@ -288,3 +288,15 @@ async def test_an_open_live_page_ends_its_stream_when_the_server_stops(tmp_path:
             assert time.monotonic() - started < 5  # not aiohttp's 60-second wait for handlers
             rest = await asyncio.wait_for(stream.content.read(), 5)  # the stream has ended
             assert b"denied" not in rest
+
+
+async def test_revoking_ends_an_open_live_page_with_a_denied_event(bot: WebBot) -> None:
+    alice = await bot.conversation(ALICE_THREAD, "UALICE")
+    cookie = await bot.session(alice)
+    async with aiohttp.ClientSession() as http:
+        url = f"{bot.url}/w/{alice.id}/api/events"
+        async with http.get(url, headers={"Cookie": f"datathread_session={cookie}"}) as stream:
+            assert await stream.content.readline() == b"event: listing\n"
+            await bot.engine.web.revoke(alice)
+            rest = await asyncio.wait_for(stream.content.read(), 5)  # ends by itself after saying why
+            assert b"event: denied\n" in rest
