@@ -120,7 +120,7 @@
     corner.setAttribute("aria-label", "Row number");
     head.appendChild(corner);
     meta.columns.forEach(function (col, c) {
-      const th = dt.el("div", null, "cell");
+      const th = dt.el("div", null, "cell" + (col.numeric ? " num" : ""));
       th.setAttribute("role", "columnheader");
       th.setAttribute("aria-sort", "none");
       th.dataset.column = String(c);
@@ -149,7 +149,8 @@
       const ox = dt.el("option", col.name); ox.value = String(c); x.appendChild(ox);
       const oy = dt.el("option", col.name); oy.value = String(c); y.appendChild(oy);
     });
-    const numeric = meta.columns.findIndex(function (col) { return col.numeric; });
+    const floats = meta.columns.findIndex(function (col) { return col.type === "float"; });
+    const numeric = floats >= 0 ? floats : meta.columns.findIndex(function (col) { return col.numeric; });
     if (numeric >= 0) { kind.value = "hist"; x.value = String(numeric); }
     const img = document.getElementById("chart");
     const status = document.getElementById("chart-status");
