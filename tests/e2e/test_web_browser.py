@@ -186,8 +186,12 @@ def _settle(driver: Any, sort: str = "-") -> dict[str, Any]:
 
 
 def _scroll(driver: Any, where: str) -> dict[str, Any]:
+    """Scroll to ``where`` and wait for the rows painted there (the painted window must move first:
+    the rows of the previous position are already marked ready)."""
+    before = _grid_state(driver)
     driver.execute_script(f"const s = document.getElementById('scroller'); s.scrollTop = {where};")
-    return _settle(driver, driver.execute_script("return document.getElementById('rows').dataset.sort"))
+    wait(driver, lambda d: _grid_state(d)["first"] != before["first"], 15, "the painted rows to move")
+    return _settle(driver, before["sort"])
 
 
 def _check(row: list[str], frame: pd.DataFrame, number: int) -> None:
