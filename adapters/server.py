@@ -42,6 +42,7 @@ async def build_app(engine: Engine, settings: Settings, env: Mapping[str, str]) 
     """The server application with every configured surface mounted."""
     from adapters.slack.wiring import mount as mount_slack
     from adapters.teams.wiring import mount as mount_teams
+    from adapters.web.wiring import mount as mount_web
 
     # The surfaces read their bodies under this cap themselves; this is the backstop for any other route.
     app = web.Application(client_max_size=MAX_REQUEST_BYTES)
@@ -49,6 +50,7 @@ async def build_app(engine: Engine, settings: Settings, env: Mapping[str, str]) 
     health_of(app)
     app[READY_KEY] = {"ready": False, "surfaces": []}
     app.router.add_get("/healthz", healthz)
+    mount_web(app, engine)
     surfaces = []
     for name, mount in (("slack", mount_slack), ("teams", mount_teams)):
         if await mount(app, engine, settings, env):

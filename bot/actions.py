@@ -29,7 +29,7 @@ from bot.commands import (
 )
 from bot.config import Settings
 from bot.conversation import Conversation
-from bot.datasets.model import ChartSpec, DatasetError, DatasetMeta, DatasetStore, SortSpec
+from bot.datasets.model import ChartSpec, DatasetError, DatasetMeta, DatasetStore, ExportFormat, SortSpec
 from bot.feedback import FeedbackRecord
 from bot.help import COMMANDS
 from bot.intent_tokens import IntentSealer
@@ -41,16 +41,19 @@ from bot.intents import (
     Intent,
     LinkPurpose,
     ListFiles,
+    OpenWorkspace,
     PostFile,
+    RevokeWorkspace,
     ShowPage,
     Stop,
     kind_of,
 )
 from bot.messages import ActionInvoked, MessageRef, ThreadKey
-from bot.presenter import Sealer, file_key, present_datasets, present_files, present_page
+from bot.presenter import Sealer, file_key, present_datasets, present_files, present_page, present_workspace_link
 from bot.reply import Reply, notice
 from bot.storage.base import StateStore
 from bot.surface import Surface, SurfaceError, best_effort
+from bot.web_access import WorkspaceAccess
 from bot.workflows.record import RunOutcome
 from bot.workspace import CHARTS_DIR, EXPORTS_DIR, UnsafePath, Workspace, safe_filename
 
@@ -67,6 +70,12 @@ NO_ANSWER = "There is no answer in this thread to give feedback on yet."
 LAST_TURN = "last-turn"
 FAILED = "That did not work; details are in the log."
 NOT_YOURS_TO_RUN = "Only the person who started this conversation can run workflows in it."
+NOT_YOUR_WORKSPACE = "Only the person who started this conversation can open or revoke its workspace links."
+NOT_PRIVATE = "Workspace links are sent privately, and this chat cannot show you a private message. " \
+              "Message me in a personal chat to work there with a workspace of your own."
+NO_WEB = "The workspace view needs the web server: it runs with `datathread serve` or `datathread chat --web`."
+REVOKED = "Every earlier workspace link and browser session of this conversation has stopped working. " \
+          "Type `workspace` for a new link."
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,10 @@ class WorkflowCommands(Protocol):
         """The workflows there are, as a message."""
         ...
 
+    def exists(self, name: str) -> bool:
+        """Whether a workflow of that name is there to run."""
+        ...
+
 
 NO_WORKFLOWS = "Workflows are not set up on this bot."
 
@@ -108,12 +121,13 @@ class Actions:
     workflows: WorkflowCommands | None = None
 
     def __init__(self, settings: Settings, state: StateStore, datasets: DatasetStore, tokens: IntentSealer,
-                 cancel: Callable[[ThreadKey], bool]) -> None:
+                 cancel: Callable[[ThreadKey], bool], web: WorkspaceAccess | None = None) -> None:
         self.settings = settings
         self.state = state
         self.datasets = datasets
         self.tokens = tokens
         self._cancel = cancel
+        self.web = web or WorkspaceAccess(settings, state, datasets, tokens)
         # Per process: after a restart a typed ``next`` starts again from page 1, buttons still work.
         self._views: dict[ThreadKey, ShowPage] = {}
 
@@ -152,6 +166,13 @@ class Actions:
             raise DatasetError(refusal)
         return conversation
 
+    async def _owned(self, origin: Origin) -> Conversation:
+        """The thread's conversation if ``origin.user`` owns it (participants never get its links)."""
+        conversation = await self.state.conversation(origin.thread)
+        if conversation is None or conversation.owner != origin.user:
+            raise DatasetError(NOT_YOUR_WORKSPACE)
+        return conversation
+
     async def _workspace(self, origin: Origin) -> Workspace:
         return Workspace((await self._conversation(origin)).workspace).ensure()
 
@@ -182,6 +203,10 @@ class Actions:
         command = parse_command(text)
         if command is None:
             return False
+        if isinstance(command, RunWorkflow) and not command.params and (
+                self.workflows is None or not self.workflows.exists(command.name)):
+            return False  # "run it", "run again": words for the agent, not a workflow's name
+
         origin = Origin(thread, user, surface, typed=True)
         await self._reporting(origin, type(command).__name__, lambda: self._run_command(command, origin))
         return True
@@ -247,9 +272,7 @@ class Actions:
                 await self._chart(origin, meta, spec)
             case Download(dataset=dataset_id, format=fmt):
                 meta = await self._dataset(dataset_id, origin)
-                workspace = await self._workspace(origin)
-                out = workspace.resolve(f"{EXPORTS_DIR}/{safe_filename(meta.name)}.{fmt}")
-                out.parent.mkdir(parents=True, exist_ok=True)
+                out = export_path(await self._workspace(origin), meta, fmt)
                 await self.datasets.export(meta.id, fmt, out)
                 title = f"{meta.name} ({meta.rows:,} rows, {fmt.upper()})"
                 await origin.surface.upload(out, name=out.name, title=title)
@@ -286,6 +309,17 @@ class Actions:
                 log.info("feedback %s from %s in thread %s", "positive" if positive else "negative",
                          origin.user, origin.thread.digest)
                 await origin.tell(notice(THANKS))
+            case OpenWorkspace():
+                # The link is the owner's alone: only ever in a notice no one else can see.
+                conversation = await self._owned(origin)
+                if not origin.surface.private_notices:
+                    raise DatasetError(NOT_PRIVATE)
+                url = await self.web.link(conversation)
+                reply = notice(NO_WEB) if url is None else present_workspace_link(url, self.settings.web_link_hours)
+                await origin.surface.notify(origin.user, reply)
+            case RevokeWorkspace():
+                await self.web.revoke(await self._owned(origin))
+                await origin.surface.notify(origin.user, notice(REVOKED))
             case _:
                 assert_never(intent)
 
@@ -295,7 +329,7 @@ class Actions:
                 await origin.surface.post(Reply((notice(COMMANDS).blocks[0],), "Commands"))
             case ListDatasets():
                 await origin.surface.post(present_datasets(await self.datasets.list(origin.thread)))
-            case ListFiles() | Stop() | Feedback():
+            case ListFiles() | Stop() | Feedback() | OpenWorkspace() | RevokeWorkspace():
                 await self.execute(command, origin)
             case OnDataset(action=action, dataset=name):
                 view = await self._view(name, origin.thread)
@@ -349,12 +383,25 @@ class Actions:
 
     async def _chart(self, origin: Origin, meta: DatasetMeta, spec: ChartSpec) -> None:
         """Draw ``spec`` into the workspace's ``charts/`` folder and post it into the thread."""
-        workspace = await self._workspace(origin)
-        name = "-".join(safe_filename(p) for p in (meta.name, spec.kind, spec.y or spec.x))
-        out = workspace.resolve(f"{CHARTS_DIR}/{name}.png")
-        out.parent.mkdir(parents=True, exist_ok=True)
+        out = chart_path(await self._workspace(origin), meta, spec)
         await self.datasets.chart(meta.id, spec, out)
         await origin.surface.upload(out, name=out.name, title=f"chart: {meta.name} {spec.kind} {spec.y or spec.x}")
+
+
+def chart_path(workspace: Workspace, meta: DatasetMeta, spec: ChartSpec) -> Path:
+    """Where a chart of ``meta`` is drawn (the workspace's ``charts/`` folder, which it creates)."""
+    name = "-".join(safe_filename(p) for p in (meta.name, spec.kind, spec.y or spec.x))
+    out = workspace.resolve(f"{CHARTS_DIR}/{name}.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def export_path(workspace: Workspace, meta: DatasetMeta, fmt: ExportFormat, sort: SortSpec | None = None) -> Path:
+    """Where an export of ``meta`` is written (the workspace's ``exports/`` folder, which it creates)."""
+    order = "" if sort is None else f"-by-{safe_filename(sort.column)}-{'desc' if sort.descending else 'asc'}"
+    out = workspace.resolve(f"{EXPORTS_DIR}/{safe_filename(meta.name)}{order}.{fmt}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def _column(meta: DatasetMeta, index: int) -> str:

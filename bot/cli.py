@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="a conversation in this terminal")
     chat.add_argument("--thread", help="resume (or name) this conversation")
     chat.add_argument("--sandbox", action="store_true", help="run code in the bubblewrap sandbox, as `serve` does")
+    chat.add_argument("--web", action="store_true",
+                      help="also serve this conversation's workspace page on localhost and print its link")
     serve = sub.add_parser("serve", help="serve Slack and/or Teams over HTTP")
     serve.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
@@ -75,7 +77,7 @@ async def _sandboxed(settings: Settings, required: bool) -> Settings | None:
     return decision.settings
 
 
-async def _chat(settings: Settings, thread: str | None, sandbox: bool = False) -> int:
+async def _chat(settings: Settings, thread: str | None, sandbox: bool = False, web: bool = False) -> int:
     from adapters.console.chat import run_chat
     from bot.composition import build_engine
 
@@ -84,7 +86,23 @@ async def _chat(settings: Settings, thread: str | None, sandbox: bool = False) -
         return 2
     settings = sandboxed
     engine = build_engine(settings)
-    return await run_chat(engine, thread, AGENT_LABELS[settings.agent], runs_code=settings.agent is AgentKind.KERNEL)
+    server = None
+    if web:
+        from aiohttp import web as aioweb
+
+        from adapters.local_server import serve
+        from adapters.web.wiring import mount
+
+        app = aioweb.Application()
+        mount(app, engine)
+        server = await serve(app, access_log=False)
+        engine.web.serve_at(server.url.replace("127.0.0.1", "localhost"))
+    try:
+        return await run_chat(engine, thread, AGENT_LABELS[settings.agent],
+                              runs_code=settings.agent is AgentKind.KERNEL, web=web)
+    finally:
+        if server is not None:
+            await server.close()
 
 
 async def _run(settings: Settings, file: Path, params: list[str], resume_from: str | None, sandbox: bool) -> int:
@@ -171,6 +189,9 @@ async def _serve(settings: Settings, host: str, port: int) -> int:
     await site.start()
     log = logging.getLogger("datathread")
     log.info("serving on http://%s:%d (GET /healthz)", host, port)
+    engine.web.serve_at(f"http://localhost:{port}")
+    if settings.public_url is None:
+        log.warning("DATATHREAD_PUBLIC_URL is not set: workspace links point at http://localhost:%d", port)
     grace = env_number(os.environ, "DATATHREAD_SHUTDOWN_GRACE_SECONDS", 20)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -270,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(logging.INFO)
     try:
         if args.command == "chat":
-            return asyncio.run(_chat(settings, args.thread, args.sandbox))
+            return asyncio.run(_chat(settings, args.thread, args.sandbox, args.web))
         if args.command == "serve":
             return asyncio.run(_serve(settings, args.host, args.port))
         if args.command == "run":

@@ -14,7 +14,18 @@ from dataclasses import dataclass
 from typing import assert_never
 
 from bot.datasets.model import CHART_KINDS, ChartKind, DatasetError, DatasetMeta, ExportFormat
-from bot.intents import ColumnOrder, Download, DrawChart, Feedback, Intent, ListFiles, ShowPage, Stop
+from bot.intents import (
+    ColumnOrder,
+    Download,
+    DrawChart,
+    Feedback,
+    Intent,
+    ListFiles,
+    OpenWorkspace,
+    RevokeWorkspace,
+    ShowPage,
+    Stop,
+)
 
 
 @dataclass(frozen=True)
@@ -87,11 +98,13 @@ class ListWorkflows:
     """``workflows``: the workflows this bot can run."""
 
 
-Command = OnDataset | ShowHelp | ListDatasets | ListFiles | RunWorkflow | ListWorkflows | Stop | Feedback
+Command = (OnDataset | ShowHelp | ListDatasets | ListFiles | RunWorkflow | ListWorkflows | Stop | Feedback
+           | OpenWorkspace | RevokeWorkspace)
 
 _SIMPLE: dict[str, Command] = {"help": ShowHelp(), "files": ListFiles(), "datasets": ListDatasets(),
                                "workflows": ListWorkflows(), "stop": Stop(),
-                               "good": Feedback(True), "bad": Feedback(False)}
+                               "good": Feedback(True), "bad": Feedback(False),
+                               "workspace": OpenWorkspace(), "workspace revoke": RevokeWorkspace()}
 #: ``run NAME k=v ...``: a workflow name and parameters only, so "run the numbers again" stays prose.
 _RUN = re.compile(r"run\s+([A-Za-z0-9][A-Za-z0-9_-]{0,63})((?:\s+[A-Za-z_][A-Za-z0-9_]*=\S*)*)", re.I)
 #: ``bad`` followed by a comment: negative feedback on the thread's latest answer. ``good`` takes no
@@ -116,8 +129,9 @@ def parse_command(text: str) -> Command | None:
     words = stripped.split()
     if not words:
         return None
-    if len(words) == 1 and words[0].lower() in _SIMPLE:
-        return _SIMPLE[words[0].lower()]
+    simple = " ".join(words).lower()
+    if len(words) <= 2 and simple in _SIMPLE:
+        return _SIMPLE[simple]
     run = _RUN.fullmatch(stripped)
     if run is not None:
         pairs = tuple(tuple(p.split("=", 1)) for p in run.group(2).split())

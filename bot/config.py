@@ -87,6 +87,9 @@ class Settings:
     kernel_max_processes: int = 256  # DATATHREAD_KERNEL_MAX_PROCESSES: processes and threads per kernel
     max_kernels: int = 2  # DATATHREAD_MAX_KERNELS: kernels running at once
     warm_kernels: int = 1  # DATATHREAD_WARM_KERNELS: sandboxed kernels started ahead of need
+    web_link_hours: float = 8.0  # DATATHREAD_WEB_LINK_HOURS: how long a workspace link (and its session) lasts
+    #: DATATHREAD_PUBLIC_URL: where browsers reach ``datathread serve``; unset, the server's own address.
+    public_url: str | None = None
 
     @property
     def workspaces(self) -> Path:
@@ -165,6 +168,8 @@ class Settings:
             kernel_max_processes=env_int(env, "DATATHREAD_KERNEL_MAX_PROCESSES", 256, 16),
             max_kernels=env_int(env, "DATATHREAD_MAX_KERNELS", default_max_kernels(memory_bytes)),
             warm_kernels=env_int(env, "DATATHREAD_WARM_KERNELS", 1, 0),
+            web_link_hours=env_number(env, "DATATHREAD_WEB_LINK_HOURS", 8),
+            public_url=env.get("DATATHREAD_PUBLIC_URL", "").strip().rstrip("/") or None,
         )
 
 

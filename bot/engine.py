@@ -35,6 +35,8 @@ from bot.reply import Reply, notice
 from bot.storage.base import StateStore
 from bot.surface import Surface, SurfaceError, best_effort
 from bot.tokens import TokenSigner
+from bot.turn_activity import TurnActivity, TurnWatchers, step_titles
+from bot.web_access import WorkspaceAccess
 from bot.workflows.record import RunRecord
 from bot.workspace import CODE_DIR, Workspace
 
@@ -81,6 +83,8 @@ class Engine:
         self.agent = agent
         tokens = IntentSealer(signer or TokenSigner(settings.secret()))
         self.actions = Actions(settings, state, datasets, tokens, self.cancel)
+        #: Turn starts, steps and ends, per thread, for watchers such as the browser's workspace page.
+        self._activity = TurnWatchers()
         self._queues: dict[ThreadKey, deque[_Queued]] = {}
         self._workers: dict[ThreadKey, asyncio.Task[None]] = {}
         self._turns: dict[ThreadKey, asyncio.Task[None]] = {}
@@ -221,6 +225,16 @@ class Engine:
     async def act(self, action: ActionInvoked, surface: Surface) -> None:
         """Carry out a button click (see ``Actions.act``); never raises, every failure is shown."""
         await self.actions.act(action, surface)
+
+    @property
+    def activity(self) -> TurnWatchers:
+        """Where a turn's start, steps and end are published for watchers (the workspace page)."""
+        return self._activity
+
+    @property
+    def web(self) -> WorkspaceAccess:
+        """Workspace links and browser sessions (the web adapter's one way in)."""
+        return self.actions.web
 
     def seal(self, thread: ThreadKey, intent: Intent) -> str:
         """A button token for ``intent`` that works in ``thread`` only (access is checked on click)."""
@@ -365,10 +379,11 @@ class Engine:
             return self.seal(thread, intent)
 
         live = LiveTurn(surface.live_transport(), render,
-                        end_buttons=files_button(seal), on_stop=lambda: self.cancel(thread),
-                        stop_buttons=stop_button(seal),
+                        end_buttons=files_button(seal, workspace=surface.private_notices),
+                        on_stop=lambda: self.cancel(thread), stop_buttons=stop_button(seal),
                         feedback=lambda: feedback_buttons(seal, turn_id) if state == "done" else None)
         await live.start()
+        self._activity.publish(TurnActivity(thread, "working"))
         uploaded: set[Path] = set()
         try:
             turn = Turn(
@@ -395,6 +410,7 @@ class Engine:
             state = "failed"
         finally:
             self._turns.pop(thread, None)
+            self._activity.publish(TurnActivity(thread, state, step_titles(events)))
             await best_effort(surface.set_status(None))
             try:
                 await live.finish()  # a platform refusing the end is reported in the thread by the policy
@@ -436,6 +452,8 @@ class Engine:
             async for event in agen:
                 events.append(event)
                 await live.changed()
+                if isinstance(event, ev.CodeStarted):  # a new step for anyone watching the thread
+                    self._activity.publish(TurnActivity(turn.conversation.key, "working", step_titles(events)))
                 match event:
                     case ev.FileProduced(path=path, name=name) if path not in uploaded:
                         uploaded.add(path)

@@ -9,7 +9,9 @@ COMMANDS = """\
 • `chart KIND X [Y]` — draw a chart (KIND: line, bar, scatter, hist, box)
 • `datasets` — this conversation's datasets · `files` — its workspace with sizes
 • `download [csv|parquet]` — the whole latest dataset as a file · `help` — this text
-• `run WORKFLOW [name=value ...]` — run a workflow in this thread · `workflows` — the ones there are"""
+• `run WORKFLOW [name=value ...]` — run a workflow in this thread · `workflows` — the ones there are
+• `workspace` — a private link to this conversation's files and datasets in your browser \
+(`workspace revoke` voids every earlier link)"""
 
 LOCAL_AGENT = """\
 This conversation runs on the *local Python kernel*: send code and it runs here, with this \

@@ -27,9 +27,13 @@ from bot.intents import (
     FileLink,
     Intent,
     ListFiles,
+    OpenWorkspace,
+    PassUse,
     PostFile,
+    RevokeWorkspace,
     ShowPage,
     Stop,
+    WebPass,
 )
 from bot.messages import ThreadKey
 from bot.tokens import TokenSigner
@@ -37,6 +41,8 @@ from bot.tokens import TokenSigner
 #: Slack's limit on a select option's value: every button token must fit it.
 BUTTON_TOKEN_LIMIT = 150
 _LINK_CONTEXT = "file-link"
+#: Workspace links and browser sessions: contexts of their own, so one never opens as the other.
+_PASS_CONTEXTS: dict[PassUse, str] = {"link": "web-link", "session": "web-session"}
 
 
 def _encode(intent: Intent) -> list[Any]:
@@ -61,6 +67,10 @@ def _encode(intent: Intent) -> list[Any]:
             return ["b", int(positive)]
         case Feedback(positive=positive, turn=turn):
             return ["b", int(positive), turn]
+        case OpenWorkspace():
+            return ["w"]
+        case RevokeWorkspace():
+            return ["r"]
     raise TypeError(f"not an intent: {intent!r}")
 
 
@@ -108,6 +118,10 @@ def _decode(data: list[Any], expires: int | None) -> Intent:
             return Feedback(_flag(positive))
         case ["b", positive, turn]:
             return Feedback(_flag(positive), _str(turn))
+        case ["w"]:
+            return OpenWorkspace()
+        case ["r"]:
+            return RevokeWorkspace()
     raise ValueError(data)
 
 
@@ -157,6 +171,29 @@ class IntentSealer:
         match payload.get("t"):
             case [str(platform), str(team), str(channel), str(root)]:
                 return ThreadKey(platform, team, channel, root), link
+        return None
+
+    def seal_pass(self, grant: WebPass, use: PassUse) -> str:
+        """A token carrying ``grant``, as a workspace link or a session cookie (``use``)."""
+        t = grant.thread
+        payload = {"t": [t.platform, t.team, t.channel, t.thread], "c": grant.conversation, "u": grant.owner,
+                   "g": grant.generation, "x": grant.expires}
+        return self._signer.seal(payload, context=_PASS_CONTEXTS[use])
+
+    def open_pass(self, token: str, use: PassUse, *, now: float | None = None) -> WebPass | None:
+        """The grant in ``token`` if it was sealed for ``use`` and has not expired; else ``None``.
+
+        Whether the grant still holds (same conversation, generation not moved on) is the caller's
+        check: it needs the state store."""
+        payload = self._signer.open(token, context=_PASS_CONTEXTS[use])
+        if payload is None:
+            return None
+        match payload:
+            case {"t": [str(platform), str(team), str(channel), str(root)], "c": str(conversation),
+                  "u": str(owner), "g": int(generation), "x": int(expires)}:
+                if expires < (time.time() if now is None else now):
+                    return None
+                return WebPass(ThreadKey(platform, team, channel, root), conversation, owner, generation, expires)
         return None
 
     @staticmethod

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.datasets.model import ChartKind, ExportFormat
+from bot.messages import ThreadKey
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,18 @@ class Feedback:
     comment: str = ""
 
 
-Intent = ShowPage | DrawChart | Download | ListFiles | PostFile | FileLink | Stop | Feedback
+@dataclass(frozen=True)
+class OpenWorkspace:
+    """Give the conversation's owner (privately) a link to its workspace page in the browser."""
+
+
+@dataclass(frozen=True)
+class RevokeWorkspace:
+    """Void every earlier workspace link and browser session of the conversation (owner only)."""
+
+
+Intent = (ShowPage | DrawChart | Download | ListFiles | PostFile | FileLink | Stop | Feedback | OpenWorkspace
+          | RevokeWorkspace)
 
 #: Every intent class with the kind name buttons and action ids carry (one source of truth).
 KINDS: dict[type[Intent], str] = {
@@ -110,10 +122,32 @@ KINDS: dict[type[Intent], str] = {
     FileLink: "link",
     Stop: "stop",
     Feedback: "feedback",
+    OpenWorkspace: "workspace",
+    RevokeWorkspace: "revoke",
 }
 #: Kinds a click may still name: every intent kind, plus ``sort`` for Sort menus posted before
 #: kinds were derived from intents (their tokens then fail to open, with a notice, not silence).
 CLICK_KINDS: frozenset[str] = frozenset(KINDS.values()) | {"sort"}
+
+
+@dataclass(frozen=True)
+class WebPass:
+    """What a workspace link or browser session grants (not an intent: sealed on its own).
+
+    The workspace and datasets of conversation ``conversation`` (of ``thread``) to ``owner``, while
+    the conversation's link generation is still ``generation`` (``workspace revoke`` moves it on)
+    and until ``expires`` (a Unix time).
+    """
+
+    thread: ThreadKey
+    conversation: str
+    owner: str
+    generation: int
+    expires: int
+
+
+#: A pass travels as a link (to be exchanged once for a session) or as a session cookie.
+PassUse = Literal["link", "session"]
 
 
 def kind_of(intent: Intent) -> str:

@@ -13,7 +13,18 @@ from typing import Literal
 
 from bot import events as ev
 from bot.datasets.model import ChartSpec, DatasetMeta, Page
-from bot.intents import ColumnOrder, Download, DrawChart, Feedback, Intent, ListFiles, PostFile, ShowPage, Stop
+from bot.intents import (
+    ColumnOrder,
+    Download,
+    DrawChart,
+    Feedback,
+    Intent,
+    ListFiles,
+    OpenWorkspace,
+    PostFile,
+    ShowPage,
+    Stop,
+)
 from bot.reply import (
     Block,
     Button,
@@ -283,6 +294,17 @@ def feedback_buttons(seal: Sealer, turn: str) -> Buttons:
                     Button("👎", Feedback(False, turn), seal(Feedback(False, turn)))))
 
 
-def files_button(seal: Sealer) -> Buttons:
-    """The "Files" button that ends a turn message, its intent sealed for the thread."""
-    return Buttons((Button("Files", ListFiles(), seal(ListFiles())),))
+def files_button(seal: Sealer, workspace: bool = True) -> Buttons:
+    """The buttons that end a turn message, their intents sealed for the thread: "Files", and
+    "Workspace" where ``workspace`` (the surface can hand its owner the link privately)."""
+    files = Button("Files", ListFiles(), seal(ListFiles()))
+    if not workspace:
+        return Buttons((files,))
+    return Buttons((files, Button("Workspace", OpenWorkspace(), seal(OpenWorkspace()))))
+
+
+def present_workspace_link(url: str, hours: float) -> Reply:
+    """The owner's private link to the conversation's workspace page."""
+    text = (f"[Open this conversation's workspace]({url}) — files, datasets and live progress in your browser. "
+            f"The link is for you only and works for {hours:g} hours; `workspace revoke` voids it.")
+    return Reply((Markdown(text),), "Your workspace link")

@@ -27,6 +27,9 @@ class SurfaceError(Exception):
 class Surface(Protocol):
     #: Characters of code output one message shows (start and end kept); the console shows it all.
     output_chars: int
+    #: Whether ``notify`` reaches ``user`` alone (Slack ephemeral, a personal chat, the console); a
+    #: notice that others in the thread would see must never carry a secret such as a workspace link.
+    private_notices: bool
 
     def live_transport(self) -> LiveTransport[Any]:
         """A fresh transport for one turn's live message in this thread (see ``bot.live_turn``)."""

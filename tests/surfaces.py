@@ -29,6 +29,7 @@ class Call:
 @dataclass
 class RecordingSurface:
     output_chars: int = 2500
+    private_notices: bool = True
     files: dict[str, bytes] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     uploaded: dict[str, bytes] = field(default_factory=dict)

@@ -66,10 +66,11 @@ class LineReader:
 
 
 async def run_chat(engine: Engine, thread_name: str | None, agent_label: str, *, runs_code: bool,
-                   stdin: TextIO | None = None) -> int:
+                   stdin: TextIO | None = None, web: bool = False) -> int:
     """Run the console conversation until EOF or ``exit``; return the exit status.
 
     ``runs_code``: the agent runs what is typed (the local kernel), so the hint asks for code.
+    ``web``: the web view is being served; print the link to this conversation's workspace page.
     """
     stdin = stdin or sys.stdin
     output = ConsoleOutput()
@@ -86,6 +87,9 @@ async def run_chat(engine: Engine, thread_name: str | None, agent_label: str, *,
         f"  resume later with: datathread chat --thread {thread.thread}",
         f"  {hint} · exit or Ctrl-D to leave",
     ])
+    link = await engine.web.link(conversation) if web else None
+    if link is not None:
+        output.write_lines([f"  workspace in your browser: {link}"])
 
     def prompt(text: str) -> None:
         if output.interactive:

@@ -129,6 +129,7 @@ def _unprinted(done: list[str], lines: list[str]) -> list[str]:
 class ConsoleSurface:
     """``Surface`` printing to stdout. Paths are shown relative to the working directory."""
 
+    private_notices = True  # the terminal is its owner's
     output_chars = 10_000_000  # a terminal scrolls: show all of it (the agent's own output cap still applies)
 
     def __init__(self, output: ConsoleOutput | None = None) -> None:

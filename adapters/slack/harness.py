@@ -39,8 +39,8 @@ async def until(predicate: Callable[[], bool], limit: float = 10.0, what: str = 
 class SlackBot:
     """Engine + Slack adapter served on 127.0.0.1; ``send`` / ``click`` post signed requests."""
 
-    def __init__(self, fake: FakeSlack, home: Path, agent: AgentBackend, **env: str) -> None:
-        self.fake, self.home, self.agent = fake, home, agent
+    def __init__(self, fake: FakeSlack, home: Path, agent: AgentBackend, *, web: bool = False, **env: str) -> None:
+        self.fake, self.home, self.agent, self.web = fake, home, agent, web
         self.env = {"SLACK_BOT_TOKEN": fake.token, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
                     "SLACK_API_URL": fake.api_url, "DATATHREAD_HOME": str(home), **env}
         self.engine: Engine | None = None
@@ -53,8 +53,14 @@ class SlackBot:
         app = web.Application()
         assert await mount(app, self.engine, settings, self.env)
         self.adapter: SlackAdapter = app[ADAPTER_KEY]  # type: ignore[assignment]
+        if self.web:  # the browser's workspace view, on the same server as ``datathread serve`` does
+            from adapters.web.wiring import mount as mount_web
+
+            mount_web(app, self.engine)
         self.server = TestServer(app, host="127.0.0.1", port=0)
         await self.server.start_server()
+        if self.web:
+            self.engine.web.serve_at(str(self.server.make_url("/")))
         self.http = aiohttp.ClientSession()
         return self
 

@@ -64,6 +64,8 @@ class SlackSurface:
     user_team: str | None = None
     #: The thread's title (its first message, shortened), set with the first status of a new thread.
     title: str | None = None
+    #: Notices are ephemeral: only their user sees them.
+    private_notices: bool = True
 
     @property
     def channel(self) -> str:

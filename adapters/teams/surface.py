@@ -127,6 +127,8 @@ class TeamsSurface:
         self.reference = reference
         self.thread = thread
         self.personal = conversation_type == "personal"
+        #: Teams has no ephemeral bot messages: only a personal chat is private.
+        self.private_notices = self.personal
         self.group_chat = conversation_type == "groupChat"
         self._names = names or {}
 

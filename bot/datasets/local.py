@@ -19,7 +19,7 @@ import secrets
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 
 OPEN_FILES = 32
 EXPORT_ROW_GROUP = 131_072
+#: Rows gathered at a time (by the sort permutation) for a sorted export.
+EXPORT_SORTED_ROWS = 65_536
 #: Prefix of a dataset folder still being written.
 PART_PREFIX = ".part-"
 #: A dataset folder without a catalogue row this old is left over from a killed registration.
@@ -244,11 +246,20 @@ class LocalDatasetStore:
 
         return await asyncio.to_thread(draw)
 
-    async def export(self, dataset_id: str, fmt: ExportFormat, out: Path) -> Path:
-        """Write the whole dataset to ``out`` as csv or parquet, batch by batch."""
+    async def export(self, dataset_id: str, fmt: ExportFormat, out: Path, sort: SortSpec | None = None) -> Path:
+        """Write the whole dataset to ``out`` as csv or parquet, batch by batch (in ``sort`` order if given)."""
         meta = await self.get(dataset_id)
         if fmt not in ("csv", "parquet"):
             raise DatasetError(f"cannot export as {fmt!r}; use csv or parquet")
+        order = await self._order(meta, sort.column) if sort is not None else None
+
+        def ordered(table: TableFile) -> Iterable[pa.RecordBatch]:
+            if order is None or sort is None:
+                yield from table.batches()
+                return
+            for start in range(0, meta.rows, EXPORT_SORTED_ROWS):
+                stop = min(start + EXPORT_SORTED_ROWS, meta.rows)
+                yield from table.take(order.positions(start, stop, sort.descending)).to_batches()
 
         def write() -> Path:
             table = self._file(meta)
@@ -259,14 +270,14 @@ class LocalDatasetStore:
                     import pyarrow.csv as pcsv
 
                     with pcsv.CSVWriter(str(tmp), table.schema) as writer:
-                        for batch in table.batches():
+                        for batch in ordered(table):
                             writer.write_batch(batch)
                 else:
                     import pyarrow.parquet as pq
 
                     with pq.ParquetWriter(str(tmp), table.schema, compression="zstd") as writer:
                         group: list[pa.RecordBatch] = []
-                        for batch in table.batches():
+                        for batch in ordered(table):
                             group.append(batch)
                             if sum(b.num_rows for b in group) >= EXPORT_ROW_GROUP:
                                 writer.write_table(pa.Table.from_batches(group, schema=table.schema))

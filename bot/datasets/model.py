@@ -136,7 +136,9 @@ class DatasetStore(Protocol):
         """Draw ``spec`` as a PNG at ``out`` (downsampled for large data) and return the path."""
         ...
 
-    async def export(self, dataset_id: str, fmt: ExportFormat, out: Path) -> Path: ...
+    async def export(self, dataset_id: str, fmt: ExportFormat, out: Path, sort: SortSpec | None = None) -> Path:
+        """Write the whole dataset to ``out`` (in ``sort`` order if given) and return the path."""
+        ...
 
     async def sweep(self, now: datetime | None = None) -> int:
         """Delete expired datasets from disk and catalogue; return how many were removed."""

@@ -58,6 +58,9 @@ class ChatWorkflows:
     def names(self) -> list[str]:
         return sorted(p.stem for p in self.folder.glob("*.yml")) if self.folder.is_dir() else []
 
+    def exists(self, name: str) -> bool:
+        return (self.folder / f"{name}.yml").is_file()
+
     async def listing(self) -> Reply:
         names = self.names()
         if not names:

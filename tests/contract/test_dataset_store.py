@@ -161,6 +161,17 @@ async def test_export_round_trips(store: DatasetStore, tmp_path: Path) -> None:
     assert table.num_rows == 20_000 and table.column("id").to_pylist()[-1] == "R20000"
 
 
+async def test_a_sorted_export_holds_every_row_in_the_sorted_order(store: DatasetStore, tmp_path: Path) -> None:
+    source = frame(70_000)  # more rows than one gathered chunk of a sorted export (65,536)
+    meta = await store.register_frame(source, name="df", thread=KEY, owner="U1")
+    desc = pd.read_csv(await store.export(meta.id, "csv", tmp_path / "desc.csv", SortSpec("score", descending=True)))
+    valid = source["score"].dropna().sort_values(ascending=False)
+    assert len(desc) == 70_000 and np.allclose(desc["score"][: len(valid)], valid)
+    assert desc["score"][len(valid):].isna().all()  # missing values last, as in sorted pages
+    asc = pq.read_table(await store.export(meta.id, "parquet", tmp_path / "asc.parquet", SortSpec("id")))
+    assert asc.column("id").to_pylist() == sorted(source["id"])
+
+
 async def test_expiry_sweep_and_unknown_ids(store: DatasetStore, tmp_path: Path) -> None:
     meta = await store.register_frame(frame(10), name="sales", thread=KEY, owner="U1")
     assert await store.sweep(datetime.now(UTC)) == 0

@@ -46,14 +46,15 @@ def writes(*files: tuple[str, bytes]) -> Any:
 
 
 def attachments(calls: list[Call], kind: str) -> list[tuple[Call, dict[str, Any]]]:
-    """Attachments of ``kind``, without the Files button card every finished turn message carries."""
+    """Attachments of ``kind``, without the Files / Workspace button card every finished turn message carries."""
     return [(c, a) for c in calls for a in c.body.get("attachments") or ()
             if a["contentType"] == kind and not files_button_card(a)]
 
 
 def files_button_card(attachment: dict[str, Any]) -> bool:
     actions = (attachment.get("content") or {}).get("actions") or ()
-    return [a.get("title") for a in actions] == ["Files"] and not attachment["content"].get("body")
+    titles = [a.get("title") for a in actions]
+    return titles in (["Files"], ["Files", "Workspace"]) and not attachment["content"].get("body")
 
 
 async def test_channel_gets_inline_images_and_signed_links_that_expire_and_resist_tampering(tmp_path: Path) -> None:
@@ -345,3 +346,23 @@ async def test_a_wide_dataset_card_fits_teams_and_its_buttons_carry_only_tokens(
         await click(h, card_call.returned_id, nxt["data"], 1)
         put = await h.until(functools.partial(updates_since, before=before, message_id=card_call.returned_id))
         assert "rows 21–30 of 30" in card_text(card_of(put[-1]))
+
+
+def end_buttons(calls: list[Call]) -> list[list[str]]:
+    """The titles of each Files / Workspace card that ends a turn."""
+    return [[a.get("title") for a in att["content"]["actions"]] for c in calls
+            for att in c.body.get("attachments") or () if files_button_card(att)]
+
+
+async def test_the_workspace_link_comes_in_the_personal_chat_and_never_into_a_channel(tmp_path: Path) -> None:
+    async with teams(tmp_path, writes()) as h:
+        h.engine.web.serve_at("http://dt.example.test")
+        await h.post(fixture("personal_message"))
+        assert end_buttons(await h.turn_done(PERSONAL)) == [["Files", "Workspace"]]
+        await h.post(fixture("personal_message", id="personal-workspace", text="workspace"))
+        [reply] = await h.until(lambda c: [x for x in h.to(PERSONAL) if "/w/open#" in json.dumps(x.body)])
+        assert "http://dt.example.test/w/open#" in json.dumps(reply.body)
+        await h.post(fixture("channel_new_post_mention"))
+        calls = await h.turn_done(CHANNEL_CHAIN)
+        assert end_buttons(calls) == [["Files"]]  # a channel reply is public: no link is offered there
+        assert not [x for x in h.to(CHANNEL_CHAIN) if "/w/open#" in json.dumps(x.body)]

@@ -29,7 +29,9 @@ from bot.intents import (
     FileLink,
     Intent,
     ListFiles,
+    OpenWorkspace,
     PostFile,
+    RevokeWorkspace,
     ShowPage,
     Stop,
     kind_of,
@@ -56,7 +58,8 @@ def _samples() -> list[Intent]:
         ShowPage(DATASET_ID, 1), ShowPage(DATASET_ID, 999_999_999, ColumnOrder(9_999, True)),
         ShowPage("a", 2, ColumnOrder(0)), DrawChart(DATASET_ID, "scatter", 9_999, 9_998),
         DrawChart(DATASET_ID, "hist", 0), Download(DATASET_ID, "csv"), Download(DATASET_ID, "parquet"),
-        ListFiles(), PostFile("0123456789abcdef"), Stop(), Feedback(True), Feedback(False),
+        ListFiles(), PostFile("0123456789abcdef"), Stop(), Feedback(True), Feedback(False), OpenWorkspace(),
+        RevokeWorkspace(),
     ]
     generated: list[Intent] = []
     for _ in range(12):
