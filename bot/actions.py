@@ -20,6 +20,7 @@ from bot.commands import Command, ListDatasets, OnDataset, ShowHelp, parse_comma
 from bot.config import Settings
 from bot.conversation import Conversation
 from bot.datasets.model import ChartSpec, DatasetError, DatasetMeta, DatasetStore, SortSpec
+from bot.file_posting import TooLargeToPost, post_file
 from bot.help import COMMANDS
 from bot.intent_tokens import IntentSealer
 from bot.intents import (
@@ -147,7 +148,7 @@ class Actions:
         """Run ``run``; whatever fails, the user hears about it in a short notice."""
         try:
             await run()
-        except (DatasetError, UnsafePath) as exc:
+        except (DatasetError, UnsafePath, TooLargeToPost) as exc:
             await best_effort(origin.tell(notice(str(exc), "warning")))
         except SurfaceError as exc:
             await best_effort(origin.tell(notice(f"That did not work: {exc}", "error")))
@@ -209,7 +210,7 @@ class Actions:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 await self.datasets.export(meta.id, fmt, out)
                 title = f"{meta.name} ({meta.rows:,} rows, {fmt.upper()})"
-                await origin.surface.upload(out, name=out.name, title=title)
+                await self._post(origin, out, title)
             case ListFiles():
                 workspace = await self._workspace(origin)
                 listing = present_files(await workspace.list_files(), self.sealer(origin.thread))
@@ -219,14 +220,14 @@ class Actions:
                 found = next((f for f in await workspace.list_files() if file_key(f.name) == key), None)
                 if found is None:
                     raise DatasetError(FILE_GONE)
-                await origin.surface.upload(found.path, name=found.path.name, title=found.name)
+                await self._post(origin, found.path, found.name)
             case FileLink():
                 # Links normally arrive through ``open_file_link``; executed in its thread, one posts its file.
                 await self._conversation(origin)
                 path = await self._link_path(origin.thread, intent)
                 if path is None:
                     raise DatasetError(FILE_GONE)
-                await origin.surface.upload(path, name=path.name)
+                await self._post(origin, path, None)
             case Stop():
                 await self._conversation(origin, NOT_YOUR_TURN)
                 if not self._cancel(origin.thread):
@@ -293,7 +294,11 @@ class Actions:
         out = workspace.resolve(f"{CHARTS_DIR}/{name}.png")
         out.parent.mkdir(parents=True, exist_ok=True)
         await self.datasets.chart(meta.id, spec, out)
-        await origin.surface.upload(out, name=out.name, title=f"chart: {meta.name} {spec.kind} {spec.y or spec.x}")
+        await self._post(origin, out, f"chart: {meta.name} {spec.kind} {spec.y or spec.x}")
+
+    async def _post(self, origin: Origin, path: Path, title: str | None) -> None:
+        """Post a workspace file into the thread, within the posting limit."""
+        await post_file(origin.surface, path, name=path.name, title=title, limit=self.settings.max_post_bytes)
 
 
 def _column(meta: DatasetMeta, index: int) -> str:

@@ -87,6 +87,8 @@ class Settings:
     kernel_max_processes: int = 256  # DATATHREAD_KERNEL_MAX_PROCESSES: processes and threads per kernel
     max_kernels: int = 2  # DATATHREAD_MAX_KERNELS: kernels running at once
     warm_kernels: int = 1  # DATATHREAD_WARM_KERNELS: sandboxed kernels started ahead of need
+    #: DATATHREAD_MAX_POST_MB (decimal MB): larger workspace files are not posted into a thread.
+    max_post_bytes: int = 100 * 1_000_000
 
     @property
     def workspaces(self) -> Path:
@@ -156,6 +158,7 @@ class Settings:
             output_cap_chars=int(env_number(env, "DATATHREAD_OUTPUT_CAP_CHARS", 4000)),
             # Decimal MB, as sizes are shown to users (human_size): "the limit is 100 MB" means 100,000,000.
             max_upload_bytes=int(env_number(env, "DATATHREAD_MAX_UPLOAD_MB", 100) * 1_000_000),
+            max_post_bytes=int(env_number(env, "DATATHREAD_MAX_POST_MB", 100) * 1_000_000),
             allow_participants=env_flag(env, "DATATHREAD_ALLOW_PARTICIPANTS"),
             agent=agent,
             configured_secret=env.get("DATATHREAD_SECRET") or None,

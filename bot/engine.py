@@ -23,6 +23,7 @@ from bot.config import Settings
 from bot.conversation import Attachment, Conversation, Turn, media_type
 from bot.datasets.model import DatasetStore
 from bot.datasets.registrar import ThreadDatasets
+from bot.file_posting import TooLargeToPost, post_file
 from bot.intent_tokens import IntentSealer
 from bot.intents import Intent, LinkPurpose
 from bot.live_turn import LiveTurn
@@ -360,7 +361,9 @@ class Engine:
 
     async def _upload(self, surface: Surface, path: Path, name: str, events: list[ev.AgentEvent]) -> None:
         try:
-            await surface.upload(path, name=Path(name).name)
+            await post_file(surface, path, name=Path(name).name, limit=self.settings.max_post_bytes)
+        except TooLargeToPost as exc:
+            events.append(ev.Notice(str(exc), "warning"))
         except SurfaceError as exc:
             events.append(ev.Notice(f"Could not post {name} into the thread: {exc}", "warning"))
         except Exception:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 
 from adapters.http import read_capped
@@ -121,15 +122,14 @@ class SlackSurface:
     # ---- files ---------------------------------------------------------------------------------
 
     async def upload(self, path: Path, *, name: str, title: str | None = None) -> None:
-        data = await asyncio.to_thread(path.read_bytes)
+        size = (await asyncio.to_thread(path.stat)).st_size
         started = time.time()
         for attempt in (1, 2):
             try:
-                await self.ctx.client.files_upload_v2(channel=self.channel, thread_ts=self.thread_ts, file=data,
-                                                      filename=name, title=title or name)
+                await self._upload_once(path, size, name, title or name)
                 return
             except TimeoutError as exc:
-                shared = await self._already_shared(name, len(data), started)
+                shared = await self._already_shared(name, size, started)
                 if shared:
                     log.info("upload timed out but the file is in the channel; not retrying")
                     return
@@ -141,6 +141,23 @@ class SlackSurface:
                 log.info("upload timed out before it was shared; retrying once")
             except SlackApiError as exc:
                 raise SurfaceError(f"Slack refused the upload ({slack_error(exc)}).") from exc
+            except aiohttp.ClientError as exc:
+                raise SurfaceError("the upload to Slack failed; try again later.") from exc
+
+    async def _upload_once(self, path: Path, size: int, name: str, title: str) -> None:
+        """``files_upload_v2``'s three steps, with the file streamed from disk: slack-sdk reads the
+        whole file into memory first (a 1 GB file costs 1 GB), aiohttp sends an open file in 64 KiB
+        reads. The upload URL is Slack's file host: the bot token is never sent there."""
+        issued = await self.ctx.client.files_getUploadURLExternal(filename=name, length=size)
+        upload_url, file_id = str(issued["upload_url"]), str(issued["file_id"])
+        with path.open("rb") as body:  # aiohttp reads it in bounded chunks, off the event loop
+            async with self.ctx.http().post(upload_url, data=body,
+                                            headers={"Content-Type": "application/octet-stream"}) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    raise SurfaceError(f"Slack's file host answered HTTP {resp.status} to the upload.")
+        await self.ctx.client.files_completeUploadExternal(files=[{"id": file_id, "title": title}],
+                                                           channel_id=self.channel, thread_ts=self.thread_ts)
 
     async def _already_shared(self, name: str, size: int, since: float) -> bool | None:
         """Whether our file is in the channel since ``since``; ``None`` when Slack cannot tell us."""
