@@ -65,8 +65,21 @@ class Origin:
     message: MessageRef | None = None
 
     async def tell(self, reply: Reply) -> None:
-        """A failure or acknowledgement: in the thread for typed commands, to the clicker for buttons."""
-        await (self.surface.post(reply) if self.typed else self.surface.notify(self.user, reply))
+        """A failure or acknowledgement: in the thread for typed commands, to the clicker for buttons.
+        If the platform refuses that way, the other one: whatever went wrong, the user hears of it."""
+        ways = (self._in_thread, self._privately)
+        first, then = ways if self.typed else ways[::-1]
+        try:
+            await first(reply)
+        except SurfaceError as exc:
+            log.warning("a notice was refused (%s); trying the other way", exc)
+            await then(reply)
+
+    async def _in_thread(self, reply: Reply) -> None:
+        await self.surface.post(reply)
+
+    async def _privately(self, reply: Reply) -> None:
+        await self.surface.notify(self.user, reply)
 
 
 class Actions:

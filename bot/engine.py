@@ -242,7 +242,7 @@ class Engine:
             conversation = await self.state.start_conversation(message.thread, message.user)
         elif message.user != conversation.owner and not self.settings.allow_participants:
             if message.mentioned:
-                await surface.notify(message.user, notice(NOT_OWNER))
+                await best_effort(surface.notify(message.user, notice(NOT_OWNER)))
             return
         if message.resettable and text.lower() in ("new", "reset"):
             await self.agent.release(conversation)

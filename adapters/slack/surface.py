@@ -101,7 +101,7 @@ class SlackSurface:
             await self.ctx.client.chat_postEphemeral(channel=self.channel, user=user, thread_ts=self.thread_ts,
                                                      blocks=list(m.blocks), text=m.text)
         except SlackApiError as exc:
-            log.warning("ephemeral notice to a user failed: %s", slack_error(exc))
+            raise SurfaceError(f"Slack refused the private message ({slack_error(exc)}).") from exc
 
     async def set_status(self, text: str | None) -> None:
         # Two signs of work: the assistant status (only in assistant threads) and, everywhere, a 👀
