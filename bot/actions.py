@@ -293,8 +293,8 @@ class Actions:
         """Show a page: update ``replace`` in place (a click on the page's own buttons), or post it."""
         sort = None if intent.sort is None else SortSpec(_column(meta, intent.sort.column), intent.sort.descending)
         page = await self.datasets.page(meta.id, intent.page, self.settings.page_size, sort)
-        reply = present_page(page, self.sealer(thread))
-        self._views[thread] = ShowPage(meta.id, page.number, intent.sort)
+        reply = present_page(page, self.sealer(thread), intent.columns)
+        self._views[thread] = ShowPage(meta.id, page.number, intent.sort, intent.columns)
         if replace is not None:
             await surface.update(replace, reply)
         else:
