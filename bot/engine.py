@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,11 @@ from bot.datasets.registrar import ThreadDatasets
 from bot.file_posting import TooLargeToPost, post_file
 from bot.intent_tokens import IntentSealer
 from bot.intents import Intent, LinkPurpose
+from bot.journal import Addressable, TurnInFlight
 from bot.live_turn import LiveTurn
 from bot.messages import ActionInvoked, IncomingMessage, ThreadKey
 from bot.presenter import CODE_LINES, files_button, present_turn
+from bot.recovery import TurnJournal, end_interrupted
 from bot.reply import Reply, notice
 from bot.storage.base import StateStore
 from bot.surface import Surface, SurfaceError, best_effort
@@ -230,8 +233,12 @@ class Engine:
                 while queue:
                     queue.popleft().done.cancel()
 
+    async def end_interrupted(self, platform: str, surface_for: Callable[[TurnInFlight], Surface | None]) -> int:
+        """At start-up: end the turns of ``platform`` a crash cut off (see ``bot.recovery``)."""
+        return await end_interrupted(self.state, platform, surface_for)
+
     async def _process(self, message: IncomingMessage, surface: Surface) -> None:
-        if message.event_id and not await self.state.claim_event(f"{message.thread.platform}:{message.event_id}"):
+        if message.event_id and not await self.state.claim_event(_event_key(message)):
             log.info("dropping duplicate delivery %s", message.event_id)
             return
         conversation = await self.state.conversation(message.thread)
@@ -271,6 +278,13 @@ class Engine:
                         end_buttons=files_button(lambda intent: self.seal(thread, intent)),
                         on_stop=lambda: self.cancel(thread))
         await live.start()
+        journal = None
+        if isinstance(surface, Addressable):
+            # After the first message shows, so a restart can end it; a redelivery then runs again.
+            journal = TurnJournal(self.state, TurnInFlight(
+                thread, message.user, time.time(), _event_key(message) if message.event_id else None,
+                address=surface.address()))
+            await best_effort(journal.note(live.message_ids))
         uploaded: set[Path] = set()
         try:
             attachments, problems = await self._attachments_for(message, workspace, surface)
@@ -283,7 +297,7 @@ class Engine:
                 workspace=workspace,
                 datasets=ThreadDatasets(self.datasets, conversation),
             )
-            task = asyncio.create_task(self._consume(turn, events, live, surface, uploaded))
+            task = asyncio.create_task(self._consume(turn, events, live, surface, uploaded, journal))
             self._turns[message.thread] = task
             try:
                 await task
@@ -305,6 +319,8 @@ class Engine:
                 await live.finish()  # a platform refusing the end is reported in the thread by the policy
             except Exception:  # a bug while presenting must not stop this thread's queue
                 log.exception("could not show the end of the turn")
+            if journal is not None:
+                await best_effort(journal.end())
             await best_effort(self.state.touch(conversation))
 
     async def _attachments_for(
@@ -333,12 +349,15 @@ class Engine:
         live: LiveTurn[Any],
         surface: Surface,
         uploaded: set[Path],
+        journal: TurnJournal | None = None,
     ) -> None:
         agen = self.agent.run(turn)
         try:
             async for event in agen:
                 events.append(event)
                 await live.changed()
+                if journal is not None:
+                    await best_effort(journal.note(live.message_ids))
                 match event:
                     case ev.FileProduced(path=path, name=name) if path not in uploaded:
                         uploaded.add(path)
@@ -369,3 +388,8 @@ class Engine:
         except Exception:
             log.exception("upload of %s failed", name)
             events.append(ev.Notice(f"Could not post {name} into the thread.", "warning"))
+
+
+def _event_key(message: IncomingMessage) -> str:
+    """The claim key of a message's delivery: platform ids are only unique per platform."""
+    return f"{message.thread.platform}:{message.event_id}"

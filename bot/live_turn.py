@@ -82,6 +82,13 @@ class LiveTurn(Generic[M]):
 
     # ---- the engine's side -----------------------------------------------------------------
 
+    @property
+    def message_ids(self) -> tuple[str, ...]:
+        """Ids of the messages showing the turn now (the open stream's, while one is open)."""
+        if self._streamed is not None and (stream := self._t.stream_id):
+            return (stream,)
+        return tuple(self._shown)
+
     async def start(self) -> None:
         """Show the first state at once; never raises (the final state is still sent by ``finish``)."""
         reply = self._render()

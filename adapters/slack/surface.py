@@ -74,6 +74,10 @@ class SlackSurface:
 
     # ---- messages ------------------------------------------------------------------------------
 
+    def address(self) -> dict[str, Any]:
+        """``bot.journal.Addressable``: with the thread key and user, all ``SlackAdapter.resume`` needs."""
+        return {"dm": self.is_dm, "message_ts": self.message_ts}
+
     def live_transport(self) -> SlackTransport:
         return SlackTransport(self.ctx, self.thread, self.user, self.is_dm, self.live_interval)
 

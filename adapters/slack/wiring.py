@@ -33,11 +33,12 @@ from adapters.health import Health, health_of
 from adapters.http import read_request
 from adapters.slack.budget import RateBudget
 from adapters.slack.context import SlackContext
-from adapters.slack.inbound import to_action, to_incoming
+from adapters.slack.inbound import PLATFORM, to_action, to_incoming
 from adapters.slack.surface import SlackSurface
 from adapters.slack.verify import Rejection, check_request
 from bot.config import Settings, env_number
 from bot.engine import Engine
+from bot.journal import TurnInFlight
 from bot.messages import ActionInvoked, ThreadKey
 from renderers.slack import ACTION_PREFIX
 
@@ -180,6 +181,10 @@ class SlackAdapter:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, max_delay)
                 continue
+            try:  # before reporting healthy: a redelivery of a crashed turn's event must find it released
+                await self.engine.end_interrupted(PLATFORM, self.resume)
+            except Exception:
+                log.exception("could not end the turns a restart interrupted")
             health.report("slack", True, f"bot user {self.bot_user_id}")
             return
 
@@ -189,6 +194,11 @@ class SlackAdapter:
 
     def surface(self, thread: ThreadKey, user: str, is_dm: bool = False, message_ts: str | None = None) -> SlackSurface:
         return self.surface_class(self.ctx, thread, user, is_dm=is_dm, message_ts=message_ts)
+
+    def resume(self, turn: TurnInFlight) -> SlackSurface:
+        """The surface of a turn journalled before a restart (``SlackSurface.address``)."""
+        return self.surface(turn.thread, turn.user, is_dm=bool(turn.address.get("dm")),
+                            message_ts=turn.address.get("message_ts"))
 
     # ---- listeners (bolt acks events itself; actions ack first) ----------------------------------
 

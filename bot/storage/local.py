@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.conversation import Conversation
+from bot.journal import TurnInFlight
 from bot.messages import ThreadKey
 from bot.storage.sqlite import Database
 
@@ -19,6 +20,8 @@ SCHEMA = (
         created TEXT NOT NULL, last_active TEXT NOT NULL)""",
     "CREATE TABLE IF NOT EXISTS events (id TEXT PRIMARY KEY, expires REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS kv (ns TEXT, k TEXT, v TEXT NOT NULL, PRIMARY KEY (ns, k))",
+    """CREATE TABLE IF NOT EXISTS turns (
+        thread TEXT PRIMARY KEY, platform TEXT NOT NULL, started REAL NOT NULL, record TEXT NOT NULL)""",
 )
 
 
@@ -95,6 +98,20 @@ class SqliteStateStore:
             return bool(cur.rowcount == 1)
 
         return await self.db.run(claim)
+
+    async def release_event(self, event_id: str) -> None:
+        await self.db.execute("DELETE FROM events WHERE id = ?", (event_id,))
+
+    async def journal_turn(self, turn: TurnInFlight) -> None:
+        await self.db.execute("INSERT OR REPLACE INTO turns VALUES (?, ?, ?, ?)",
+                              (str(turn.thread), turn.thread.platform, turn.started, json.dumps(turn.to_json())))
+
+    async def end_turn(self, thread: ThreadKey) -> None:
+        await self.db.execute("DELETE FROM turns WHERE thread = ?", (str(thread),))
+
+    async def turns_in_flight(self, platform: str) -> list[TurnInFlight]:
+        rows = await self.db.fetchall("SELECT record FROM turns WHERE platform = ? ORDER BY started", (platform,))
+        return [TurnInFlight.from_json(json.loads(r[0])) for r in rows]
 
     async def get_value(self, namespace: str, key: str) -> Any | None:
         row = await self.db.fetchone("SELECT v FROM kv WHERE ns = ? AND k = ?", (namespace, key))
