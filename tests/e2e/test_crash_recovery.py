@@ -9,6 +9,7 @@ the same event is then run (it is not dropped as a duplicate of a turn that neve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -75,10 +76,8 @@ async def deliver(port: int, event: dict[str, object], event_id: str, **headers:
 
 def kill_group(proc: asyncio.subprocess.Process) -> None:
     """SIGKILL the serve process and everything it started (its kernels), as an OOM kill would."""
-    try:
+    with contextlib.suppress(ProcessLookupError):  # already gone
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 async def test_a_turn_cut_off_by_sigkill_is_ended_with_a_note_at_restart_and_its_redelivery_runs(
