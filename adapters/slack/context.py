@@ -11,6 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.http import host_in
 from adapters.slack.budget import RateBudget
+from adapters.slack.clicks import ClickBudgets
 
 #: chat.update errors meaning the message is no longer there to update: post it again instead.
 MESSAGE_GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
@@ -31,6 +32,8 @@ class SlackContext:
     api_host: str | None = None
     update_budget: RateBudget = field(default_factory=lambda: RateBudget(45, burst=10))
     stream_budget: RateBudget = field(default_factory=lambda: RateBudget(100, burst=30))
+    #: Page clicks: a budget per user and coalesced redraws (``adapters.slack.clicks``).
+    clicks: ClickBudgets = field(default_factory=ClickBudgets)
     #: Flipped off for good the first time Slack says streaming is not available here.
     streaming: bool = True
     _http: aiohttp.ClientSession | None = None

@@ -91,13 +91,18 @@ class SlackSurface:
 
     async def update(self, ref: MessageRef, reply: Reply) -> None:
         """Redraw a posted message; one that was deleted meanwhile is posted again, so a click
-        always shows its result."""
-        shown = [ref.id]
-        try:
-            # Not paced: a click must not wait behind live edits. render: fresh block_ids every time.
-            await redraw(self.live_transport(), shown, render(reply))
-        except TransportError as exc:
-            raise SurfaceError(f"Slack refused the update ({exc.code}).") from exc
+        always shows its result. Clicks are paced by the clicking user's own budget, never behind
+        live edits, and coalesced per message: a redraw superseded by a newer click is skipped."""
+
+        async def draw() -> None:
+            shown = [ref.id]
+            try:
+                # render: fresh block_ids every time.
+                await redraw(self.live_transport(), shown, render(reply))
+            except TransportError as exc:
+                raise SurfaceError(f"Slack refused the update ({exc.code}).") from exc
+
+        await self.ctx.clicks.redraws.run((ref.channel, ref.id), self.ctx.clicks.of(self.user).acquire, draw)
 
     async def notify(self, user: str, reply: Reply) -> None:
         m = render(reply)[0]
