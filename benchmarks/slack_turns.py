@@ -149,7 +149,8 @@ def _progress(fake: FakeSlack, sent: dict[str, float]) -> tuple[list[float], int
             if words in shown:
                 seen.setdefault((str(thread), what), c.at)
     latencies = [seen[(ts, "progress")] - sent[ts] for ts in sent if (ts, "progress") in seen]
-    before = sum(1 for ts in sent if (ts, "progress") in seen and seen[(ts, "progress")] < seen.get((ts, "answer"), 1e18))
+    before = sum(1 for ts in sent
+                 if (ts, "progress") in seen and seen[(ts, "progress")] < seen.get((ts, "answer"), float("inf")))
     return latencies, before
 
 
