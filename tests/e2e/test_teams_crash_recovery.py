@@ -30,7 +30,7 @@ async def test_a_teams_turn_left_in_the_journal_is_ended_in_its_own_activity_at_
         await h.post(fixture("channel_new_post_mention"))
         await h.until(lambda calls: any("Thinking hard" in (c.body.get("text") or "") for c in calls))
         (journalled,) = await h.engine.state.turns_in_flight("teams")  # what a crash now would leave
-        live = [c for c in h.to(CHANNEL_CHAIN) if c.method == "POST"][0].returned_id
+        live = next(c for c in h.to(CHANNEL_CHAIN) if c.method == "POST").returned_id
         assert journalled.messages == (live,)
     # The process "died" with that record in its journal (a clean stop removed it: put it back).
     async with teams(tmp_path, slow) as h:
