@@ -61,6 +61,10 @@ class Result:
     peak_workspace_per_min: float
     peak_message_per_min: float
     wall: float
+    #: Per turn: seconds from the event POST to its first progress (the rationale) on screen, and
+    #: whether that came before the answer's first words (``None`` when it never showed alone).
+    first_progress: list[float]
+    progress_before_answer: int
     methods: str = ""
 
 
@@ -107,6 +111,7 @@ async def run(threads: int, naive: bool, agent: bool = False) -> Result:
                 visible = [c.at for c in fake.calls if c.method in ("chat.startStream", "chat.postMessage")
                            and c.args.get("thread_ts") == ts]
                 firsts.append(min(visible) - sent[ts])
+            progress, before_answer = _progress(fake, sent)
             api = [c for c in fake.calls if c.method not in ("auth.test", "download")]
             edits = [c for c in api if c.method in EDITS]
             per_message: dict[str, list[float]] = defaultdict(list)
@@ -119,10 +124,36 @@ async def run(threads: int, naive: bool, agent: bool = False) -> Result:
                 peak_message_per_min=max((_peak(v) for v in per_message.values()), default=0.0),
                 wall=wall,
                 methods=_edits_breakdown(api),
+                first_progress=progress,
+                progress_before_answer=before_answer,
             )
         finally:
             await bot.stop()
             await fake.close()
+
+
+def _progress(fake: FakeSlack, sent: dict[str, float]) -> tuple[list[float], int]:
+    """First-progress latency per turn (seconds from its event POST to the rationale on screen), and
+    how many turns showed their progress strictly before the answer's first words."""
+    thread_of = {m.ts: m.thread_ts for m in fake.messages.values()}  # message ts -> thread ts
+    seen: dict[tuple[str, str], float] = {}
+    for c in sorted(fake.calls, key=lambda c: c.at):
+        if c.method in ("chat.startStream", "chat.postMessage"):
+            thread = c.args.get("thread_ts")
+        elif c.method in ("chat.appendStream", "chat.stopStream", "chat.update"):
+            thread = thread_of.get(str(c.args.get("ts")))
+        else:
+            continue
+        if thread not in sent:
+            continue
+        shown = f"{c.args.get('markdown_text', '')} {c.args.get('blocks', '')} {c.args.get('text', '')}"
+        for what, words in (("progress", "Loading the sales data"), ("answer", "Part 0 of the answer")):
+            if words in shown:
+                seen.setdefault((str(thread), what), c.at)
+    latencies = [seen[(ts, "progress")] - sent[ts] for ts in sent if (ts, "progress") in seen]
+    before = sum(1 for ts in sent
+                 if (ts, "progress") in seen and seen[(ts, "progress")] < seen.get((ts, "answer"), float("inf")))
+    return latencies, before
 
 
 def _edits_breakdown(calls: list[Call]) -> str:
@@ -136,7 +167,17 @@ def _row(name: str, r: Result) -> str:
     q = statistics.quantiles(r.first_visible, n=20) if len(r.first_visible) > 1 else r.first_visible * 19
     return (f"{name:<10} first visible p50 {statistics.median(r.first_visible) * 1000:7.0f} ms  "
             f"p95 {q[18] * 1000:7.0f} ms | calls/turn {r.calls_per_turn:6.1f} | edits/min peak: workspace "
-            f"{r.peak_workspace_per_min:7.0f}, one message {r.peak_message_per_min:5.0f} | wall {r.wall:5.1f} s")
+            f"{r.peak_workspace_per_min:7.0f}, one message {r.peak_message_per_min:5.0f} | wall {r.wall:5.1f} s\n"
+            f"{'':<10} first progress before the answer in {r.progress_before_answer}/{len(r.first_visible)} turns; "
+            f"first progress p50 {_quantile(r.first_progress, 10) * 1000:7.0f} ms  "
+            f"p95 {_quantile(r.first_progress, 19) * 1000:7.0f} ms")
+
+
+def _quantile(values: list[float], twentieth: int) -> float:
+    """The ``twentieth``/20 quantile (10: median, 19: p95); NaN without values."""
+    if not values:
+        return float("nan")
+    return statistics.quantiles(values, n=20)[twentieth - 1] if len(values) > 1 else values[0]
 
 
 async def main(threads: int) -> None:

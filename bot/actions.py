@@ -31,6 +31,7 @@ from bot.config import Settings
 from bot.conversation import Conversation
 from bot.datasets.model import ChartSpec, DatasetError, DatasetMeta, DatasetStore, ExportFormat, SortSpec
 from bot.feedback import FeedbackRecord
+from bot.file_posting import TooLargeToPost, post_file
 from bot.help import COMMANDS
 from bot.intent_tokens import IntentSealer
 from bot.intents import (
@@ -89,8 +90,21 @@ class Origin:
     message: MessageRef | None = None
 
     async def tell(self, reply: Reply) -> None:
-        """A failure or acknowledgement: in the thread for typed commands, to the clicker for buttons."""
-        await (self.surface.post(reply) if self.typed else self.surface.notify(self.user, reply))
+        """A failure or acknowledgement: in the thread for typed commands, to the clicker for buttons.
+        If the platform refuses that way, the other one: whatever went wrong, the user hears of it."""
+        ways = (self._in_thread, self._privately)
+        first, then = ways if self.typed else ways[::-1]
+        try:
+            await first(reply)
+        except SurfaceError as exc:
+            log.warning("a notice was refused (%s); trying the other way", exc)
+            await then(reply)
+
+    async def _in_thread(self, reply: Reply) -> None:
+        await self.surface.post(reply)
+
+    async def _privately(self, reply: Reply) -> None:
+        await self.surface.notify(self.user, reply)
 
 
 class WorkflowCommands(Protocol):
@@ -215,7 +229,7 @@ class Actions:
         """Run ``run``; whatever fails, the user hears about it in a short notice."""
         try:
             await run()
-        except (DatasetError, UnsafePath) as exc:
+        except (DatasetError, UnsafePath, TooLargeToPost) as exc:
             await best_effort(origin.tell(notice(str(exc), "warning")))
         except SurfaceError as exc:
             await best_effort(origin.tell(notice(f"That did not work: {exc}", "error")))
@@ -275,7 +289,7 @@ class Actions:
                 out = export_path(await self._workspace(origin), meta, fmt)
                 await self.datasets.export(meta.id, fmt, out)
                 title = f"{meta.name} ({meta.rows:,} rows, {fmt.upper()})"
-                await origin.surface.upload(out, name=out.name, title=title)
+                await self._post(origin, out, title)
             case ListFiles():
                 workspace = await self._workspace(origin)
                 listing = present_files(await workspace.list_files(), self.sealer(origin.thread))
@@ -285,14 +299,14 @@ class Actions:
                 found = next((f for f in await workspace.list_files() if file_key(f.name) == key), None)
                 if found is None:
                     raise DatasetError(FILE_GONE)
-                await origin.surface.upload(found.path, name=found.path.name, title=found.name)
+                await self._post(origin, found.path, found.name)
             case FileLink():
                 # Links normally arrive through ``open_file_link``; executed in its thread, one posts its file.
                 await self._conversation(origin)
                 path = await self._link_path(origin.thread, intent)
                 if path is None:
                     raise DatasetError(FILE_GONE)
-                await origin.surface.upload(path, name=path.name)
+                await self._post(origin, path, None)
             case Stop():
                 await self._conversation(origin, NOT_YOUR_TURN)
                 if not self._cancel(origin.thread):
@@ -374,8 +388,8 @@ class Actions:
         """Show a page: update ``replace`` in place (a click on the page's own buttons), or post it."""
         sort = None if intent.sort is None else SortSpec(_column(meta, intent.sort.column), intent.sort.descending)
         page = await self.datasets.page(meta.id, intent.page, self.settings.page_size, sort)
-        reply = present_page(page, self.sealer(thread))
-        self._views[thread] = ShowPage(meta.id, page.number, intent.sort)
+        reply = present_page(page, self.sealer(thread), intent.columns)
+        self._views[thread] = ShowPage(meta.id, page.number, intent.sort, intent.columns)
         if replace is not None:
             await surface.update(replace, reply)
         else:
@@ -385,7 +399,11 @@ class Actions:
         """Draw ``spec`` into the workspace's ``charts/`` folder and post it into the thread."""
         out = chart_path(await self._workspace(origin), meta, spec)
         await self.datasets.chart(meta.id, spec, out)
-        await origin.surface.upload(out, name=out.name, title=f"chart: {meta.name} {spec.kind} {spec.y or spec.x}")
+        await self._post(origin, out, f"chart: {meta.name} {spec.kind} {spec.y or spec.x}")
+
+    async def _post(self, origin: Origin, path: Path, title: str | None) -> None:
+        """Post a workspace file into the thread, within the posting limit."""
+        await post_file(origin.surface, path, name=path.name, title=title, limit=self.settings.max_post_bytes)
 
 
 def chart_path(workspace: Workspace, meta: DatasetMeta, spec: ChartSpec) -> Path:

@@ -15,6 +15,7 @@ from typing import assert_never
 
 from bot.datasets.model import CHART_KINDS, ChartKind, DatasetError, DatasetMeta, ExportFormat
 from bot.intents import (
+    COLUMNS_PER_PAGE,
     ColumnOrder,
     Download,
     DrawChart,
@@ -43,6 +44,15 @@ class GoTo:
 
 
 @dataclass(frozen=True)
+class ColumnsTo:
+    """``columns next`` / ``columns prev`` / ``columns N``: another block of a wide dataset's
+    columns (``by`` blocks from the last view's, or block ``to``), same rows and order."""
+
+    by: int = 0
+    to: int | None = None
+
+
+@dataclass(frozen=True)
 class SortBy:
     """Sort by the column named ``column`` (exact name first, then case-insensitive), from page 1."""
 
@@ -64,7 +74,7 @@ class DownloadAs:
     format: ExportFormat
 
 
-Relative = Step | GoTo | SortBy | ChartOf | DownloadAs
+Relative = Step | GoTo | ColumnsTo | SortBy | ChartOf | DownloadAs
 
 
 @dataclass(frozen=True)
@@ -117,6 +127,7 @@ _SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(next|n)", re.I), "next"),
     (re.compile(r"(prev(ious)?|p)", re.I), "prev"),
     (re.compile(r"page\s+(\d{1,9})", re.I), "page"),
+    (re.compile(r"col(?:umn)?s\s+(next|n|prev(?:ious)?|p|\d{1,9})", re.I), "columns"),
     (re.compile(r"sort\s+(\S+)(?:\s+(asc|desc|ascending|descending))?", re.I), "sort"),
     (re.compile(r"chart\s+(" + "|".join(CHART_KINDS) + r")\s+(\S+)(?:\s+(\S+))?", re.I), "chart"),
     (re.compile(r"download(?:\s+(csv|parquet))?", re.I), "download"),
@@ -156,6 +167,11 @@ def _relative(name: str, found: re.Match[str]) -> Relative:
             return Step(-1)
         case "page":
             return GoTo(max(1, int(found.group(1))))
+        case "columns":
+            where = found.group(1).lower()
+            if where.isdigit():
+                return ColumnsTo(to=max(1, int(where)))
+            return ColumnsTo(by=1 if where.startswith("n") else -1)
         case "sort":
             return SortBy(found.group(1), (found.group(2) or "").lower() in _DESC)
         case "chart":
@@ -183,11 +199,14 @@ def resolve(action: Relative, view: ShowPage, meta: DatasetMeta) -> Intent:
     """
     match action:
         case Step(by=by):
-            return ShowPage(meta.id, max(1, view.page + by), view.sort)
+            return ShowPage(meta.id, max(1, view.page + by), view.sort, view.columns)
         case GoTo(page=page):
-            return ShowPage(meta.id, page, view.sort)
+            return ShowPage(meta.id, page, view.sort, view.columns)
+        case ColumnsTo(by=by, to=to):
+            return ShowPage(meta.id, view.page, view.sort, max(1, view.columns + by if to is None else to))
         case SortBy(column=column, descending=descending):
-            return ShowPage(meta.id, 1, ColumnOrder(find_column(meta, column), descending))
+            index = find_column(meta, column)  # shown with the block of columns it is in
+            return ShowPage(meta.id, 1, ColumnOrder(index, descending), index // COLUMNS_PER_PAGE + 1)
         case ChartOf(kind=kind, x=x, y=y):
             return DrawChart(meta.id, kind, find_column(meta, x), None if y is None else find_column(meta, y))
         case DownloadAs(format=fmt):

@@ -90,6 +90,8 @@ class Settings:
     web_link_hours: float = 8.0  # DATATHREAD_WEB_LINK_HOURS: how long a workspace link (and its session) lasts
     #: DATATHREAD_PUBLIC_URL: where browsers reach ``datathread serve``; unset, the server's own address.
     public_url: str | None = None
+    #: DATATHREAD_MAX_POST_MB (decimal MB): larger workspace files are not posted into a thread.
+    max_post_bytes: int = 100 * 1_000_000
 
     @property
     def workspaces(self) -> Path:
@@ -159,6 +161,7 @@ class Settings:
             output_cap_chars=int(env_number(env, "DATATHREAD_OUTPUT_CAP_CHARS", 4000)),
             # Decimal MB, as sizes are shown to users (human_size): "the limit is 100 MB" means 100,000,000.
             max_upload_bytes=int(env_number(env, "DATATHREAD_MAX_UPLOAD_MB", 100) * 1_000_000),
+            max_post_bytes=int(env_number(env, "DATATHREAD_MAX_POST_MB", 100) * 1_000_000),
             allow_participants=env_flag(env, "DATATHREAD_ALLOW_PARTICIPANTS"),
             agent=agent,
             configured_secret=env.get("DATATHREAD_SECRET") or None,

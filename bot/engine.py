@@ -26,11 +26,14 @@ from bot.config import Settings
 from bot.conversation import Attachment, Conversation, Turn, media_type
 from bot.datasets.model import DatasetStore
 from bot.datasets.registrar import ThreadDatasets
+from bot.file_posting import TooLargeToPost, post_file
 from bot.intent_tokens import IntentSealer
 from bot.intents import Intent, LinkPurpose, Stop
+from bot.journal import Addressable, TurnInFlight
 from bot.live_turn import LiveTurn
 from bot.messages import ActionInvoked, IncomingMessage, ThreadKey
 from bot.presenter import CODE_LINES, TurnState, feedback_buttons, files_button, present_turn, stop_button
+from bot.recovery import TurnJournal, end_interrupted
 from bot.reply import Reply, notice
 from bot.storage.base import StateStore
 from bot.surface import Surface, SurfaceError, best_effort
@@ -295,8 +298,12 @@ class Engine:
                 while queue:
                     queue.popleft().done.cancel()
 
+    async def end_interrupted(self, platform: str, surface_for: Callable[[TurnInFlight], Surface | None]) -> int:
+        """At start-up: end the turns of ``platform`` a crash cut off (see ``bot.recovery``)."""
+        return await end_interrupted(self.state, platform, surface_for)
+
     async def _process(self, message: IncomingMessage, surface: Surface) -> None:
-        if message.event_id and not await self.state.claim_event(f"{message.thread.platform}:{message.event_id}"):
+        if message.event_id and not await self.state.claim_event(_event_key(message)):
             log.info("dropping duplicate delivery %s", message.event_id)
             return
         conversation = await self.state.conversation(message.thread)
@@ -307,7 +314,7 @@ class Engine:
             conversation = await self.state.start_conversation(message.thread, message.user)
         elif message.user != conversation.owner and not self.settings.allow_participants:
             if message.mentioned:
-                await surface.notify(message.user, notice(NOT_OWNER))
+                await best_effort(surface.notify(message.user, notice(NOT_OWNER)))
             return
         if message.resettable and text.lower() in ("new", "reset"):
             await self.agent.release(conversation)
@@ -328,7 +335,8 @@ class Engine:
                 events.append(ev.Notice(f"Could not use the attached file {problem}", "warning"))
             return tuple(saved)
 
-        await self._live_turn(conversation, message.thread, surface, message.text, attachments, self.agent)
+        await self._live_turn(conversation, message.thread, surface, message.text, attachments, self.agent,
+                              message=message)
 
     async def run_turn(
         self,
@@ -362,7 +370,11 @@ class Engine:
         text: str,
         attachments: Callable[[Workspace, list[ev.AgentEvent]], Awaitable[tuple[Attachment, ...]]],
         agent: AgentBackend,
+        *,
+        message: IncomingMessage | None = None,
     ) -> TurnOutcome:
+        """One turn shown live. ``message``: the chat message it answers, journaled while the turn
+        runs so a restart can end it (workflow steps have none)."""
         started = time.monotonic()
         events: list[ev.AgentEvent] = []
         workspace = Workspace(conversation.workspace).ensure()
@@ -384,6 +396,13 @@ class Engine:
                         feedback=lambda: feedback_buttons(seal, turn_id) if state == "done" else None)
         await live.start()
         self._activity.publish(TurnActivity(thread, "working"))
+        journal = None
+        if message is not None and isinstance(surface, Addressable):
+            # After the first message shows, so a restart can end it; a redelivery then runs again.
+            journal = TurnJournal(self.state, TurnInFlight(
+                thread, message.user, time.time(), _event_key(message) if message.event_id else None,
+                address=surface.address()))
+            await best_effort(journal.note(live.message_ids))
         uploaded: set[Path] = set()
         try:
             turn = Turn(
@@ -393,7 +412,7 @@ class Engine:
                 workspace=workspace,
                 datasets=ThreadDatasets(self.datasets, conversation),
             )
-            task = asyncio.create_task(self._consume(agent, turn, events, live, surface, uploaded))
+            task = asyncio.create_task(self._consume(agent, turn, events, live, surface, uploaded, journal))
             self._turns[thread] = task
             try:
                 await task
@@ -416,6 +435,8 @@ class Engine:
                 await live.finish()  # a platform refusing the end is reported in the thread by the policy
             except Exception:  # a bug while presenting must not stop this thread's queue
                 log.exception("could not show the end of the turn")
+            if journal is not None:
+                await best_effort(journal.end())
             await best_effort(self.state.touch(conversation))
         return TurnOutcome(state, tuple(events))
 
@@ -446,6 +467,7 @@ class Engine:
         live: LiveTurn[Any],
         surface: Surface,
         uploaded: set[Path],
+        journal: TurnJournal | None = None,
     ) -> None:
         agen = agent.run(turn)
         try:
@@ -454,6 +476,8 @@ class Engine:
                 await live.changed()
                 if isinstance(event, ev.CodeStarted):  # a new step for anyone watching the thread
                     self._activity.publish(TurnActivity(turn.conversation.key, "working", step_titles(events)))
+                if journal is not None:
+                    await best_effort(journal.note(live.message_ids))
                 match event:
                     case ev.FileProduced(path=path, name=name) if path not in uploaded:
                         uploaded.add(path)
@@ -476,9 +500,16 @@ class Engine:
 
     async def _upload(self, surface: Surface, path: Path, name: str, events: list[ev.AgentEvent]) -> None:
         try:
-            await surface.upload(path, name=Path(name).name)
+            await post_file(surface, path, name=Path(name).name, limit=self.settings.max_post_bytes)
+        except TooLargeToPost as exc:
+            events.append(ev.Notice(str(exc), "warning"))
         except SurfaceError as exc:
             events.append(ev.Notice(f"Could not post {name} into the thread: {exc}", "warning"))
         except Exception:
             log.exception("upload of %s failed", name)
             events.append(ev.Notice(f"Could not post {name} into the thread.", "warning"))
+
+
+def _event_key(message: IncomingMessage) -> str:
+    """The claim key of a message's delivery: platform ids are only unique per platform."""
+    return f"{message.thread.platform}:{message.event_id}"

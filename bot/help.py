@@ -4,7 +4,7 @@ from __future__ import annotations
 
 COMMANDS = """\
 *Commands* (they act on the latest dataset; add `in NAME` for another, e.g. `next in sales`):
-• `next`, `prev`, `page N` — move through the rows
+• `next`, `prev`, `page N` — move through the rows · `columns next|prev|N` — through a wide table's columns
 • `sort COLUMN [desc]` — sort by a column
 • `chart KIND X [Y]` — draw a chart (KIND: line, bar, scatter, hist, box)
 • `datasets` — this conversation's datasets · `files` — its workspace with sizes

@@ -47,10 +47,14 @@ _PASS_CONTEXTS: dict[PassUse, str] = {"link": "web-link", "session": "web-sessio
 
 def _encode(intent: Intent) -> list[Any]:
     match intent:
-        case ShowPage(dataset=d, page=p, sort=None):
+        case ShowPage(dataset=d, page=p, sort=None, columns=1):
             return ["p", d, p]
-        case ShowPage(dataset=d, page=p, sort=ColumnOrder(column=c, descending=r)):
+        case ShowPage(dataset=d, page=p, sort=ColumnOrder(column=c, descending=r), columns=1):
             return ["p", d, p, c, int(r)]
+        case ShowPage(dataset=d, page=p, sort=None, columns=k):
+            return ["p", d, p, k]
+        case ShowPage(dataset=d, page=p, sort=ColumnOrder(column=c, descending=r), columns=k):
+            return ["p", d, p, c, int(r), k]
         case DrawChart(dataset=d, kind=k, x=x, y=y):
             return ["c", d, k, x, y]
         case Download(dataset=d, format=f):
@@ -99,6 +103,10 @@ def _decode(data: list[Any], expires: int | None) -> Intent:
             return ShowPage(_str(d), _int(p, 1))
         case ["p", d, p, c, r]:
             return ShowPage(_str(d), _int(p, 1), ColumnOrder(_int(c), _flag(r)))
+        case ["p", d, p, k]:
+            return ShowPage(_str(d), _int(p, 1), None, _int(k, 1))
+        case ["p", d, p, c, r, k]:
+            return ShowPage(_str(d), _int(p, 1), ColumnOrder(_int(c), _flag(r)), _int(k, 1))
         case ["c", d, k, x, y]:
             kind = next((known for known in CHART_KINDS if known == k), None)
             if kind is None:

@@ -24,13 +24,20 @@ class ColumnOrder:
     descending: bool = False
 
 
+#: Columns one dataset page shows: Slack's table block holds 20, and 20 columns of a full page fit
+#: one message on every surface (wider datasets page through their columns as well as their rows).
+COLUMNS_PER_PAGE = 20
+
+
 @dataclass(frozen=True)
 class ShowPage:
-    """Show page ``page`` (from 1) of a dataset, optionally sorted."""
+    """Show page ``page`` (from 1) of a dataset, optionally sorted; ``columns`` (from 1) is which
+    block of columns a wide dataset shows (``COLUMNS_PER_PAGE`` at a time)."""
 
     dataset: str
     page: int
     sort: ColumnOrder | None = None
+    columns: int = 1
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ Rules (each has a test in ``tests/unit/test_live_turn.py`` named after it):
   end, the stream is closed and the rest of the turn edits that message (or, when the stream's
   message is gone, a new one).
 - **Pace.** Changes coalesce: at most one edit per ``Limits.edit_interval``, one append per
-  ``Limits.append_interval``; with an interval of 0 every change is shown at once, in order.
+  ``Limits.append_interval``; with an interval of 0 every change is shown at once, in order. A
+  turn's first change skips the wait for the platform's shared budget (``LiveTransport.pace``):
+  its first progress never queues behind other turns.
 - **Re-post a vanished message**: an edit answered with ``MessageGone`` posts the message again.
 - **Split**: a state longer than one message is shown as several messages, in order.
 - **The final state is always sent**, even after failed updates, with the end-of-turn buttons where
@@ -88,6 +90,13 @@ class LiveTurn(Generic[M]):
 
     # ---- the engine's side -----------------------------------------------------------------
 
+    @property
+    def message_ids(self) -> tuple[str, ...]:
+        """Ids of the messages showing the turn now (the open stream's, while one is open)."""
+        if self._streamed is not None and (stream := self._t.stream_id):
+            return (stream,)
+        return tuple(self._shown)
+
     async def start(self) -> None:
         """Show the first state at once; never raises (the final state is still sent by ``finish``)."""
         reply = self._working()
@@ -162,8 +171,11 @@ class LiveTurn(Generic[M]):
 
     async def _run(self) -> None:
         # The first change goes out at once, later ones at most once per interval; an open stream
-        # is closed at its deadline even when nothing changes (a long silent code run).
+        # is closed at its deadline even when nothing changes (a long silent code run). The first
+        # change does not wait for the platform's shared budget either (the transport charges it
+        # all the same): a turn's first progress never queues behind other turns' updates.
         next_at = 0.0
+        first = True
         while True:
             deadline = self._deadline()
             try:
@@ -182,7 +194,9 @@ class LiveTurn(Generic[M]):
                 continue
             self._dirty.clear()
             streaming = self._streamed is not None
-            await self._t.pace("append" if streaming else "edit")
+            if not first:
+                await self._t.pace("append" if streaming else "edit")
+            first = False
             await self._send(lambda reply: self._show(reply, final=False))
             limits = self._t.limits
             next_at = time.monotonic() + (limits.append_interval if streaming else limits.edit_interval)

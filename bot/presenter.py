@@ -14,6 +14,7 @@ from typing import Literal
 from bot import events as ev
 from bot.datasets.model import ChartSpec, DatasetMeta, Page
 from bot.intents import (
+    COLUMNS_PER_PAGE,
     ColumnOrder,
     Download,
     DrawChart,
@@ -200,24 +201,32 @@ def chart_label(spec: ChartSpec) -> str:
     return f"{spec.kind}: {spec.x} × {spec.y}" if spec.y else f"{spec.kind}: {spec.x}"
 
 
-def present_page(page: Page, seal: Sealer) -> Reply:
-    """A dataset message: title with the row range, the page as a table, and its buttons."""
+def present_page(page: Page, seal: Sealer, columns: int = 1) -> Reply:
+    """A dataset message: title with the row range, the page as a table, and its buttons.
+
+    A dataset wider than ``COLUMNS_PER_PAGE`` shows block ``columns`` (from 1) of its columns, with
+    buttons to the neighbouring blocks, so any page fits one message on every surface."""
     meta = page.dataset
+    names = [c.name for c in meta.columns]
+    blocks = max(1, -(-len(names) // COLUMNS_PER_PAGE))
+    columns = min(max(1, columns), blocks)
+    first, last = (columns - 1) * COLUMNS_PER_PAGE, min(columns * COLUMNS_PER_PAGE, len(names))
     sort = f" · sorted by {page.sort.column} {'desc' if page.sort.descending else 'asc'}" if page.sort else ""
     if page.rows:
         rng = f"rows {page.start + 1:,}–{page.end:,} of {meta.rows:,}"
     else:
         rng = f"no rows (0 of {meta.rows:,})"
-    title = Markdown(f"**{meta.name}** · {rng} · {len(meta.columns)} columns{sort}")
+    shape = f"{len(names):,} columns" if blocks == 1 else f"columns {first + 1:,}–{last:,} of {len(names):,}"
+    title = Markdown(f"**{meta.name}** · {rng} · {shape}{sort}")
     table = Table(
-        tuple(c.name for c in meta.columns), page.rows, tuple(c.numeric for c in meta.columns)
+        tuple(names[first:last]), tuple(row[first:last] for row in page.rows),
+        tuple(c.numeric for c in meta.columns[first:last]),
     )
 
-    names = [c.name for c in meta.columns]
     order = None
     if page.sort and page.sort.column in names:
         order = ColumnOrder(names.index(page.sort.column), page.sort.descending)
-    shown = ShowPage(meta.id, page.number, order)
+    shown = ShowPage(meta.id, page.number, order, columns)
 
     def button(label: str, intent: Intent) -> Button:
         return Button(label, intent, seal(intent))
@@ -227,12 +236,17 @@ def present_page(page: Page, seal: Sealer) -> Reply:
 
     items: list[Button | Select] = []
     if page.has_prev:
-        items.append(button("◀ Prev", ShowPage(meta.id, page.number - 1, order)))
+        items.append(button("◀ Prev", ShowPage(meta.id, page.number - 1, order, columns)))
     if page.has_next:
-        items.append(button("Next ▶", ShowPage(meta.id, page.number + 1, order)))
-    sorts = [
-        option(f"{c.name} {arrow}", ShowPage(meta.id, 1, ColumnOrder(i, desc)))
-        for i, c in enumerate(meta.columns) for desc, arrow in ((False, "↑"), (True, "↓"))
+        items.append(button("Next ▶", ShowPage(meta.id, page.number + 1, order, columns)))
+    if columns > 1:
+        items.append(button("◀ Columns", ShowPage(meta.id, page.number, order, columns - 1)))
+    if columns < blocks:
+        items.append(button("Columns ▶", ShowPage(meta.id, page.number, order, columns + 1)))
+    sorts = [  # the columns on show
+        option(f"{c.name} {arrow}", ShowPage(meta.id, 1, ColumnOrder(i, desc), columns))
+        for i, c in enumerate(meta.columns) if first <= i < last
+        for desc, arrow in ((False, "↑"), (True, "↓"))
     ][:MAX_OPTIONS]
     if meta.rows > 1 and sorts:
         items.append(Select("Sort", tuple(sorts)))

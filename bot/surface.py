@@ -2,8 +2,8 @@
 
 A ``Surface`` is a thread-bound reply handle (like bolt's ``say``): every call lands in the thread
 it was made for. Implementations keep their platform's rate limits and retries to themselves and
-raise ``SurfaceError`` for failures the engine should report; they never raise for a notice that
-could not be delivered ephemerally (they fall back or log).
+raise ``SurfaceError`` for failures the engine should report, a refused private notice included
+(the caller decides whether to try the thread instead: ``bot.actions.Origin.tell``).
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ class Surface(Protocol):
         ...
 
     async def notify(self, user: str, reply: Reply) -> None:
-        """Show ``reply`` to ``user`` only (ephemeral) where the platform allows; else in the thread."""
+        """Show ``reply`` to ``user`` only (ephemeral) where the platform allows; else in the thread.
+        ``SurfaceError`` if the platform refused it."""
         ...
 
     async def download(self, file: RemoteFile, limit: int) -> bytes:

@@ -92,6 +92,12 @@ class LiveTransport(TurnRenderer[M], Protocol[M]):
     @property
     def limits(self) -> Limits: ...
 
+    @property
+    def stream_id(self) -> str | None:
+        """The open stream's message id once the platform gave one, else ``None`` (a restart after
+        a crash uses it to end the message: ``bot.journal``)."""
+        ...
+
     async def pace(self, kind: Literal["append", "edit"]) -> None:
         """Wait until the platform's budget allows one more live call of ``kind``, and reserve it.
         The policy cancels this wait when the turn ends meanwhile, so it must hold no state open."""

@@ -52,6 +52,10 @@ class RecordingTransport:
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
+    @property
+    def stream_id(self) -> str | None:
+        return self.streaming
+
     def render(self, reply: Reply, *, final: bool) -> list[Shown]:
         pieces = split_text(reply_to_markdown(reply, include_status=True) or " ", self.limits.message_bytes, utf8_len)
         labels = tuple(i.label for b in reply.blocks if isinstance(b, Buttons) for i in b.items)

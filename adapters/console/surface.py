@@ -58,6 +58,7 @@ class ConsoleTransport:
 
     name = "the console"
     limits = Limits(message_bytes=1 << 40, edit_interval=0.0, buttons=False, native_stop=True)  # Ctrl-C
+    stream_id = None  # never streams
     render = staticmethod(turn_messages)
     stream_text = staticmethod(stream_text)
 

@@ -12,6 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.http import host_in
 from adapters.slack.budget import RateBudget
+from adapters.slack.clicks import ClickBudgets
 from renderers.slack import TableStyle
 
 #: chat.update errors meaning the message is no longer there to update: post it again instead.
@@ -40,7 +41,9 @@ METHOD_SCOPES: dict[str, str | None] = {
     "assistant.threads.setTitle": "assistant:write",
     "assistant.threads.setSuggestedPrompts": "assistant:write",
     "agents.sessions.setStatus": "assistant:write",
-    "files.upload_v2": "files:write",
+    # Uploads: files_upload_v2's three steps, done by hand so the file streams from disk.
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
     "files.list": "files:read",
     "files.info": "files:read",  # shared-channel files that arrive without URLs
     "chat.getPermalink": None,  # the Workflow Builder step's thread link
@@ -63,6 +66,8 @@ class SlackContext:
     api_host: str | None = None
     update_budget: RateBudget = field(default_factory=lambda: RateBudget(45, burst=10))
     stream_budget: RateBudget = field(default_factory=lambda: RateBudget(100, burst=30))
+    #: Page clicks: a budget per user and coalesced redraws (``adapters.slack.clicks``).
+    clicks: ClickBudgets = field(default_factory=ClickBudgets)
     #: Flipped off for good the first time Slack says streaming is not available here.
     streaming: bool = True
     #: Whether threads are agent sessions (Slack's own Stop button, ``agent_session_stopped``):

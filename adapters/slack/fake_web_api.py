@@ -60,6 +60,8 @@ class SharedFile:
     channel: str | None = None
     thread_ts: str | None = None
     created: float = 0.0
+    #: bytes received (``data`` stays empty when the fake does not keep upload bodies).
+    size: int = 0
 
 
 @dataclass
@@ -107,6 +109,8 @@ class FakeSlack:
         self.user_files: dict[str, tuple[bytes, str]] = {}
         self.user_file_names: dict[str, str] = {}
         self.fail = Failures()
+        #: False: uploads are counted, not kept (memory benchmarks post gigabytes).
+        self.keep_uploads = True
         self._ts = itertools.count(1)
         self._ids = itertools.count(1)
         self._server: LocalServer | None = None
@@ -371,12 +375,18 @@ class FakeSlack:
 
     async def _upload(self, request: web.Request) -> web.Response:
         fid = request.match_info["file_id"]
-        _, body = await self._args(request)
+        if self.keep_uploads:
+            _, body = await self._args(request)
+            size = len(body)
+        else:
+            body, size = b"", 0
+            async for chunk in request.content.iter_chunked(1 << 20):
+                size += len(chunk)
         self.calls.append(Call("upload", {"file_id": fid}, time.monotonic(), body, dict(request.headers)))
         if fid not in self.files:
             return web.Response(status=404, text="no such upload")
-        self.files[fid].data = body
-        return web.Response(text=f"OK - {len(body)}")
+        self.files[fid].data, self.files[fid].size = body, size
+        return web.Response(text=f"OK - {size}")
 
     async def _m_files_completeUploadExternal(self, a: dict[str, Any]) -> dict[str, Any]:
         items = a.get("files")
@@ -395,7 +405,7 @@ class FakeSlack:
         return {"ok": True, "files": done}
 
     def _file_json(self, f: SharedFile) -> dict[str, Any]:
-        return {"id": f.id, "name": f.name, "title": f.title, "size": len(f.data), "created": int(f.created),
+        return {"id": f.id, "name": f.name, "title": f.title, "size": f.size, "created": int(f.created),
                 "channels": [f.channel] if f.channel else []}
 
     def _m_files_info(self, a: dict[str, Any]) -> dict[str, Any]:

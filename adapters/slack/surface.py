@@ -1,7 +1,7 @@
 """``SlackSurface``: the engine's reply handle for one Slack thread.
 
 Web API calls go through one ``AsyncWebClient`` (rate-limit and safe connection retries are
-configured in ``app.py``). Upload retries: a file is only shared by ``files.completeUploadExternal``;
+configured in ``wiring.py``). Upload retries: a file is only shared by ``files.completeUploadExternal``;
 when an upload times out we list the channel's files since the upload began and retry only if
 ours is not there (a timed-out completion may well have succeeded). The bot token is only sent to
 Slack's own hosts or to the host of ``SLACK_API_URL``; it is never logged.
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 
 from adapters.http import read_capped
@@ -81,6 +82,10 @@ class SlackSurface:
 
     # ---- messages ------------------------------------------------------------------------------
 
+    def address(self) -> dict[str, Any]:
+        """``bot.journal.Addressable``: with the thread key and user, all ``SlackAdapter.resume`` needs."""
+        return {"dm": self.is_dm, "message_ts": self.message_ts}
+
     def live_transport(self) -> SlackTransport:
         return SlackTransport(self.ctx, self.thread, self.user, self.is_dm, self.live_interval,
                               recipient_team=self.user_team)
@@ -97,13 +102,18 @@ class SlackSurface:
 
     async def update(self, ref: MessageRef, reply: Reply) -> None:
         """Redraw a posted message; one that was deleted meanwhile is posted again, so a click
-        always shows its result."""
-        shown = [ref.id]
-        try:
-            # Not paced: a click must not wait behind live edits. render: fresh block_ids every time.
-            await self._with_tables(reply, lambda messages: redraw(self.live_transport(), shown, messages))
-        except TransportError as exc:
-            raise SurfaceError(f"Slack refused the update ({exc.code}).") from exc
+        always shows its result. Clicks are paced by the clicking user's own budget, never behind
+        live edits, and coalesced per message: a redraw superseded by a newer click is skipped."""
+
+        async def draw() -> None:
+            shown = [ref.id]
+            try:
+                # render: fresh block_ids every time; native tables step down on invalid_blocks.
+                await self._with_tables(reply, lambda messages: redraw(self.live_transport(), shown, messages))
+            except TransportError as exc:
+                raise SurfaceError(f"Slack refused the update ({exc.code}).") from exc
+
+        await self.ctx.clicks.redraws.run((ref.channel, ref.id), self.ctx.clicks.of(self.user).acquire, draw)
 
     @staticmethod
     async def _post_all(transport: SlackTransport, messages: list[SlackMessage], posted: list[str]) -> None:
@@ -132,7 +142,7 @@ class SlackSurface:
             await self.ctx.client.chat_postEphemeral(channel=self.channel, user=user, thread_ts=self.thread_ts,
                                                      blocks=list(m.blocks), text=m.text)
         except SlackApiError as exc:
-            log.warning("ephemeral notice to a user failed: %s", slack_error(exc))
+            raise SurfaceError(f"Slack refused the private message ({slack_error(exc)}).") from exc
 
     async def set_status(self, text: str | None) -> None:
         # Signs of work: a 👀 reaction on the user's message, removed again when the turn ends;
@@ -191,15 +201,14 @@ class SlackSurface:
     # ---- files ---------------------------------------------------------------------------------
 
     async def upload(self, path: Path, *, name: str, title: str | None = None) -> None:
-        data = await asyncio.to_thread(path.read_bytes)
+        size = (await asyncio.to_thread(path.stat)).st_size
         started = time.time()
         for attempt in (1, 2):
             try:
-                await self.ctx.client.files_upload_v2(channel=self.channel, thread_ts=self.thread_ts, file=data,
-                                                      filename=name, title=title or name)
+                await self._upload_once(path, size, name, title or name)
                 return
             except TimeoutError as exc:
-                shared = await self._already_shared(name, len(data), started)
+                shared = await self._already_shared(name, size, started)
                 if shared:
                     log.info("upload timed out but the file is in the channel; not retrying")
                     return
@@ -211,6 +220,23 @@ class SlackSurface:
                 log.info("upload timed out before it was shared; retrying once")
             except SlackApiError as exc:
                 raise SurfaceError(f"Slack refused the upload ({slack_error(exc)}).") from exc
+            except aiohttp.ClientError as exc:
+                raise SurfaceError("the upload to Slack failed; try again later.") from exc
+
+    async def _upload_once(self, path: Path, size: int, name: str, title: str) -> None:
+        """``files_upload_v2``'s three steps, with the file streamed from disk: slack-sdk reads the
+        whole file into memory first (a 1 GB file costs 1 GB), aiohttp sends an open file in 64 KiB
+        reads. The upload URL is Slack's file host: the bot token is never sent there."""
+        issued = await self.ctx.client.files_getUploadURLExternal(filename=name, length=size)
+        upload_url, file_id = str(issued["upload_url"]), str(issued["file_id"])
+        with path.open("rb") as body:  # aiohttp reads it in bounded chunks, off the event loop
+            async with self.ctx.http().post(upload_url, data=body,
+                                            headers={"Content-Type": "application/octet-stream"}) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    raise SurfaceError(f"Slack's file host answered HTTP {resp.status} to the upload.")
+        await self.ctx.client.files_completeUploadExternal(files=[{"id": file_id, "title": title}],
+                                                           channel_id=self.channel, thread_ts=self.thread_ts)
 
     async def _already_shared(self, name: str, size: int, since: float) -> bool | None:
         """Whether our file is in the channel since ``since``; ``None`` when Slack cannot tell us."""

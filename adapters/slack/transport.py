@@ -55,6 +55,10 @@ class SlackTransport:
             self._budget(kind).take()
 
     @property
+    def stream_id(self) -> str | None:
+        return self._ts or None
+
+    @property
     def limits(self) -> Limits:
         return Limits(message_bytes=MARKDOWN_BLOCK, edit_interval=self.interval, can_stream=self.ctx.streaming,
                       stream_bytes=STREAM_BYTES, append_interval=self.interval,

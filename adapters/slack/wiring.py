@@ -34,13 +34,14 @@ from adapters.http import read_request
 from adapters.slack import workflow_step
 from adapters.slack.budget import RateBudget
 from adapters.slack.context import SlackContext
-from adapters.slack.inbound import receiving_team, session_stopped, to_action, to_incoming
+from adapters.slack.inbound import PLATFORM, receiving_team, session_stopped, to_action, to_incoming
 from adapters.slack.surface import SlackSurface, with_file_info
 from adapters.slack.verify import Rejection, check_request
 from bot.config import Settings, env_number
 from bot.engine import Engine
 from bot.first_contact import DEFAULT_PROMPTS, Prompt, prompts_from_env
 from bot.intents import Stop
+from bot.journal import TurnInFlight
 from bot.messages import ActionInvoked, ThreadKey
 from bot.surface import best_effort
 from renderers.slack import ACTION_PREFIX
@@ -191,6 +192,10 @@ class SlackAdapter:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, max_delay)
                 continue
+            try:  # before reporting healthy: a redelivery of a crashed turn's event must find it released
+                await self.engine.end_interrupted(PLATFORM, self.resume)
+            except Exception:
+                log.exception("could not end the turns a restart interrupted")
             health.report("slack", True, f"bot user {self.bot_user_id}")
             return
 
@@ -205,6 +210,11 @@ class SlackAdapter:
             surface.user_team = user_team
         surface.title = title
         return surface
+
+    def resume(self, turn: TurnInFlight) -> SlackSurface:
+        """The surface of a turn journalled before a restart (``SlackSurface.address``)."""
+        return self.surface(turn.thread, turn.user, is_dm=bool(turn.address.get("dm")),
+                            message_ts=turn.address.get("message_ts"))
 
     # ---- listeners (bolt acks events itself; actions ack first) ----------------------------------
 

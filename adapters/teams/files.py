@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import os
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -110,17 +111,18 @@ def file_info_card(upload_info: dict[str, Any]) -> dict[str, Any]:
 
 
 async def put_file(session: aiohttp.ClientSession, upload_url: str, path: Path) -> None:
-    """Upload ``path`` to a OneDrive upload URL Teams gave us, in ranged chunks."""
-    data = await asyncio.to_thread(path.read_bytes)
-    size = len(data)
-    start = 0
-    while True:
-        chunk = data[start : start + UPLOAD_CHUNK]
-        end = start + len(chunk) - 1
-        headers = {"Content-Range": f"bytes {start}-{max(end, 0)}/{size}", "Content-Length": str(len(chunk))}
-        async with session.put(upload_url, data=chunk, headers=headers) as response:
-            if response.status not in (200, 201, 202):
-                raise SurfaceError(f"the upload to OneDrive failed (HTTP {response.status})")
-        start += len(chunk)
-        if start >= size:
-            return
+    """Upload ``path`` to a OneDrive upload URL Teams gave us, in ranged chunks read from disk one at
+    a time (memory stays at one chunk, whatever the file's size)."""
+    with path.open("rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        start = 0
+        while True:
+            chunk = await asyncio.to_thread(os.pread, file.fileno(), UPLOAD_CHUNK, start)
+            end = start + len(chunk) - 1
+            headers = {"Content-Range": f"bytes {start}-{max(end, 0)}/{size}", "Content-Length": str(len(chunk))}
+            async with session.put(upload_url, data=chunk, headers=headers) as response:
+                if response.status not in (200, 201, 202):
+                    raise SurfaceError(f"the upload to OneDrive failed (HTTP {response.status})")
+            start += len(chunk)
+            if start >= size or not chunk:
+                return

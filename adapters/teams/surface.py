@@ -126,11 +126,17 @@ class TeamsSurface:
         self._ctx = ctx
         self.reference = reference
         self.thread = thread
+        self.conversation_type = conversation_type
         self.personal = conversation_type == "personal"
         #: Teams has no ephemeral bot messages: only a personal chat is private.
         self.private_notices = self.personal
         self.group_chat = conversation_type == "groupChat"
         self._names = names or {}
+
+    def address(self) -> dict[str, Any]:
+        """``bot.journal.Addressable``: the conversation reference (JSON), enough to reach the
+        thread again after a restart (``TeamsBot.resume``)."""
+        return {"reference": self.reference.serialize(), "type": self.conversation_type}
 
     # ---- messages -----------------------------------------------------------------------------
 

@@ -89,6 +89,10 @@ class TeamsTransport:
     _sequence: int = 0
 
     @property
+    def stream_id(self) -> str | None:
+        return self._stream_id
+
+    @property
     def limits(self) -> Limits:
         return Limits(message_bytes=MESSAGE_LIMIT, edit_interval=self.interval, can_stream=self.personal,
                       stream_bytes=MESSAGE_LIMIT, append_interval=self.interval, stream_lifetime=self.lifetime,

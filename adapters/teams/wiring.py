@@ -30,7 +30,7 @@ from botbuilder.integration.aiohttp import (
     ConfigurationBotFrameworkAuthentication,
     ConfigurationServiceClientCredentialFactory,
 )
-from botbuilder.schema import Activity, ActivityTypes, Attachment
+from botbuilder.schema import Activity, ActivityTypes, Attachment, ConversationReference
 from botframework.connector.auth import AuthenticationConstants
 
 from adapters.background import BackgroundWork
@@ -38,6 +38,7 @@ from adapters.http import read_request
 from adapters.teams.config import TeamsSettings
 from adapters.teams.files import download_handler, file_info_card, put_file
 from adapters.teams.inbound import (
+    PLATFORM,
     conversation_type,
     reply_conversation_id,
     thread_key,
@@ -52,6 +53,7 @@ from adapters.teams.transport import text_activity
 from bot.config import Settings
 from bot.engine import Engine
 from bot.intents import Feedback
+from bot.journal import TurnInFlight
 from bot.messages import MessageRef
 from bot.reply import notice
 from bot.surface import SurfaceError
@@ -112,6 +114,16 @@ class TeamsBot:
         user = str((raw.get("from") or {}).get("id") or "")
         self._names[user] = activity_user_name(raw)
         return TeamsSurface(self.ctx, reference, thread_key(raw), conversation_type(raw), self._names)
+
+    def resume(self, turn: TurnInFlight) -> TeamsSurface:
+        """The surface of a turn journalled before a restart (``TeamsSurface.address``)."""
+        reference = ConversationReference().deserialize(turn.address.get("reference") or {})
+        return TeamsSurface(self.ctx, reference, turn.thread, str(turn.address.get("type") or ""), self._names)
+
+    def start(self) -> None:
+        """At start-up, in the background (the Bot Connector may be slow to answer): end the Teams
+        turns a crash cut off (``bot.recovery``)."""
+        self._background.spawn(self.engine.end_interrupted(PLATFORM, self.resume), "ending interrupted Teams turns")
 
     async def on_turn(self, context: TurnContext, raw: dict[str, Any]) -> None:
         """Runs inside the inbound request: must not wait for the agent."""
@@ -242,6 +254,10 @@ async def mount(app: web.Application, engine: Engine, settings: Settings, env: M
     async def close(app: web.Application) -> None:
         await bot.aclose()
 
+    async def recover(app: web.Application) -> None:
+        bot.start()
+
+    app.on_startup.append(recover)
     app.on_cleanup.append(close)
     log.info("Teams endpoint mounted at /api/messages (app id %s)", teams.app_id or "none: local mode")
     return True

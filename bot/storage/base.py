@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from bot.conversation import Conversation
 from bot.feedback import FeedbackRecord
+from bot.journal import TurnInFlight
 from bot.messages import ThreadKey
 from bot.workflows.record import RunRecord
 
@@ -34,6 +35,23 @@ class StateStore(Protocol):
 
     async def claim_event(self, event_id: str, ttl: timedelta = timedelta(days=1)) -> bool:
         """True the first time an inbound delivery id is seen (within ``ttl``), False for repeats."""
+        ...
+
+    async def release_event(self, event_id: str) -> None:
+        """Forget a claim, so the next delivery of ``event_id`` is claimed again (a turn a crash
+        cut off: its redelivery runs)."""
+        ...
+
+    async def journal_turn(self, turn: TurnInFlight) -> None:
+        """Record (or replace) the thread's turn in flight; one per thread."""
+        ...
+
+    async def end_turn(self, thread: ThreadKey) -> None:
+        """The thread's turn ended (in any way): drop it from the journal."""
+        ...
+
+    async def turns_in_flight(self, platform: str) -> list[TurnInFlight]:
+        """The journalled turns of ``platform`` that never ended, oldest first."""
         ...
 
     async def get_value(self, namespace: str, key: str) -> Any | None:

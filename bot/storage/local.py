@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.conversation import Conversation
 from bot.feedback import FeedbackRecord
+from bot.journal import TurnInFlight
 from bot.messages import ThreadKey
 from bot.storage.sqlite import Database
 from bot.workflows.record import RunRecord
@@ -28,6 +29,8 @@ SCHEMA = (
         conversation TEXT NOT NULL, turn TEXT NOT NULL, user TEXT NOT NULL, at REAL NOT NULL,
         positive INTEGER NOT NULL, comment TEXT NOT NULL, platform TEXT NOT NULL,
         PRIMARY KEY (conversation, turn, user))""",
+    """CREATE TABLE IF NOT EXISTS turns (
+        thread TEXT PRIMARY KEY, platform TEXT NOT NULL, started REAL NOT NULL, record TEXT NOT NULL)""",
 )
 
 
@@ -104,6 +107,20 @@ class SqliteStateStore:
             return bool(cur.rowcount == 1)
 
         return await self.db.run(claim)
+
+    async def release_event(self, event_id: str) -> None:
+        await self.db.execute("DELETE FROM events WHERE id = ?", (event_id,))
+
+    async def journal_turn(self, turn: TurnInFlight) -> None:
+        await self.db.execute("INSERT OR REPLACE INTO turns VALUES (?, ?, ?, ?)",
+                              (str(turn.thread), turn.thread.platform, turn.started, json.dumps(turn.to_json())))
+
+    async def end_turn(self, thread: ThreadKey) -> None:
+        await self.db.execute("DELETE FROM turns WHERE thread = ?", (str(thread),))
+
+    async def turns_in_flight(self, platform: str) -> list[TurnInFlight]:
+        rows = await self.db.fetchall("SELECT record FROM turns WHERE platform = ? ORDER BY started", (platform,))
+        return [TurnInFlight.from_json(json.loads(r[0])) for r in rows]
 
     async def get_value(self, namespace: str, key: str) -> Any | None:
         row = await self.db.fetchone("SELECT v FROM kv WHERE ns = ? AND k = ?", (namespace, key))

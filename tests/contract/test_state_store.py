@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from bot.feedback import FeedbackRecord
+from bot.journal import TurnInFlight
 from bot.messages import ThreadKey
 from bot.storage.base import StateStore
 from bot.storage.local import SqliteStateStore
@@ -192,5 +193,36 @@ async def test_feedback_since_leaves_out_older_verdicts_and_survives_a_restart(
     try:
         assert [r.turn for r in await again.feedback(since=new - timedelta(days=7))] == ["t2"]
         assert [r.turn for r in await again.feedback()] == ["t1", "t2"]
+    finally:
+        await again.aclose()
+
+
+async def test_a_released_claim_is_claimed_again_by_the_next_delivery(state: StateStore) -> None:
+    assert await state.claim_event("slack:EvCrash")
+    await state.release_event("slack:EvCrash")
+    assert await state.claim_event("slack:EvCrash")
+    assert not await state.claim_event("slack:EvCrash")
+
+
+async def test_turns_in_flight_survive_a_restart_until_they_end(make_store: Callable[[Path], StateStore],
+                                                                 tmp_path: Path) -> None:
+    teams = ThreadKey("teams", "tenant", "19:abc@thread.tacv2;messageid=1", "1")
+    first = TurnInFlight(KEY, "UALICE", 100.0, "slack:Ev1", ("1700000000.000200",), {"message_ts": KEY.thread})
+    store = make_store(tmp_path)
+    await store.journal_turn(first)
+    await store.journal_turn(TurnInFlight(OTHER, "UBOB", 101.0))
+    await store.journal_turn(TurnInFlight(teams, "29:x", 99.0, None, ("a1",), {"reference": {"id": "a", "n": [1]}}))
+    moved = TurnInFlight(KEY, "UALICE", 100.0, "slack:Ev1", ("1700000000.000200", "1700000000.000300"),
+                         {"message_ts": KEY.thread})
+    await store.journal_turn(moved)  # one per thread: the newest record wins
+    await store.aclose()
+    again = make_store(tmp_path)
+    try:
+        assert await again.turns_in_flight("slack") == [moved, TurnInFlight(OTHER, "UBOB", 101.0)]
+        (recorded,) = await again.turns_in_flight("teams")
+        assert recorded.address == {"reference": {"id": "a", "n": [1]}} and recorded.messages == ("a1",)
+        await again.end_turn(KEY)
+        await again.end_turn(KEY)  # ending twice is harmless
+        assert await again.turns_in_flight("slack") == [TurnInFlight(OTHER, "UBOB", 101.0)]
     finally:
         await again.aclose()

@@ -9,6 +9,7 @@ import pytest
 
 from bot.commands import (
     ChartOf,
+    ColumnsTo,
     Command,
     DownloadAs,
     GoTo,
@@ -43,6 +44,9 @@ from bot.messages import ThreadKey
     ("sort revenue asc", OnDataset(SortBy("revenue"))),
     ("chart line month revenue", OnDataset(ChartOf("line", "month", "revenue"))),
     ("chart HIST revenue", OnDataset(ChartOf("hist", "revenue"))),
+    ("columns next", OnDataset(ColumnsTo(by=1))),
+    ("cols prev", OnDataset(ColumnsTo(by=-1))),
+    ("Columns 3 in wide", OnDataset(ColumnsTo(to=3), "wide")),
     ("download", OnDataset(DownloadAs("csv"))),
     ("download parquet", OnDataset(DownloadAs("parquet"))),
     ("next in sales", OnDataset(Step(1), "sales")),
@@ -86,6 +90,18 @@ def _meta() -> DatasetMeta:
 def test_relative_commands_continue_from_the_last_view(action: Relative, intent: Intent) -> None:
     view = ShowPage("ds1", 3, ColumnOrder(1, True))
     assert resolve(action, view, _meta()) == intent
+
+
+def test_column_commands_keep_the_rows_and_order_and_sorting_shows_the_sorted_column() -> None:
+    wide = DatasetMeta("ds1", "wide", tuple(Column(f"c{i}", "int") for i in range(3001)), 90,
+                       ThreadKey("t", "t", "c", "1"), "U1", _meta().created, _meta().expires)
+    view = ShowPage("ds1", 3, ColumnOrder(1, True), 2)
+    assert resolve(ColumnsTo(by=1), view, wide) == ShowPage("ds1", 3, ColumnOrder(1, True), 3)
+    assert resolve(ColumnsTo(by=-1), view, wide) == ShowPage("ds1", 3, ColumnOrder(1, True), 1)
+    assert resolve(ColumnsTo(by=-1), ShowPage("ds1", 3), wide) == ShowPage("ds1", 3)
+    assert resolve(ColumnsTo(to=151), view, wide) == ShowPage("ds1", 3, ColumnOrder(1, True), 151)
+    assert resolve(Step(1), view, wide) == ShowPage("ds1", 4, ColumnOrder(1, True), 2)
+    assert resolve(SortBy("c2999"), view, wide) == ShowPage("ds1", 1, ColumnOrder(2999), 150)
 
 
 def test_prev_on_the_first_page_stays_on_the_first_page() -> None:

@@ -56,7 +56,8 @@ def _samples() -> list[Intent]:
     ids = [DATASET_ID, "a", "-_" * 11]
     edge: list[Intent] = [
         ShowPage(DATASET_ID, 1), ShowPage(DATASET_ID, 999_999_999, ColumnOrder(9_999, True)),
-        ShowPage("a", 2, ColumnOrder(0)), DrawChart(DATASET_ID, "scatter", 9_999, 9_998),
+        ShowPage("a", 2, ColumnOrder(0)), ShowPage("a", 2, None, 151), ShowPage("a", 7, ColumnOrder(3_000, True), 151),
+        DrawChart(DATASET_ID, "scatter", 9_999, 9_998),
         DrawChart(DATASET_ID, "hist", 0), Download(DATASET_ID, "csv"), Download(DATASET_ID, "parquet"),
         ListFiles(), PostFile("0123456789abcdef"), Stop(), Feedback(True), Feedback(False), OpenWorkspace(),
         RevokeWorkspace(),
@@ -65,7 +66,7 @@ def _samples() -> list[Intent]:
     for _ in range(12):
         order = ColumnOrder(rng.randrange(10_000), rng.random() < 0.5) if rng.random() < 0.6 else None
         generated += [
-            ShowPage(rng.choice(ids), rng.randrange(1, 10**9), order),
+            ShowPage(rng.choice(ids), rng.randrange(1, 10**9), order, rng.choice([1, rng.randrange(1, 10_000)])),
             DrawChart(rng.choice(ids), rng.choice(CHART_KINDS), rng.randrange(10_000),
                       rng.choice([None, rng.randrange(10_000)])),
             Download(rng.choice(ids), rng.choice(("csv", "parquet"))),

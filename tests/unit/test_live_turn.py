@@ -226,6 +226,15 @@ async def test_finish_never_raises_even_when_the_notice_fails_too() -> None:
     assert turn.transport.ops[-1].kind == "post"
 
 
+async def until(predicate: Any, limit: float = 2.0) -> None:
+    """Wait (polling) until ``predicate()`` holds; fail after ``limit`` seconds."""
+    deadline = asyncio.get_running_loop().time() + limit
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.005)
+
+
 class BudgetBound(RecordingTransport):
     """A transport whose platform budget is exhausted: ``pace`` never returns."""
 
@@ -241,8 +250,21 @@ async def test_the_end_of_a_turn_does_not_wait_behind_the_live_budget() -> None:
     transport.waiting = asyncio.Event()
     turn = Turn(transport)
     await turn.live.start()
-    await turn.show(Markdown("first"))
+    await turn.show(Markdown("first"))  # a turn's first change does not wait for the budget
+    await until(lambda: [op.kind for op in transport.ops] == ["post", "edit"])
+    await turn.show(Markdown("second"))
     await asyncio.wait_for(transport.waiting.wait(), 1.0)  # its edit waits for a budget that never comes
     await asyncio.wait_for(turn.end(Markdown("the answer")), 1.0)  # the moot wait is dropped
     assert transport.thread() == [transport.render(turn.state, final=True)[0].text]
-    assert [op.kind for op in transport.ops] == ["post", "edit"]
+    assert [op.kind for op in transport.ops] == ["post", "edit", "edit"]
+
+
+async def test_a_turns_first_progress_does_not_wait_behind_the_shared_budget() -> None:
+    transport = BudgetBound(limits=Limits(message_bytes=4000, edit_interval=0.05))
+    transport.waiting = asyncio.Event()
+    turn = Turn(transport)
+    await turn.live.start()
+    await turn.show(Markdown("Loading the data."))
+    await until(lambda: "Loading the data." in "".join(transport.thread()))
+    assert not transport.waiting.is_set()  # shown without asking the exhausted budget
+    await turn.end(Markdown("done"))

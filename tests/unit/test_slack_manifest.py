@@ -34,7 +34,7 @@ def called_methods() -> set[str]:
 
 
 def test_the_method_scan_sees_the_calls_it_must_see() -> None:
-    assert {"chat.postMessage", "agents.sessions.setStatus", "files.upload_v2"} <= called_methods()
+    assert {"chat.postMessage", "agents.sessions.setStatus", "files.completeUploadExternal"} <= called_methods()
 
 
 @pytest.mark.parametrize("name", ["manifest.yml", "manifest.socket-mode.yml"])
