@@ -1,4 +1,4 @@
-"""``datathread`` command line: chat, serve, doctor, teams-package.
+"""``datathread`` command line: chat, serve, doctor, aws-setup, teams-package.
 
 This is the composition root, so it is the one module of ``bot`` that reaches into ``adapters``;
 it does so lazily, per command, so ``datathread chat`` never imports a platform SDK.
@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.config import AgentKind, ConfigError, Settings, env_number
+from bot.config import AgentKind, ConfigError, Settings, StoreKind, env_number
 from bot.logs import setup_logging
 
 AGENT_LABELS = {
@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     sub.add_parser("doctor", help="check the configuration in plain words", aliases=["check"])
+    sub.add_parser("aws-setup", help="create the DynamoDB table, S3 bucket and SQS queues (DATATHREAD_STORE=aws)")
     package = sub.add_parser("teams-package", help="write the Teams app package (zip) to upload")
     package.add_argument("--app-id", required=True, help="the bot's Microsoft App ID")
     package.add_argument("--out", type=Path, default=Path("datathread-teams.zip"))
@@ -167,6 +168,10 @@ async def _doctor(settings: Settings) -> int:
     except OSError as exc:
         hint = "set DATATHREAD_HOME to a writable folder"
         checks.append(DoctorCheck("storage", False, f"{settings.home}: {exc}", hint))
+    if settings.store is StoreKind.AWS:
+        from bot.aws.doctor import diagnose as diagnose_aws
+
+        checks += await diagnose_aws(os.environ)
     if settings.agent is AgentKind.BEDROCK_AGENTS:
         from bot.agents.bedrock_agents.doctor import diagnose as diagnose_agent
 
@@ -191,6 +196,26 @@ async def _doctor(settings: Settings) -> int:
     return 0 if all(c.ok for c in checks) else 1
 
 
+async def _aws_setup() -> int:
+    """Create what the AWS mode needs and print each resource, made now or already there."""
+    from bot.aws.clients import AwsClients
+    from bot.aws.settings import AwsSettings
+    from bot.aws.setup import aws_setup
+
+    aws = AwsSettings.from_env(os.environ)
+    try:
+        steps = await aws_setup(AwsClients.create(), aws)
+    except Exception as exc:
+        from bot.aws.doctor import problem
+
+        detail, hint = problem(exc)
+        print(f"datathread: aws-setup failed: {detail}; {hint}", file=sys.stderr)
+        return 1
+    for step in steps:
+        print(step.line())
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # Files this process and its kernels create (user code's output too) are private to this OS
@@ -211,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_chat(settings, args.thread, args.sandbox))
         if args.command == "serve":
             return asyncio.run(_serve(settings, args.host, args.port))
+        if args.command == "aws-setup":
+            return asyncio.run(_aws_setup())
         if args.command in ("doctor", "check"):
             return asyncio.run(_doctor(settings))
         if args.command == "teams-package":

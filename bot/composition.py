@@ -6,8 +6,9 @@ import os
 from collections.abc import Mapping
 
 from bot.agents.backend import AgentBackend
-from bot.config import AgentKind, Settings
+from bot.config import AgentKind, Settings, StoreKind
 from bot.datasets.local import LocalDatasetStore
+from bot.datasets.model import DatasetStore
 from bot.engine import Engine
 from bot.private import private_dir
 from bot.storage.base import StateStore
@@ -32,9 +33,18 @@ def build_agent(settings: Settings, state: StateStore, env: Mapping[str, str]) -
 def build_engine(
     settings: Settings, agent: AgentBackend | None = None, env: Mapping[str, str] | None = None
 ) -> Engine:
-    """An engine on the embedded storage (SQLite + local folders under ``settings.home``)."""
+    """An engine on the configured storage: the embedded one (SQLite + local folders under
+    ``settings.home``), or with ``DATATHREAD_STORE=aws`` DynamoDB and S3 (``bot.aws``)."""
     env = os.environ if env is None else env
     private_dir(settings.home)
-    state = SqliteStateStore(settings.state_db, settings.workspaces)
-    datasets = LocalDatasetStore(settings.datasets, settings.retention)
+    state: StateStore
+    datasets: DatasetStore
+    if settings.store is StoreKind.AWS:
+        from bot.aws.stores import build_aws_stores
+
+        stores = build_aws_stores(settings, env)
+        state, datasets = stores.state, stores.datasets
+    else:
+        state = SqliteStateStore(settings.state_db, settings.workspaces)
+        datasets = LocalDatasetStore(settings.datasets, settings.retention)
     return Engine(settings, state, datasets, agent or build_agent(settings, state, env))

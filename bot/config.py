@@ -61,6 +61,13 @@ class AgentKind(StrEnum):
     CONVERSE = "converse"  # Bedrock Converse with a code executor (AgentCore or the local kernel)
 
 
+class StoreKind(StrEnum):
+    """Where state and datasets live (``DATATHREAD_STORE``)."""
+
+    LOCAL = "local"  # the embedded default: SQLite and folders under DATATHREAD_HOME
+    AWS = "aws"  # DynamoDB, S3 and SQS, shared by several replicas (bot.aws)
+
+
 #: Wave 1's names, still accepted: "bedrock" meant Converse, "bedrock-agent" Bedrock Agents.
 AGENT_ALIASES = {"local": AgentKind.KERNEL, "bedrock-agent": AgentKind.BEDROCK_AGENTS, "bedrock": AgentKind.CONVERSE}
 
@@ -87,6 +94,7 @@ class Settings:
     kernel_max_processes: int = 256  # DATATHREAD_KERNEL_MAX_PROCESSES: processes and threads per kernel
     max_kernels: int = 2  # DATATHREAD_MAX_KERNELS: kernels running at once
     warm_kernels: int = 1  # DATATHREAD_WARM_KERNELS: sandboxed kernels started ahead of need
+    store: StoreKind = StoreKind.LOCAL  # DATATHREAD_STORE
 
     @property
     def workspaces(self) -> Path:
@@ -145,6 +153,16 @@ class Settings:
             agent = AgentKind.CONVERSE
         else:
             agent = AgentKind.KERNEL
+        store_name = env.get("DATATHREAD_STORE", "").strip().lower() or StoreKind.LOCAL
+        try:
+            store = StoreKind(store_name)
+        except ValueError:
+            raise ConfigError(f"DATATHREAD_STORE must be local or aws, got {store_name!r}") from None
+        if store is StoreKind.AWS and not env.get("DATATHREAD_SECRET"):
+            raise ConfigError(
+                "DATATHREAD_STORE=aws needs DATATHREAD_SECRET, the same value on every replica "
+                "(a button or file link made by one replica is opened by another)"
+            )
         memory_bytes = int(env_number(env, "DATATHREAD_KERNEL_MEMORY_MB", 4096) * 1024 * 1024)  # MiB
         return cls(
             home=Path(env.get("DATATHREAD_HOME") or ".datathread").expanduser().resolve(),
@@ -165,6 +183,7 @@ class Settings:
             kernel_max_processes=env_int(env, "DATATHREAD_KERNEL_MAX_PROCESSES", 256, 16),
             max_kernels=env_int(env, "DATATHREAD_MAX_KERNELS", default_max_kernels(memory_bytes)),
             warm_kernels=env_int(env, "DATATHREAD_WARM_KERNELS", 1, 0),
+            store=store,
         )
 
 

@@ -38,15 +38,11 @@ class AwsSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AwsSettings:
-        """The settings, or ``ConfigError`` naming every missing variable and the secret rule."""
+        """The settings, or ``ConfigError`` naming every missing variable (``Settings.from_env``
+        already refused a missing ``DATATHREAD_SECRET``)."""
         missing = [f"{name} ({why})" for name, why in REQUIRED.items() if not env.get(name, "").strip()]
         if missing:
             raise ConfigError("DATATHREAD_STORE=aws needs " + "; ".join(missing))
-        if not env.get("DATATHREAD_SECRET"):
-            raise ConfigError(
-                "DATATHREAD_STORE=aws needs DATATHREAD_SECRET, the same value on every replica "
-                "(buttons and file links made by one replica are opened by another)"
-            )
         queue_url = env["DATATHREAD_QUEUE_URL"].strip()
         if not queue_url.endswith(".fifo"):
             raise ConfigError(f"DATATHREAD_QUEUE_URL must be an SQS FIFO queue (ending in .fifo), got {queue_url!r}")

@@ -1,0 +1,32 @@
+"""The AWS mode's stores, built from the environment (called only by ``bot.composition``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bot.aws.clients import AwsClients
+from bot.aws.settings import AwsSettings
+from bot.config import Settings
+from bot.datasets.dynamo_catalog import DynamoCatalog
+from bot.datasets.s3 import S3DatasetStore
+from bot.storage.dynamodb import Clock, DynamoStateStore, utc_now
+
+
+@dataclass(frozen=True)
+class AwsStores:
+    state: DynamoStateStore
+    datasets: S3DatasetStore
+
+
+def build_aws_stores(settings: Settings, env: Mapping[str, str], clients: AwsClients | None = None,
+                     clock: Clock = utc_now) -> AwsStores:
+    """State in DynamoDB and datasets in S3 (a local cache under ``settings.home``);
+    ``ConfigError`` names a missing variable."""
+    aws = AwsSettings.from_env(env)
+    clients = clients or AwsClients.create()
+    state = DynamoStateStore(clients.dynamodb, aws.table, settings.workspaces, clock)
+    catalog = DynamoCatalog(clients.dynamodb, aws.table, clock)
+    datasets = S3DatasetStore(clients.s3, aws.bucket, aws.prefix, catalog, settings.home / "s3-cache",
+                              settings.retention, clock)
+    return AwsStores(state, datasets)
