@@ -72,7 +72,7 @@ class Actions:
     """Seals intents for threads and carries them out, with access checks."""
 
     def __init__(self, settings: Settings, state: StateStore, datasets: DatasetStore, tokens: IntentSealer,
-                 cancel: Callable[[ThreadKey], bool]) -> None:
+                 cancel: Callable[[ThreadKey], Awaitable[bool]]) -> None:
         self.settings = settings
         self.state = state
         self.datasets = datasets
@@ -229,7 +229,7 @@ class Actions:
                 await origin.surface.upload(path, name=path.name)
             case Stop():
                 await self._conversation(origin, NOT_YOUR_TURN)
-                if not self._cancel(origin.thread):
+                if not await self._cancel(origin.thread):
                     await origin.tell(notice(NOTHING_RUNNING))
                 # else the turn's own message ends with "Stopped": no second word needed.
             case Feedback(positive=positive):

@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from bot.agents.backend import AgentBackend
 from bot.config import AgentKind, Settings, StoreKind
 from bot.datasets.local import LocalDatasetStore
-from bot.datasets.model import DatasetStore
 from bot.engine import Engine
 from bot.private import private_dir
 from bot.storage.base import StateStore
@@ -37,14 +36,13 @@ def build_engine(
     ``settings.home``), or with ``DATATHREAD_STORE=aws`` DynamoDB and S3 (``bot.aws``)."""
     env = os.environ if env is None else env
     private_dir(settings.home)
-    state: StateStore
-    datasets: DatasetStore
     if settings.store is StoreKind.AWS:
         from bot.aws.stores import build_aws_stores
 
         stores = build_aws_stores(settings, env)
-        state, datasets = stores.state, stores.datasets
-    else:
-        state = SqliteStateStore(settings.state_db, settings.workspaces)
-        datasets = LocalDatasetStore(settings.datasets, settings.retention)
+        engine = Engine(settings, stores.state, stores.datasets, agent or build_agent(settings, stores.state, env))
+        engine.intake = stores.intake(engine)  # turns go through SQS, run by whichever replica receives them
+        return engine
+    state = SqliteStateStore(settings.state_db, settings.workspaces)
+    datasets = LocalDatasetStore(settings.datasets, settings.retention)
     return Engine(settings, state, datasets, agent or build_agent(settings, state, env))

@@ -23,6 +23,7 @@ from bot.config import Settings
 from bot.conversation import Attachment, Conversation, Turn, media_type
 from bot.datasets.model import DatasetStore
 from bot.datasets.registrar import ThreadDatasets
+from bot.intake import TurnIntake
 from bot.intent_tokens import IntentSealer
 from bot.intents import Intent, LinkPurpose
 from bot.live_turn import LiveTurn
@@ -68,7 +69,10 @@ class Engine:
         self.datasets = datasets
         self.agent = agent
         tokens = IntentSealer(signer or TokenSigner(settings.secret()))
-        self.actions = Actions(settings, state, datasets, tokens, self.cancel)
+        self.actions = Actions(settings, state, datasets, tokens, self._cancel_anywhere)
+        #: Set by composition when turns are shared by several replicas (``DATATHREAD_STORE=aws``):
+        #: surfaces then hand messages to it instead of ``submit``.
+        self.intake: TurnIntake | None = None
         self._queues: dict[ThreadKey, deque[_Queued]] = {}
         self._workers: dict[ThreadKey, asyncio.Task[None]] = {}
         self._turns: dict[ThreadKey, asyncio.Task[None]] = {}
@@ -82,6 +86,8 @@ class Engine:
         """Start background upkeep (the dataset sweeper). Call from a running loop."""
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_forever(sweep_every), name="dataset-sweeper")
+        if self.intake is not None:
+            self.intake.start()
 
     async def _sweep_forever(self, every: float) -> None:
         while True:
@@ -134,6 +140,8 @@ class Engine:
 
     async def aclose(self) -> None:
         """Cancel running turns, stop workers and release the agent and stores."""
+        if self.intake is not None:
+            await self.intake.aclose()
         if self._sweeper:
             self._sweeper.cancel()
         for task in list(self._workers.values()):
@@ -202,6 +210,12 @@ class Engine:
             return False
         task.cancel()
         return True
+
+    async def _cancel_anywhere(self, thread: ThreadKey) -> bool:
+        """``cancel`` here, or (with a shared intake) on the replica running the thread's turn."""
+        if self.cancel(thread):
+            return True
+        return self.intake is not None and await self.intake.cancel_remote(thread)
 
     async def _drain(self, key: ThreadKey) -> None:
         queue = self._queues[key]

@@ -135,6 +135,9 @@ class SlackAdapter:
         self.bolt.event("app_mention")(self._on_event)
         self.bolt.event("message")(self._on_event)
         self.bolt.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._on_action)
+        if engine.intake is not None:  # turns shared by replicas: any of them may run this one
+            engine.intake.register("slack", lambda m, args: self.surface(
+                m.thread, m.user, is_dm=bool(args.get("is_dm")), message_ts=args.get("message_ts")))
 
     async def start(self) -> None:
         """Learn who we are (``auth.test``): our user id to strip mentions and skip our own messages.
@@ -199,8 +202,12 @@ class SlackAdapter:
         message = to_incoming(event, self.bot_user_id, team, self.bot_id)
         if message is None:
             return
-        surface = self.surface(message.thread, message.user, is_dm=event.get("channel_type") == "im",
-                               message_ts=event.get("ts"))
+        is_dm = event.get("channel_type") == "im"
+        if self.engine.intake is not None:
+            surface_args = {"is_dm": is_dm, "message_ts": event.get("ts")}
+            self.background.spawn(self.engine.intake.submit(message, surface_args), f"Slack message {message.event_id}")
+            return
+        surface = self.surface(message.thread, message.user, is_dm=is_dm, message_ts=event.get("ts"))
         self.background.spawn(self.engine.submit(message, surface), f"Slack message {message.event_id}")
 
     async def _on_action(self, ack: Any, body: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ benchmark counts DynamoDB/S3/SQS calls per turn and per click with it.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,14 +37,27 @@ class AwsClients:
     sqs: Any
 
     @classmethod
-    def create(cls, counter: CallCounter | None = None) -> AwsClients:
-        """Clients from boto3's default chain (region, credentials, ``AWS_ENDPOINT_URL_*``)."""
+    def create(cls, env: Mapping[str, str] | None = None, counter: CallCounter | None = None) -> AwsClients:
+        """Clients as boto3's default chain makes them (region, credentials, ``AWS_ENDPOINT_URL_*``),
+        reading those variables from ``env`` when given (``os.environ`` otherwise)."""
         import boto3
         from botocore.config import Config
 
-        session = boto3.session.Session()
         config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32)
-        made = cls(*(session.client(name, config=config) for name in ("dynamodb", "s3", "sqs")))
+        if env is None:
+            session = boto3.session.Session()
+            made = cls(*(session.client(name, config=config) for name in ("dynamodb", "s3", "sqs")))
+        else:
+            session = boto3.session.Session(
+                aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
+                aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+                aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
+                region_name=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            )
+            made = cls(*(session.client(
+                name, config=config,
+                endpoint_url=env.get(f"AWS_ENDPOINT_URL_{name.upper()}") or env.get("AWS_ENDPOINT_URL") or None,
+            ) for name in ("dynamodb", "s3", "sqs")))
         if counter is not None:
             for client in (made.dynamodb, made.s3, made.sqs):
                 client.meta.events.register("before-call.*.*", counter)
