@@ -115,6 +115,7 @@ class SqsTurnQueue:
 
     def start(self) -> None:
         if not self._tasks:
+            log.info("replica %s takes turns from %s", self.replica, self.queue_url.rsplit("/", 1)[-1])
             self._tasks = [asyncio.create_task(self._receive_forever(), name="sqs-turns"),
                            asyncio.create_task(self._drain_dead_letters(), name="sqs-dead-letters")]
 
