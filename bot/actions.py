@@ -41,6 +41,7 @@ from bot.reply import Reply, notice
 from bot.storage.base import StateStore
 from bot.surface import Surface, SurfaceError, best_effort
 from bot.workspace import CHARTS_DIR, EXPORTS_DIR, UnsafePath, Workspace, safe_filename
+from bot.workspace_sync import WorkspaceSync
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,8 @@ class Actions:
         self.datasets = datasets
         self.tokens = tokens
         self._cancel = cancel
+        #: Set by the engine when workspaces are shared by several replicas.
+        self.workspace_sync: WorkspaceSync | None = None
         # Per process: after a restart a typed ``next`` starts again from page 1, buttons still work.
         self._views: dict[ThreadKey, ShowPage] = {}
 
@@ -117,7 +120,11 @@ class Actions:
         return conversation
 
     async def _workspace(self, origin: Origin) -> Workspace:
-        return Workspace((await self._conversation(origin)).workspace).ensure()
+        conversation = await self._conversation(origin)
+        workspace = Workspace(conversation.workspace).ensure()
+        if self.workspace_sync is not None:  # another replica may have run the last turn
+            await self.workspace_sync.pull(conversation.id, workspace)
+        return workspace
 
     # ---- entry points ------------------------------------------------------------------------
 

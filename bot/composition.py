@@ -42,6 +42,7 @@ def build_engine(
         stores = build_aws_stores(settings, env)
         engine = Engine(settings, stores.state, stores.datasets, agent or build_agent(settings, stores.state, env))
         engine.intake = stores.intake(engine)  # turns go through SQS, run by whichever replica receives them
+        engine.share_workspaces(stores.workspace_mirror())
         return engine
     state = SqliteStateStore(settings.state_db, settings.workspaces)
     datasets = LocalDatasetStore(settings.datasets, settings.retention)

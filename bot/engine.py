@@ -34,6 +34,7 @@ from bot.storage.base import StateStore
 from bot.surface import Surface, SurfaceError, best_effort
 from bot.tokens import TokenSigner
 from bot.workspace import CODE_DIR, Workspace
+from bot.workspace_sync import WorkspaceSync
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class Engine:
         #: Set by composition when turns are shared by several replicas (``DATATHREAD_STORE=aws``):
         #: surfaces then hand messages to it instead of ``submit``.
         self.intake: TurnIntake | None = None
+        self.workspace_sync: WorkspaceSync | None = None
         self._queues: dict[ThreadKey, deque[_Queued]] = {}
         self._workers: dict[ThreadKey, asyncio.Task[None]] = {}
         self._turns: dict[ThreadKey, asyncio.Task[None]] = {}
@@ -211,6 +213,21 @@ class Engine:
         task.cancel()
         return True
 
+    def share_workspaces(self, sync: WorkspaceSync) -> None:
+        """Keep workspaces in ``sync`` (pulled before each turn and file action, pushed after each turn)."""
+        self.workspace_sync = self.actions.workspace_sync = sync
+
+    async def _sync_workspace(self, direction: str, conversation: Conversation, workspace: Workspace) -> None:
+        if self.workspace_sync is None:
+            return
+        try:
+            if direction == "pull":
+                await self.workspace_sync.pull(conversation.id, workspace)
+            else:
+                await self.workspace_sync.push(conversation.id, workspace)
+        except Exception:  # the turn still runs on what is here; the log says what failed
+            log.exception("workspace %s failed for conversation %s", direction, conversation.id)
+
     async def _cancel_anywhere(self, thread: ThreadKey) -> bool:
         """``cancel`` here, or (with a shared intake) on the replica running the thread's turn."""
         if self.cancel(thread):
@@ -273,6 +290,7 @@ class Engine:
         started = time.monotonic()
         events: list[ev.AgentEvent] = []
         workspace = Workspace(conversation.workspace).ensure()
+        await self._sync_workspace("pull", conversation, workspace)
         state = "working"
 
         def render() -> Reply:
@@ -313,6 +331,7 @@ class Engine:
             state = "failed"
         finally:
             self._turns.pop(message.thread, None)
+            await self._sync_workspace("push", conversation, workspace)  # before the Files button shows
             await best_effort(surface.set_status(None))
             try:
                 await live.finish()  # a platform refusing the end is reported in the thread by the policy

@@ -15,6 +15,7 @@ from bot.storage.dynamodb import Clock, DynamoStateStore, utc_now
 
 if TYPE_CHECKING:
     from bot.aws.turn_queue import SqsTurnQueue
+    from bot.aws.workspace_mirror import S3WorkspaceMirror
     from bot.engine import Engine
 
 
@@ -26,6 +27,12 @@ class AwsStores:
     settings: AwsSettings
     clock: Clock
     env: Mapping[str, str]
+
+    def workspace_mirror(self) -> S3WorkspaceMirror:
+        """Workspaces mirrored under the bucket's ``workspaces/`` prefix."""
+        from bot.aws.workspace_mirror import S3WorkspaceMirror
+
+        return S3WorkspaceMirror(self.clients.s3, self.settings.bucket, self.settings.prefix)
 
     def intake(self, engine: Engine) -> SqsTurnQueue:
         """The SQS turn queue whose workers run turns on ``engine``."""

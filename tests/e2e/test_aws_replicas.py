@@ -7,6 +7,7 @@ Every replica has its own home folder (its own kernels and caches); they share o
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,10 @@ from bot import events as ev
 from bot.aws.setup import ensure_resources
 from bot.aws.turn_queue import DEAD_LETTER
 from bot.conversation import Turn
-from bot.intents import Stop
+from bot.intents import ListFiles, ShowPage, Stop
 from bot.messages import IncomingMessage, ThreadKey
 from tests.fakes import moto_aws
-from tests.fakes.scripted_agent import ScriptedAgent, Sleep, Step
+from tests.fakes.scripted_agent import ScriptedAgent, Sleep, Step, WriteFile
 from tests.fakes.slack_api import FakeSlack
 from tests.slack_harness import SlackBot, mention, message, until
 
@@ -31,6 +32,12 @@ CHANNEL = "C0CHAN"
 def script(turn: Turn) -> list[Step]:
     if "slow" in turn.text:
         return [ev.Rationale("Working on it."), Sleep(30), ev.FinalText("slow done")]
+    if turn.text == "make files":
+        rows = "\n".join(f"r{i:02d},{i}" for i in range(50))
+        return [WriteFile("sales.csv", f"name,value\n{rows}\n".encode()), ev.FinalText("made them")]
+    if turn.text == "check":
+        seen = turn.workspace.resolve("sales.csv").exists()
+        return [ev.FinalText("I see sales.csv" if seen else "sales.csv is missing")]
     if turn.text.startswith("step"):
         return [Sleep(0.6), ev.FinalText(f"answer to {turn.text}")]
     return [ev.FinalText(f"answer to {turn.text}")]
@@ -137,3 +144,37 @@ async def test_a_turn_that_keeps_failing_ends_in_the_dead_letter_queue_with_a_no
     assert await replicas[0].send(mention("doomed", ts), "EvD1") == 200
     await until(lambda: answers(fake, ts, DEAD_LETTER[:40]) >= 1, limit=40, what="the dead-letter note")
     assert ran_on(replicas, "doomed") == []
+
+
+async def test_files_and_datasets_made_on_one_replica_are_the_same_on_every_replica(
+        replicas: list[SlackBot], fake: FakeSlack) -> None:
+    ts = "1700000500.000100"
+    thread = ThreadKey("slack", "T0001", CHANNEL, ts)
+    assert await replicas[0].send(mention("make files", ts), "EvF1") == 200
+    await until(lambda: answers(fake, ts, "made them") == 1, limit=20, what="the first turn")
+    [maker] = ran_on(replicas, "make files")
+    await replicas[maker].engine.intake.aclose()  # type: ignore[union-attr]  # the next turn runs elsewhere
+    assert await replicas[maker].send(message("check", "1700000501.000100", thread_ts=ts), "EvF2") == 200
+    await until(lambda: len(ran_on(replicas, "check")) == 1 and (
+        answers(fake, ts, "sales.csv is missing") + answers(fake, ts, "I see sales.csv")) == 1,
+        limit=20, what="the second turn")
+    assert ran_on(replicas, "check") != [maker] and answers(fake, ts, "I see sales.csv") == 1
+
+    for bot in replicas:  # the Files button, clicked on each replica
+        before = len(fake.ephemeral)
+        token = bot.engine.seal(thread, ListFiles())  # type: ignore[union-attr]
+        assert await bot.click({"action_id": "datathread:files:0", "value": token}, user="UALICE",
+                               channel=CHANNEL, message_ts=ts, thread_ts=ts) == 200
+        await until(lambda before=before: len(fake.ephemeral) > before, what="the files list")
+        assert "sales.csv" in json.dumps(fake.ephemeral[-1])
+
+    [meta] = await replicas[0].engine.datasets.list(thread)  # type: ignore[union-attr]
+    table = next(m for m in fake.thread(CHANNEL, ts) if "r00" in fake.shown(m))
+    for n, bot in enumerate(replicas):  # page 2, then 3, then 2 again: each click served by another replica
+        page = (2, 3, 2)[n]
+        token = bot.engine.seal(thread, ShowPage(meta.id, page))  # type: ignore[union-attr]
+        assert await bot.click({"action_id": "datathread:page:0", "value": token}, user="UALICE",
+                               channel=CHANNEL, message_ts=table.ts, thread_ts=ts) == 200
+        first_row = f"r{(page - 1) * 20:02d}"
+        await until(lambda first_row=first_row: first_row in fake.shown(fake.messages[(CHANNEL, table.ts)]),
+                    what=f"page {page} from replica {n}")
