@@ -39,7 +39,7 @@ def script(turn: Turn) -> list[Step]:
         seen = turn.workspace.resolve("sales.csv").exists()
         return [ev.FinalText("I see sales.csv" if seen else "sales.csv is missing")]
     if turn.text.startswith("step"):
-        return [Sleep(0.6), ev.FinalText(f"answer to {turn.text}")]
+        return [Sleep(4 if turn.text == "step1" else 0.3), ev.FinalText(f"answer to {turn.text}")]
     return [ev.FinalText(f"answer to {turn.text}")]
 
 
@@ -97,10 +97,18 @@ async def test_a_threads_messages_run_in_order_even_when_they_reach_different_re
     steps = ["step1", "step2", "step3", "step4"]
     assert await replicas[0].send(mention(steps[0], ts), "EvO1") == 200
     await until(lambda: len(ran_on(replicas, "step1")) == 1, limit=20, what="the first turn to start")
+    sqs = moto_aws.shared().clients().sqs
+    url = replicas[0].env["DATATHREAD_QUEUE_URL"]
+
+    def waiting() -> int:
+        got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+        return int(got["Attributes"]["ApproximateNumberOfMessages"])
+
     for i, text in enumerate(steps[1:], start=1):  # sent while the first still runs, each to another replica
         assert await replicas[i % 3].send(message(text, f"17000002{i:02d}.000200", thread_ts=ts), f"EvO{i + 1}") == 200
-        await asyncio.sleep(0.2)
-    await until(lambda: answers(fake, ts, "answer to step4") == 1, limit=30, what="the last answer")
+        # Two deliveries to two replicas have no order of their own: send the next once this one is queued.
+        await until(lambda i=i: waiting() == i, what=f"message {i + 1} in the queue")
+    await until(lambda: all(answers(fake, ts, f"answer to {s}") == 1 for s in steps), limit=30, what="every answer")
     shown = [fake.shown(m)[:80] for m in fake.thread(CHANNEL, ts)]
     assert sorted(t.text for b in replicas for t in b.agent.turns) == steps, shown  # type: ignore[attr-defined]
     finals = [m for m in fake.thread(CHANNEL, ts) if "answer to step" in fake.shown(m)]
