@@ -120,7 +120,7 @@ class SqsTurnQueue:
                            asyncio.create_task(self._drain_dead_letters(), name="sqs-dead-letters")]
 
     async def _receive_forever(self) -> None:
-        while True:
+        while self.engine.accepting:  # once draining, leave new turns to the other replicas
             await self._slots.acquire()  # a free slot first: never hold a message this replica cannot run yet
             try:
                 # One message per receive: a batch may hold several messages of one thread, and those
