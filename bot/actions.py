@@ -57,6 +57,7 @@ from bot.surface import Surface, SurfaceError, best_effort
 from bot.web_access import WorkspaceAccess
 from bot.workflows.record import RunOutcome
 from bot.workspace import CHARTS_DIR, EXPORTS_DIR, UnsafePath, Workspace, safe_filename
+from bot.workspace_sync import WorkspaceSync
 
 log = logging.getLogger(__name__)
 
@@ -135,13 +136,15 @@ class Actions:
     workflows: WorkflowCommands | None = None
 
     def __init__(self, settings: Settings, state: StateStore, datasets: DatasetStore, tokens: IntentSealer,
-                 cancel: Callable[[ThreadKey], bool], web: WorkspaceAccess | None = None) -> None:
+                 cancel: Callable[[ThreadKey], Awaitable[bool]], web: WorkspaceAccess | None = None) -> None:
         self.settings = settings
         self.state = state
         self.datasets = datasets
         self.tokens = tokens
         self._cancel = cancel
         self.web = web or WorkspaceAccess(settings, state, datasets, tokens)
+        #: Set by the engine when workspaces are shared by several replicas.
+        self.workspace_sync: WorkspaceSync | None = None
         # Per process: after a restart a typed ``next`` starts again from page 1, buttons still work.
         self._views: dict[ThreadKey, ShowPage] = {}
 
@@ -188,7 +191,11 @@ class Actions:
         return conversation
 
     async def _workspace(self, origin: Origin) -> Workspace:
-        return Workspace((await self._conversation(origin)).workspace).ensure()
+        conversation = await self._conversation(origin)
+        workspace = Workspace(conversation.workspace).ensure()
+        if self.workspace_sync is not None:  # another replica may have run the last turn
+            await self.workspace_sync.pull(conversation.id, workspace)
+        return workspace
 
     # ---- entry points ------------------------------------------------------------------------
 
@@ -309,7 +316,7 @@ class Actions:
                 await self._post(origin, path, None)
             case Stop():
                 await self._conversation(origin, NOT_YOUR_TURN)
-                if not self._cancel(origin.thread):
+                if not await self._cancel(origin.thread):
                     await origin.tell(notice(NOTHING_RUNNING))
                 # else the turn's own message ends with "Stopped": no second word needed.
             case Feedback(positive=positive, turn=turn, comment=comment):

@@ -1,4 +1,4 @@
-"""``datathread`` command line: chat, run, runs, serve, doctor, teams-package.
+"""``datathread`` command line: chat, run, runs, serve, doctor, feedback, aws-setup, teams-package.
 
 This is the composition root, so it is the one module of ``bot`` that reaches into ``adapters``;
 it does so lazily, per command, so ``datathread chat`` never imports a platform SDK.
@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.config import AgentKind, ConfigError, Settings, env_number
+from bot.config import AgentKind, ConfigError, Settings, StoreKind, env_number
 from bot.feedback import ExportFormat, export_feedback
 from bot.logs import setup_logging
 
@@ -50,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     feedback = sub.add_parser("feedback", help="export readers' 👍 / 👎 on answers (to stdout)")
     feedback.add_argument("--since", help="only the last period: 30m, 12h, 7d, 2w")
     feedback.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    sub.add_parser("aws-setup", help="create the DynamoDB table, S3 bucket and SQS queues (DATATHREAD_STORE=aws)")
     package = sub.add_parser("teams-package", help="write the Teams app package (zip) to upload")
     package.add_argument("--app-id", required=True, help="the bot's Microsoft App ID")
     package.add_argument("--out", type=Path, default=Path("datathread-teams.zip"))
@@ -235,6 +236,10 @@ async def _doctor(settings: Settings) -> int:
     except OSError as exc:
         hint = "set DATATHREAD_HOME to a writable folder"
         checks.append(DoctorCheck("storage", False, f"{settings.home}: {exc}", hint))
+    if settings.store is StoreKind.AWS:
+        from bot.aws.doctor import diagnose as diagnose_aws
+
+        checks += await diagnose_aws(os.environ)
     if settings.agent is AgentKind.BEDROCK_AGENTS:
         from bot.agents.bedrock_agents.doctor import diagnose as diagnose_agent
 
@@ -274,6 +279,26 @@ async def _feedback(settings: Settings, since: str | None, fmt: ExportFormat) ->
     return 0
 
 
+async def _aws_setup() -> int:
+    """Create what the AWS mode needs and print each resource, made now or already there."""
+    from bot.aws.clients import AwsClients
+    from bot.aws.settings import AwsSettings
+    from bot.aws.setup import aws_setup
+
+    aws = AwsSettings.from_env(os.environ)
+    try:
+        steps = await aws_setup(AwsClients.create(), aws)
+    except Exception as exc:
+        from bot.aws.doctor import problem
+
+        detail, hint = problem(exc)
+        print(f"datathread: aws-setup failed: {detail}; {hint}", file=sys.stderr)
+        return 1
+    for step in steps:
+        print(step.line())
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # Files this process and its kernels create (user code's output too) are private to this OS
@@ -298,6 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_run(settings, args.file, args.param, args.resume_from, args.sandbox))
         if args.command == "runs":
             return asyncio.run(_runs(settings))
+        if args.command == "aws-setup":
+            return asyncio.run(_aws_setup())
         if args.command in ("doctor", "check"):
             return asyncio.run(_doctor(settings))
         if args.command == "feedback":

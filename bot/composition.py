@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from bot.agents.backend import AgentBackend
-from bot.config import AgentKind, Settings
+from bot.config import AgentKind, Settings, StoreKind
 from bot.datasets.local import LocalDatasetStore
 from bot.engine import Engine
 from bot.private import private_dir
 from bot.storage.base import StateStore
 from bot.storage.local import SqliteStateStore
 from bot.workflows.chat import ChatWorkflows
+
+if TYPE_CHECKING:
+    from bot.aws.clients import AwsClients
 
 
 def build_agent(settings: Settings, state: StateStore, env: Mapping[str, str]) -> AgentBackend:
@@ -31,11 +35,22 @@ def build_agent(settings: Settings, state: StateStore, env: Mapping[str, str]) -
 
 
 def build_engine(
-    settings: Settings, agent: AgentBackend | None = None, env: Mapping[str, str] | None = None
+    settings: Settings, agent: AgentBackend | None = None, env: Mapping[str, str] | None = None,
+    aws_clients: AwsClients | None = None,
 ) -> Engine:
-    """An engine on the embedded storage (SQLite + local folders under ``settings.home``)."""
+    """An engine on the configured storage: the embedded one (SQLite + local folders under
+    ``settings.home``), or with ``DATATHREAD_STORE=aws`` DynamoDB, S3 and SQS (``bot.aws``; clients
+    made from ``env`` unless ``aws_clients`` are given, e.g. counting ones in a benchmark)."""
     env = os.environ if env is None else env
     private_dir(settings.home)
+    if settings.store is StoreKind.AWS:
+        from bot.aws.stores import build_aws_stores
+
+        stores = build_aws_stores(settings, env, aws_clients)
+        engine = Engine(settings, stores.state, stores.datasets, agent or build_agent(settings, stores.state, env))
+        engine.intake = stores.intake(engine)  # turns go through SQS, run by whichever replica receives them
+        engine.share_workspaces(stores.workspace_mirror())
+        return engine
     state = SqliteStateStore(settings.state_db, settings.workspaces)
     datasets = LocalDatasetStore(settings.datasets, settings.retention)
     engine = Engine(settings, state, datasets, agent or build_agent(settings, state, env))

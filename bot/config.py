@@ -61,6 +61,13 @@ class AgentKind(StrEnum):
     CONVERSE = "converse"  # Bedrock Converse with a code executor (AgentCore or the local kernel)
 
 
+class StoreKind(StrEnum):
+    """Where state and datasets live (``DATATHREAD_STORE``)."""
+
+    LOCAL = "local"  # the embedded default: SQLite and folders under DATATHREAD_HOME
+    AWS = "aws"  # DynamoDB, S3 and SQS, shared by several replicas (bot.aws)
+
+
 #: Wave 1's names, still accepted: "bedrock" meant Converse, "bedrock-agent" Bedrock Agents.
 AGENT_ALIASES = {"local": AgentKind.KERNEL, "bedrock-agent": AgentKind.BEDROCK_AGENTS, "bedrock": AgentKind.CONVERSE}
 
@@ -92,6 +99,7 @@ class Settings:
     public_url: str | None = None
     #: DATATHREAD_MAX_POST_MB (decimal MB): larger workspace files are not posted into a thread.
     max_post_bytes: int = 100 * 1_000_000
+    store: StoreKind = StoreKind.LOCAL  # DATATHREAD_STORE
 
     @property
     def workspaces(self) -> Path:
@@ -150,6 +158,16 @@ class Settings:
             agent = AgentKind.CONVERSE
         else:
             agent = AgentKind.KERNEL
+        store_name = env.get("DATATHREAD_STORE", "").strip().lower() or StoreKind.LOCAL
+        try:
+            store = StoreKind(store_name)
+        except ValueError:
+            raise ConfigError(f"DATATHREAD_STORE must be local or aws, got {store_name!r}") from None
+        if store is StoreKind.AWS and not env.get("DATATHREAD_SECRET"):
+            raise ConfigError(
+                "DATATHREAD_STORE=aws needs DATATHREAD_SECRET, the same value on every replica "
+                "(a button or file link made by one replica is opened by another)"
+            )
         memory_bytes = int(env_number(env, "DATATHREAD_KERNEL_MEMORY_MB", 4096) * 1024 * 1024)  # MiB
         return cls(
             home=Path(env.get("DATATHREAD_HOME") or ".datathread").expanduser().resolve(),
@@ -173,6 +191,7 @@ class Settings:
             warm_kernels=env_int(env, "DATATHREAD_WARM_KERNELS", 1, 0),
             web_link_hours=env_number(env, "DATATHREAD_WEB_LINK_HOURS", 8),
             public_url=env.get("DATATHREAD_PUBLIC_URL", "").strip().rstrip("/") or None,
+            store=store,
         )
 
 

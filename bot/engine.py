@@ -27,6 +27,7 @@ from bot.conversation import Attachment, Conversation, Turn, media_type
 from bot.datasets.model import DatasetStore
 from bot.datasets.registrar import ThreadDatasets
 from bot.file_posting import TooLargeToPost, post_file
+from bot.intake import TurnIntake
 from bot.intent_tokens import IntentSealer
 from bot.intents import Intent, LinkPurpose, Stop
 from bot.journal import Addressable, TurnInFlight
@@ -42,6 +43,7 @@ from bot.turn_activity import TurnActivity, TurnWatchers, step_titles
 from bot.web_access import WorkspaceAccess
 from bot.workflows.record import RunRecord
 from bot.workspace import CODE_DIR, Workspace
+from bot.workspace_sync import WorkspaceSync
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +87,13 @@ class Engine:
         self.datasets = datasets
         self.agent = agent
         tokens = IntentSealer(signer or TokenSigner(settings.secret()))
-        self.actions = Actions(settings, state, datasets, tokens, self.cancel)
+        self.actions = Actions(settings, state, datasets, tokens, self._cancel_anywhere)
         #: Turn starts, steps and ends, per thread, for watchers such as the browser's workspace page.
         self._activity = TurnWatchers()
+        #: Set by composition when turns are shared by several replicas (``DATATHREAD_STORE=aws``):
+        #: surfaces then hand messages to it instead of ``submit``.
+        self.intake: TurnIntake | None = None
+        self.workspace_sync: WorkspaceSync | None = None
         self._queues: dict[ThreadKey, deque[_Queued]] = {}
         self._workers: dict[ThreadKey, asyncio.Task[None]] = {}
         self._turns: dict[ThreadKey, asyncio.Task[None]] = {}
@@ -101,6 +107,8 @@ class Engine:
         """Start background upkeep (the dataset sweeper). Call from a running loop."""
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_forever(sweep_every), name="dataset-sweeper")
+        if self.intake is not None:
+            self.intake.start()
 
     async def _sweep_forever(self, every: float) -> None:
         while True:
@@ -168,6 +176,8 @@ class Engine:
 
     async def aclose(self) -> None:
         """Cancel running turns, stop workers and release the agent and stores."""
+        if self.intake is not None:
+            await self.intake.aclose()
         if self._sweeper:
             self._sweeper.cancel()
         for task in list(self._workers.values()):
@@ -271,6 +281,27 @@ class Engine:
             return False
         task.cancel()
         return True
+
+    def share_workspaces(self, sync: WorkspaceSync) -> None:
+        """Keep workspaces in ``sync`` (pulled before each turn and file action, pushed after each turn)."""
+        self.workspace_sync = self.actions.workspace_sync = sync
+
+    async def _sync_workspace(self, direction: str, conversation: Conversation, workspace: Workspace) -> None:
+        if self.workspace_sync is None:
+            return
+        try:
+            if direction == "pull":
+                await self.workspace_sync.pull(conversation.id, workspace)
+            else:
+                await self.workspace_sync.push(conversation.id, workspace)
+        except Exception:  # the turn still runs on what is here; the log says what failed
+            log.exception("workspace %s failed for conversation %s", direction, conversation.id)
+
+    async def _cancel_anywhere(self, thread: ThreadKey) -> bool:
+        """``cancel`` here, or (with a shared intake) on the replica running the thread's turn."""
+        if self.cancel(thread):
+            return True
+        return self.intake is not None and await self.intake.cancel_remote(thread)
 
     async def _drain(self, key: ThreadKey) -> None:
         queue = self._queues[key]
@@ -378,6 +409,7 @@ class Engine:
         started = time.monotonic()
         events: list[ev.AgentEvent] = []
         workspace = Workspace(conversation.workspace).ensure()
+        await self._sync_workspace("pull", conversation, workspace)
         state: TurnState = "working"
 
         def render() -> Reply:
@@ -429,6 +461,7 @@ class Engine:
             state = "failed"
         finally:
             self._turns.pop(thread, None)
+            await self._sync_workspace("push", conversation, workspace)  # before the Files button shows
             self._activity.publish(TurnActivity(thread, state, step_titles(events)))
             await best_effort(surface.set_status(None))
             try:

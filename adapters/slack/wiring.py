@@ -147,6 +147,10 @@ class SlackAdapter:
         self.bolt.event("assistant_thread_started")(self._on_thread_started)
         self.bolt.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._on_action)
         self.bolt.function(workflow_step.CALLBACK_ID)(workflow_step.WorkflowStep(self).on_function)
+        if engine.intake is not None:  # turns shared by replicas: any of them may run this one
+            engine.intake.register("slack", lambda m, args: self.surface(
+                m.thread, m.user, is_dm=bool(args.get("is_dm")), message_ts=args.get("message_ts"),
+                user_team=args.get("user_team"), title=args.get("title")))
 
     async def start(self) -> None:
         """Learn who we are (``auth.test``): our user id to strip mentions and skip our own messages.
@@ -230,8 +234,14 @@ class SlackAdapter:
             message = replace(message, files=await with_file_info(self.ctx, message.files))
         # The first message of a thread names it (the agent session's, or the assistant thread's, title).
         title = thread_title(message.text) if message.thread.thread == event.get("ts") else None
-        surface = self.surface(message.thread, message.user, is_dm=event.get("channel_type") == "im",
-                               message_ts=event.get("ts"), user_team=event.get("user_team"), title=title)
+        is_dm = event.get("channel_type") == "im"
+        if self.engine.intake is not None:
+            surface_args = {"is_dm": is_dm, "message_ts": event.get("ts"), "user_team": event.get("user_team"),
+                            "title": title}
+            self.background.spawn(self.engine.intake.submit(message, surface_args), f"Slack message {message.event_id}")
+            return
+        surface = self.surface(message.thread, message.user, is_dm=is_dm, message_ts=event.get("ts"),
+                               user_team=event.get("user_team"), title=title)
         self.background.spawn(self.engine.submit(message, surface), f"Slack message {message.event_id}")
 
     async def _on_thread_started(self, event: dict[str, Any]) -> None:

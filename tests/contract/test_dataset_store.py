@@ -17,9 +17,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from bot.datasets.dynamo_catalog import DynamoCatalog
 from bot.datasets.local import LocalDatasetStore
 from bot.datasets.model import ChartSpec, DatasetError, DatasetExpired, DatasetNotFound, DatasetStore, SortSpec
+from bot.datasets.s3 import S3DatasetStore
 from bot.messages import ThreadKey
+from tests.fakes import moto_aws
 
 KEY = ThreadKey("test", "T", "C", "1.0")
 OTHER = ThreadKey("test", "T", "C", "2.0")
@@ -28,10 +31,22 @@ RETENTION = timedelta(hours=6)
 #: name -> a store kept under a test's temporary folder (the same folder twice: the same store after a restart).
 STORES: dict[str, Callable[[Path], DatasetStore]] = {
     "local": lambda tmp: LocalDatasetStore(tmp / "datasets", RETENTION),
+    "s3": lambda tmp: s3_store(tmp),
 }
+#: Stores that start a server (moto): in the e2e lane.
+E2E_STORES = {"s3"}
 
 
-@pytest.fixture(params=sorted(STORES))
+def s3_store(tmp: Path) -> DatasetStore:
+    settings, clients = moto_aws.settings_for(str(tmp)), moto_aws.shared().clients()
+    catalog = DynamoCatalog(clients.dynamodb, settings.table)
+    # A fresh cache folder each time: a second store is another replica, it shares only S3 and DynamoDB.
+    cache = tmp / f"s3-cache-{len(list(tmp.glob('s3-cache-*')))}"
+    return S3DatasetStore(clients.s3, settings.bucket, settings.prefix, catalog, cache, RETENTION)
+
+
+@pytest.fixture(params=[pytest.param(name, marks=[pytest.mark.e2e] if name in E2E_STORES else [])
+                        for name in sorted(STORES)])
 def make_store(request: pytest.FixtureRequest) -> Callable[[Path], DatasetStore]:
     return STORES[request.param]
 

@@ -19,8 +19,10 @@ from bot.feedback import FeedbackRecord
 from bot.journal import TurnInFlight
 from bot.messages import ThreadKey
 from bot.storage.base import StateStore
+from bot.storage.dynamodb import DynamoStateStore
 from bot.storage.local import SqliteStateStore
 from bot.workflows.record import RunRecord, RunStatus, StepRecord
+from tests.fakes import moto_aws
 
 KEY = ThreadKey("slack", "T0001", "C0CHAN", "1700000000.000100")
 OTHER = ThreadKey("slack", "T0001", "C0CHAN", "1700000001.000100")
@@ -28,10 +30,15 @@ OTHER = ThreadKey("slack", "T0001", "C0CHAN", "1700000001.000100")
 #: name -> a store kept under a test's temporary folder (the same folder twice: the same store after a restart).
 STORES: dict[str, Callable[[Path], StateStore]] = {
     "sqlite": lambda tmp: SqliteStateStore(tmp / "state.sqlite3", tmp / "workspaces"),
+    "dynamodb": lambda tmp: DynamoStateStore(
+        moto_aws.shared().clients().dynamodb, moto_aws.settings_for(str(tmp)).table, tmp / "workspaces"),
 }
+#: Stores that start a server (moto): in the e2e lane.
+E2E_STORES = {"dynamodb"}
 
 
-@pytest.fixture(params=sorted(STORES))
+@pytest.fixture(params=[pytest.param(name, marks=[pytest.mark.e2e] if name in E2E_STORES else [])
+                        for name in sorted(STORES)])
 def make_store(request: pytest.FixtureRequest) -> Callable[[Path], StateStore]:
     return STORES[request.param]
 

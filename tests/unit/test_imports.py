@@ -16,9 +16,10 @@ PACKAGES = ("bot", "adapters", "renderers")
 SDKS = ("slack_bolt", "slack_sdk", "botbuilder", "botframework", "jupyter_client", "boto3", "botocore", "urllib3",
         "adapters")
 AWS, KERNEL = ("boto3", "botocore", "urllib3"), ("jupyter_client",)
-#: Where in bot/ an SDK may be imported: a backend package its own SDK, the CLI (the composition root) adapters.
+#: Where in bot/ an SDK may be imported: a backend package its own SDK, the CLI (the composition root) adapters,
+#: the AWS mode's package boto3 (its stores in bot/storage and bot/datasets take clients, never import it).
 ALLOWED = {"bot/agents/aws.py": AWS, "bot/agents/bedrock_agents": AWS, "bot/agents/converse": AWS,
-           "bot/agents/agentcore": AWS, "bot/agents/kernel": KERNEL, "bot/cli.py": ("adapters",)}
+           "bot/agents/agentcore": AWS, "bot/agents/kernel": KERNEL, "bot/cli.py": ("adapters",), "bot/aws": AWS}
 
 
 def _modules() -> dict[str, Path]:

@@ -1,0 +1,188 @@
+"""Several replicas (real Slack adapter + engine each, in this process) sharing moto's DynamoDB,
+S3 and SQS FIFO and one fake Slack: a turn may be taken in by one replica and run by another.
+
+Every replica has its own home folder (its own kernels and caches); they share only AWS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot import events as ev
+from bot.aws.setup import ensure_resources
+from bot.aws.turn_queue import DEAD_LETTER
+from bot.conversation import Turn
+from bot.intents import ListFiles, ShowPage, Stop
+from bot.messages import IncomingMessage, ThreadKey
+from tests.fakes import moto_aws
+from tests.fakes.scripted_agent import ScriptedAgent, Sleep, Step, WriteFile
+from tests.fakes.slack_api import FakeSlack
+from tests.slack_harness import SlackBot, mention, message, until
+
+pytestmark = pytest.mark.e2e
+CHANNEL = "C0CHAN"
+
+
+def script(turn: Turn) -> list[Step]:
+    if "slow" in turn.text:
+        return [ev.Rationale("Working on it."), Sleep(30), ev.FinalText("slow done")]
+    if turn.text == "make files":
+        rows = "\n".join(f"r{i:02d},{i}" for i in range(50))
+        return [WriteFile("sales.csv", f"name,value\n{rows}\n".encode()), ev.FinalText("made them")]
+    if turn.text == "check":
+        seen = turn.workspace.resolve("sales.csv").exists()
+        return [ev.FinalText("I see sales.csv" if seen else "sales.csv is missing")]
+    if turn.text.startswith("step"):
+        return [Sleep(4 if turn.text == "step1" else 0.3), ev.FinalText(f"answer to {turn.text}")]
+    return [ev.FinalText(f"answer to {turn.text}")]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSlack]:
+    f = await FakeSlack().start()
+    yield f
+    await f.close()
+
+
+@pytest.fixture
+async def replicas(fake: FakeSlack, tmp_path: Path) -> AsyncIterator[list[SlackBot]]:
+    moto = moto_aws.shared()
+    aws = moto.fresh_settings()
+    ensure_resources(moto.clients(), aws)
+    env = {**moto.env(), "DATATHREAD_STORE": "aws", "DATATHREAD_SECRET": "shared-secret-0123456789abcdef",
+           "DATATHREAD_DYNAMODB_TABLE": aws.table, "DATATHREAD_S3_BUCKET": aws.bucket,
+           "DATATHREAD_QUEUE_URL": aws.queue_url, "DATATHREAD_QUEUE_VISIBILITY_SECONDS": "4"}
+    bots = []
+    for i in range(3):
+        bot = await SlackBot(fake, tmp_path / f"replica{i}", ScriptedAgent(script), **env).start()
+        assert bot.engine is not None and bot.engine.intake is not None
+        bot.engine.start()
+        bots.append(bot)
+    yield bots
+    for bot in bots:
+        await bot.stop()
+
+
+def answers(fake: FakeSlack, ts: str, text: str) -> int:
+    return sum(text in fake.shown(m) for m in fake.thread(CHANNEL, ts))
+
+
+def ran_on(bots: list[SlackBot], text: str) -> list[int]:
+    return [i for i, b in enumerate(bots) for t in b.agent.turns if t.text == text]  # type: ignore[attr-defined]
+
+
+async def test_each_event_is_answered_once_whichever_replicas_its_retries_reach(
+        replicas: list[SlackBot], fake: FakeSlack) -> None:
+    threads = [f"17000001{i:02d}.000100" for i in range(6)]
+    for n, ts in enumerate(threads):
+        for retry in range(3):  # Slack's retries of one event, spread over the replicas
+            assert await replicas[(n + retry) % 3].send(mention(f"q{n}", ts), f"Ev{n}") == 200
+    for n, ts in enumerate(threads):
+        await until(lambda n=n, ts=ts: answers(fake, ts, f"answer to q{n}") >= 1, limit=20, what=f"answer {n}")
+    await asyncio.sleep(1.5)  # a duplicate would have to come from a queued retry: give it a poll
+    for n, ts in enumerate(threads):
+        assert answers(fake, ts, f"answer to q{n}") == 1
+        assert len(ran_on(replicas, f"q{n}")) == 1
+
+
+async def test_a_threads_messages_run_in_order_even_when_they_reach_different_replicas(
+        replicas: list[SlackBot], fake: FakeSlack) -> None:
+    ts = "1700000200.000100"
+    steps = ["step1", "step2", "step3", "step4"]
+    assert await replicas[0].send(mention(steps[0], ts), "EvO1") == 200
+    await until(lambda: len(ran_on(replicas, "step1")) == 1, limit=20, what="the first turn to start")
+    sqs = moto_aws.shared().clients().sqs
+    url = replicas[0].env["DATATHREAD_QUEUE_URL"]
+
+    def waiting() -> int:
+        got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+        return int(got["Attributes"]["ApproximateNumberOfMessages"])
+
+    for i, text in enumerate(steps[1:], start=1):  # sent while the first still runs, each to another replica
+        assert await replicas[i % 3].send(message(text, f"17000002{i:02d}.000200", thread_ts=ts), f"EvO{i + 1}") == 200
+        # Two deliveries to two replicas have no order of their own: send the next once this one is queued.
+        await until(lambda i=i: waiting() == i, what=f"message {i + 1} in the queue")
+    await until(lambda: all(answers(fake, ts, f"answer to {s}") == 1 for s in steps), limit=30, what="every answer")
+    shown = [fake.shown(m)[:80] for m in fake.thread(CHANNEL, ts)]
+    assert sorted(t.text for b in replicas for t in b.agent.turns) == steps, shown  # type: ignore[attr-defined]
+    finals = [m for m in fake.thread(CHANNEL, ts) if "answer to step" in fake.shown(m)]
+    assert [next(s for s in steps if f"answer to {s}" in fake.shown(m)) for m in finals] == steps  # one at a time
+
+
+async def test_a_stop_clicked_on_one_replica_stops_the_turn_running_on_another(
+        replicas: list[SlackBot], fake: FakeSlack) -> None:
+    ts = "1700000300.000100"
+    assert await replicas[0].send(mention("slow please", ts), "EvS1") == 200
+    await until(lambda: len(ran_on(replicas, "slow please")) == 1, limit=20, what="the slow turn to start")
+    [runner] = ran_on(replicas, "slow please")
+    other = replicas[(runner + 1) % 3]
+    await until(lambda: bool(fake.thread(CHANNEL, ts)), what="the live message")
+    live = fake.thread(CHANNEL, ts)[0]
+    # A Stop button as any replica seals it (the secret is shared), clicked on a replica not running the turn.
+    token = other.engine.seal(ThreadKey("slack", "T0001", CHANNEL, ts), Stop())  # type: ignore[union-attr]
+    button = {"action_id": "datathread:stop:0", "value": token}
+    clicked = asyncio.get_running_loop().time()
+    assert await other.click(button, user="UALICE", channel=CHANNEL, message_ts=live.ts, thread_ts=ts) == 200
+    await until(lambda: "Stopped" in "\n".join(fake.shown(m) for m in fake.thread(CHANNEL, ts)), limit=10,
+                what="the Stopped note")
+    assert asyncio.get_running_loop().time() - clicked < 3.0  # seen within 2 s, plus the edit itself
+    assert answers(fake, ts, "slow done") == 0
+
+
+async def test_a_turn_that_keeps_failing_ends_in_the_dead_letter_queue_with_a_note_in_its_thread(
+        replicas: list[SlackBot], fake: FakeSlack) -> None:
+    ts = "1700000400.000100"
+    failures = [3]  # the first 3 receives fail, wherever they land (a bug on the turn's path)
+    for bot in replicas:
+        intake = bot.engine.intake  # type: ignore[union-attr]
+
+        def flaky(m: IncomingMessage, args: Mapping[str, Any], real: Any = intake._rebuilders["slack"]) -> Any:  # type: ignore[union-attr]
+            if m.thread.thread == ts and failures[0] > 0:
+                failures[0] -= 1
+                raise RuntimeError("simulated bug")
+            return real(m, args)
+
+        intake.register("slack", flaky)  # type: ignore[union-attr]
+    assert await replicas[0].send(mention("doomed", ts), "EvD1") == 200
+    await until(lambda: answers(fake, ts, DEAD_LETTER[:40]) >= 1, limit=40, what="the dead-letter note")
+    assert ran_on(replicas, "doomed") == []
+
+
+async def test_files_and_datasets_made_on_one_replica_are_the_same_on_every_replica(
+        replicas: list[SlackBot], fake: FakeSlack) -> None:
+    ts = "1700000500.000100"
+    thread = ThreadKey("slack", "T0001", CHANNEL, ts)
+    assert await replicas[0].send(mention("make files", ts), "EvF1") == 200
+    await until(lambda: answers(fake, ts, "made them") == 1, limit=20, what="the first turn")
+    [maker] = ran_on(replicas, "make files")
+    await replicas[maker].engine.intake.aclose()  # type: ignore[union-attr]  # the next turn runs elsewhere
+    assert await replicas[maker].send(message("check", "1700000501.000100", thread_ts=ts), "EvF2") == 200
+    await until(lambda: len(ran_on(replicas, "check")) == 1 and (
+        answers(fake, ts, "sales.csv is missing") + answers(fake, ts, "I see sales.csv")) == 1,
+        limit=20, what="the second turn")
+    assert ran_on(replicas, "check") != [maker] and answers(fake, ts, "I see sales.csv") == 1
+
+    for bot in replicas:  # the Files button, clicked on each replica
+        before = len(fake.ephemeral)
+        token = bot.engine.seal(thread, ListFiles())  # type: ignore[union-attr]
+        assert await bot.click({"action_id": "datathread:files:0", "value": token}, user="UALICE",
+                               channel=CHANNEL, message_ts=ts, thread_ts=ts) == 200
+        await until(lambda before=before: len(fake.ephemeral) > before, what="the files list")
+        assert "sales.csv" in json.dumps(fake.ephemeral[-1])
+
+    [meta] = await replicas[0].engine.datasets.list(thread)  # type: ignore[union-attr]
+    table = next(m for m in fake.thread(CHANNEL, ts) if "r00" in fake.shown(m))
+    for n, bot in enumerate(replicas):  # page 2, then 3, then 2 again: each click served by another replica
+        page = (2, 3, 2)[n]
+        token = bot.engine.seal(thread, ShowPage(meta.id, page))  # type: ignore[union-attr]
+        assert await bot.click({"action_id": "datathread:page:0", "value": token}, user="UALICE",
+                               channel=CHANNEL, message_ts=table.ts, thread_ts=ts) == 200
+        first_row = f"r{(page - 1) * 20:02d}"
+        await until(lambda first_row=first_row: first_row in fake.shown(fake.messages[(CHANNEL, table.ts)]),
+                    what=f"page {page} from replica {n}")
