@@ -17,6 +17,9 @@ from tests.fakes.scripted_agent import ScriptedAgent, Step, WriteFile
 from tests.fakes.slack_api import FakeSlack, Posted
 from tests.slack_harness import SlackBot, mention, until
 
+#: A dataset page's table: Slack's native data_table, or the table block it steps down to.
+TABLE_BLOCKS = ("data_table", "table")
+
 pytestmark = pytest.mark.e2e  # starts servers
 
 CHANNEL = "C0CHAN"
@@ -46,7 +49,7 @@ async def bot(fake: FakeSlack, tmp_path: Path) -> AsyncIterator[SlackBot]:
 
 
 def page_message(fake: FakeSlack) -> Posted | None:
-    return next((m for m in fake.thread(CHANNEL, TS) if any(b["type"] == "table" for b in m.blocks)), None)
+    return next((m for m in fake.thread(CHANNEL, TS) if any(b["type"] in TABLE_BLOCKS for b in m.blocks)), None)
 
 
 def turn_message(fake: FakeSlack) -> Posted | None:

@@ -25,6 +25,9 @@ from tests.fakes.scripted_agent import ScriptedAgent, Step, WriteFile
 from tests.fakes.slack_api import FakeSlack, Posted, signed_headers
 from tests.slack_harness import SIGNING_SECRET, SlackBot, until
 
+#: A dataset page's table: Slack's native data_table, or the table block it steps down to.
+TABLE_BLOCKS = ("data_table", "table")
+
 pytestmark = pytest.mark.e2e  # starts servers
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "slack"
@@ -77,7 +80,7 @@ async def click_body(bot: SlackBot, body: dict[str, Any]) -> int:
 
 
 def dataset_message(fake: FakeSlack, thread_ts: str) -> Posted | None:
-    return next((m for m in fake.thread(CHANNEL, thread_ts) if any(b["type"] == "table" for b in m.blocks)), None)
+    return next((m for m in fake.thread(CHANNEL, thread_ts) if any(b["type"] in TABLE_BLOCKS for b in m.blocks)), None)
 
 
 def next_button(m: Posted) -> dict[str, Any] | None:
@@ -210,7 +213,7 @@ async def test_mentions_in_answers_output_and_tables_notify_no_one(
         assert "| a | b |" not in shown and "```\n| who | what |" in shown  # the answer's table is code
         page = dataset_message(fake, ts)
         assert page is not None
-        (table,) = [b for b in page.blocks if b["type"] == "table"]
+        (table,) = [b for b in page.blocks if b["type"] in TABLE_BLOCKS]
         cells = [c["text"] for row in table["rows"] for c in row]
         assert {"<!here>", "<@U0BOSS>", "AT&amp;T"} <= set(cells)  # raw_text cells: literal
     finally:

@@ -21,6 +21,9 @@ from tests.fakes.scripted_agent import ScriptedAgent, Sleep, Step, WriteFile
 from tests.fakes.slack_api import FakeSlack, Posted
 from tests.slack_harness import SIGNING_SECRET, SlackBot, mention, message, until
 
+#: A dataset page's table: Slack's native data_table, or the table block it steps down to.
+TABLE_BLOCKS = ("data_table", "table")
+
 pytestmark = pytest.mark.e2e  # starts servers
 
 CHANNEL = "C0CHAN"
@@ -79,7 +82,7 @@ def texts(fake: FakeSlack, ts: str) -> list[str]:
 
 
 def tables(fake: FakeSlack, ts: str) -> list[Posted]:
-    return [m for m in fake.thread(CHANNEL, ts) if any(b["type"] == "table" for b in m.blocks)]
+    return [m for m in fake.thread(CHANNEL, ts) if any(b["type"] in TABLE_BLOCKS for b in m.blocks)]
 
 
 def button(m: Posted, label: str) -> dict[str, str] | None:
@@ -198,4 +201,4 @@ def texts_in(fake: FakeSlack, channel: str, ts: str) -> list[str]:
 
 
 def tables_in(fake: FakeSlack, channel: str, ts: str) -> list[Posted]:
-    return [m for m in fake.thread(channel, ts) if any(b["type"] == "table" for b in m.blocks)]
+    return [m for m in fake.thread(channel, ts) if any(b["type"] in TABLE_BLOCKS for b in m.blocks)]
