@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from bot.datasets import charts
-from bot.datasets.catalog import Catalog, SqliteCatalog
-from bot.datasets.formatting import format_rows, logical_type
+from bot.datasets.catalog import Catalog, SqliteCatalog, meta_from_json, meta_to_json
+from bot.datasets.formatting import RowFormatter, logical_type
 from bot.datasets.model import (
     ChartSpec,
     Column,
@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 
 OPEN_FILES = 32
 EXPORT_ROW_GROUP = 131_072
+#: Metadata beside the data: a cold page reads this small file instead of opening the catalogue
+#: (1-2 ms for SQLite) before any data. The catalogue stays the index (by thread, expiry, tombstones).
+META_FILE = "meta.json"
 #: Prefix of a dataset folder still being written.
 PART_PREFIX = ".part-"
 #: A dataset folder without a catalogue row this old is left over from a killed registration.
@@ -71,7 +74,7 @@ class LocalDatasetStore:
         self.retention = retention
         self.catalog: Catalog = catalog or SqliteCatalog(root / "catalog.sqlite3")
         self._meta: dict[str, DatasetMeta] = {}
-        self._files: OrderedDict[str, TableFile] = OrderedDict()
+        self._files: OrderedDict[str, tuple[TableFile, RowFormatter]] = OrderedDict()
         self._files_lock = threading.Lock()
         self._orders: dict[tuple[str, int], SortOrder] = {}
         self._sorting: dict[tuple[str, int], asyncio.Future[SortOrder]] = {}
@@ -104,33 +107,36 @@ class LocalDatasetStore:
         dataset_id = secrets.token_urlsafe(16)
         folder = self.root / dataset_id
 
-        def build() -> tuple[pa.Schema, int, tuple[str, ...]]:
+        def build() -> DatasetMeta:
             part = self.root / f"{PART_PREFIX}{dataset_id}"
             private_dir(part)
             try:
                 src = open_source()
                 rows = write_batches(part / DATA_FILE, src.schema, src.batches)
                 make_private(part / DATA_FILE)
+                created = datetime.now(UTC)
+                meta = DatasetMeta(
+                    id=dataset_id,
+                    name=name,
+                    columns=tuple(Column(f.name, logical_type(f.type)) for f in src.schema),
+                    rows=rows,
+                    thread=thread,
+                    owner=owner,
+                    created=created,
+                    expires=created + self.retention,
+                    source=source,
+                    dropped=src.dropped,
+                )
+                (part / META_FILE).write_text(meta_to_json(meta))
+                make_private(part / META_FILE)
                 os.rename(part, folder)  # complete, or not there at all
-                return src.schema, rows, src.dropped
+                return meta
             except BaseException:
                 shutil.rmtree(part, ignore_errors=True)
                 raise
 
-        schema, rows, dropped = await asyncio.to_thread(build)
-        created = datetime.now(UTC)
-        meta = DatasetMeta(
-            id=dataset_id,
-            name=name,
-            columns=tuple(Column(f.name, logical_type(f.type)) for f in schema),
-            rows=rows,
-            thread=thread,
-            owner=owner,
-            created=created,
-            expires=created + self.retention,
-            source=source,
-            dropped=dropped,
-        )
+        meta = await asyncio.to_thread(build)
+        rows = meta.rows
         try:
             await self.catalog.put(meta)
         except BaseException:
@@ -145,6 +151,8 @@ class LocalDatasetStore:
     async def get(self, dataset_id: str) -> DatasetMeta:
         meta = self._meta.get(dataset_id)
         if meta is None:
+            meta = await asyncio.to_thread(self._read_meta_file, dataset_id)
+        if meta is None:
             meta = await self.catalog.get(dataset_id)
             if meta is None:
                 stone = await self.catalog.tombstone(dataset_id)
@@ -156,27 +164,42 @@ class LocalDatasetStore:
             raise DatasetExpired(_expired_message(meta.name))
         return meta
 
+    def _read_meta_file(self, dataset_id: str) -> DatasetMeta | None:
+        """The metadata saved beside the data, or ``None`` (swept, never existed, or a bad id)."""
+        if not dataset_id or "/" in dataset_id or dataset_id.startswith("."):
+            return None
+        try:
+            meta = meta_from_json((self.root / dataset_id / META_FILE).read_text())
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # the catalogue answers (and knows tombstones)
+        return meta if meta.id == dataset_id else None
+
     async def list(self, thread: ThreadKey) -> Sequence[DatasetMeta]:
         now = datetime.now(UTC)
         return [m for m in await self.catalog.by_thread(thread) if m.expires > now]
 
     def _file(self, meta: DatasetMeta) -> TableFile:
         """The open data file (blocking on first open)."""
+        return self._open(meta)[0]
+
+    def _open(self, meta: DatasetMeta) -> tuple[TableFile, RowFormatter]:
+        """The open data file and its row formatter (chosen once per file, not per page)."""
         with self._files_lock:
-            table = self._files.get(meta.id)
-            if table is not None:
+            entry = self._files.get(meta.id)
+            if entry is not None:
                 self._files.move_to_end(meta.id)
-                return table
+                return entry
         path = self.root / meta.id / DATA_FILE
         try:
             table = TableFile(path)
         except FileNotFoundError:
             raise DatasetExpired(_expired_message(meta.name)) from None
+        entry = (table, RowFormatter(table.schema))
         with self._files_lock:
-            self._files[meta.id] = table
+            self._files[meta.id] = entry
             while len(self._files) > OPEN_FILES:
-                self._files.popitem(last=False)[1].close()
-        return table
+                self._files.popitem(last=False)[1][0].close()
+        return entry
 
     # pages --------------------------------------------------------------------------------------
 
@@ -191,7 +214,7 @@ class LocalDatasetStore:
         order = await self._order(meta, sort.column) if sort is not None else None
 
         def read() -> tuple[tuple[str, ...], ...]:
-            table = self._file(meta)
+            table, format_rows = self._open(meta)
             if order is None or sort is None:
                 return format_rows(table.slice(start, stop))
             return format_rows(table.take(order.positions(start, stop, sort.descending)))
@@ -315,15 +338,15 @@ class LocalDatasetStore:
     def _forget(self, dataset_id: str) -> None:
         self._meta.pop(dataset_id, None)
         with self._files_lock:
-            table = self._files.pop(dataset_id, None)
-        if table is not None:
-            table.close()
+            entry = self._files.pop(dataset_id, None)
+        if entry is not None:
+            entry[0].close()
         for key in [k for k in self._orders if k[0] == dataset_id]:
             del self._orders[key]
 
     async def aclose(self) -> None:
         with self._files_lock:
-            for table in self._files.values():
+            for table, _ in self._files.values():
                 table.close()
             self._files.clear()
         self._orders.clear()
