@@ -32,6 +32,7 @@ from bot.reply import Reply, notice
 from bot.storage.base import StateStore
 from bot.surface import Surface, SurfaceError, best_effort
 from bot.tokens import TokenSigner
+from bot.turn_outcome import outcome
 from bot.workspace import CODE_DIR, Workspace
 
 log = logging.getLogger(__name__)
@@ -292,7 +293,7 @@ class Engine:
                 state = "stopped"
                 events.append(ev.Notice("Stopped. The conversation is ready for your next message.", "warning"))
             else:
-                state = "failed" if any(isinstance(e, ev.TurnFailed) for e in events) else "done"
+                state = outcome(events)
         except Exception:
             log.exception("turn crashed in conversation %s", conversation.id)
             events.append(ev.TurnFailed(CRASHED))
