@@ -22,8 +22,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 
 from bot.datasets import charts
@@ -41,7 +42,18 @@ from bot.datasets.model import (
     SortSpec,
 )
 from bot.datasets.readers import TABULAR_SUFFIXES, Source, file_source, frame_source
-from bot.datasets.tablefile import DATA_FILE, SortOrder, TableFile, compute_sort, write_batches
+from bot.datasets.tablefile import (
+    DATA_FILE,
+    SortOrder,
+    TableFile,
+    compute_sort,
+    descending_sort,
+    top_rows,
+    write_batches,
+)
+from bot.datasets.tablefile import (
+    TOP_ROWS as TOP_ROWS_LIMIT,
+)
 from bot.private import make_private, private_dir
 
 if TYPE_CHECKING:
@@ -76,8 +88,9 @@ class LocalDatasetStore:
         self._meta: dict[str, DatasetMeta] = {}
         self._files: OrderedDict[str, tuple[TableFile, RowFormatter]] = OrderedDict()
         self._files_lock = threading.Lock()
-        self._orders: dict[tuple[str, int], SortOrder] = {}
-        self._sorting: dict[tuple[str, int], asyncio.Future[SortOrder]] = {}
+        #: Sort orders by (dataset, column index, descending), and the ones being computed.
+        self._orders: dict[tuple[str, int, bool], SortOrder] = {}
+        self._sorting: dict[tuple[str, int, bool], asyncio.Future[SortOrder]] = {}
 
     # registration -------------------------------------------------------------------------------
 
@@ -211,47 +224,90 @@ class LocalDatasetStore:
         number = min(max(1, number), pages)
         start = (number - 1) * size
         stop = min(start + size, meta.rows)
-        order = await self._order(meta, sort.column) if sort is not None else None
-
-        def read() -> tuple[tuple[str, ...], ...]:
-            table, format_rows = self._open(meta)
-            if order is None or sort is None:
-                return format_rows(table.slice(start, stop))
-            return format_rows(table.take(order.positions(start, stop, sort.descending)))
-
-        rows = await asyncio.to_thread(read)
+        if sort is None:
+            rows = await asyncio.to_thread(self._read_rows, meta, start, stop, None)
+        else:
+            rows = await self._sorted_rows(meta, sort, start, stop)
         return Page(dataset=meta, number=number, size=size, start=start, rows=rows, sort=sort)
 
-    async def _order(self, meta: DatasetMeta, column: str) -> SortOrder:
-        """The ascending order of ``column``: from memory, from disk, or computed once."""
-        col = meta.column(column)
-        if col is None:
-            raise DatasetError(f'no column "{column}"; columns: {", ".join(c.name for c in meta.columns)}')
-        if col.type == "other":
-            raise DatasetError(f'column "{column}" cannot be sorted (it holds nested or binary values)')
-        key = (meta.id, meta.columns.index(col))
+    def _read_rows(self, meta: DatasetMeta, start: int, stop: int,
+                   positions: np.ndarray | None) -> tuple[tuple[str, ...], ...]:
+        """Display rows ``start:stop`` in file order, or the rows at ``positions``."""
+        table, format_rows = self._open(meta)
+        return format_rows(table.slice(start, stop) if positions is None else table.take(positions))
+
+    async def _sorted_rows(self, meta: DatasetMeta, sort: SortSpec, start: int,
+                           stop: int) -> tuple[tuple[str, ...], ...]:
+        """Rows at sorted positions ``start:stop``: from the column's full order when it exists; while it
+        is being computed, the first pages come from partial selection (the same rows the order will
+        hold), later pages wait for the order."""
+        name = meta.columns[self._sortable_index(meta, sort.column)].name
+        pending = asyncio.ensure_future(self._order(meta, name, sort.descending))
+        # The order goes on being computed (and saved) after a quick answer: nobody awaits it then.
+        pending.add_done_callback(_quietly)
+        if stop <= TOP_ROWS_LIMIT:
+
+            def first_rows() -> tuple[tuple[str, ...], ...] | None:
+                positions = top_rows(self._file(meta).columns([name]).column(name), start, stop, sort.descending)
+                return None if positions is None else self._read_rows(meta, 0, 0, positions)
+
+            quick = asyncio.ensure_future(asyncio.to_thread(first_rows))
+            quick.add_done_callback(_quietly)
+            done, _ = await asyncio.wait({pending, quick}, return_when=asyncio.FIRST_COMPLETED)
+            if pending not in done:
+                rows = await quick
+                if rows is not None:
+                    return rows
+        order = await pending
+        return await asyncio.to_thread(self._read_rows, meta, 0, 0, order.positions(start, stop))
+
+    async def sort_order(self, dataset_id: str, column: str, descending: bool = False) -> None:
+        """Wait until the full order of ``column`` is computed and saved (pages past the first ones
+        wait for it anyway; a surface may show "sorting…" meanwhile)."""
+        await self._order(await self.get(dataset_id), column, descending)
+
+    async def _order(self, meta: DatasetMeta, column: str, descending: bool = False) -> SortOrder:
+        """The order of ``column`` in one direction: from memory, from disk, or computed once (the
+        descending one from the ascending one)."""
+        key = (meta.id, self._sortable_index(meta, column), descending)
         order = self._orders.get(key)
         if order is not None:
             return order
         pending = self._sorting.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(asyncio.to_thread(self._load_or_sort, meta, key[1]))
-            self._sorting[key] = pending
-            pending.add_done_callback(lambda _: self._sorting.pop(key, None))
+            ascending = await self._order(meta, column) if descending else None
+            pending = self._sorting.get(key)  # another caller may have started it meanwhile
+            if pending is None:
+                pending = asyncio.ensure_future(asyncio.to_thread(self._load_or_sort, meta, key[1], ascending))
+                self._sorting[key] = pending
+                pending.add_done_callback(lambda _: self._sorting.pop(key, None))
         order = await asyncio.shield(pending)
         self._orders[key] = order
         return order
 
-    def _load_or_sort(self, meta: DatasetMeta, index: int) -> SortOrder:
+    @staticmethod
+    def _sortable_index(meta: DatasetMeta, column: str) -> int:
+        """The index of ``column``, or ``DatasetError`` saying why it cannot be sorted."""
+        col = meta.column(column)
+        if col is None:
+            raise DatasetError(f'no column "{column}"; columns: {", ".join(c.name for c in meta.columns)}')
+        if col.type == "other":
+            raise DatasetError(f'column "{column}" cannot be sorted (it holds nested or binary values)')
+        return meta.columns.index(col)
+
+    def _load_or_sort(self, meta: DatasetMeta, index: int, ascending: SortOrder | None) -> SortOrder:
+        """The saved order, or a new one computed and saved: ascending from the data, descending (when
+        ``ascending`` is given) from it."""
         folder = self.root / meta.id
-        order = SortOrder.load(folder, index)
+        descending = ascending is not None
+        order = SortOrder.load(folder, index, descending)
         if order is None:
             name = meta.columns[index].name
-            order = compute_sort(self._file(meta).columns([name]).column(name))
-            order.save(folder, index)
-            for saved in (SortOrder.path(folder, index), SortOrder.path(folder, index).with_suffix(".json")):
+            column = self._file(meta).columns([name]).column(name)
+            order = compute_sort(column) if ascending is None else descending_sort(ascending, column)
+            for saved in order.save(folder, index, descending):
                 make_private(saved)
-            order = SortOrder.load(folder, index) or order  # serve from the mapped file, not the heap copy
+            order = SortOrder.load(folder, index, descending) or order  # serve from the mapped file
         return order
 
     # charts and exports -------------------------------------------------------------------------
@@ -368,6 +424,12 @@ def _folders_older_than(root: Path, cutoff: float) -> list[Path]:
         if newest < cutoff:
             found.append(entry)
     return found
+
+
+def _quietly(future: asyncio.Future[Any]) -> None:
+    """Retrieve a background future's exception: whoever needs the result awaits it and sees it."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _utc(t: datetime) -> datetime:
