@@ -115,7 +115,8 @@ Cells: TypeAlias = "pa.Array | pa.ChunkedArray"
 ColumnFormatter = Callable[[Cells], list[str]]
 
 
-def _generic(col: Cells) -> list[str]:
+def cells_one_by_one(col: Cells) -> list[str]:
+    """Every value through ``format_cell`` (the reference, and the fallback for rare types)."""
     return [format_cell(v) for v in _column_values(col)]
 
 
@@ -167,7 +168,7 @@ def column_formatter(t: pa.DataType) -> ColumnFormatter:
         return _bools
     if pa.types.is_timestamp(t) and t.tz is None:
         return _naive_timestamps
-    return _generic
+    return cells_one_by_one
 
 
 class RowFormatter:

@@ -241,7 +241,11 @@ class LocalDatasetStore:
         """Rows at sorted positions ``start:stop``: from the column's full order when it exists; while it
         is being computed, the first pages come from partial selection (the same rows the order will
         hold), later pages wait for the order."""
-        name = meta.columns[self._sortable_index(meta, sort.column)].name
+        index = self._sortable_index(meta, sort.column)
+        order = self._orders.get((meta.id, index, sort.descending))
+        if order is not None:  # the common case, without a task or a race
+            return await asyncio.to_thread(self._read_rows, meta, 0, 0, order.positions(start, stop))
+        name = meta.columns[index].name
         pending = asyncio.ensure_future(self._order(meta, name, sort.descending))
         # The order goes on being computed (and saved) after a quick answer: nobody awaits it then.
         pending.add_done_callback(_quietly)

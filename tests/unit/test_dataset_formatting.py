@@ -102,7 +102,7 @@ def test_string_order_of_a_single_chunk_and_all_missing_values() -> None:
 
 def test_per_column_formatters_show_exactly_what_format_cell_shows() -> None:
     from bot.datasets.formatting import RowFormatter
-    from bot.datasets.formatting import _generic as cell_by_cell
+    from bot.datasets.formatting import cells_one_by_one as cell_by_cell
 
     table = pa.table({
         "i": pa.array([1, None, -(2**63)], pa.int64()),
