@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from bot.datasets import charts
+from bot.datasets import charts, summaries
 from bot.datasets.catalog import Catalog, SqliteCatalog, meta_from_json, meta_to_json
 from bot.datasets.formatting import RowFormatter, logical_type
 from bot.datasets.model import (
@@ -42,6 +42,7 @@ from bot.datasets.model import (
     SortSpec,
 )
 from bot.datasets.readers import TABULAR_SUFFIXES, Source, file_source, frame_source
+from bot.datasets.summaries import ColumnSummary
 from bot.datasets.tablefile import (
     DATA_FILE,
     SortOrder,
@@ -88,6 +89,8 @@ class LocalDatasetStore:
         self._meta: dict[str, DatasetMeta] = {}
         self._files: OrderedDict[str, tuple[TableFile, RowFormatter]] = OrderedDict()
         self._files_lock = threading.Lock()
+        self._summary_cache: dict[str, dict[str, ColumnSummary]] = {}
+        charts.warm_up()  # matplotlib's import and first figure, off the request path
         #: Sort orders by (dataset, column index, descending), and the ones being computed.
         self._orders: dict[tuple[str, int, bool], SortOrder] = {}
         self._sorting: dict[tuple[str, int, bool], asyncio.Future[SortOrder]] = {}
@@ -142,6 +145,7 @@ class LocalDatasetStore:
                 )
                 (part / META_FILE).write_text(meta_to_json(meta))
                 make_private(part / META_FILE)
+                make_private(_summarise(part, meta))
                 os.rename(part, folder)  # complete, or not there at all
                 return meta
             except BaseException:
@@ -321,11 +325,17 @@ class LocalDatasetStore:
         charts.validate(meta, spec)  # fail fast, before any data is read
 
         def draw() -> Path:
-            drawn = charts.render(self._file(meta), meta, spec, out)
+            drawn = charts.render(self._file(meta), meta, spec, out, self._summaries(meta))
             make_private(drawn)
             return drawn
 
         return await asyncio.to_thread(draw)
+
+    def _summaries(self, meta: DatasetMeta) -> dict[str, ColumnSummary]:
+        found = self._summary_cache.get(meta.id)
+        if found is None:
+            found = self._summary_cache[meta.id] = summaries.load(self.root / meta.id)
+        return found
 
     async def export(self, dataset_id: str, fmt: ExportFormat, out: Path) -> Path:
         """Write the whole dataset to ``out`` as csv or parquet, batch by batch."""
@@ -397,6 +407,7 @@ class LocalDatasetStore:
 
     def _forget(self, dataset_id: str) -> None:
         self._meta.pop(dataset_id, None)
+        self._summary_cache.pop(dataset_id, None)
         with self._files_lock:
             entry = self._files.pop(dataset_id, None)
         if entry is not None:
@@ -428,6 +439,17 @@ def _folders_older_than(root: Path, cutoff: float) -> list[Path]:
         if newest < cutoff:
             found.append(entry)
     return found
+
+
+def _summarise(folder: Path, meta: DatasetMeta) -> Path:
+    """Compute and save what charts need (see ``bot.datasets.summaries``); return the file written."""
+    numeric = [c.name for c in meta.columns if c.numeric]
+    table = TableFile(folder / DATA_FILE)
+    try:
+        found = summaries.summarise_table(table.columns(numeric), numeric) if numeric else {}
+    finally:
+        table.close()
+    return summaries.save(folder, found)
 
 
 def _quietly(future: asyncio.Future[Any]) -> None:

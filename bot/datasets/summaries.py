@@ -1,0 +1,122 @@
+"""What charts need, computed once when a dataset is registered, so a chart of 10M rows reads a few
+thousand numbers instead of 10M values.
+
+For each numeric column: per ``BATCH_ROWS``-row batch its minimum and maximum with the rows holding
+them (the points a min/max-downsampled line keeps), its first and last value, and a fine histogram
+(``FINE_BINS`` equal bins between the column's minimum and maximum) that any coarser equal-bin
+histogram over the same range is a sum of. Missing values (null, NaN, ±inf) are left out. Saved as
+``summary.npz`` beside the data; a dataset without one (registered before) charts from its data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from bot.datasets.tablefile import BATCH_ROWS
+
+SUMMARY_FILE = "summary.npz"
+FINE_BINS = 1000
+
+
+@dataclass(frozen=True)
+class ColumnSummary:
+    """Per-batch extremes (``rows`` and values; row -1 and NaN for a batch with no values), first and
+    last values, and the fine histogram ``counts`` over ``[lo, hi]`` of one numeric column."""
+
+    argmin: np.ndarray
+    argmax: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    counts: np.ndarray
+    lo: float
+    hi: float
+
+    def extremes(self) -> np.ndarray:
+        """Ascending rows holding each batch's minimum and maximum (a min/max-downsampled line)."""
+        rows = np.concatenate([self.argmin, self.argmax])
+        return np.unique(rows[rows >= 0])
+
+    def histogram(self, bins: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Counts and edges of ``bins`` equal bins over ``[lo, hi]``, or ``None`` when ``bins`` does not
+        divide the fine histogram (the caller reads the data)."""
+        if FINE_BINS % bins:
+            return None
+        counts = self.counts.reshape(bins, FINE_BINS // bins).sum(axis=1)
+        lo, hi = (self.lo, self.hi) if self.hi > self.lo else (self.lo - 0.5, self.lo + 0.5)
+        return counts, np.linspace(lo, hi, bins + 1)
+
+
+def numeric_values(column: pa.ChunkedArray) -> np.ndarray:
+    """A numeric column as float64 with every missing value NaN."""
+    return np.asarray(pc.fill_null(pc.cast(column, pa.float64()), np.nan).to_numpy())
+
+
+def summarise(values: np.ndarray) -> ColumnSummary:
+    """The summary of one column's values (float64, NaN for missing)."""
+    n = len(values)
+    batches = max(1, -(-n // BATCH_ROWS))
+    flat = np.full(batches * BATCH_ROWS, np.nan)
+    flat[:n] = values
+    flat[~np.isfinite(flat)] = np.nan
+    grid = flat.reshape(batches, BATCH_ROWS)
+    empty = np.isnan(grid).all(axis=1)
+    base = np.arange(batches) * BATCH_ROWS
+    lo_at = np.where(np.isnan(grid), np.inf, grid).argmin(axis=1)
+    hi_at = np.where(np.isnan(grid), -np.inf, grid).argmax(axis=1)
+    rows = np.arange(batches)
+    mins = np.where(empty, np.nan, grid[rows, lo_at])
+    maxs = np.where(empty, np.nan, grid[rows, hi_at])
+    finite = values[np.isfinite(values)]
+    lo = float(finite.min()) if len(finite) else 0.0
+    hi = float(finite.max()) if len(finite) else 0.0
+    lo_edge, width = (lo, hi - lo) if hi > lo else (lo - 0.5, 1.0)  # one value: a bin around it
+    slots = np.minimum(((finite - lo_edge) * (FINE_BINS / width)).astype(np.int64), FINE_BINS - 1)
+    counts = np.bincount(slots, minlength=FINE_BINS)
+    last_in = np.minimum(BATCH_ROWS, n - base) - 1
+    return ColumnSummary(
+        argmin=np.where(empty, -1, base + lo_at), argmax=np.where(empty, -1, base + hi_at),
+        min=mins, max=maxs, first=grid[:, 0].copy(), last=grid[rows, last_in],
+        counts=counts, lo=lo, hi=hi,
+    )
+
+
+def summarise_table(table: pa.Table, numeric: list[str]) -> dict[str, ColumnSummary]:
+    return {name: summarise(numeric_values(table.column(name))) for name in numeric}
+
+
+def save(folder: Path, summaries: dict[str, ColumnSummary]) -> Path:
+    path = folder / SUMMARY_FILE
+    arrays: dict[str, np.ndarray] = {}
+    for i, (name, s) in enumerate(summaries.items()):
+        arrays[f"{i}.name"] = np.array(name)
+        for field in ("argmin", "argmax", "min", "max", "first", "last", "counts"):
+            arrays[f"{i}.{field}"] = getattr(s, field)
+        arrays[f"{i}.range"] = np.array([s.lo, s.hi])
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub confuses **kwds with allow_pickle
+    return path
+
+
+def load(folder: Path) -> dict[str, ColumnSummary]:
+    """The saved summaries (empty when there are none)."""
+    try:
+        with np.load(folder / SUMMARY_FILE, allow_pickle=False) as data:
+            count = sum(1 for key in data.files if key.endswith(".name"))
+            out = {}
+            for i in range(count):
+                lo, hi = data[f"{i}.range"]
+                field = {f: data[f"{i}.{f}"] for f in ("argmin", "argmax", "min", "max", "first", "last", "counts")}
+                out[str(data[f"{i}.name"])] = ColumnSummary(
+                    argmin=field["argmin"], argmax=field["argmax"], min=field["min"], max=field["max"],
+                    first=field["first"], last=field["last"], counts=field["counts"], lo=float(lo), hi=float(hi),
+                )
+            return out
+    except (FileNotFoundError, ValueError, KeyError):
+        return {}
