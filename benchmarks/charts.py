@@ -79,7 +79,7 @@ async def main(rows: int, repeat: int, first_after: float) -> None:
         line("register_frame (incl. summaries)", dur(time.perf_counter() - t0))
         del frame
         table = TableFile(store.root / meta.id / DATA_FILE)
-        summaries = store._summaries(meta)
+        summaries = await store.summaries(meta.id)
         await store.chart(meta.id, ChartSpec("hist", "qty"), work / "warm.png")  # this process's first chart
 
         for label, spec in SPECS.items():

@@ -1,20 +1,23 @@
 """N concurrent Slack threads through the real adapter against the fake Web API.
 
-    python -m benchmarks.slack_turns --threads 50
+    python -m benchmarks.slack_turns --threads 50      (and --threads 200)
 
 Each thread gets one signed ``app_mention``; a scripted agent plays rationale, code, output, a
-dataset and a streamed answer with small sleeps. Printed: time from the event POST to the first
-visible message in the thread (p50 / p95), Web API calls per turn, and the peak rate of message
-edits (``chat.update`` + ``chat.appendStream``) per message and per workspace, against Slack's
-limits. The baseline, measured in the same run, is a naive surface that redraws the message with
-``chat.update`` on every agent event (no streaming, no pacing, no workspace budget).
+dataset and a streamed answer with small sleeps. Printed, with issue 16's targets and PASS / FAIL:
+the acknowledgement time of the event POST, the time from the POST to the 👀 reaction and to the first
+message in the thread (p50 / p95), the first visible sign (whichever came first), Web API calls and
+TCP connections per turn, and the peak rate of message edits (``chat.update`` + ``chat.appendStream``)
+per message and per workspace, against Slack's limits.
+
+The baseline, measured in the same run, is the naive way: no streaming, a new message and then
+``chat.update`` on every agent event (no pacing, no workspace budget), and a new HTTP connection
+for every Web API call (slack-sdk's default without a session).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import tempfile
 import time
 from collections import defaultdict
@@ -34,6 +37,8 @@ EDITS = ("chat.update", "chat.appendStream")
 #: Slack: chat.update is Tier 3 (~50/min per workspace); about one edit per second per message.
 LIMIT_WORKSPACE_PER_MIN = 50
 LIMIT_MESSAGE_PER_MIN = 60
+#: Issue 16: the first visible sign of work, p95, by concurrency.
+FIRST_SIGN = {50: 0.3, 200: 1.0}
 CSV = ("day,region,revenue\n" + "".join(f"2025-01-{d % 28 + 1:02d},r{d % 5},{d * 13.5}\n" for d in range(60))).encode()
 
 
@@ -56,8 +61,12 @@ class NaiveSurface(SlackSurface):
 
 @dataclass
 class Result:
-    first_visible: list[float]
+    acks: list[float]
+    reactions: list[float]
+    messages: list[float]
+    first_sign: list[float]
     calls_per_turn: float
+    connections_per_turn: float
     peak_workspace_per_min: float
     peak_message_per_min: float
     wall: float
@@ -79,17 +88,20 @@ async def run(threads: int, naive: bool) -> Result:
     with tempfile.TemporaryDirectory() as home:
         bot = await SlackBot(fake, Path(home), ScriptedAgent(script)).start()
         if naive:
+            bot.adapter.pooled = False
             bot.adapter.surface_class = NaiveSurface
             bot.adapter.ctx.streaming = False
             bot.adapter.ctx.update_budget = RateBudget(1e9, burst=1e9)
         try:
             stamps = [f"17100{i:05d}.000100" for i in range(threads)]
             sent: dict[str, float] = {}
+            acks: list[float] = []
             started = time.monotonic()
 
             async def one(i: int, ts: str) -> None:
                 sent[ts] = time.monotonic()
                 status = await bot.send(mention(f"question {i}", ts, channel=CHANNEL), f"EvB{i}")
+                acks.append(time.monotonic() - sent[ts])
                 assert status == 200, status
 
             await asyncio.gather(*(one(i, ts) for i, ts in enumerate(stamps)))
@@ -101,19 +113,24 @@ async def run(threads: int, naive: bool) -> Result:
 
             await until(done, limit=600, what="all turns")
             wall = time.monotonic() - started
-            firsts = []
+            reactions, messages, signs = [], [], []
             for ts in stamps:
                 visible = [c.at for c in fake.calls if c.method in ("chat.startStream", "chat.postMessage")
                            and c.args.get("thread_ts") == ts]
-                firsts.append(min(visible) - sent[ts])
+                reacted = [c.at for c in fake.calls if c.method == "reactions.add" and c.args.get("timestamp") == ts]
+                messages.append(min(visible) - sent[ts])
+                if reacted:
+                    reactions.append(min(reacted) - sent[ts])
+                signs.append(min(visible + reacted) - sent[ts])
             api = [c for c in fake.calls if c.method not in ("auth.test", "download")]
             edits = [c for c in api if c.method in EDITS]
             per_message: dict[str, list[float]] = defaultdict(list)
             for c in edits:
                 per_message[str(c.args.get("ts"))].append(c.at)
             return Result(
-                first_visible=firsts,
+                acks=acks, reactions=reactions, messages=messages, first_sign=signs,
                 calls_per_turn=len(api) / threads,
+                connections_per_turn=len({c.peer for c in api}) / threads,
                 peak_workspace_per_min=_peak([c.at for c in edits]),
                 peak_message_per_min=max((_peak(v) for v in per_message.values()), default=0.0),
                 wall=wall,
@@ -130,24 +147,46 @@ def _edits_breakdown(calls: list[Call]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))
 
 
-def _row(name: str, r: Result) -> str:
-    q = statistics.quantiles(r.first_visible, n=20) if len(r.first_visible) > 1 else r.first_visible * 19
-    return (f"{name:<10} first visible p50 {statistics.median(r.first_visible) * 1000:7.0f} ms  "
-            f"p95 {q[18] * 1000:7.0f} ms | calls/turn {r.calls_per_turn:6.1f} | edits/min peak: workspace "
-            f"{r.peak_workspace_per_min:7.0f}, one message {r.peak_message_per_min:5.0f} | wall {r.wall:5.1f} s")
+def _p(values: list[float], q: int) -> float:
+    """The ``q``-th percentile (nearest rank), in seconds; NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.0f} ms"
+
+
+def _line(label: str, ours: str, naive: str, target: str = "", ok: bool | None = None, note: str = "") -> None:
+    verdict = "" if ok is None else ("PASS" if ok else "FAIL")
+    print(f"  {label:<44} {ours:>16} {naive:>16}  {target:<10} {verdict:<4} {note}".rstrip(), flush=True)
 
 
 async def main(threads: int) -> None:
     ours = await run(threads, naive=False)
     naive = await run(threads, naive=True)
+    target = FIRST_SIGN[50] if threads <= 50 else FIRST_SIGN[200]  # 51-200 threads: the 200-thread target
     print(f"{threads} concurrent Slack threads, one turn each (scripted agent, fake Web API on 127.0.0.1)")
-    print(_row("datathread", ours))
-    print(_row("naive", naive))
+    _line("", "datathread", "naive")
+    for label, mine, theirs in (("acknowledgement (POST answered)", ours.acks, naive.acks),
+                                ("👀 reaction", ours.reactions, naive.reactions),
+                                ("first message", ours.messages, naive.messages)):
+        _line(f"{label}, p50 / p95", f"{_ms(_p(mine, 50))} / {_ms(_p(mine, 95))}",
+              f"{_ms(_p(theirs, 50))} / {_ms(_p(theirs, 95))}")
+    sign, sign_naive = _p(ours.first_sign, 95), _p(naive.first_sign, 95)
+    _line("first visible sign, p95", _ms(sign), _ms(sign_naive), f"≤ {_ms(target)}", sign <= target,
+          f"naive / datathread {sign_naive / sign:.2f}x")
+    _line("Web API calls per turn", f"{ours.calls_per_turn:.1f}", f"{naive.calls_per_turn:.1f}",
+          note=f"{naive.calls_per_turn / ours.calls_per_turn:.1f}x")
+    _line("TCP connections per turn", f"{ours.connections_per_turn:.2f}", f"{naive.connections_per_turn:.2f}",
+          "< 1", ours.connections_per_turn < 1, "one pooled keep-alive session vs one per call")
+    _line("peak edits/min: workspace", f"{ours.peak_workspace_per_min:.0f}", f"{naive.peak_workspace_per_min:.0f}")
+    _line("peak edits/min: one message", f"{ours.peak_message_per_min:.0f}", f"{naive.peak_message_per_min:.0f}")
+    _line("wall time", f"{ours.wall:.1f} s", f"{naive.wall:.1f} s")
     print(f"Slack limits: chat.update ~{LIMIT_WORKSPACE_PER_MIN}/min per workspace (appendStream: Tier 4, 100+/min), "
           f"~{LIMIT_MESSAGE_PER_MIN}/min per message")
-    ratio = naive.calls_per_turn / ours.calls_per_turn if ours.calls_per_turn else float("inf")
-    edits = naive.peak_workspace_per_min / ours.peak_workspace_per_min if ours.peak_workspace_per_min else float("inf")
-    print(f"ratio naive/datathread: calls per turn {ratio:.1f}x, peak workspace edit rate {edits:.1f}x")
 
 
 if __name__ == "__main__":

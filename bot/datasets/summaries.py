@@ -4,8 +4,9 @@ thousand numbers instead of 10M values.
 For each numeric column: per ``BATCH_ROWS``-row batch its minimum and maximum with the rows holding
 them (the points a min/max-downsampled line keeps), its first and last value, and a fine histogram
 (``FINE_BINS`` equal bins between the column's minimum and maximum) that any coarser equal-bin
-histogram over the same range is a sum of. Missing values (null, NaN, ±inf) are left out. Saved as
-``summary.npz`` beside the data; a dataset without one (registered before) charts from its data.
+histogram over the same range is a sum of. Missing values (null, NaN, ±inf) are left out. Computed in
+a worker thread right after registration and saved as ``summary.npz`` beside the data; a dataset
+without one (registered before, or the computation failed) charts from its data.
 """
 
 from __future__ import annotations
@@ -93,14 +94,16 @@ def summarise_table(table: pa.Table, numeric: list[str]) -> dict[str, ColumnSumm
 
 def save(folder: Path, summaries: dict[str, ColumnSummary]) -> Path:
     path = folder / SUMMARY_FILE
+    tmp = folder / (SUMMARY_FILE + ".part")
     arrays: dict[str, np.ndarray] = {}
     for i, (name, s) in enumerate(summaries.items()):
         arrays[f"{i}.name"] = np.array(name)
         for field in ("argmin", "argmax", "min", "max", "first", "last", "counts"):
             arrays[f"{i}.{field}"] = getattr(s, field)
         arrays[f"{i}.range"] = np.array([s.lo, s.hi])
-    with open(path, "wb") as f:
+    with open(tmp, "wb") as f:
         np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub confuses **kwds with allow_pickle
+    tmp.replace(path)  # complete or absent: a reader never sees half a file
     return path
 
 

@@ -65,7 +65,7 @@ async def test_line_and_hist_of_a_long_numeric_column_read_no_column(tmp_path: P
     meta = await store.register_frame(pd.DataFrame({"v": values(n), "s": ["x"] * n}), name="df", thread=KEY,
                                       owner="U1")
     table = RecordingTable(tmp_path / "datasets" / meta.id / "data.arrow")
-    sums = store._summaries(meta)
+    sums = await store.summaries(meta.id)
     for spec in (ChartSpec("line", "v"), ChartSpec("hist", "v"), ChartSpec("line", "s", "v")):
         out = charts.render(table, meta, spec, tmp_path / f"{spec.kind}.png", sums)
         assert out.read_bytes()[:4] == b"\x89PNG"
