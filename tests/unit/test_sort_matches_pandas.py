@@ -81,3 +81,26 @@ async def test_store_pages_before_and_after_the_full_order_match_pandas(tmp_path
             assert [r[0] for r in first.rows] == [r[0] for r in again.rows] == expected[:20]
             assert [r[0] for r in late.rows] == expected[1980:2000]
     await store.aclose()
+
+
+@pytest.mark.parametrize("kind", ["wide ints", "narrow ints", "floats with few ties", "floats with many ties",
+                                  "timestamps", "bools"])
+def test_numeric_orders_equal_a_stable_pandas_sort(kind: str) -> None:
+    rng = np.random.default_rng(11)
+    raw = {
+        "wide ints": rng.integers(-(2**40), 2**40, N),
+        "narrow ints": rng.integers(0, 7, N),
+        "floats with few ties": np.r_[rng.normal(0, 1, N - 20), np.zeros(20)],
+        "floats with many ties": rng.integers(0, 50, N) / 4,
+        "timestamps": rng.integers(0, 10**15, N).astype("datetime64[ns]"),
+        "bools": rng.random(N) < 0.3,
+    }[kind]
+    mask = rng.random(N) < 0.05
+    column = pa.chunked_array([pa.array(raw, mask=mask)])
+    series = pd.Series(column.to_pandas())
+    for descending in (False, True):
+        order = compute_sort(column)
+        if descending:
+            order = descending_sort(order, column)
+        expected = list(series.sort_values(ascending=not descending, kind="stable", na_position="last").index)
+        assert list(order.positions(0, N)) == expected
