@@ -15,8 +15,9 @@ CONNECTIONS = 64
 KEEPALIVE_SECONDS = 30.0
 
 
-def web_api_session(connections: int = CONNECTIONS) -> aiohttp.ClientSession:
-    """A session for ``AsyncWebClient(session=...)``; create it inside the running event loop and
-    close it on shutdown. Per-call timeouts stay the client's own."""
+def web_api_session(timeout: float, connections: int = CONNECTIONS) -> aiohttp.ClientSession:
+    """A session for ``AsyncWebClient(session=...)`` whose calls give up after ``timeout`` seconds;
+    create it inside the running event loop and close it on shutdown. The timeout must be the
+    session's: slack-sdk applies its own ``timeout`` only to the sessions it makes itself."""
     connector = aiohttp.TCPConnector(limit=connections, keepalive_timeout=KEEPALIVE_SECONDS, ttl_dns_cache=300)
-    return aiohttp.ClientSession(connector=connector)
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout))

@@ -148,7 +148,7 @@ class SlackAdapter:
         """
         if self.pooled and (self.client.session is None or self.client.session.closed):
             # Made here, inside the running loop, before the first call (every path calls start first).
-            self.client.session = web_api_session()
+            self.client.session = web_api_session(self.settings.http_timeout)
         if self.bot_user_id is not None:
             return
         if self._identity is None or self._identity.done():
