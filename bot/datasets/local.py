@@ -462,7 +462,7 @@ def _summarise(folder: Path, meta: DatasetMeta) -> Path:
     numeric = [c.name for c in meta.columns if c.numeric]
     table = TableFile(folder / DATA_FILE)
     try:
-        found = summaries.summarise_table(table.columns(numeric), numeric) if numeric else {}
+        found = summaries.summarise_file(table, numeric)
     finally:
         table.close()
     saved = summaries.save(folder, found)

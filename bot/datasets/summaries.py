@@ -11,6 +11,7 @@ without one (registered before, or the computation failed) charts from its data.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bot.datasets.tablefile import BATCH_ROWS
+from bot.datasets.tablefile import BATCH_ROWS, TableFile
 
 SUMMARY_FILE = "summary.npz"
 FINE_BINS = 1000
@@ -54,42 +55,95 @@ class ColumnSummary:
         return counts, np.linspace(lo, hi, bins + 1)
 
 
-def numeric_values(column: pa.ChunkedArray) -> np.ndarray:
+#: Batches summarised together: 64 x 8,192 rows = 4 MB of float64 per column at a time.
+GROUP_BATCHES = 64
+
+
+def numeric_values(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """A numeric column as float64 with every missing value NaN."""
     return np.asarray(pc.fill_null(pc.cast(column, pa.float64()), np.nan).to_numpy())
 
 
-def summarise(values: np.ndarray) -> ColumnSummary:
-    """The summary of one column's values (float64, NaN for missing)."""
+@dataclass
+class _Extremes:
+    argmin: list[np.ndarray]
+    argmax: list[np.ndarray]
+    min: list[np.ndarray]
+    max: list[np.ndarray]
+    first: list[np.ndarray]
+    last: list[np.ndarray]
+
+
+def _group_extremes(values: np.ndarray, offset: int, out: _Extremes) -> None:
+    """Per-``BATCH_ROWS`` extremes of ``values`` (rows from ``offset``; whole batches, or the column's
+    end), appended to ``out``."""
     n = len(values)
     batches = max(1, -(-n // BATCH_ROWS))
     flat = np.full(batches * BATCH_ROWS, np.nan)
     flat[:n] = values
     flat[~np.isfinite(flat)] = np.nan
     grid = flat.reshape(batches, BATCH_ROWS)
-    empty = np.isnan(grid).all(axis=1)
-    base = np.arange(batches) * BATCH_ROWS
-    lo_at = np.where(np.isnan(grid), np.inf, grid).argmin(axis=1)
-    hi_at = np.where(np.isnan(grid), -np.inf, grid).argmax(axis=1)
+    missing = np.isnan(grid)
+    empty = missing.all(axis=1)
     rows = np.arange(batches)
-    mins = np.where(empty, np.nan, grid[rows, lo_at])
-    maxs = np.where(empty, np.nan, grid[rows, hi_at])
-    finite = values[np.isfinite(values)]
-    lo = float(finite.min()) if len(finite) else 0.0
-    hi = float(finite.max()) if len(finite) else 0.0
+    base = offset + rows * BATCH_ROWS
+    lo_at = np.where(missing, np.inf, grid).argmin(axis=1)
+    hi_at = np.where(missing, -np.inf, grid).argmax(axis=1)
+    out.argmin.append(np.where(empty, -1, base + lo_at))
+    out.argmax.append(np.where(empty, -1, base + hi_at))
+    out.min.append(np.where(empty, np.nan, grid[rows, lo_at]))
+    out.max.append(np.where(empty, np.nan, grid[rows, hi_at]))
+    out.first.append(grid[:, 0].copy())
+    out.last.append(grid[rows, np.maximum(0, np.minimum(BATCH_ROWS, n - rows * BATCH_ROWS) - 1)])
+
+
+def summarise_chunks(chunks: Callable[[], Iterable[np.ndarray]]) -> ColumnSummary:
+    """The summary of one column given as consecutive chunks of float64 values (NaN for missing), each
+    a whole number of batches but the last. ``chunks`` is called twice (the extremes, then the
+    histogram between them), so one chunk at a time is in memory."""
+    ext = _Extremes([], [], [], [], [], [])
+    offset = 0
+    for values in chunks():
+        _group_extremes(values, offset, ext)
+        offset += len(values)
+    if offset == 0:
+        _group_extremes(np.zeros(0), 0, ext)
+    mins, maxs = np.concatenate(ext.min), np.concatenate(ext.max)
+    known = ~np.isnan(mins)
+    lo = float(mins[known].min()) if known.any() else 0.0
+    hi = float(maxs[known].max()) if known.any() else 0.0
     lo_edge, width = (lo, hi - lo) if hi > lo else (lo - 0.5, 1.0)  # one value: a bin around it
-    slots = np.minimum(((finite - lo_edge) * (FINE_BINS / width)).astype(np.int64), FINE_BINS - 1)
-    counts = np.bincount(slots, minlength=FINE_BINS)
-    last_in = np.minimum(BATCH_ROWS, n - base) - 1
+    counts = np.zeros(FINE_BINS, dtype=np.int64)
+    if known.any():
+        for values in chunks():
+            finite = values[np.isfinite(values)]
+            slots = np.minimum(((finite - lo_edge) * (FINE_BINS / width)).astype(np.int64), FINE_BINS - 1)
+            counts += np.bincount(slots, minlength=FINE_BINS)
     return ColumnSummary(
-        argmin=np.where(empty, -1, base + lo_at), argmax=np.where(empty, -1, base + hi_at),
-        min=mins, max=maxs, first=grid[:, 0].copy(), last=grid[rows, last_in],
-        counts=counts, lo=lo, hi=hi,
+        argmin=np.concatenate(ext.argmin), argmax=np.concatenate(ext.argmax), min=mins, max=maxs,
+        first=np.concatenate(ext.first), last=np.concatenate(ext.last), counts=counts, lo=lo, hi=hi,
     )
 
 
-def summarise_table(table: pa.Table, numeric: list[str]) -> dict[str, ColumnSummary]:
-    return {name: summarise(numeric_values(table.column(name))) for name in numeric}
+def summarise(values: np.ndarray) -> ColumnSummary:
+    """The summary of one column's values (float64, NaN for missing) held in memory."""
+    step = GROUP_BATCHES * BATCH_ROWS
+    return summarise_chunks(lambda: (values[i : i + step] for i in range(0, len(values), step)))
+
+
+def summarise_file(table: TableFile, numeric: list[str]) -> dict[str, ColumnSummary]:
+    """Summaries of the ``numeric`` columns of a data file, reading ``GROUP_BATCHES`` batches of one
+    column at a time (a 10M-row column is never in memory whole)."""
+    found = {}
+    for name in numeric:
+
+        def chunks(name: str = name) -> Iterator[np.ndarray]:
+            for first in range(0, table.num_batches, GROUP_BATCHES):
+                last = min(first + GROUP_BATCHES, table.num_batches)
+                yield numeric_values(table.column_batches(name, first, last))
+
+        found[name] = summarise_chunks(chunks)
+    return found
 
 
 def save(folder: Path, summaries: dict[str, ColumnSummary]) -> Path:

@@ -320,6 +320,14 @@ class TableFile:
         with pa.ipc.open_file(self._source, options=options) as reader:
             return reader.read_all()
 
+    def column_batches(self, name: str, first: int, last: int) -> pa.ChunkedArray:
+        """Column ``name`` of batches ``first:last``, reading only that column's buffers."""
+        index = self.schema.get_field_index(name)
+        options = pa.ipc.IpcReadOptions(included_fields=[index])
+        with pa.ipc.open_file(self._source, options=options) as reader:
+            chunks = [reader.get_batch(i).column(0) for i in range(first, last)]
+        return pa.chunked_array(chunks, type=self.schema.field(index).type)
+
     def batches(self) -> Iterable[pa.RecordBatch]:
         for i in range(self.num_batches):
             yield self._batch(i)
