@@ -101,13 +101,18 @@ def progress(text: str) -> None:
 # machine -----------------------------------------------------------------------------------------
 
 def cpu_model() -> str:
+    """The CPU as ``lscpu`` names it, with family and model (a VM's "AMD EPYC" says little alone)."""
+    fields: dict[str, str] = {}
     try:
         for row in Path("/proc/cpuinfo").read_text().splitlines():
-            if row.startswith("model name"):
-                return row.split(":", 1)[1].strip()
+            key, _, value = row.partition(":")
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    name = fields.get("model name") or platform.processor() or "unknown"
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
+    return name
 
 
 def filesystem(path: Path) -> str:
