@@ -8,8 +8,8 @@ instead of the summaries computed at registration.
 
 - "in memory": ``charts.render`` with the data file open and the summaries loaded, to a PNG file;
 - "end to end": a new store object (metadata, summaries and data file opened) to PNG bytes;
-- "first chart of a process": a new Python process that creates the store at start-up (which starts
-  importing matplotlib in the background) and is asked for a chart ``--first-after`` seconds later;
+- "first chart of a process": a new Python process that starts as ``serve`` does (a store, and
+  matplotlib imported in the background) and is asked for a chart ``--first-after`` seconds later;
   the same figure right at start-up is printed too.
 """
 
@@ -44,11 +44,13 @@ SPECS = {
 FIRST = """
 import asyncio, sys, time
 from pathlib import Path
+from bot.datasets import charts
 from bot.datasets.local import LocalDatasetStore
 from bot.datasets.model import ChartSpec
 
 async def main() -> None:
-    store = LocalDatasetStore(Path(sys.argv[1]))  # start-up: matplotlib starts importing in the background
+    store = LocalDatasetStore(Path(sys.argv[1]))
+    charts.warm_up()  # what `serve` does at start-up: matplotlib is imported in the background
     await asyncio.sleep(float(sys.argv[3]))
     t0 = time.perf_counter()
     await store.chart(sys.argv[2], ChartSpec("line", "ts", "amount"), Path(sys.argv[1]) / "first.png")

@@ -139,6 +139,9 @@ async def _serve(settings: Settings, host: str, port: int) -> int:
     settings = sandboxed
 
     engine = build_engine(settings)
+    from bot.datasets import charts
+
+    charts.warm_up()  # matplotlib's import and first figure in the background, off the first chart's path
     await _warm_kernels(engine.agent)
     app = await build_app(engine, settings, os.environ)
     runner = web.AppRunner(app)

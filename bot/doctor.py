@@ -38,6 +38,5 @@ def format_checks(checks: Sequence[DoctorCheck]) -> str:
                      "the first failure often causes the rest.")
     else:
         skipped = [c.name for c in checks if c.skipped]
-        lines.append("Everything configured looks good" + (f"; not configured: {', '.join(skipped)}." if skipped
-                                                           else "."))
+        lines.append("Everything looks good" + (f"; not configured: {', '.join(skipped)}." if skipped else "."))
     return "\n".join(lines)

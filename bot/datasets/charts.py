@@ -17,9 +17,10 @@ per-batch extremes and a fine histogram computed at registration) instead of the
 data only when the summary cannot answer (short data, a histogram of another bin count, time columns).
 
 Drawing uses the object-oriented API (``Figure`` + Agg canvas, never pyplot) under one lock, because
-matplotlib's global state (font cache, rcParams) is not thread-safe. ``warm_up`` imports matplotlib
-and draws a first figure in a background thread at start-up (1-3 s), so the first chart a user asks
-for does not pay it. Margins are fixed rather than computed by constrained layout (100+ ms a chart).
+matplotlib's global state (font cache, rcParams) is not thread-safe. ``warm_up`` (called by ``serve``
+at start-up) imports matplotlib and draws a first figure in a background thread (1-3 s), so the
+first chart a user asks for does not pay it. Margins are fixed rather than computed by constrained
+layout (100+ ms a chart).
 """
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ def warm_up() -> None:
     with _lock:
         if _warming is not None or _matplotlib_ready:
             return
-        _warming = threading.Thread(target=_draw_once, name="matplotlib-warm-up", daemon=True)
+        # Not a daemon: a process leaving mid-import (a short console session) must wait for it, or
+        # the interpreter tears down under native code and aborts ("terminate called ...").
+        _warming = threading.Thread(target=_draw_once, name="matplotlib-warm-up")
     _warming.start()
 
 

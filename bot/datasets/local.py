@@ -91,7 +91,6 @@ class LocalDatasetStore:
         self._files_lock = threading.Lock()
         self._summary_cache: dict[str, dict[str, ColumnSummary]] = {}
         self._summarising: dict[str, asyncio.Future[Path]] = {}
-        charts.warm_up()  # matplotlib's import and first figure, off the request path
         #: Sort orders by (dataset, column index, descending), and the ones being computed.
         self._orders: dict[tuple[str, int, bool], SortOrder] = {}
         self._sorting: dict[tuple[str, int, bool], asyncio.Future[SortOrder]] = {}
