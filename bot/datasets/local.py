@@ -396,6 +396,9 @@ class LocalDatasetStore:
         now = _utc(now or datetime.now(UTC))
         removed = 0
         for meta in await self.catalog.expired(now):
+            pending = self._summarising.get(meta.id)
+            if pending is not None:  # still writing into the folder: removing it now would race
+                await asyncio.wait({pending})
             self._forget(meta.id)
             await asyncio.to_thread(shutil.rmtree, self.root / meta.id, True)
             await self.catalog.bury(meta, forget_before=now - max(self.retention, timedelta(days=7)))
