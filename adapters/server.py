@@ -17,6 +17,7 @@ from adapters.health import health_of
 from adapters.http import MAX_REQUEST_BYTES
 from bot.config import Settings
 from bot.engine import Engine
+from bot.extras import slack_wanted, teams_wanted
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,6 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def build_app(engine: Engine, settings: Settings, env: Mapping[str, str]) -> web.Application:
     """The server application with every configured surface mounted."""
-    from adapters.slack.wiring import mount as mount_slack
-    from adapters.teams.wiring import mount as mount_teams
     from adapters.web.wiring import mount as mount_web
 
     # The surfaces read their bodies under this cap themselves; this is the backstop for any other route.
@@ -52,9 +51,17 @@ async def build_app(engine: Engine, settings: Settings, env: Mapping[str, str]) 
     app.router.add_get("/healthz", healthz)
     mount_web(app, engine)
     surfaces = []
-    for name, mount in (("slack", mount_slack), ("teams", mount_teams)):
-        if await mount(app, engine, settings, env):
-            surfaces.append(name)
+    # Each surface's SDK is an optional extra: import its wiring only when the environment asks for it.
+    if slack_wanted(env):
+        from adapters.slack.wiring import mount as mount_slack
+
+        if await mount_slack(app, engine, settings, env):
+            surfaces.append("slack")
+    if teams_wanted(env):
+        from adapters.teams.wiring import mount as mount_teams
+
+        if await mount_teams(app, engine, settings, env):
+            surfaces.append("teams")
     if not surfaces:
         log.warning("no surface is configured: set SLACK_BOT_TOKEN + SLACK_SIGNING_SECRET and/or MICROSOFT_APP_ID")
 

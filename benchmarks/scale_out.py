@@ -33,6 +33,7 @@ from bot.agents.scripted import ScriptedAgent, Step
 from bot.aws.clients import AwsClients, CallCounter
 from bot.aws.settings import AwsSettings
 from bot.aws.setup import ensure_resources
+from bot.aws.stores import build_aws_stores
 from bot.composition import build_engine
 from bot.config import Settings
 from bot.conversation import Turn
@@ -185,8 +186,11 @@ async def click_calls(url: str, root: Path) -> dict[str, float]:
         await bot.send(mention("hi", ts), "EvC")
         await until(lambda: any("answer hi" in fake.shown(m) for m in fake.thread(CHANNEL, ts)), what="answer")
         assert bot.engine is not None
-        meta = await bot.engine.datasets.register_frame(pd.DataFrame({"a": range(50_000)}), name="d", thread=thread,
-                                                        owner="UALICE")
+        # Registered as another replica's agent turn would: a store of its own on the same table and bucket.
+        other = build_aws_stores(Settings.from_env({**env, "DATATHREAD_HOME": str(root / "other")}), env)
+        meta = await other.datasets.register_frame(pd.DataFrame({"a": range(50_000)}), name="d", thread=thread,
+                                                   owner="UALICE")
+        await other.datasets.aclose()
         result = {}
         for label, page in (("page click (index cached)", 2), ("another page click (batch cached)", 3)):
             token = bot.engine.seal(thread, ShowPage(meta.id, page))

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.config import AgentKind, ConfigError, Settings, StoreKind, env_number
+from bot.extras import MissingExtra, extra_for_module, require_for_agent, require_for_serve
 from bot.feedback import ExportFormat, export_feedback
 from bot.logs import setup_logging
 
@@ -28,18 +29,35 @@ AGENT_LABELS = {
 }
 
 
+LOCAL_HOST = "127.0.0.1"
+ALL_INTERFACES = "0.0.0.0"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="datathread", description="Data-analysis agents in Slack, Teams and here.")
     sub = parser.add_subparsers(dest="command", required=True)
-    chat = sub.add_parser("chat", help="a conversation in this terminal")
+    chat = sub.add_parser("chat", help="a conversation in this terminal",
+                          description="A conversation in this terminal, with a local Python kernel by default.")
     chat.add_argument("--thread", help="resume (or name) this conversation")
     chat.add_argument("--sandbox", action="store_true", help="run code in the bubblewrap sandbox, as `serve` does")
     chat.add_argument("--web", action="store_true",
                       help="also serve this conversation's workspace page on localhost and print its link")
-    serve = sub.add_parser("serve", help="serve Slack and/or Teams over HTTP")
-    serve.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
-    sub.add_parser("doctor", help="check the configuration in plain words", aliases=["check"])
+    serve = sub.add_parser(
+        "serve", help="serve Slack and/or Teams over HTTP",
+        description="Serve the configured surfaces (Slack: SLACK_BOT_TOKEN + SLACK_SIGNING_SECRET; Teams: "
+                    "MICROSOFT_APP_ID) over HTTP, with GET /healthz. Listens on this machine only unless "
+                    "--all-interfaces (or --host) says otherwise; put it behind your HTTPS proxy or tunnel.",
+    )
+    where = serve.add_mutually_exclusive_group()
+    where.add_argument("--host", default=os.environ.get("HOST", LOCAL_HOST),
+                       help="address to listen on (env HOST; default %(default)s: this machine only)")
+    where.add_argument("--all-interfaces", action="store_true",
+                       help=f"listen on every network interface ({ALL_INTERFACES}), e.g. in a container")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")),
+                       help="TCP port to listen on (env PORT; default %(default)s)")
+    sub.add_parser("doctor", help="check the configuration in plain words", aliases=["check"],
+                   description="Check storage, the agent (starting a local kernel when it is the agent) and "
+                               "which surfaces are configured, and say what to fix.")
     run = sub.add_parser("run", help="run a workflow file (each step in a workspace of its own)")
     run.add_argument("file", type=Path, help="the workflow, e.g. weekly-sales.yml")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="override a parameter")
@@ -51,9 +69,14 @@ def _parser() -> argparse.ArgumentParser:
     feedback.add_argument("--since", help="only the last period: 30m, 12h, 7d, 2w")
     feedback.add_argument("--format", choices=["csv", "jsonl"], default="csv")
     sub.add_parser("aws-setup", help="create the DynamoDB table, S3 bucket and SQS queues (DATATHREAD_STORE=aws)")
-    package = sub.add_parser("teams-package", help="write the Teams app package (zip) to upload")
-    package.add_argument("--app-id", required=True, help="the bot's Microsoft App ID")
-    package.add_argument("--out", type=Path, default=Path("datathread-teams.zip"))
+    package = sub.add_parser(
+        "teams-package", help="write the Teams app package (zip) to upload",
+        description="Write the Microsoft Teams app package (manifest and icons, zipped) to upload in Teams "
+                    "(Apps > Manage your apps > Upload an app).",
+    )
+    package.add_argument("--app-id", required=True, help="the bot's Microsoft App ID (MICROSOFT_APP_ID)")
+    package.add_argument("--out", type=Path, default=Path("datathread-teams.zip"),
+                         help="where to write the zip (default %(default)s)")
     return parser
 
 
@@ -182,6 +205,9 @@ async def _serve(settings: Settings, host: str, port: int) -> int:
     settings = sandboxed
 
     engine = build_engine(settings)
+    from bot.datasets import charts
+
+    charts.warm_up()  # matplotlib's import and first figure in the background, off the first chart's path
     await _warm_kernels(engine.agent)
     app = await build_app(engine, settings, os.environ)
     runner = web.AppRunner(app)
@@ -240,7 +266,13 @@ async def _doctor(settings: Settings) -> int:
         from bot.aws.doctor import diagnose as diagnose_aws
 
         checks += await diagnose_aws(os.environ)
-    if settings.agent is AgentKind.BEDROCK_AGENTS:
+    from bot.doctor_setup import agent_sdk_check, kernel_check, surface_checks
+
+    checks += surface_checks(os.environ)
+    missing_sdk = agent_sdk_check(settings)
+    if missing_sdk is not None:
+        checks.append(missing_sdk)
+    elif settings.agent is AgentKind.BEDROCK_AGENTS:
         from bot.agents.bedrock_agents.doctor import diagnose as diagnose_agent
 
         checks += await diagnose_agent(os.environ)
@@ -256,6 +288,8 @@ async def _doctor(settings: Settings) -> int:
             "agent", ok, "local Python kernel (no cloud account needed)" if ok else "ipykernel is not installed",
             "" if ok else "pip install -e . again",
         ))
+    if _runs_local_code(settings) and all(c.ok for c in checks if c.name == "agent"):
+        checks.append(await kernel_check(settings))
     if _runs_local_code(settings):
         from bot.agents.kernel.safety import diagnose as diagnose_sandbox
 
@@ -316,10 +350,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(logging.INFO)
     try:
         if args.command == "chat":
+            require_for_agent(settings)
             return asyncio.run(_chat(settings, args.thread, args.sandbox, args.web))
         if args.command == "serve":
-            return asyncio.run(_serve(settings, args.host, args.port))
+            require_for_serve(settings, os.environ)
+            return asyncio.run(_serve(settings, ALL_INTERFACES if args.all_interfaces else args.host, args.port))
         if args.command == "run":
+            require_for_agent(settings)
             return asyncio.run(_run(settings, args.file, args.param, args.resume_from, args.sandbox))
         if args.command == "runs":
             return asyncio.run(_runs(settings))
@@ -336,6 +373,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
     except KeyboardInterrupt:
         return 130
+    except MissingExtra as exc:
+        print(f"datathread: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        extra = extra_for_module(exc.name)
+        if extra is None:
+            raise
+        print(f"datathread: {MissingExtra(extra, f'this needs {extra.purpose}')}", file=sys.stderr)
+        return 2
     except ConfigError as exc:
         print(f"datathread: {exc}", file=sys.stderr)
         return 2

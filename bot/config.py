@@ -53,6 +53,12 @@ def env_flag(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+#: Pooled connections per boto3 client: as many as turns that may call it at once (a server is sized
+#: for 200 concurrent threads). Fewer makes urllib3 drop and reopen connections under load
+#: ("Connection pool is full, discarding connection"); an idle pooled connection costs only a socket.
+AWS_MAX_CONNECTIONS = 200
+
+
 class AgentKind(StrEnum):
     """The agent backends, by what they are (``DATATHREAD_AGENT``)."""
 

@@ -18,13 +18,16 @@ class DoctorCheck:
     ok: bool
     detail: str
     hint: str = ""
+    #: Not set up, and not needed for what works without it (a surface the console does not use).
+    skipped: bool = False
 
 
 def format_checks(checks: Sequence[DoctorCheck]) -> str:
     """A plain-text report: one line per check, the fix under each failure, a verdict at the end."""
     lines: list[str] = []
     for check in checks:
-        lines.append(f"[{'ok' if check.ok else 'FAIL'}] {check.name}: {check.detail}")
+        mark = "--" if check.skipped else "ok" if check.ok else "FAIL"
+        lines.append(f"[{mark}] {check.name}: {check.detail}")
         if not check.ok and check.hint:
             lines.append(f"       what to do: {check.hint}")
     failed = sum(not c.ok for c in checks)
@@ -34,5 +37,6 @@ def format_checks(checks: Sequence[DoctorCheck]) -> str:
         lines.append(f"{failed} of {len(checks)} checks failed: fix them from the top, "
                      "the first failure often causes the rest.")
     else:
-        lines.append("Everything looks good.")
+        skipped = [c.name for c in checks if c.skipped]
+        lines.append("Everything looks good" + (f"; not configured: {', '.join(skipped)}." if skipped else "."))
     return "\n".join(lines)

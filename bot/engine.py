@@ -40,6 +40,7 @@ from bot.storage.base import StateStore
 from bot.surface import Surface, SurfaceError, best_effort
 from bot.tokens import TokenSigner
 from bot.turn_activity import TurnActivity, TurnWatchers, step_titles
+from bot.turn_outcome import outcome
 from bot.web_access import WorkspaceAccess
 from bot.workflows.record import RunRecord
 from bot.workspace import CODE_DIR, Workspace
@@ -92,7 +93,7 @@ class Engine:
         self._activity = TurnWatchers()
         #: Set by composition when turns are shared by several replicas (``DATATHREAD_STORE=aws``):
         #: surfaces then hand messages to it instead of ``submit``.
-        self.intake: TurnIntake | None = None
+        self._intake: TurnIntake | None = None
         self.workspace_sync: WorkspaceSync | None = None
         self._queues: dict[ThreadKey, deque[_Queued]] = {}
         self._workers: dict[ThreadKey, asyncio.Task[None]] = {}
@@ -107,8 +108,8 @@ class Engine:
         """Start background upkeep (the dataset sweeper). Call from a running loop."""
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_forever(sweep_every), name="dataset-sweeper")
-        if self.intake is not None:
-            self.intake.start()
+        if self._intake is not None:
+            self._intake.start()
 
     async def _sweep_forever(self, every: float) -> None:
         while True:
@@ -176,8 +177,8 @@ class Engine:
 
     async def aclose(self) -> None:
         """Cancel running turns, stop workers and release the agent and stores."""
-        if self.intake is not None:
-            await self.intake.aclose()
+        if self._intake is not None:
+            await self._intake.aclose()
         if self._sweeper:
             self._sweeper.cancel()
         for task in list(self._workers.values()):
@@ -238,6 +239,16 @@ class Engine:
     async def act(self, action: ActionInvoked, surface: Surface) -> None:
         """Carry out a button click (see ``Actions.act``); never raises, every failure is shown."""
         await self.actions.act(action, surface)
+
+    @property
+    def intake(self) -> TurnIntake | None:
+        """Where surfaces hand messages when turns are shared by replicas (``DATATHREAD_STORE=aws``);
+        ``None`` on one process, where surfaces call ``submit``."""
+        return self._intake
+
+    @intake.setter
+    def intake(self, intake: TurnIntake | None) -> None:
+        self._intake = intake
 
     @property
     def activity(self) -> TurnWatchers:
@@ -301,7 +312,7 @@ class Engine:
         """``cancel`` here, or (with a shared intake) on the replica running the thread's turn."""
         if self.cancel(thread):
             return True
-        return self.intake is not None and await self.intake.cancel_remote(thread)
+        return self._intake is not None and await self._intake.cancel_remote(thread)
 
     async def _drain(self, key: ThreadKey) -> None:
         queue = self._queues[key]
@@ -454,7 +465,7 @@ class Engine:
                 state = "stopped"
                 events.append(ev.Notice("Stopped. The conversation is ready for your next message.", "warning"))
             else:
-                state = "failed" if any(isinstance(e, ev.TurnFailed) for e in events) else "done"
+                state = outcome(events)
         except Exception:
             log.exception("turn crashed in conversation %s", conversation.id)
             events.append(ev.TurnFailed(CRASHED))

@@ -59,20 +59,42 @@ def _pad(text: str, width: int, right: bool) -> str:
     return gap + text if right else text + gap
 
 
+_CODE_SPAN = re.compile(r"(`+)(.+?)(?<!`)\1(?!`)")
+_FENCE = re.compile(r"^\s*(`{3,})")
+
+
+def inline_markdown(text: str) -> str:
+    """One line of Markdown as plain text: code spans shown as their content (any number of
+    backticks, as CommonMark), emphasis markers dropped, links as "text (url)"."""
+    spans: list[str] = []
+
+    def keep(m: re.Match[str]) -> str:  # code is shown verbatim: no emphasis or links inside it
+        body = m.group(2)
+        if len(body) > 2 and body.startswith(" ") and body.endswith(" "):
+            body = body[1:-1]
+        spans.append(body)
+        return f"\x00{len(spans) - 1}\x00"
+
+    line = _CODE_SPAN.sub(keep, text)
+    line = _BOLD.sub(lambda m: m.group(1) or m.group(2), line)
+    line = _LINK.sub(r"\1 (\2)", line)
+    return re.sub("\x00(\\d+)\x00", lambda m: spans[int(m.group(1))], line)
+
+
 def markdown_lines(text: str) -> list[str]:
-    """Markdown made readable as plain text: emphasis markers dropped, code fences kept as code."""
+    """Markdown made readable as plain text: emphasis and code markers dropped, code fences kept as code
+    (a fence closes only on a run of at least as many backticks as opened it)."""
     lines: list[str] = []
-    in_code = False
+    fence = ""
     for raw in text.split("\n"):
-        if raw.strip().startswith("```"):
-            in_code = not in_code
+        opening = _FENCE.match(raw)
+        if opening and (not fence or (len(opening.group(1)) >= len(fence) and not raw.strip().strip("`"))):
+            fence = "" if fence else opening.group(1)
             continue
-        if in_code:
+        if fence:
             lines.append(INDENT + "┆ " + raw)
             continue
-        line = _BOLD.sub(lambda m: m.group(1) or m.group(2), raw)
-        line = _LINK.sub(r"\1 (\2)", line)
-        line = re.sub(r"^#{1,6}\s+", "", line)
+        line = re.sub(r"^#{1,6}\s+", "", inline_markdown(raw))
         lines.append(INDENT + line if line else "")
     return lines
 
@@ -156,7 +178,7 @@ def block_lines(block: Block) -> list[str]:
             return [hint] if hint else []
         case Notice(text=text, level=level):
             mark = {"info": "", "warning": "! ", "error": "✗ "}[level]
-            first, *rest = text.split("\n")
+            first, *rest = (inline_markdown(line) for line in text.split("\n"))
             return [f"{INDENT}{mark}{first}", *(f"{INDENT}  {line}" for line in rest)]
         case _:
             raise TypeError(f"unhandled block {block!r}")

@@ -86,6 +86,9 @@ async def run_chat(engine: Engine, thread_name: str | None, agent_label: str, *,
         f"  workspace: {conversation.workspace}",
         f"  resume later with: datathread chat --thread {thread.thread}",
         f"  {hint} · exit or Ctrl-D to leave",
+        # Said once, here: a resumed conversation gets a new kernel, and a NameError later would be a surprise.
+        *(["  the Python kernel starts fresh: variables from before are gone (files and datasets stay)"]
+          if resumed and runs_code else []),
     ])
     link = await engine.web.link(conversation) if web else None
     if link is not None:

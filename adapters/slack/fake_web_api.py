@@ -33,6 +33,8 @@ class Call:
     at: float
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    #: The client's (host, port): calls with the same peer came over the same connection.
+    peer: tuple[str, int] | None = None
 
 
 @dataclass
@@ -197,7 +199,9 @@ class FakeSlack:
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         args, body = await self._args(request)
-        self.calls.append(Call(method, args, time.monotonic(), body, dict(request.headers)))
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        self.calls.append(Call(method, args, time.monotonic(), body, dict(request.headers),
+                               tuple(peer[:2]) if peer else None))
         if self.fail.rate_limited.get(method, 0) > 0:
             self.fail.rate_limited[method] -= 1
             return web.json_response({"ok": False, "error": "ratelimited"}, status=429,

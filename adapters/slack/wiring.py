@@ -35,6 +35,7 @@ from adapters.slack import workflow_step
 from adapters.slack.budget import RateBudget
 from adapters.slack.context import SlackContext
 from adapters.slack.inbound import PLATFORM, receiving_team, session_stopped, to_action, to_incoming
+from adapters.slack.pool import web_api_session
 from adapters.slack.surface import SlackSurface, with_file_info
 from adapters.slack.verify import Rejection, check_request
 from bot.config import Settings, env_number
@@ -129,6 +130,9 @@ class SlackAdapter:
         )
         #: The surface type handed to the engine (a benchmark swaps in a naive one).
         self.surface_class: type[SlackSurface] = SlackSurface
+        #: Web API calls share one keep-alive session (a benchmark turns it off to measure a new
+        #: connection per call, slack-sdk's default).
+        self.pooled = True
         self.bot_user_id: str | None = None
         self.bot_id: str | None = None
         self.background = BackgroundWork()
@@ -158,6 +162,9 @@ class SlackAdapter:
         Once known it is kept. Concurrent callers (a burst of events on a cold start) share one
         call; a failure reaches every waiter of that call and the next caller tries again.
         """
+        if self.pooled and (self.client.session is None or self.client.session.closed):
+            # Made here, inside the running loop, before the first call (every path calls start first).
+            self.client.session = web_api_session(self.settings.http_timeout)
         if self.bot_user_id is not None:
             return
         if self._identity is None or self._identity.done():
@@ -206,6 +213,8 @@ class SlackAdapter:
     async def aclose(self) -> None:
         await self.background.aclose()
         await self.ctx.aclose()
+        if self.client.session is not None:
+            await self.client.session.close()
 
     def surface(self, thread: ThreadKey, user: str, is_dm: bool = False, message_ts: str | None = None,
                 user_team: str | None = None, title: str | None = None) -> SlackSurface:

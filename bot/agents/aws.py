@@ -34,6 +34,7 @@ from botocore.exceptions import ReadTimeoutError as BotoReadTimeout
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeout
 
+from bot.config import AWS_MAX_CONNECTIONS
 from bot.events import TurnFailed
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def aws_client(
     read_timeout: float,
     connect_timeout: float,
     attempts: int = 1,
-    max_pool_connections: int = 10,
+    max_pool_connections: int = AWS_MAX_CONNECTIONS,
 ) -> Any:
     """A boto3 client for ``service``. Blocking (reads config files): call it off the event loop.
 

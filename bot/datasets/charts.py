@@ -12,14 +12,21 @@
 - box: quartiles of a numeric x, or of y per x value (the ``BOX_GROUPS`` most frequent); whiskers
   at 1.5 IQR clipped to the data range; outliers are not drawn.
 
+Lines and histograms of numeric columns read the dataset's summaries (``bot.datasets.summaries``:
+per-batch extremes and a fine histogram computed at registration) instead of the column; they read
+data only when the summary cannot answer (short data, a histogram of another bin count, time columns).
+
 Drawing uses the object-oriented API (``Figure`` + Agg canvas, never pyplot) under one lock, because
-matplotlib's global state (font cache, rcParams) is not thread-safe. matplotlib is imported on
-first use only (~0.5 s).
+matplotlib's global state (font cache, rcParams) is not thread-safe. ``warm_up`` (called by ``serve``
+at start-up) imports matplotlib and draws a first figure in a background thread (1-3 s), so the
+first chart a user asks for does not pay it. Margins are fixed rather than computed by constrained
+layout (100+ ms a chart).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +36,7 @@ import pyarrow.compute as pc
 
 from bot.datasets.formatting import format_cell, truncate
 from bot.datasets.model import ChartSpec, Column, DatasetError, DatasetMeta
+from bot.datasets.summaries import ColumnSummary
 
 if TYPE_CHECKING:
     from bot.datasets.tablefile import TableFile
@@ -43,10 +51,40 @@ DPI = 100
 
 _lock = threading.Lock()
 _matplotlib_ready = False
+_warming: threading.Thread | None = None
+
+
+def warm_up() -> None:
+    """Import matplotlib and draw a throwaway figure in a background thread (once per process), so the
+    first real chart starts warm. Returns at once; ``render`` waits for it if it is still running."""
+    global _warming
+    with _lock:
+        if _warming is not None or _matplotlib_ready:
+            return
+        # Not a daemon: a process leaving mid-import (a short console session) must wait for it, or
+        # the interpreter tears down under native code and aborts ("terminate called ...").
+        _warming = threading.Thread(target=_draw_once, name="matplotlib-warm-up")
+    _warming.start()
+
+
+def _draw_once() -> None:
+    """A figure like the real ones (time axis, title, note, grid, bars), so that what a first chart
+    would load lazily (date locators, font sizes, the PNG writer) is loaded now."""
+    import io
+
+    with _lock:
+        fig = _figure()
+        ax = fig.add_subplot()
+        ax.plot(np.array(["2024-01-01", "2024-02-01"], dtype="datetime64[ns]"), [0.0, 1.0])
+        ax.stairs([1.0, 2.0], [0.0, 1.0, 2.0], fill=True)
+        ax.set_title("warm-up", fontsize=13, y=1.0, pad=8)
+        fig.text(0.99, 0.005, "warm-up", ha="right", va="bottom", fontsize=8, color="0.4")
+        ax.grid(True, alpha=0.3)
+        fig.savefig(io.BytesIO(), format="png")
 
 
 def _figure() -> Any:
-    """A new Agg-backed Figure (imports matplotlib once per process)."""
+    """A new Agg-backed Figure (imports matplotlib once per process; call under ``_lock``)."""
     global _matplotlib_ready
     if not _matplotlib_ready:
         import matplotlib
@@ -56,7 +94,8 @@ def _figure() -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
+    fig = Figure(figsize=FIGSIZE, dpi=DPI)
+    fig.subplots_adjust(left=0.11, right=0.94, top=0.92, bottom=0.17)
     FigureCanvasAgg(fig)
     return fig
 
@@ -153,21 +192,44 @@ def _x_values(col: pa.ChunkedArray, column: Column) -> np.ndarray | None:
     return None
 
 
-def render(table: TableFile, meta: DatasetMeta, spec: ChartSpec, out: Path) -> Path:
+class _Source:
+    """The data a chart reads: whole columns (read once), a few rows, or a column's summary."""
+
+    def __init__(self, table: TableFile, summaries: Mapping[str, ColumnSummary]) -> None:
+        self.table = table
+        self.summaries = summaries
+        self._columns: dict[str, pa.ChunkedArray] = {}
+
+    def column(self, name: str) -> pa.ChunkedArray:
+        if name not in self._columns:
+            self._columns[name] = self.table.columns([name]).column(name)
+        return self._columns[name]
+
+    def rows(self, name: str, rows: np.ndarray) -> pa.ChunkedArray:
+        """Values of ``name`` at a few ``rows`` (reads only their batches unless the column is loaded)."""
+        if name in self._columns:
+            return self._columns[name].take(pa.array(rows))
+        return self.table.take(rows).column(name)
+
+    def summary(self, name: str, rows: int) -> ColumnSummary | None:
+        """The column's summary when it pays to use it (long columns only)."""
+        return self.summaries.get(name) if rows > LINE_POINTS else None
+
+
+def render(table: TableFile, meta: DatasetMeta, spec: ChartSpec, out: Path,
+           summaries: Mapping[str, ColumnSummary] | None = None) -> Path:
     """Draw ``spec`` for the dataset in ``table`` into ``out`` (blocking; call from a worker thread)."""
     x, y = validate(meta, spec)
-    names = [x.name] if y is None or y.name == x.name else [x.name, y.name]
-    data = table.columns(names)
-    xcol = data.column(x.name)
-    ycol = data.column(y.name) if y is not None else None
+    src = _Source(table, summaries or {})
     out.parent.mkdir(parents=True, exist_ok=True)
     with _lock:
         fig = _figure()
         ax = fig.add_subplot()
         draw = {"line": _line, "scatter": _scatter, "bar": _bar, "hist": _hist, "box": _box}[spec.kind]
-        note = draw(ax, xcol, x, ycol, y)
+        note = draw(ax, src, meta.rows, x, y)
         title = f"{meta.name}: {spec.kind} of {y.name + ' by ' if y else ''}{x.name}"
-        ax.set_title(truncate(title, 80), fontsize=13)
+        # An explicit y: matplotlib otherwise measures every tick label to place the title (~60 ms).
+        ax.set_title(truncate(title, 80), fontsize=13, y=1.0, pad=8)
         if note:
             fig.text(0.99, 0.005, note, ha="right", va="bottom", fontsize=8, color="0.4")
         ax.grid(True, alpha=0.3)
@@ -175,27 +237,42 @@ def render(table: TableFile, meta: DatasetMeta, spec: ChartSpec, out: Path) -> P
     return out
 
 
-def _line(ax: Any, xcol: pa.ChunkedArray, x: Column, ycol: pa.ChunkedArray | None, y: Column | None) -> str:
-    if ycol is None or y is None:
-        yv, xv, xlabel, ylabel = _floats(xcol), None, "row", x.name
+def _line(ax: Any, src: _Source, n: int, x: Column, y: Column | None) -> str:
+    ycolumn, xcolumn = (x, None) if y is None else (y, x)
+    summary = src.summary(ycolumn.name, n)
+    if summary is not None and 4 * len(summary.min) >= LINE_POINTS:  # at least half the points the data gives
+        idx = summary.extremes()
+        yv = _summary_values(summary, idx)
     else:
-        yv, xv, xlabel, ylabel = _floats(ycol), _x_values(xcol, x), x.name, y.name
-    n = len(yv)
-    idx = minmax_indices(yv, LINE_POINTS)
+        values = _floats(src.column(ycolumn.name))
+        idx = minmax_indices(values, LINE_POINTS)
+        yv = values[idx]
+    xv = None
+    if xcolumn is not None and (xcolumn.numeric or xcolumn.type in ("datetime", "date")):
+        xv = _x_values(src.column(xcolumn.name), xcolumn)
     positions = idx if xv is None else xv[idx]
-    ax.plot(positions, yv[idx], linewidth=1.0, color="tab:blue")
-    if xv is None and ycol is not None and len(idx):
+    ax.plot(positions, yv, linewidth=1.0, color="tab:blue")
+    if xv is None and xcolumn is not None and len(idx):
         ticks = np.linspace(0, n - 1, num=min(6, n)).astype(np.int64)
-        labels = [truncate(format_cell(v), 14) for v in xcol.take(pa.array(ticks)).to_pylist()]
+        labels = [truncate(format_cell(v), 14) for v in src.rows(xcolumn.name, ticks).to_pylist()]
         ax.set_xticks(ticks, labels, rotation=20, ha="right")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set_xlabel("row" if xcolumn is None else xcolumn.name)
+    ax.set_ylabel(ycolumn.name)
     return f"{n:,} rows, min/max-downsampled to {len(idx):,} points" if len(idx) < n else f"{n:,} rows"
 
 
-def _scatter(ax: Any, xcol: pa.ChunkedArray, x: Column, ycol: pa.ChunkedArray | None, y: Column | None) -> str:
-    assert ycol is not None and y is not None
-    xv, yv = _x_values(xcol, x), _floats(ycol)
+def _summary_values(summary: ColumnSummary, rows: np.ndarray) -> np.ndarray:
+    """The values at ``rows`` (each a batch's minimum or maximum row), from the summary alone."""
+    values = np.concatenate([summary.min, summary.max])
+    at = np.concatenate([summary.argmin, summary.argmax])
+    keep = at >= 0
+    lookup = dict(zip(at[keep].tolist(), values[keep].tolist(), strict=True))
+    return np.array([lookup[r] for r in rows.tolist()], dtype=float)
+
+
+def _scatter(ax: Any, src: _Source, n: int, x: Column, y: Column | None) -> str:
+    assert y is not None
+    xv, yv = _x_values(src.column(x.name), x), _floats(src.column(y.name))
     assert xv is not None
     n = len(yv)
     if n > SCATTER_POINTS:
@@ -211,13 +288,15 @@ def _scatter(ax: Any, xcol: pa.ChunkedArray, x: Column, ycol: pa.ChunkedArray | 
     return f"{n:,} rows, {len(yv):,} sampled" if len(yv) < n else f"{n:,} rows"
 
 
-def _bar(ax: Any, xcol: pa.ChunkedArray, x: Column, ycol: pa.ChunkedArray | None, y: Column | None) -> str:
-    if ycol is None or y is None:
+def _bar(ax: Any, src: _Source, n: int, x: Column, y: Column | None) -> str:
+    xcol = src.column(x.name)
+    if y is None:
         grouped = pa.table({"x": xcol}).group_by("x").aggregate([([], "count_all")])
         values = grouped.column("count_all")
         ylabel = "rows"
     else:
-        grouped = pa.table({"x": xcol, "y": pc.cast(ycol, pa.float64())}).group_by("x").aggregate([("y", "sum")])
+        ycol = pc.cast(src.column(y.name), pa.float64())
+        grouped = pa.table({"x": xcol, "y": ycol}).group_by("x").aggregate([("y", "sum")])
         values = grouped.column("y_sum")
         ylabel = f"sum of {y.name}"
     keys, vals = grouped.column("x"), np.asarray(pc.fill_null(values, 0).to_numpy(), dtype=float)
@@ -235,16 +314,22 @@ def _bar(ax: Any, xcol: pa.ChunkedArray, x: Column, ycol: pa.ChunkedArray | None
     return f"top {len(order)} of {groups:,} values" if len(order) < groups else ""
 
 
-def _hist(ax: Any, xcol: pa.ChunkedArray, x: Column, ycol: pa.ChunkedArray | None, y: Column | None) -> str:
+def _hist(ax: Any, src: _Source, n: int, x: Column, y: Column | None) -> str:
+    summary = src.summary(x.name, n) if x.numeric else None
+    binned = summary.histogram(HIST_BINS) if summary is not None else None
+    if binned is not None:
+        counts, edges = binned
+        ax.stairs(counts, edges, fill=True, color="tab:blue")
+        return f"{int(counts.sum()):,} values, {HIST_BINS} bins"
     if x.numeric:
-        values = _floats(xcol)
+        values = _floats(src.column(x.name))
         values = values[np.isfinite(values)]
         counts, edges = np.histogram(values, bins=HIST_BINS) if len(values) else (np.zeros(1), np.arange(2.0))
         ax.stairs(counts, edges, fill=True, color="tab:blue")
     else:
         from matplotlib import dates as mdates
 
-        times = _times(xcol)
+        times = _times(src.column(x.name))
         times = times[~np.isnat(times)]
         ints = times.astype("datetime64[ns]").astype(np.int64)
         counts, edges = np.histogram(ints, bins=HIST_BINS) if len(ints) else (np.zeros(1), np.arange(2.0))
@@ -263,8 +348,9 @@ def _stats(values: np.ndarray, label: str) -> dict[str, Any]:
             "whislo": max(lo, q1 - 1.5 * iqr), "whishi": min(hi, q3 + 1.5 * iqr)}
 
 
-def _box(ax: Any, xcol: pa.ChunkedArray, x: Column, ycol: pa.ChunkedArray | None, y: Column | None) -> str:
-    if ycol is None or y is None:
+def _box(ax: Any, src: _Source, n: int, x: Column, y: Column | None) -> str:
+    xcol = src.column(x.name)
+    if y is None:
         values = _floats(xcol)
         values = values[~np.isnan(values)]
         if not len(values):
@@ -272,7 +358,7 @@ def _box(ax: Any, xcol: pa.ChunkedArray, x: Column, ycol: pa.ChunkedArray | None
         ax.bxp([_stats(values, x.name)], showfliers=False)
         ax.set_ylabel(x.name)
         return f"{len(values):,} values; whiskers at 1.5 IQR"
-    frame = pa.table({"x": xcol, "y": pc.cast(ycol, pa.float64())}).filter(pc.is_valid(pc.field("y")))
+    frame = pa.table({"x": xcol, "y": pc.cast(src.column(y.name), pa.float64())}).filter(pc.is_valid(pc.field("y")))
     sizes = frame.group_by("x").aggregate([([], "count_all")]).sort_by([("count_all", "descending")])
     keys = sizes.column("x").slice(0, BOX_GROUPS)
     boxes = []

@@ -68,6 +68,17 @@ def test_resume_keeps_workspace_and_datasets_and_eof_exits_zero(tmp_path: Path) 
     assert second.returncode == 0, second.stderr
     assert "(resumed)" not in first.stdout and "(resumed)" in second.stdout and "rows 21–40 of 50" in second.stdout
     assert "NameError" in second.stdout  # a new kernel: variables are gone, datasets are not
+    assert second.stdout.count("variables from before are gone") == 1  # said once, up front
+    assert "variables from before are gone" not in first.stdout
+
+
+def test_a_run_that_raised_ends_failed_not_done(tmp_path: Path) -> None:
+    result = chat(tmp_path, "1/0\nprint('fine')\n")
+    out = result.stdout
+    assert result.returncode == 0, result.stderr
+    failed_turn, ok_turn = out.split("ZeroDivisionError", 1)[1].split("fine", 1)
+    assert "✗ Failed" in failed_turn and "✓ done" not in failed_turn
+    assert "✓ done" in ok_turn
 
 
 def test_ctrl_c_interrupts_the_run_not_the_program(tmp_path: Path) -> None:

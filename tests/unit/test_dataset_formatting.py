@@ -98,3 +98,29 @@ def test_string_order_of_a_single_chunk_and_all_missing_values() -> None:
     assert string_order(pa.chunked_array([pa.array([None, None], pa.string())])).tolist() == [0, 1]
     equal = pa.array(["same"] * 5)
     assert np.array_equal(string_order(equal), pc.array_sort_indices(equal).to_numpy())  # ties keep row order
+
+
+def test_per_column_formatters_show_exactly_what_format_cell_shows() -> None:
+    from bot.datasets.formatting import RowFormatter
+    from bot.datasets.formatting import cells_one_by_one as cell_by_cell
+
+    table = pa.table({
+        "i": pa.array([1, None, -(2**63)], pa.int64()),
+        "u": pa.array([2**64 - 1, 0, None], pa.uint64()),
+        "f": pa.array([0.1 + 0.2 - 0.2, None, float("nan")]),
+        "f32": pa.array([1.5, 1e-7, None], pa.float32()),
+        "s": pa.array(["a\tb", None, "z" * 100]),
+        "b": pa.array([True, None, False]),
+        "ns": pa.array([0, None, 1_704_462_300_000_000_001], pa.timestamp("ns")),
+        "us": pa.array([1_704_462_300_250_000, None, 0], pa.timestamp("us")),
+        "s_ts": pa.array([1_704_462_300, None, -1], pa.timestamp("s")),
+        "tz": pa.array([1_704_462_300_000_000, None, 0], pa.timestamp("us", tz="UTC")),
+        "d": pa.array([19_000, None, 0], pa.date32()),
+        "dict": pa.array(["x", None, "y"]).dictionary_encode(),
+        "dec": pa.array([None, None, None], pa.decimal128(10, 2)),
+    })
+    # the cell-by-cell path (every value through format_cell) is the reference
+    expected = tuple(zip(*[cell_by_cell(table.column(i)) for i in range(table.num_columns)], strict=True))
+    assert RowFormatter(table.schema)(table) == expected
+    assert RowFormatter(table.schema)(table)[0][6] == "1970-01-01 00:00:00"
+    assert RowFormatter(table.schema)(table)[2][6] == "2024-01-05 13:45:00.000000001"

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bot.config import ConfigError, env_flag, env_int, env_number
+from bot.config import AWS_MAX_CONNECTIONS, ConfigError, env_flag, env_int, env_number
 
 _ID = re.compile(r"^[0-9a-zA-Z]{1,10}$")
 
@@ -31,7 +31,7 @@ class BedrockAgentConfig:
     stream_final_response: bool = False
     read_timeout: float = 300.0
     connect_timeout: float = 10.0
-    max_pool_connections: int = 50
+    max_pool_connections: int = AWS_MAX_CONNECTIONS
     throttle_retries: int = 3
     backoff_seconds: float = 1.0
 
@@ -52,7 +52,7 @@ class BedrockAgentConfig:
             stream_final_response=env_flag(env, "BEDROCK_STREAM_FINAL_RESPONSE"),
             read_timeout=env_number(env, "BEDROCK_AGENT_READ_TIMEOUT_SECONDS", 300.0),
             connect_timeout=env_number(env, "BEDROCK_AGENT_CONNECT_TIMEOUT_SECONDS", 10.0),
-            max_pool_connections=env_int(env, "BEDROCK_AGENT_MAX_CONNECTIONS", 50),
+            max_pool_connections=env_int(env, "BEDROCK_AGENT_MAX_CONNECTIONS", AWS_MAX_CONNECTIONS),
         )
 
 

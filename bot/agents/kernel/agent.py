@@ -27,6 +27,7 @@ from bot.agents.kernel.sandbox import SandboxUnavailable, policy_for
 from bot.agents.kernel.session import KernelSession, KernelStartError
 from bot.config import AgentKind, Settings
 from bot.conversation import Conversation, Turn
+from bot.durations import human_duration
 from bot.events import AgentEvent, CodeError, CodeStarted, FinalText, Notice, TurnFailed
 from bot.help import local_agent_help
 from bot.workspace import Snapshot
@@ -156,7 +157,7 @@ class LocalKernelExecutor:
 
     def _restart_notice(self, slot: _Slot) -> Notice | None:
         if slot.stopped == "idle":
-            return Notice(f"The Python kernel was stopped after {self.idle_timeout / 60:g} minutes without use and "
+            return Notice(f"The Python kernel was stopped after {human_duration(self.idle_timeout)} without use and "
                           "has started again: variables from before are gone. Files and datasets stay.", "info")
         if slot.stopped == "room":
             return Notice("The Python kernel was stopped to make room for other conversations and has started "

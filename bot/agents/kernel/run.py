@@ -21,6 +21,7 @@ from bot.agents.kernel.sandbox import QUOTA_ERRNOS
 from bot.agents.kernel.session import KernelSession, Message
 from bot.agents.kernel.startup import EXIT_MIME, FIGURE_MIME, FRAME_MIME, next_free
 from bot.conversation import Turn, media_type
+from bot.durations import human_duration
 from bot.events import AgentEvent, CodeError, CodeOutput, FileProduced, Notice
 from bot.workspace import PRIVATE_DIR, UnsafePath
 
@@ -202,7 +203,7 @@ class KernelRun:
             yield event
 
     def _time_limit_notice(self) -> Notice:
-        limit = f"{self.limits.timeout:g} s"
+        limit = human_duration(self.limits.timeout)
         if self._settled:
             return Notice(f"Stopped: the code ran longer than the time limit ({limit}). Variables are kept.",
                           "warning")
