@@ -22,7 +22,7 @@ import secrets
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -35,7 +35,7 @@ from bot.datasets import charts
 from bot.datasets.batch_index import BatchIndex, IndexedBatchWriter, decode_batches
 from bot.datasets.dynamo_catalog import DynamoCatalog
 from bot.datasets.formatting import format_rows, logical_type
-from bot.datasets.local import EXPORT_ROW_GROUP, _expired_message
+from bot.datasets.local import EXPORT_ROW_GROUP, EXPORT_SORTED_ROWS, _expired_message
 from bot.datasets.model import (
     ChartSpec,
     Column,
@@ -408,10 +408,21 @@ class S3DatasetStore:
 
         return await asyncio.to_thread(draw)
 
-    async def export(self, dataset_id: str, fmt: ExportFormat, out: Path) -> Path:
+    async def export(self, dataset_id: str, fmt: ExportFormat, out: Path, sort: SortSpec | None = None) -> Path:
+        """Write the whole dataset to ``out`` as csv or parquet, batch by batch (in ``sort`` order if given:
+        the sort permutation is read from S3 a chunk at a time, as sorted pages read it)."""
         meta = await self.get(dataset_id)
         if fmt not in ("csv", "parquet"):
             raise DatasetError(f"cannot export as {fmt!r}; use csv or parquet")
+        order = await self._order(meta, sort.column) if sort is not None else None
+
+        def ordered(table: TableFile) -> Iterable[pa.RecordBatch]:
+            if order is None or sort is None:
+                yield from table.batches()
+                return
+            for start in range(0, meta.rows, EXPORT_SORTED_ROWS):
+                stop = min(start + EXPORT_SORTED_ROWS, meta.rows)
+                yield from table.take(order.positions(start, stop, sort.descending)).to_batches()
 
         def write() -> Path:
             table = self._local_table(meta)
@@ -422,14 +433,14 @@ class S3DatasetStore:
                     import pyarrow.csv as pcsv
 
                     with pcsv.CSVWriter(str(tmp), table.schema) as writer:
-                        for batch in table.batches():
+                        for batch in ordered(table):
                             writer.write_batch(batch)
                 else:
                     import pyarrow.parquet as pq
 
                     with pq.ParquetWriter(str(tmp), table.schema, compression="zstd") as writer:
                         group: list[pa.RecordBatch] = []
-                        for batch in table.batches():
+                        for batch in ordered(table):
                             group.append(batch)
                             if sum(b.num_rows for b in group) >= EXPORT_ROW_GROUP:
                                 writer.write_table(pa.Table.from_batches(group, schema=table.schema))

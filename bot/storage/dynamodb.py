@@ -7,20 +7,38 @@ so every read checks ``expires_at`` itself against ``clock``: TTL only reclaims 
 Where two replicas can race, writes are conditional: a delivery id is claimed by a put that succeeds
 only if no live claim exists, a conversation is created only if none exists (the loser reads the
 winner's, so the first owner is kept), and a reset only replaces the generation it read.
+
+Records that are listed in order are kept so that a ``Query`` on the table reads them, never a scan:
+
+- a workflow run is ``run#<id>/run`` (lookup by id) plus one entry per listing, ``runs/<started>#<id>``
+  and ``runs#wf#<workflow>/<started>#<id>`` (newest first = the partition read backwards);
+- a verdict is ``fb#<conversation,turn,user>/fb`` plus ``feedback/<at>#<conversation,turn,user>``
+  (``since`` = a range on the sort key); a second verdict moves the entry to its new time;
+- a turn in flight is ``journal#<platform>/<thread>`` (one per thread; a platform's turns are one
+  small partition).
+
+The lookup item of a run or verdict names its listing entries and carries a version: a save
+re-reads it and writes lookup and entries in one transaction conditional on that version, so two
+replicas saving the same record never leave a stale entry behind. Records are JSON, compressed
+when large, so an item stays far below DynamoDB's 400 KB.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from bot.conversation import Conversation
+from bot.feedback import FeedbackRecord
+from bot.journal import TurnInFlight
 from bot.messages import ThreadKey
 from bot.storage.local import conversation_id
+from bot.workflows.record import RunRecord
 
 Clock = Callable[[], datetime]
 Item = dict[str, dict[str, Any]]
@@ -36,6 +54,44 @@ def s(value: str) -> dict[str, str]:
 
 def n(value: float) -> dict[str, str]:
     return {"N": str(int(value))}
+
+
+#: A record's JSON above this many bytes is stored zlib-compressed (as binary).
+COMPRESS_ABOVE = 32_000
+#: The largest (compressed) record kept in one item: DynamoDB's item limit is 400 KB, keys included.
+MAX_RECORD_BYTES = 350_000
+#: Attempts at a versioned save before giving up (each loss means another replica just saved it).
+SAVE_ATTEMPTS = 8
+
+
+def time_key(when: datetime) -> str:
+    """Sortable text for an instant: zero-padded epoch seconds (ISO text with and without
+    microseconds, or with different offsets, would not sort by time)."""
+    return f"{when.timestamp():020.6f}"
+
+
+def encode_record(value: Any) -> dict[str, Any]:
+    """A JSON value as an attribute: text, or zlib-compressed binary when large.
+    ``ValueError`` if even compressed it would not fit in one item."""
+    text = json.dumps(value, ensure_ascii=False)
+    raw = text.encode()
+    if len(raw) <= COMPRESS_ABOVE:
+        return {"S": text}
+    packed = zlib.compress(raw, 9)
+    if len(packed) > MAX_RECORD_BYTES:
+        raise ValueError(f"record too large for one DynamoDB item ({len(packed)} bytes compressed)")
+    return {"B": packed}
+
+
+def decode_record(attribute: dict[str, Any]) -> Any:
+    if "B" in attribute:
+        return json.loads(zlib.decompress(attribute["B"]))
+    return json.loads(attribute["S"])
+
+
+def error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
 
 
 def is_conditional_failure(exc: BaseException) -> bool:
@@ -58,6 +114,63 @@ class DynamoStateStore:
 
     async def _call(self, operation: str, **kwargs: Any) -> Any:
         return await asyncio.to_thread(getattr(self.db, operation), TableName=self.table, **kwargs)
+
+    async def _query(self, pk: str, *, since: str | None = None, newest_first: bool = False,
+                     limit: int | None = None) -> list[Item]:
+        """Items of partition ``pk`` in sort-key order (sort keys ``>= since`` only, when given),
+        following pages until ``limit`` items (all without it)."""
+        condition, values = "pk = :pk", {":pk": s(pk)}
+        if since is not None:
+            condition, values = condition + " AND sk >= :since", {**values, ":since": s(since)}
+        items: list[Item] = []
+        start: dict[str, Any] = {}
+        while limit is None or len(items) < limit:
+            page_limit = {} if limit is None else {"Limit": limit - len(items)}
+            got = await self._call("query", KeyConditionExpression=condition, ExpressionAttributeValues=values,
+                                   ScanIndexForward=not newest_first, ConsistentRead=True, **page_limit, **start)
+            items.extend(got.get("Items", []))
+            if "LastEvaluatedKey" not in got:
+                break
+            start = {"ExclusiveStartKey": got["LastEvaluatedKey"]}
+        return items
+
+    def _transact(self, writes: list[dict[str, Any]]) -> None:
+        self.db.transact_write_items(TransactItems=writes)
+
+    async def _save_listed(self, lookup: Item, record: dict[str, Any], entries: list[Item]) -> None:
+        """Write ``record`` at ``lookup`` and at each of the listing keys ``entries``, dropping the
+        entries an earlier save made that are no longer wanted (e.g. a verdict at a new time).
+
+        One transaction, conditional on the lookup item's version as read: a concurrent save makes
+        it fail, and it is redone on top of that save.
+        """
+        body = encode_record(record)
+        wanted = [json.dumps([e["pk"]["S"], e["sk"]["S"]]) for e in entries]
+        for _ in range(SAVE_ATTEMPTS):
+            got = await self._call("get_item", Key=lookup, ConsistentRead=True)
+            seen = got.get("Item")
+            if seen is None:
+                version, stale = 0, []
+                condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+            else:
+                version = int(seen["version"]["N"])
+                stale = [e for e in json.loads(seen["entries"]["S"]) if e not in wanted]
+                condition = {"ConditionExpression": "#v = :seen", "ExpressionAttributeNames": {"#v": "version"},
+                             "ExpressionAttributeValues": {":seen": n(version)}}
+            writes: list[dict[str, Any]] = [{"Put": {
+                "TableName": self.table, **condition,
+                "Item": {**lookup, "doc": body, "entries": s(json.dumps(wanted)), "version": n(version + 1)}}}]
+            writes += [{"Put": {"TableName": self.table, "Item": {**entry, "doc": body}}} for entry in entries]
+            writes += [{"Delete": {"TableName": self.table, "Key": {"pk": s(pk), "sk": s(sk)}}}
+                       for pk, sk in map(json.loads, stale)]
+            try:
+                await asyncio.to_thread(self._transact, writes)
+            except Exception as exc:
+                if error_code(exc) != "TransactionCanceledException":
+                    raise
+                continue  # another replica saved it meanwhile: redo on top of its save
+            return
+        raise RuntimeError(f"could not save {lookup['pk']['S']}: {SAVE_ATTEMPTS} concurrent saves won")
 
     # conversations ------------------------------------------------------------------------------
 
@@ -164,6 +277,27 @@ class DynamoStateStore:
             raise
         return True
 
+    async def release_event(self, event_id: str) -> None:
+        await self._call("delete_item", Key={"pk": s(f"event#{event_id}"), "sk": s("event")})
+
+    # the journal of turns in flight ---------------------------------------------------------------
+
+    @staticmethod
+    def _journal_key(thread: ThreadKey) -> Item:
+        return {"pk": s(f"journal#{thread.platform}"), "sk": s(str(thread))}
+
+    async def journal_turn(self, turn: TurnInFlight) -> None:
+        # One item per thread: a newer record of the thread's turn simply replaces the older one.
+        await self._call("put_item", Item={**self._journal_key(turn.thread), "doc": encode_record(turn.to_json())})
+
+    async def end_turn(self, thread: ThreadKey) -> None:
+        await self._call("delete_item", Key=self._journal_key(thread))
+
+    async def turns_in_flight(self, platform: str) -> list[TurnInFlight]:
+        items = await self._query(f"journal#{platform}")
+        return sorted((TurnInFlight.from_json(decode_record(item["doc"])) for item in items),
+                      key=lambda turn: turn.started)
+
     # values -------------------------------------------------------------------------------------
 
     async def get_value(self, namespace: str, key: str) -> Any | None:
@@ -173,6 +307,53 @@ class DynamoStateStore:
 
     async def put_value(self, namespace: str, key: str, value: Any) -> None:
         await self._call("put_item", Item={"pk": s(f"kv#{namespace}#{key}"), "sk": s("kv"), "v": s(json.dumps(value))})
+
+    # workflow runs ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _run_key(run_id: str) -> Item:
+        return {"pk": s(f"run#{run_id}"), "sk": s("run")}
+
+    async def save_run(self, run: RunRecord) -> None:
+        order = f"{time_key(run.started)}#{run.id}"
+        await self._save_listed(self._run_key(run.id), run.to_json(), [
+            {"pk": s("runs"), "sk": s(order)},
+            {"pk": s(f"runs#wf#{run.workflow}"), "sk": s(order)},
+        ])
+
+    async def workflow_run(self, run_id: str) -> RunRecord | None:
+        got = await self._call("get_item", Key=self._run_key(run_id), ConsistentRead=True)
+        item = got.get("Item")
+        return None if item is None else RunRecord.from_json(decode_record(item["doc"]))
+
+    async def workflow_runs(self, limit: int = 20, workflow: str | None = None) -> list[RunRecord]:
+        if limit <= 0:
+            return []
+        items = await self._query("runs" if workflow is None else f"runs#wf#{workflow}", newest_first=True, limit=limit)
+        return [RunRecord.from_json(decode_record(item["doc"])) for item in items]
+
+    # feedback -----------------------------------------------------------------------------------
+
+    async def record_feedback(self, record: FeedbackRecord) -> None:
+        # JSON keeps the three ids apart whatever they contain (a "#" in a turn id, say).
+        who = json.dumps([record.conversation, record.turn, record.user])
+        await self._save_listed(
+            {"pk": s(f"fb#{who}"), "sk": s("fb")},
+            {"conversation": record.conversation, "turn": record.turn, "user": record.user,
+             "at": record.at.isoformat(), "positive": record.positive, "comment": record.comment,
+             "platform": record.platform},
+            [{"pk": s("feedback"), "sk": s(f"{time_key(record.at)}#{who}")}],
+        )
+
+    async def feedback(self, since: datetime | None = None) -> list[FeedbackRecord]:
+        items = await self._query("feedback", since=None if since is None else time_key(since))
+        out = []
+        for item in items:
+            data = decode_record(item["doc"])
+            out.append(FeedbackRecord(data["conversation"], data["turn"], data["user"],
+                                      datetime.fromisoformat(data["at"]), bool(data["positive"]),
+                                      data["comment"], data["platform"]))
+        return out
 
     async def aclose(self) -> None:
         """Nothing to release: the client is shared by the process."""

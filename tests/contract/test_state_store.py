@@ -233,3 +233,30 @@ async def test_turns_in_flight_survive_a_restart_until_they_end(make_store: Call
         assert await again.turns_in_flight("slack") == [TurnInFlight(OTHER, "UBOB", 101.0)]
     finally:
         await again.aclose()
+
+
+async def test_concurrent_verdicts_by_one_user_on_one_turn_keep_exactly_one(state: StateStore) -> None:
+    at = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    verdicts = [FeedbackRecord("c1", "t1", "UALICE", at + timedelta(seconds=i), i % 2 == 0, f"v{i}", "slack")
+                for i in range(6)]
+    await asyncio.gather(*(state.record_feedback(v) for v in verdicts))  # replicas racing on one click
+    (kept,) = await state.feedback()
+    assert kept in verdicts
+    assert await state.feedback(since=kept.at + timedelta(microseconds=1)) == []  # no stale entry listed later
+
+
+async def test_a_verdict_changed_to_a_later_time_is_listed_only_at_its_new_time(state: StateStore) -> None:
+    early, late = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
+    await state.record_feedback(FeedbackRecord("c1", "t1", "UALICE", early, True))
+    await state.record_feedback(FeedbackRecord("c1", "t1", "UALICE", late, False, "changed my mind"))
+    assert [(r.at, r.positive) for r in await state.feedback()] == [(late, False)]
+    assert [r.comment for r in await state.feedback(since=late)] == ["changed my mind"]
+
+
+async def test_a_run_with_long_errors_round_trips(state: StateStore) -> None:
+    trace = "".join(f'  File "step.py", line {i}, in f\n    x = y[{i}]\nKeyError: {i}\n' for i in range(20_000))
+    record = _run("big", "weekly-sales", 5, "failed")
+    big = record.with_step(StepRecord("summarise", "failed", record.started, None, {}, trace))
+    await state.save_run(big)  # about 1 MB of text: more than one DynamoDB item holds uncompressed
+    assert await state.workflow_run("big") == big
+    assert [r.id for r in await state.workflow_runs(workflow="weekly-sales")] == ["big"]
