@@ -341,7 +341,13 @@ class Engine:
                     queue.popleft().done.cancel()
 
     async def end_interrupted(self, platform: str, surface_for: Callable[[TurnInFlight], Surface | None]) -> int:
-        """At start-up: end the turns of ``platform`` a crash cut off (see ``bot.recovery``)."""
+        """At start-up: end the turns of ``platform`` a crash cut off (see ``bot.recovery``).
+
+        Not with a shared turn queue: the journal is then every replica's, and the queue itself hands
+        a dead replica's turn to a live one, which ends it (a replica starting must not end turns
+        other replicas are running)."""
+        if self._intake is not None:
+            return 0
         return await end_interrupted(self.state, platform, surface_for)
 
     async def _process(self, message: IncomingMessage, surface: Surface) -> None:

@@ -48,7 +48,7 @@ from bot.datasets.model import (
     SortSpec,
 )
 from bot.datasets.readers import TABULAR_SUFFIXES, Source, file_source, frame_source
-from bot.datasets.tablefile import BATCH_ROWS, DATA_FILE, SortOrder, TableFile, compute_sort
+from bot.datasets.tablefile import BATCH_ROWS, DATA_FILE, SortOrder, TableFile, compute_sort, descending_sort
 from bot.private import make_private, private_dir
 from bot.storage.dynamodb import Clock, utc_now
 
@@ -100,7 +100,8 @@ class _BatchCache:
 
 
 class _RangedOrder:
-    """A sort permutation on S3 read by range: ``positions`` as ``SortOrder.positions``."""
+    """A sort permutation (one column, one direction) on S3 read by range: ``positions`` as
+    ``SortOrder.positions``."""
 
     def __init__(self, fetch: Callable[[int, int], bytes], dtype: np.dtype[Any], length: int, valid: int) -> None:
         self._fetch = fetch
@@ -114,14 +115,8 @@ class _RangedOrder:
         size = self.dtype.itemsize
         return np.frombuffer(self._fetch(lo * size, hi * size), dtype=self.dtype)
 
-    def positions(self, start: int, stop: int, descending: bool) -> np.ndarray:
-        if not descending:
-            return self._read(start, stop)
-        # Descending = the valid part read backwards, missing values still last (as ``SortOrder``).
-        head_stop = min(stop, self.valid)
-        head = self._read(self.valid - head_stop, self.valid - start)[::-1] if start < head_stop else self._read(0, 0)
-        tail = self._read(max(start, self.valid), stop)
-        return np.concatenate([head, tail])
+    def positions(self, start: int, stop: int) -> np.ndarray:
+        return self._read(start, stop)
 
 
 class S3DatasetStore:
@@ -143,8 +138,8 @@ class S3DatasetStore:
         self._meta: dict[str, DatasetMeta] = {}
         self._indexes: OrderedDict[str, BatchIndex] = OrderedDict()
         self._batches = _BatchCache(BATCH_CACHE_BYTES)
-        self._orders: OrderedDict[tuple[str, int], SortOrder | _RangedOrder] = OrderedDict()
-        self._sorting: dict[tuple[str, int], asyncio.Future[SortOrder | _RangedOrder]] = {}
+        self._orders: OrderedDict[tuple[str, int, bool], SortOrder | _RangedOrder] = OrderedDict()
+        self._sorting: dict[tuple[str, int, bool], asyncio.Future[SortOrder | _RangedOrder]] = {}
         self._files_lock = threading.Lock()
         self._fetchers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-batches")
 
@@ -288,7 +283,7 @@ class S3DatasetStore:
         number = min(max(1, number), pages)
         start = (number - 1) * size
         stop = min(start + size, meta.rows)
-        order = await self._order(meta, sort.column) if sort is not None else None
+        order = await self._order(meta, sort.column, sort.descending) if sort is not None else None
 
         def read() -> tuple[tuple[str, ...], ...]:
             if stop <= start:
@@ -298,7 +293,7 @@ class S3DatasetStore:
                 got = self._batches_for(meta, range(first, last + 1))
                 table = pa.Table.from_batches([got[i] for i in range(first, last + 1)])
                 return format_rows(table.slice(start - first * BATCH_ROWS, stop - start))
-            rows = np.asarray(order.positions(start, stop, sort.descending), dtype=np.int64)
+            rows = np.asarray(order.positions(start, stop), dtype=np.int64)
             got = self._batches_for(meta, sorted({int(r) // BATCH_ROWS for r in rows}))
             taken = [got[int(r) // BATCH_ROWS].slice(int(r) % BATCH_ROWS, 1) for r in rows]
             return format_rows(pa.Table.from_batches(taken))
@@ -306,19 +301,21 @@ class S3DatasetStore:
         rows = await asyncio.to_thread(read)
         return Page(dataset=meta, number=number, size=size, start=start, rows=rows, sort=sort)
 
-    async def _order(self, meta: DatasetMeta, column: str) -> SortOrder | _RangedOrder:
+    async def _order(self, meta: DatasetMeta, column: str, descending: bool = False) -> SortOrder | _RangedOrder:
+        """The order of ``column`` in one direction (stable both ways, missing values last, exactly as
+        the local store): from memory, from S3, or computed once and stored."""
         col = meta.column(column)
         if col is None:
             raise DatasetError(f'no column "{column}"; columns: {", ".join(c.name for c in meta.columns)}')
         if col.type == "other":
             raise DatasetError(f'column "{column}" cannot be sorted (it holds nested or binary values)')
-        key = (meta.id, meta.columns.index(col))
+        key = (meta.id, meta.columns.index(col), descending)
         order = self._orders.get(key)
         if order is not None:
             return order
         pending = self._sorting.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(asyncio.to_thread(self._load_or_sort, meta, key[1]))
+            pending = asyncio.ensure_future(asyncio.to_thread(self._load_or_sort, meta, key[1], descending))
             self._sorting[key] = pending
             pending.add_done_callback(lambda _: self._sorting.pop(key, None))
         order = await asyncio.shield(pending)
@@ -327,10 +324,11 @@ class S3DatasetStore:
             self._orders.popitem(last=False)
         return order
 
-    def _load_or_sort(self, meta: DatasetMeta, index: int) -> SortOrder | _RangedOrder:
+    def _load_or_sort(self, meta: DatasetMeta, index: int, descending: bool = False) -> SortOrder | _RangedOrder:
         """The stored permutation, or computed from the whole file and stored (another replica
         computing the same one at the same time writes identical bytes)."""
-        bin_key, json_key = self._key(meta.id, f"sort-{index}.bin"), self._key(meta.id, f"sort-{index}.json")
+        stem = f"sort-{index}{'-desc' if descending else ''}"
+        bin_key, json_key = self._key(meta.id, f"{stem}.bin"), self._key(meta.id, f"{stem}.json")
         try:
             info = json.loads(self._get(json_key))
         except Exception as exc:
@@ -339,7 +337,10 @@ class S3DatasetStore:
             name = meta.columns[index].name
             table = self._local_table(meta)
             try:
-                order = compute_sort(table.columns([name]).column(name))
+                column = table.columns([name]).column(name)
+                order = compute_sort(column)
+                if descending:
+                    order = descending_sort(order, column)
             finally:
                 table.close()
             perm = np.ascontiguousarray(order.perm, dtype=order.perm.dtype.newbyteorder("<"))
@@ -414,7 +415,7 @@ class S3DatasetStore:
         meta = await self.get(dataset_id)
         if fmt not in ("csv", "parquet"):
             raise DatasetError(f"cannot export as {fmt!r}; use csv or parquet")
-        order = await self._order(meta, sort.column) if sort is not None else None
+        order = await self._order(meta, sort.column, sort.descending) if sort is not None else None
 
         def ordered(table: TableFile) -> Iterable[pa.RecordBatch]:
             if order is None or sort is None:
@@ -422,7 +423,7 @@ class S3DatasetStore:
                 return
             for start in range(0, meta.rows, EXPORT_SORTED_ROWS):
                 stop = min(start + EXPORT_SORTED_ROWS, meta.rows)
-                yield from table.take(order.positions(start, stop, sort.descending)).to_batches()
+                yield from table.take(order.positions(start, stop)).to_batches()
 
         def write() -> Path:
             table = self._local_table(meta)

@@ -123,6 +123,17 @@ async def test_sorted_pages_asc_desc_with_missing_values_last(store: DatasetStor
     assert [r[0] for r in by_id.rows] == ["R30000", "R29999", "R29998"]
 
 
+async def test_sorting_is_stable_both_ways_like_pandas(store: DatasetStore) -> None:
+    """Rule: equal values keep their row order in both directions, missing values last (as a stable
+    ``sort_values(..., kind="stable", na_position="last")``), whatever the store."""
+    source = pd.DataFrame({"row": range(12), "v": [2, 1, None, 2, 1, 3, None, 2, 3, 1, 2, 3]})
+    meta = await store.register_frame(source, name="ties", thread=KEY, owner="U1")
+    for descending in (False, True):
+        page = await store.page(meta.id, 1, 12, SortSpec("v", descending=descending))
+        expected = source.sort_values("v", ascending=not descending, kind="stable", na_position="last")["row"]
+        assert [int(r[0]) for r in page.rows] == list(expected), f"descending={descending}"
+
+
 async def test_datasets_and_sort_orders_survive_a_new_store(
         store: DatasetStore, make_store: Callable[[Path], DatasetStore], tmp_path: Path) -> None:
     meta = await store.register_frame(frame(100), name="df", thread=KEY, owner="U1")
