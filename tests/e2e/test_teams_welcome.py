@@ -13,7 +13,8 @@ from tests.teams_harness import fixture, teams
 
 pytestmark = pytest.mark.e2e  # starts servers
 
-PROMPTS = "Explore|Show the columns of the attached file;;Trend|Chart sales over time;;Groups|Compare regions;;Help|help"
+PROMPTS = ("Explore|Show the columns of the attached file;;Trend|Chart sales over time;;Groups|Compare regions;;"
+           "Help|help")
 
 
 def installed(conversation_type: str = "personal", event_id: str = "f:install-1") -> dict[str, Any]:
