@@ -316,7 +316,7 @@ class FakeSlack:
         if m is None:
             return {"ok": False, "error": "message_not_found"}
         m.text, m.blocks, m.updates = a.get("text") or "", self._blocks(a), m.updates + 1
-        m.markdown = ""  # an update replaces the whole message
+        m.markdown, m.tasks = "", []  # an update replaces the whole message, streamed tasks included
         return {"ok": True, "channel": m.channel, "ts": m.ts, "text": m.text}
 
     def _m_chat_getPermalink(self, a: dict[str, Any]) -> dict[str, Any]:
