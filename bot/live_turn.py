@@ -16,6 +16,9 @@ Rules (each has a test in ``tests/unit/test_live_turn.py`` named after it):
 - **The final state is always sent**, even after failed updates, with the end-of-turn buttons where
   the surface has buttons. If the platform refuses it, a short notice says so and where the
   results are, so a turn never ends silently.
+- **Steps as steps**: where the stream shows a reply's steps as tasks of their own
+  (``Limits.stream_steps``), a change of the steps alone is an append too; the stream text then
+  leaves the steps out (the transport's ``stream_text``), and editing shows everything as text.
 - **Stop**: a stream the person stopped (``StreamRefused.stopped``) calls ``on_stop``. Where the
   platform has no Stop control of its own (``Limits.native_stop``) and shows buttons, every state
   before the final one carries ``stop_buttons``; the final state carries ``end_buttons`` and, on
@@ -30,9 +33,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any, Generic
 
-from bot.reply import Buttons, Notice, Reply
+from bot.reply import Buttons, Notice, Reply, Step
 from bot.transport import LiveTransport, M, MessageGone, StreamRefused, TransportError
 
 log = logging.getLogger(__name__)
@@ -80,6 +84,7 @@ class LiveTurn(Generic[M]):
         self._feedback = feedback
         self._on_stop = on_stop
         self._streamed: str | None = None  # the streamed text while a stream is open
+        self._streamed_steps: tuple[Step, ...] = ()  # the steps the stream shows (``Limits.stream_steps``)
         self._stream_opened = 0.0
         self._shown: list[str] = []  # ids of the messages that show the turn
         self._last_edit = float("-inf")
@@ -104,6 +109,7 @@ class LiveTurn(Generic[M]):
             if self._t.limits.can_stream:
                 try:
                     self._streamed = await self._t.open_stream(reply, self._t.stream_text(reply, final=False))
+                    self._streamed_steps = reply.steps
                     self._stream_opened = time.monotonic()
                 except StreamRefused as exc:
                     self._refused(exc)
@@ -128,7 +134,7 @@ class LiveTurn(Generic[M]):
         buttons = self._end_buttons if self._t.limits.buttons else None
         verdict = self._feedback() if self._feedback is not None and self._t.limits.buttons else None
         extra = tuple(b for b in (buttons, verdict) if b is not None)
-        final = Reply((*state.blocks, *extra), state.summary) if extra else state
+        final = replace(state, blocks=(*state.blocks, *extra)) if extra else state
         if self._pump is not None and not self._sending:
             self._pump.cancel()  # waiting for a change or for the platform's budget: moot now
         async with self._lock:
@@ -155,7 +161,7 @@ class LiveTurn(Generic[M]):
         limits = self._t.limits
         if self._stop_buttons is None or not limits.buttons or limits.native_stop:
             return state
-        return Reply((*state.blocks, self._stop_buttons), state.summary)
+        return replace(state, blocks=(*state.blocks, self._stop_buttons))
 
     # ---- pacing ----------------------------------------------------------------------------
 
@@ -247,9 +253,11 @@ class LiveTurn(Generic[M]):
         if not extends or self._expiring():
             await self._leave_stream(reply)
             return limits.close_replaces and not final
-        if delta or not self._streamed:
+        steps_changed = limits.stream_steps and reply.steps != self._streamed_steps
+        if delta or not self._streamed or steps_changed:
             await self._t.append(reply, text, delta)
             self._streamed = text
+            self._streamed_steps = reply.steps
         return True
 
     async def _leave_stream(self, reply: Reply) -> None:

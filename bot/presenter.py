@@ -37,8 +37,10 @@ from bot.reply import (
     Reply,
     Select,
     Status,
+    StepStatus,
     Table,
 )
+from bot.steps import group_steps
 from bot.workspace import WorkspaceFile, human_size
 
 #: Lines of code shown before the rest is collapsed.
@@ -52,6 +54,9 @@ MAX_STEP_BLOCKS = 24
 MAX_OPTIONS = 100
 
 TurnState = Literal["working", "done", "failed", "stopped"]
+#: The status of a turn's last step, by the turn's state (the earlier steps are complete).
+_LAST_STEP: dict[TurnState, StepStatus] = {"working": "in_progress", "done": "complete", "failed": "error",
+                                           "stopped": "error"}
 #: Seals an intent into a button token (bound to the thread by the engine).
 Sealer = Callable[[Intent], str]
 
@@ -163,7 +168,10 @@ def present_turn(
     }[state]
     answer = "".join(b.answer).strip()
     summary = answer[:200] or status.text
-    return Reply((status, *blocks), summary)
+    shown = (status, *blocks)
+    answer_block = b.blocks[b.answer_at] if b.answer_at is not None else None
+    answer_at = next((i for i, blk in enumerate(shown) if blk is answer_block), None)
+    return Reply(shown, summary, group_steps(shown, answer_at, last=_LAST_STEP[state]))
 
 
 def _collapse_steps(blocks: list[Block]) -> list[Block]:

@@ -108,13 +108,33 @@ class Notice:
 
 Block = Markdown | Status | CodeBlock | Table | Buttons | Notice
 
+StepStatus = Literal["pending", "in_progress", "complete", "error"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One agent step, for surfaces that show steps as tasks of their own (Slack's task chunks).
+
+    ``blocks`` are the indices in ``Reply.blocks`` the step is made of (its rationale, code, output,
+    error): a surface showing the step as a task leaves them out of its text; others ignore steps.
+    """
+
+    id: str
+    title: str
+    status: StepStatus
+    details: str = ""
+    output: str = ""
+    blocks: tuple[int, ...] = ()
+
 
 @dataclass(frozen=True)
 class Reply:
-    """One message. ``summary`` is plain text for notifications and clients that cannot render blocks."""
+    """One message. ``summary`` is plain text for notifications and clients that cannot render blocks.
+    ``steps`` group a turn's blocks into agent steps (``bot.steps``); empty for other replies."""
 
     blocks: tuple[Block, ...]
     summary: str = ""
+    steps: tuple[Step, ...] = ()
 
 
 def notice(text: str, level: Level = "info") -> Reply:

@@ -41,6 +41,9 @@ class Limits:
     #: Closing a stream with a reply shows that reply in full (Teams' final message). Otherwise the
     #: close can only append to the streamed text (Slack's ``chat.stopStream``).
     close_replaces: bool = False
+    #: The open stream shows ``Reply.steps`` as tasks of their own (Slack's ``task_update`` chunks):
+    #: a change of the steps is streamed even when the text did not grow.
+    stream_steps: bool = False
     #: The surface shows buttons (the console has typed commands instead).
     buttons: bool = True
     #: The platform shows a Stop control of its own while the turn runs (Slack's agent session,
@@ -110,7 +113,8 @@ class LiveTransport(TurnRenderer[M], Protocol[M]):
 
     async def append(self, reply: Reply, text: str, delta: str) -> None:
         """Show ``text`` in the stream; ``delta`` is what is new after the text already shown (may
-        be empty while nothing was streamed: a placeholder may be refreshed)."""
+        be empty while nothing was streamed: a placeholder may be refreshed; or, with
+        ``Limits.stream_steps``, when only the reply's steps changed)."""
         ...
 
     async def close_stream(self, reply: Reply | None, delta: str) -> str:

@@ -23,6 +23,9 @@ STREAMING_UNAVAILABLE = frozenset({
     "unknown_method", "not_allowed", "missing_scope", "channel_type_not_supported",
     "team_not_allowed", "invalid_arguments",
 })
+#: Errors a stream carrying task chunks (or ``task_display_mode``) gets where the workspace does not
+#: know them: steps are streamed as text from then on.
+STEP_CHUNKS_UNAVAILABLE = frozenset({"invalid_arguments", "invalid_chunks", "unknown_chunk_type"})
 
 
 #: Every Web API method the Slack adapter calls, with the bot scope it needs (``None``: none). A test
@@ -70,6 +73,9 @@ class SlackContext:
     clicks: ClickBudgets = field(default_factory=ClickBudgets)
     #: Flipped off for good the first time Slack says streaming is not available here.
     streaming: bool = True
+    #: Streams show agent steps as task chunks (``renderers.slack_steps``); flipped off for good the
+    #: first time Slack refuses them.
+    step_chunks: bool = True
     #: Whether threads are agent sessions (Slack's own Stop button, ``agent_session_stopped``):
     #: ``None`` until the first ``agents.sessions.setStatus`` answers; off for good once refused.
     agent_sessions: bool | None = None

@@ -48,7 +48,8 @@ class Posted:
     blocks: list[dict[str, Any]] = field(default_factory=list)
     markdown: str = ""  # streamed text
     streaming: bool = False
-    tasks: list[dict[str, Any]] = field(default_factory=list)  # streamed task / plan chunks
+    tasks: list[dict[str, Any]] = field(default_factory=list)  # streamed task / plan chunks, in order
+    task_display_mode: str | None = None  # as chat.startStream asked
     appends: int = 0
     updates: int = 0
 
@@ -82,6 +83,9 @@ class Failures:
     #: Block types this workspace does not know: a message carrying one is answered ``invalid_blocks``
     #: (as Slack answers a ``data_table`` where that block has not shipped).
     unknown_blocks: set[str] = field(default_factory=set)
+    #: The workspace knows no task chunks: ``task_display_mode`` is answered ``invalid_arguments``,
+    #: a ``task_update`` / ``plan_update`` chunk ``invalid_chunks`` (as before Slack shipped them).
+    no_task_chunks: bool = False
 
 
 class FakeSlack:
@@ -165,9 +169,21 @@ class FakeSlack:
         return sorted((m for m in self.messages.values() if m.channel == channel and m.thread_ts == thread_ts),
                       key=lambda m: float(m.ts))
 
+    def steps(self, message: Posted) -> list[dict[str, Any]]:
+        """The tasks a streamed message shows: the last state of each ``task_update`` id, in order."""
+        latest: dict[str, dict[str, Any]] = {}
+        for chunk in message.tasks:
+            if chunk.get("type") == "task_update":
+                latest[str(chunk.get("id"))] = {**latest.get(str(chunk.get("id")), {}), **chunk}
+        return list(latest.values())
+
     def shown(self, message: Posted) -> str:
-        """Everything a person would read in a message: streamed text and block texts."""
-        parts = [message.markdown, message.text]
+        """Everything a person would read in a message, in order: tasks (streamed before the text
+        they lead to), streamed text and block texts."""
+        parts: list[str] = []
+        for task in self.steps(message):
+            parts.extend(str(task.get(key) or "") for key in ("title", "details", "output"))
+        parts += [message.markdown, message.text]
         for block in message.blocks:
             parts.append(json.dumps(block, ensure_ascii=False))
         return "\n".join(parts)
@@ -264,6 +280,17 @@ class FakeSlack:
     def _m_assistant_threads_setSuggestedPrompts(self, a: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True}
 
+    def _refuses_chunks(self, a: dict[str, Any]) -> dict[str, Any] | None:
+        if not self.fail.no_task_chunks:
+            return None
+        if a.get("task_display_mode"):
+            return {"ok": False, "error": "invalid_arguments"}
+        chunks = a.get("chunks") or ()
+        chunks = json.loads(chunks) if isinstance(chunks, str) else chunks
+        if any(c.get("type") in ("task_update", "plan_update") for c in chunks):
+            return {"ok": False, "error": "invalid_chunks"}
+        return None
+
     def _chunks(self, m: Posted, a: dict[str, Any]) -> None:
         """Apply streaming chunks: text is appended, a blocks chunk shows under the text."""
         for chunk in a.get("chunks") or ():
@@ -289,7 +316,7 @@ class FakeSlack:
         if m is None:
             return {"ok": False, "error": "message_not_found"}
         m.text, m.blocks, m.updates = a.get("text") or "", self._blocks(a), m.updates + 1
-        m.markdown = ""  # an update replaces the whole message
+        m.markdown, m.tasks = "", []  # an update replaces the whole message, streamed tasks included
         return {"ok": True, "channel": m.channel, "ts": m.ts, "text": m.text}
 
     def _m_chat_getPermalink(self, a: dict[str, Any]) -> dict[str, Any]:
@@ -323,8 +350,11 @@ class FakeSlack:
             return {"ok": False, "error": self.fail.stream_start_error}
         if not a.get("channel", "").startswith("D") and not (a.get("recipient_user_id") and a.get("recipient_team_id")):
             return {"ok": False, "error": "missing_recipient_user_id"}
+        if refused := self._refuses_chunks(a):
+            return refused
         ts = self._next_ts()
-        m = Posted(a["channel"], ts, a.get("thread_ts"), markdown=a.get("markdown_text") or "", streaming=True)
+        m = Posted(a["channel"], ts, a.get("thread_ts"), markdown=a.get("markdown_text") or "", streaming=True,
+                   task_display_mode=a.get("task_display_mode"))
         self._chunks(m, a)
         self.messages[(m.channel, ts)] = m
         return {"ok": True, "channel": m.channel, "ts": ts}
@@ -345,6 +375,8 @@ class FakeSlack:
         if limit is not None and m.appends >= limit:
             m.streaming = False
             return {"ok": False, "error": "message_not_in_streaming_state"}
+        if refused := self._refuses_chunks(a):
+            return refused
         m.markdown += a.get("markdown_text") or ""
         self._chunks(m, a)
         m.appends += 1
@@ -354,6 +386,8 @@ class FakeSlack:
         m = self._streaming(a)
         if isinstance(m, dict):
             return m
+        if refused := self._refuses_chunks(a):
+            return refused
         m.markdown += a.get("markdown_text") or ""
         self._chunks(m, a)
         if "blocks" in a:  # blocks replace what the stream showed under its text (a Stop button)

@@ -15,12 +15,19 @@ from typing import Any, Literal
 from slack_sdk.errors import SlackApiError
 
 from adapters.slack.budget import RateBudget
-from adapters.slack.context import MESSAGE_GONE, STREAMING_UNAVAILABLE, SlackContext, slack_error
+from adapters.slack.context import (
+    MESSAGE_GONE,
+    STEP_CHUNKS_UNAVAILABLE,
+    STREAMING_UNAVAILABLE,
+    SlackContext,
+    slack_error,
+)
 from bot.messages import ThreadKey
-from bot.reply import Reply
+from bot.reply import Reply, Step
 from bot.transport import Limits, MessageGone, StreamRefused, TransportError
 from renderers.markdown import fit, utf8_len
 from renderers.slack import MARKDOWN_BLOCK, STREAM_BYTES, SlackMessage, button_blocks, stream_text, turn_messages
+from renderers.slack_steps import DISPLAY_MODE, step_chunks, text_beside_steps
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +45,7 @@ class SlackTransport:
     _ts: str = ""  # the open stream
     _controls: bool = False  # the stream carries blocks (a Stop button) that its end must replace
     _paid: Counter[str] = field(default_factory=Counter)  # calls reserved by ``pace``
+    _sent: dict[str, Step] = field(default_factory=dict)  # steps the open stream shows, as last sent
     #: The streamed-to user's workspace when it is not the thread's (a Slack Connect channel).
     recipient_team: str | None = None
 
@@ -62,26 +70,60 @@ class SlackTransport:
     def limits(self) -> Limits:
         return Limits(message_bytes=MARKDOWN_BLOCK, edit_interval=self.interval, can_stream=self.ctx.streaming,
                       stream_bytes=STREAM_BYTES, append_interval=self.interval,
-                      native_stop=self.ctx.agent_sessions is True)
+                      native_stop=self.ctx.agent_sessions is True, stream_steps=self._tasks)
 
     render = staticmethod(turn_messages)
-    stream_text = staticmethod(stream_text)
+
+    @property
+    def _tasks(self) -> bool:
+        """Streams show steps as task chunks (until this workspace refused them)."""
+        return self.ctx.streaming and self.ctx.step_chunks
+
+    def stream_text(self, reply: Reply, *, final: bool) -> str:
+        """The stream's text: beside the steps when they show as tasks, else with them (as edits show)."""
+        return text_beside_steps(reply, final=final) if self._tasks else stream_text(reply, final=final)
+
+    def _steps(self, reply: Reply) -> list[dict[str, Any]]:
+        """Task chunks for what changed in ``reply``'s steps since the last call (recorded as sent)."""
+        if not self._tasks:
+            return []
+        chunks = step_chunks(reply.steps, self._sent)
+        self._sent = {step.id: step for step in reply.steps}
+        return chunks
 
     def _refused(self, exc: SlackApiError) -> StreamRefused:
-        if slack_error(exc) in STREAMING_UNAVAILABLE:
+        if self._tasks and slack_error(exc) in STEP_CHUNKS_UNAVAILABLE:
+            log.info("Slack refused task chunks (%s); streaming steps as text from now on", slack_error(exc))
+            self.ctx.step_chunks = False
+        elif slack_error(exc) in STREAMING_UNAVAILABLE:
             log.info("Slack streaming unavailable (%s); using chat.update from now on", slack_error(exc))
             self.ctx.streaming = False
         return StreamRefused(slack_error(exc), message_id=self._ts or None)
 
     async def open_stream(self, reply: Reply, text: str) -> str:
+        tasks = self._tasks
+        try:
+            return await self._start(reply, text)
+        except StreamRefused:
+            if not tasks or self._tasks:
+                raise
+        # The workspace refused steps as tasks: the same stream as text, as before they existed.
+        return await self._start(reply, self.stream_text(reply, final=False))
+
+    async def _start(self, reply: Reply, text: str) -> str:
         args: dict[str, Any] = {"channel": self.thread.channel, "thread_ts": self.thread.thread}
         text = fit(text, MARKDOWN_BLOCK, utf8_len)
+        self._sent = {}
+        steps = self._steps(reply)
+        if self._tasks:
+            args["task_display_mode"] = DISPLAY_MODE
         if buttons := button_blocks(reply):
             # A running turn's own controls (our Stop button) travel as a blocks chunk under the
             # text; the stop of the stream replaces them with the end's buttons.
             self._controls = True
-            args["chunks"] = [*([{"type": "markdown_text", "text": text}] if text else ()),
-                              {"type": "blocks", "blocks": buttons}]
+        if buttons or steps:
+            args["chunks"] = [*steps, *([{"type": "markdown_text", "text": text}] if text else ()),
+                              *([{"type": "blocks", "blocks": buttons}] if buttons else ())]
         elif text:
             args["markdown_text"] = text
         if not self.is_dm:
@@ -93,12 +135,19 @@ class SlackTransport:
         return text
 
     async def append(self, reply: Reply, text: str, delta: str) -> None:
+        steps = self._steps(reply)
         try:
-            while delta:
+            while delta or steps:
                 piece = fit(delta, MARKDOWN_BLOCK, utf8_len)
                 delta = delta[len(piece):]
                 self._spend("append")
-                await self.ctx.client.chat_appendStream(channel=self.thread.channel, ts=self._ts, markdown_text=piece)
+                if steps:  # what changed in the steps goes first, with the first piece of text
+                    chunks = [*steps, *([{"type": "markdown_text", "text": piece}] if piece else ())]
+                    steps = []
+                    await self.ctx.client.chat_appendStream(channel=self.thread.channel, ts=self._ts, chunks=chunks)
+                else:
+                    await self.ctx.client.chat_appendStream(channel=self.thread.channel, ts=self._ts,
+                                                            markdown_text=piece)
         except SlackApiError as exc:
             error = self._refused(exc)
             await self.close_stream(None, "")  # best effort: it may already be over
@@ -109,6 +158,11 @@ class SlackTransport:
         args: dict[str, Any] = {"channel": self.thread.channel, "ts": ts}
         if utf8_len(delta) > MARKDOWN_BLOCK:  # more than one call takes: append it, then stop
             await self.append(reply or Reply(()), "", delta)
+            delta = ""
+        # The steps' last states (complete / error) travel with the stop, before the last text.
+        steps = self._steps(reply) if reply is not None else []
+        if steps:
+            args["chunks"] = [*steps, *([{"type": "markdown_text", "text": delta}] if delta else ())]
         elif delta:
             args["markdown_text"] = delta
         if reply is not None and ((blocks := button_blocks(reply)) or self._controls):

@@ -45,14 +45,15 @@ from bot.intents import Stop
 from bot.journal import TurnInFlight
 from bot.messages import ActionInvoked, ThreadKey
 from bot.surface import best_effort
-from renderers.slack import ACTION_PREFIX
+from bot.welcome import welcome_text
+from renderers.slack import ACTION_PREFIX, escape
 
 log = logging.getLogger(__name__)
 
 PATH = "/slack/events"
 #: Bot events and the scopes that deliver them (checked against the manifest by a test).
 EVENTS = ("app_mention", "message.channels", "message.groups", "message.im", "message.mpim", "agent_session_stopped",
-          "assistant_thread_started")
+          "assistant_thread_started", "app_home_opened")
 SCOPES = ("app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history")
 DEFAULT_API_URL = "https://slack.com/api/"
 
@@ -149,6 +150,7 @@ class SlackAdapter:
         self.bolt.event("message")(self._on_event)
         self.bolt.event("agent_session_stopped")(self._on_session_stopped)
         self.bolt.event("assistant_thread_started")(self._on_thread_started)
+        self.bolt.event("app_home_opened")(self._on_home_opened)
         self.bolt.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._on_action)
         self.bolt.function(workflow_step.CALLBACK_ID)(workflow_step.WorkflowStep(self).on_function)
         if engine.intake is not None:  # turns shared by replicas: any of them may run this one
@@ -263,6 +265,19 @@ class SlackAdapter:
         self.background.spawn(self.client.assistant_threads_setSuggestedPrompts(
             channel_id=channel, thread_ts=thread_ts, title="Try one of these, or attach a file:", prompts=prompts),
             "Slack suggested prompts")
+
+    async def _on_home_opened(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        """A person opened the bot's Messages tab: the first time ever (per person, across restarts),
+        a short welcome with the suggested prompts in that DM; later openings change nothing."""
+        user, channel = event.get("user"), event.get("channel")
+        if event.get("tab") != "messages" or not user or not channel:
+            return
+        team = body.get("team_id") or self.team_id or ""
+        if not await self.engine.claim_event(f"slack:welcome:{team}:{user}"):
+            return
+        prompts = [Prompt(escape(p.title), escape(p.message)) for p in self.settings.prompts]
+        self.background.spawn(self.client.chat_postMessage(channel=channel, text=welcome_text(prompts)),
+                              "Slack welcome")
 
     async def _on_session_stopped(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         """Slack's own Stop button of an agent session: the same Stop intent as ours, with the same

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bot.config import ConfigError, env_flag, env_number
+from bot.first_contact import DEFAULT_PROMPTS, Prompt, prompts_from_env
 
 APP_TYPES = ("SingleTenant", "UserAssignedMSI")
 
@@ -25,6 +26,8 @@ class TeamsSettings:
     public_url: str
     #: Seconds a channel file link stays valid.
     link_ttl: float = 7 * 24 * 3600.0
+    #: Offered as suggested actions when the bot is added to a personal chat (``bot.first_contact``).
+    prompts: tuple[Prompt, ...] = DEFAULT_PROMPTS
 
     @property
     def authenticated(self) -> bool:
@@ -59,4 +62,5 @@ class TeamsSettings:
             allow_unauthenticated=unauthenticated and not app_id,
             public_url=(env.get("DATATHREAD_PUBLIC_URL", "").strip() or "http://localhost:3978").rstrip("/"),
             link_ttl=link_ttl,
+            prompts=prompts_from_env(env),
         )

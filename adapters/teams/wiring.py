@@ -37,6 +37,7 @@ from adapters.background import BackgroundWork
 from adapters.http import read_request
 from adapters.teams.config import TeamsSettings
 from adapters.teams.files import download_handler, file_info_card, put_file
+from adapters.teams.first_contact import bot_added, welcome_activity
 from adapters.teams.inbound import (
     PLATFORM,
     conversation_type,
@@ -140,6 +141,14 @@ class TeamsBot:
                 intent = Feedback(positive, self.ctx.feedback.turn(message_id), comment)
                 user = str((raw.get("from") or {}).get("id") or "")
                 self._background.spawn(self.engine.request(intent, surface.thread, user, surface), "Teams feedback")
+            return
+        if kind == ActivityTypes.conversation_update:
+            if conversation_type(raw) == "personal" and bot_added(raw):
+                conversation = str((raw.get("conversation") or {}).get("id") or "")
+                if await self.engine.claim_event(f"teams:welcome:{conversation}"):
+                    reference = TurnContext.get_conversation_reference(context.activity)
+                    self._background.spawn(self.sender.send(reference, welcome_activity(self.settings.prompts)),
+                                           "Teams welcome")
             return
         if kind != ActivityTypes.message:
             return

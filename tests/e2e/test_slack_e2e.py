@@ -76,6 +76,8 @@ def turn_text(fake: FakeSlack, thread_ts: str) -> str:
 
 
 async def test_mention_shows_status_progress_then_answer(bot: SlackBot, fake: FakeSlack) -> None:
+    # A workspace without task chunks: the steps stream as text (tests/e2e/test_slack_steps.py: as tasks).
+    fake.fail.no_task_chunks = True
     ts = "1700000000.000100"
     sent = time.monotonic()
     assert await bot.send(mention("how many rows?", ts), "Ev1") == 200

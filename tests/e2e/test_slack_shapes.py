@@ -176,11 +176,12 @@ def hostile(turn: Turn) -> list[Step]:
 
 
 def mention_texts(fake: FakeSlack, thread_ts: str) -> list[str]:
-    """Every text Slack parses for mentions: streamed Markdown, fallback text, mrkdwn and markdown
-    blocks (a table's ``raw_text`` cells are shown raw and never notify)."""
+    """Every text Slack parses for mentions: streamed Markdown and tasks, fallback text, mrkdwn and
+    markdown blocks (a table's ``raw_text`` cells are shown raw and never notify)."""
     out = []
     for m in fake.thread(CHANNEL, thread_ts):
         out += [m.markdown, m.text]
+        out += [str(t.get(k) or "") for t in fake.steps(m) for k in ("title", "details", "output")]
         for b in m.blocks:
             if b["type"] == "markdown":
                 out.append(b["text"])

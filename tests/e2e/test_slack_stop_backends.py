@@ -1,10 +1,11 @@
-"""Stopping a slow turn of a real backend from Slack: the local kernel and a Bedrock agent.
+"""Stopping a slow turn of a real backend from Slack: the local kernel, a Bedrock agent, AgentCore code.
 
 The real bolt app against the fake Web API; the local kernel is a real Jupyter kernel, Bedrock the
 local fake service reached by boto3. Stop comes from Slack's own button (an agent session), from our
 Stop button (an app without sessions) or as the typed word ``stop``. Each time the turn ends within
-2 s with "Stopped", the kernel is interrupted (it keeps its variables) or the Bedrock stream is
-closed, the thread's status leaves working, and the next message works.
+2 s with "Stopped", the kernel is interrupted (it keeps its variables), the Bedrock stream is
+closed, or the AgentCore task stopped with ``stopTask``), the thread's status leaves working, and
+the next message works.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from bot.agents.backend import AgentBackend
 from bot.agents.bedrock_agents.agent import BedrockAgent
 from bot.agents.kernel.agent import LocalKernelAgent
 from bot.config import Settings
+from tests.e2e.test_converse import aws_env
 from tests.fakes import bedrock_agent_runtime as fx
+from tests.fakes.bedrock_runtime import Call, Say, reply
 
 pytestmark = pytest.mark.e2e  # starts servers, kernels
 
@@ -30,6 +33,7 @@ CHANNEL = "C0CHAN"
 STOP_LIMIT = 2.0
 #: Prints a word its source does not contain, so seeing it proves the code runs.
 SLOW_CODE = "```python\nimport time\nx = 41\nprint('run' + 'ning', flush=True)\ntime.sleep(60)\n```"
+AGENTCORE_SLOW = "import time\nprint('working', flush=True)\ntime.sleep(60)"
 BEDROCK_ENV = {"BEDROCK_AGENT_ID": "AB12CD34EF", "BEDROCK_AGENT_ALIAS_ID": "LIVE123456"}
 #: Measured stop-to-"Stopped" times, printed at the end of the module (``-s``) for the README.
 TIMES: dict[str, float] = {}
@@ -141,3 +145,39 @@ async def test_a_slow_bedrock_turn_stops_within_2_s_and_its_stream_is_closed(
         await bot.stop()
         await agent.aclose()
         await fake.close()
+
+
+@pytest.mark.parametrize("how", ["native", "typed"])
+async def test_a_slow_agentcore_turn_stops_within_2_s_and_its_task_is_stopped_server_side(
+        how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = await FakeSlack(agent=True).start()
+    async with aws_env(tmp_path, monkeypatch) as aws:
+        aws.runtime.script.extend([
+            reply(Say("Starting a long computation."), Call("run_python", {"code": AGENTCORE_SLOW})),
+            reply(Say("Next answer from the model.")),
+        ])
+        agent = aws.agent()
+        bot = await SlackBot(fake, tmp_path / "home", agent).start()
+        try:
+            ts = "1700000400.000100"
+            await bot.send(mention("crunch everything", ts), "EvA1")
+            await until(lambda: bool(aws.agentcore.running), limit=30, what="the code running in AgentCore")
+            await until(lambda: bool(fake.thread(CHANNEL, ts)) and "long computation" in fake.shown(live(fake, ts)),
+                        limit=15, what="the slow AgentCore turn shown")
+            [task_id] = list(aws.agentcore.running)
+            began = time.monotonic()
+            await stop(bot, fake, ts, how)
+            await until(lambda: stopped(fake, ts), limit=10, what='"Stopped"')
+            TIMES[f"Slack / Converse + AgentCore / {how}"] = elapsed = time.monotonic() - began
+            assert elapsed <= STOP_LIMIT
+            assert "long computation" in fake.shown(live(fake, ts))
+            await asyncio.wait_for(aws.agentcore.task_stopped.wait(), 5)  # stopTask reached the service
+            assert aws.agentcore.stopped_tasks == [task_id] and not aws.agentcore.running
+            await until(lambda: not working(fake, ts), what="the status leaving working")
+            await bot.send(message("and now?", "1700000400.000300", thread_ts=ts), "EvA2")
+            await until(lambda: any("Next answer from the model." in fake.shown(m)
+                                    for m in fake.thread(CHANNEL, ts)), limit=15, what="the next answer")
+        finally:
+            await bot.stop()
+            await agent.aclose()
+            await fake.close()

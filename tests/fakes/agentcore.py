@@ -5,6 +5,8 @@ an AWS event stream of ``result`` events (``content`` + ``structuredContent``), 
 ``executeCode`` (python, run in a fresh subprocess: unlike the real service, variables do not
 persist between calls), ``executeCommand`` (bash), ``writeFiles``, ``listFiles`` (``resource_link``
 items, directories described as ``directory``) and ``readFiles`` (``resource`` items with a blob).
+A run first streams a ``working`` result carrying its ``taskId``; ``stopTask`` with that id kills
+the run (recorded in ``stopped_tasks``, ``task_stopped`` set) and answers ``taskStatus: canceled``.
 Each session has its own temporary working directory. ``expire(session_id)`` makes a session
 answer ``ResourceNotFoundException`` from then on, as the service does after its timeout.
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import mimetypes
 import os
@@ -45,8 +48,14 @@ class FakeAgentCore:
     started: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
     run_timeout: float = 60.0
+    #: Running code, by task id: ``executeCode`` / ``executeCommand`` first stream a ``working`` result
+    #: carrying the task id, which ``stopTask`` names to end the run.
+    running: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+    stopped_tasks: list[str] = field(default_factory=list)
+    task_stopped: asyncio.Event = field(default_factory=asyncio.Event)
     _server: LocalServer | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _task_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     async def start(self) -> FakeAgentCore:
         app = web.Application(client_max_size=200 * 1024 * 1024)
@@ -104,31 +113,52 @@ class FakeAgentCore:
             return self._error(404, "ResourceNotFoundException", f"Session {session_id} not found or expired")
         workdir = self.sessions[session_id]
         files = {"writeFiles": self._write_files, "listFiles": self._list_files, "readFiles": self._read_files}
-        if name == "executeCode":
-            result = await self._run(workdir, [sys.executable, "-c", str(args.get("code", ""))])
-        elif name == "executeCommand":
-            result = await self._run(workdir, ["bash", "-c", str(args.get("command", ""))])
+        response = web.StreamResponse(headers={"Content-Type": "application/vnd.amazon.eventstream"})
+        if name in ("executeCode", "executeCommand"):
+            argv = ([sys.executable, "-c", str(args.get("code", ""))] if name == "executeCode"
+                    else ["bash", "-c", str(args.get("command", ""))])
+            task_id = f"task-{next(self._task_ids):04d}"
+            await response.prepare(request)
+            await response.write(es.event("result", {
+                "content": [], "structuredContent": {"taskId": task_id, "taskStatus": "working"}, "isError": False}))
+            result = await self._run(workdir, argv, task_id)
+        elif name == "stopTask":
+            result = self._stop_task(str(args.get("taskId", "")))
         elif name in files:
             result = await asyncio.to_thread(files[name], workdir, args)
         else:
             return self._error(400, "ValidationException", f"unsupported tool {name}")
-        response = web.StreamResponse(headers={"Content-Type": "application/vnd.amazon.eventstream"})
-        await response.prepare(request)
-        await response.write(es.event("result", result))
-        await response.write_eof()
+        if not response.prepared:
+            await response.prepare(request)
+        with contextlib.suppress(ConnectionResetError):  # the client stopped reading (a stopped run)
+            await response.write(es.event("result", result))
+            await response.write_eof()
         return response
 
-    async def _run(self, workdir: Path, argv: list[str]) -> dict[str, Any]:
+    def _stop_task(self, task_id: str) -> dict[str, Any]:
+        proc = self.running.pop(task_id, None)
+        if proc is None:
+            return {"content": [{"type": "text", "text": f"No running task {task_id}"}], "isError": True}
+        proc.kill()
+        self.stopped_tasks.append(task_id)
+        self.task_stopped.set()
+        return {"content": [{"type": "text", "text": f"Task {task_id} canceled"}],
+                "structuredContent": {"taskId": task_id, "taskStatus": "canceled"}, "isError": False}
+
+    async def _run(self, workdir: Path, argv: list[str], task_id: str) -> dict[str, Any]:
         started = time.monotonic()
         env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
         proc = await asyncio.create_subprocess_exec(
             *argv, cwd=workdir, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
         )
+        self.running[task_id] = proc
         try:
             out, err = await asyncio.wait_for(proc.communicate(), self.run_timeout)
         except TimeoutError:
             proc.kill()
             out, err = b"", b"TimeoutError: execution timed out"
+        finally:
+            self.running.pop(task_id, None)
         code = proc.returncode if proc.returncode is not None else -9
         stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
         return {

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from dataclasses import replace
 from typing import Any
 
 from bot.intents import ListFiles
 from bot.live_turn import LiveTurn
-from bot.reply import Button, Buttons, CodeBlock, Markdown, Reply, Status
+from bot.reply import Button, Buttons, CodeBlock, Markdown, Reply, Status, Step
 from bot.transport import Limits, StreamRefused, TransportError
 from tests.recording_transport import RecordingTransport
 
@@ -268,3 +269,13 @@ async def test_a_turns_first_progress_does_not_wait_behind_the_shared_budget() -
     await until(lambda: "Loading the data." in "".join(transport.thread()))
     assert not transport.waiting.is_set()  # shown without asking the exhausted budget
     await turn.end(Markdown("done"))
+
+
+async def test_a_change_of_the_steps_alone_is_streamed_where_the_stream_shows_steps() -> None:
+    turn = await started(replace(STREAMS, stream_steps=True))
+    turn.state = Reply((WORKING, Markdown("Loading.")), "summary", (Step("step-1", "Loading.", "in_progress"),))
+    await turn.live.changed()
+    turn.state = Reply((WORKING, Markdown("Loading.")), "summary", (Step("step-1", "Loading.", "complete"),))
+    await turn.live.changed()
+    appends = turn.transport.of("append")
+    assert [op.text for op in appends] == ["Loading.", ""]  # the second carries only the steps' change

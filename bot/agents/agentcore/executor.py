@@ -15,6 +15,12 @@ When the session has expired (``ResourceNotFoundException``), a new one is start
 workspace file is written back, the code is run again and a ``Notice`` says variables were lost.
 ``aclose`` does not stop sessions (a restarted process reuses them; they time out on their own);
 ``release`` does.
+
+A run that is abandoned (the turn was stopped or cancelled) is stopped server-side with the
+``stopTask`` tool when the service told us its task id (``structuredContent.taskId``, sent with
+``taskStatus: working`` while it runs): closing our stream alone would leave the code running in
+the session, holding it for the next turn. The stop is sent in the background so "Stopped" is
+shown at once; ``aclose`` waits briefly for stops still on their way.
 """
 
 from __future__ import annotations
@@ -88,6 +94,7 @@ class AgentCoreExecutor:
         self._locks: dict[str, asyncio.Lock] = {}
         self._client: Any = None
         self._client_lock = asyncio.Lock()
+        self._stopping: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_config(cls, config: ConverseConfig, state: StateStore) -> AgentCoreExecutor:
@@ -275,12 +282,30 @@ class AgentCoreExecutor:
             name, arguments = "executeCommand", {"command": code}
         else:
             name, arguments = "executeCode", {"code": code, "language": language}
+        task_id: str | None = None
+        finished = False
+        try:
+            async for event in self._read_run(session.session_id, name, arguments, language):
+                if isinstance(event, str):
+                    task_id = event
+                    continue
+                yield event
+            finished = True
+        finally:
+            if not finished and task_id is not None:
+                self._stop_in_background(session.session_id, task_id)
+
+    async def _read_run(self, session_id: str, name: str, arguments: dict[str, Any],
+                        language: str) -> AsyncIterator[AgentEvent | str]:
+        """The run's events, and its task id (a ``str``) as soon as the service reports it."""
         failed = False
         stderr_parts: list[str] = []
         text_parts: list[str] = []
         exit_code: int | None = None
-        async for result in self._invoke(session.session_id, name, arguments):
+        async for result in self._invoke(session_id, name, arguments):
             structured = result.get("structuredContent") or {}
+            if structured.get("taskId"):
+                yield str(structured["taskId"])
             stdout, stderr = structured.get("stdout"), structured.get("stderr")
             if structured.get("exitCode") is not None:
                 exit_code = int(structured["exitCode"])
@@ -301,6 +326,22 @@ class AgentCoreExecutor:
                     yield CodeOutput(stderr, "stderr")
         if failed:
             yield code_error("".join(stderr_parts), exit_code, "".join(text_parts), language)
+
+    def _stop_in_background(self, session_id: str, task_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self.stop_task(session_id, task_id))
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
+    async def stop_task(self, session_id: str, task_id: str) -> None:
+        """Stop a running task of the session (``stopTask``); failures are logged, never raised."""
+        try:
+            results = await self._collect(session_id, "stopTask", {"taskId": task_id})
+            if any(r.get("isError") for r in results):
+                log.info("stopTask %s: %s", task_id, " ".join(text_blocks(r) for r in results)[:300])
+            else:
+                log.info("stopped code interpreter task %s", task_id)
+        except Exception:
+            log.info("stopTask %s failed (the task may have ended)", task_id, exc_info=True)
 
     async def execute(self, turn: Turn, code: str, *, language: str = "python") -> AsyncIterator[AgentEvent]:
         """Run ``code`` (``python`` or ``shell``) in the conversation's session; see module doc."""
@@ -373,6 +414,8 @@ class AgentCoreExecutor:
     async def aclose(self) -> None:
         """Forget sessions (they live on for a restarted process) and close the client's connections."""
         self._sessions.clear()
+        if self._stopping:  # stops of abandoned runs still on their way: give them a moment
+            await asyncio.wait(set(self._stopping), timeout=5)
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(Exception):
