@@ -170,6 +170,10 @@ def _stable_numbers(values: np.ndarray) -> np.ndarray:
         lo, hi = int(values.min()), int(values.max())
         if hi - lo < 2**16:
             return np.argsort((values - lo).astype(np.uint16), kind="stable")
+    if 1 < len(values) < 2**31:
+        packed = _packed_order(values)
+        if packed is not None:
+            return packed
     perm = np.argsort(values, kind="quicksort")
     if len(perm) < 2**31:
         perm = perm.astype(np.int32)  # the gather below reads half the index bytes; saved as int32 anyway
@@ -184,6 +188,56 @@ def _stable_numbers(values: np.ndarray) -> np.ndarray:
     run = np.cumsum(np.r_[True, ~tied])  # a run of equal values shares one number
     at = np.flatnonzero(member)
     perm[at] = perm[at][np.lexsort((perm[at], run[at]))]
+    return perm
+
+
+def _sort_keys(values: np.ndarray) -> np.ndarray:
+    """``uint64`` keys in the order of ``values`` (equal values, -0.0 and 0.0 included, equal keys),
+    shifted so the smallest is 0 and the largest uses the top bit: the leading bits say the most."""
+    if values.dtype.kind == "f":
+        floats = values.astype(np.float64)  # a copy: float32 widens exactly
+        floats += 0.0  # -0.0 becomes 0.0, which compares equal to it
+        bits = floats.view(np.uint64)
+        flip = np.uint64(0) - (bits >> np.uint64(63))  # all ones for negatives: their bits reverse
+        flip |= np.uint64(1 << 63)
+        flip ^= bits
+        keys = flip
+    elif values.dtype.kind == "i":
+        keys = values.astype(np.int64).view(np.uint64) ^ np.uint64(1 << 63)
+    else:
+        keys = values.astype(np.uint64)
+    keys -= keys.min()
+    span = int(keys.max())
+    if span:
+        keys <<= np.uint64(64 - span.bit_length())
+    return keys
+
+
+def _packed_order(values: np.ndarray) -> np.ndarray | None:
+    """Stable ascending order of ``values`` (no missing ones) by sorting plain ``uint64`` numbers,
+    about twice as fast as numpy's argsort: each holds the leading bits of the value's key and, in the
+    low bits, its row number, so a sort of them is stable by construction. Rows whose leading bits
+    tie (equal values, or values differing only in the dropped bits) are then ordered by their full
+    key and row. ``None`` when such ties are too many for that to pay."""
+    n = len(values)
+    keys = _sort_keys(values)
+    row_bits = (n - 1).bit_length()
+    rows_mask = np.uint64((1 << row_bits) - 1)
+    packed = keys & ~rows_mask
+    packed |= np.arange(n, dtype=np.uint64)
+    packed.sort()
+    perm = (packed & rows_mask).astype(np.int32)
+    packed >>= np.uint64(row_bits)
+    tied = packed[1:] == packed[:-1]
+    ties = int(np.count_nonzero(tied))
+    if ties > TIE_SHARE * n:
+        return None
+    if ties:
+        # Groups of equal leading bits are contiguous and in order; within them, the full key decides
+        # and then the row, so one lexsort of just their members restores the exact stable order.
+        at = np.flatnonzero(np.r_[tied, False] | np.r_[False, tied])
+        members = perm[at]
+        perm[at] = members[np.lexsort((members, keys[members]))]
     return perm
 
 
