@@ -328,17 +328,52 @@ def top_rows(column: pa.ChunkedArray, start: int, stop: int, descending: bool) -
     if stop > TOP_ROWS or stop > len(column) - _missing(column):
         return None
     direction = "descending" if descending else "ascending"
+    within = pc.greater_equal if descending else pc.less_equal
     try:
-        picked = pc.select_k_unstable(column, k=stop, sort_keys=[("", direction)])
-        chosen = column.take(picked)
-        bound = pc.min(chosen) if descending else pc.max(chosen)
-        # Every row tying with the bound is a candidate, so the stable sort below sees all ties.
-        inside = (pc.greater_equal if descending else pc.less_equal)(column, bound)
+        rows = _sampled_candidates(column, stop, descending)
+        if rows is None:
+            picked = pc.select_k_unstable(column, k=stop, sort_keys=[("", direction)])
+            chosen = column.take(picked)
+            bound = pc.min(chosen) if descending else pc.max(chosen)
+            # Every row tying with the bound is a candidate, so the stable sort below sees all ties.
+            rows = np.flatnonzero(pc.fill_null(within(column, bound), False).to_numpy(zero_copy_only=False))
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
         return None
-    rows = np.flatnonzero(pc.fill_null(inside, False).to_numpy(zero_copy_only=False))
     order = pc.array_sort_indices(column.take(pa.array(rows)), order=direction).to_numpy()
     return rows[order[start:stop]]
+
+
+#: Rows sampled to guess a bound for the first sorted rows.
+SAMPLE = 65_536
+
+
+def _sampled_candidates(column: pa.ChunkedArray, stop: int, descending: bool) -> np.ndarray | None:
+    """Rows holding (at least) the ``stop`` smallest (largest) values, every row tying with them
+    included, found with one comparison pass instead of a selection over all values (which costs
+    3-4x more on 10M strings): a bound is read off a random sample (a value that many more than
+    ``stop`` rows should pass), and the rows within it are counted. ``None`` when the sample says
+    nothing (small columns) or the guess let fewer than ``stop`` rows through: select instead."""
+    n = len(column)
+    if n <= 4 * SAMPLE:
+        return None
+    picks = np.random.default_rng(n).integers(0, n, SAMPLE)  # fixed seed: the same work every time
+    sample = pc.drop_null(column.take(pa.array(picks)))
+    if pa.types.is_floating(sample.type):
+        sample = sample.filter(pc.invert(pc.is_nan(sample)))
+    # The r-th sampled value is about the (r * n / SAMPLE)-th of the column: aim at four times ``stop``.
+    rank = max(4, -(-4 * stop * SAMPLE // n))
+    if len(sample) <= rank:
+        return None
+    ordered = sample.take(pc.array_sort_indices(sample, order="descending" if descending else "ascending"))
+    bound = ordered[rank]
+    inside = (pc.greater_equal if descending else pc.less_equal)(column, bound)
+    rows = np.flatnonzero(pc.fill_null(inside, False).to_numpy(zero_copy_only=False))
+    # Too few: the guess missed. Too many (a bound shared by many rows): selection tells the exact bound.
+    return rows if stop <= len(rows) <= MAX_CANDIDATES else None
+
+
+#: Above this many candidate rows from a sampled bound, selecting the exact bound is cheaper.
+MAX_CANDIDATES = 100_000
 
 
 class TableFile:

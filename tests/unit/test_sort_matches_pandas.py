@@ -137,3 +137,19 @@ def test_orders_with_rare_ties_equal_a_stable_pandas_sort(name: str, descending:
     else:
         expected = pandas_order(values, descending)
     assert list(order.positions(0, N)) == expected
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_first_rows_of_a_large_column_from_a_sampled_bound_equal_the_full_order(descending: bool) -> None:
+    rng = np.random.default_rng(3)
+    n = 300_000  # above the size where a sample guesses the bound
+    codes = rng.integers(0, 2_000_000, n)
+    strings = pa.array([f"C{c:07d}" if c % 97 else None for c in codes])  # ties, nulls, one width
+    floats = pa.array(np.where(codes % 89 == 0, np.nan, np.round(codes / 7.0, 0)))  # ties and NaN
+    for values in (strings, floats):
+        column = pa.chunked_array([values[: n // 2], values[n // 2 :]])
+        order = compute_sort(column)
+        if descending:
+            order = descending_sort(order, column)
+        for start, stop in [(0, 20), (40, 60), (980, TOP_ROWS)]:
+            assert list(top_rows(column, start, stop, descending)) == list(order.positions(start, stop))
