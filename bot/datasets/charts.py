@@ -211,6 +211,13 @@ class _Source:
             return self._columns[name].take(pa.array(rows))
         return self.table.take(rows).column(name)
 
+    def values_at(self, name: str, rows: np.ndarray) -> pa.ChunkedArray | None:
+        """Values of ``name`` at ``rows`` without reading the column, when its type allows."""
+        if name in self._columns:
+            return None
+        values = self.table.values_at(name, rows)
+        return None if values is None else pa.chunked_array([values])
+
     def summary(self, name: str, rows: int) -> ColumnSummary | None:
         """The column's summary when it pays to use it (long columns only)."""
         return self.summaries.get(name) if rows > LINE_POINTS else None
@@ -247,12 +254,15 @@ def _line(ax: Any, src: _Source, n: int, x: Column, y: Column | None) -> str:
         values = _floats(src.column(ycolumn.name))
         idx = minmax_indices(values, LINE_POINTS)
         yv = values[idx]
-    xv = None
-    if xcolumn is not None and (xcolumn.numeric or xcolumn.type in ("datetime", "date")):
-        xv = _x_values(src.column(xcolumn.name), xcolumn)
-    positions = idx if xv is None else xv[idx]
+    positions: np.ndarray = idx
+    plottable = xcolumn is not None and (xcolumn.numeric or xcolumn.type in ("datetime", "date"))
+    if xcolumn is not None and plottable:
+        at = src.values_at(xcolumn.name, idx)
+        xv = _x_values(at if at is not None else src.column(xcolumn.name), xcolumn)
+        assert xv is not None  # numeric or time: plottable
+        positions = xv if at is not None else xv[idx]
     ax.plot(positions, yv, linewidth=1.0, color="tab:blue")
-    if xv is None and xcolumn is not None and len(idx):
+    if not plottable and xcolumn is not None and len(idx):
         ticks = np.linspace(0, n - 1, num=min(6, n)).astype(np.int64)
         labels = [truncate(format_cell(v), 14) for v in src.rows(xcolumn.name, ticks).to_pylist()]
         ax.set_xticks(ticks, labels, rotation=20, ha="right")

@@ -386,6 +386,8 @@ class TableFile:
         self.schema: pa.Schema = self._reader.schema
         self.num_batches: int = self._reader.num_record_batches
         self._lock = threading.Lock()  # RecordBatchFileReader keeps per-read state
+        self._offsets: dict[str, np.ndarray | None] = {}  # for values_at
+        self._map: np.ndarray | None = None
 
     def _batch(self, i: int) -> pa.RecordBatch:
         with self._lock:
@@ -433,9 +435,61 @@ class TableFile:
             chunks = [reader.get_batch(i).column(0) for i in range(first, last)]
         return pa.chunked_array(chunks, type=self.schema.field(index).type)
 
+    def values_at(self, name: str, rows: np.ndarray) -> pa.Array | None:
+        """Values of column ``name`` at ``rows``, read from only the bytes they sit in (a chart's x at
+        its 2,000 downsampled points: ~1 ms instead of reading 10M values). ``None`` unless the column
+        is of fixed-width numbers, times or dates without nulls: the caller reads the column then."""
+        field = self.schema.field(name)
+        t = field.type
+        if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_temporal(t)):
+            return None
+        width = t.bit_width // 8
+        starts = self._value_offsets(name)
+        if starts is None or width < 1:
+            return None
+        rows = np.asarray(rows, dtype=np.int64)
+        where = starts[rows // BATCH_ROWS] + (rows % BATCH_ROWS) * width
+        raw = self._mapped()[where[:, None] + np.arange(width)]
+        return pa.Array.from_buffers(t, len(rows), [None, pa.py_buffer(np.ascontiguousarray(raw).tobytes())])
+
+    def _value_offsets(self, name: str) -> np.ndarray | None:
+        """File offset of each batch's first value of ``name`` (found once per column through a memory
+        map, where a batch's buffers are views of the file), or ``None`` when a batch holds nulls."""
+        with self._lock:
+            if name in self._offsets:
+                return self._offsets[name]
+        index = self.schema.get_field_index(name)
+        width = self.schema.field(name).type.bit_width // 8
+        with pa.memory_map(str(self.path), "r") as mapped:
+            base = mapped.read_buffer(1).address
+            # All fields: with ``included_fields`` Arrow copies the buffers out of the map.
+            reader = pa.ipc.open_file(mapped)
+            starts: np.ndarray | None = np.empty(reader.num_record_batches, np.int64)
+            for i in range(reader.num_record_batches):
+                column = reader.get_batch(i).column(index)
+                if column.null_count or column.buffers()[1] is None:
+                    starts = None
+                    break
+                start = column.buffers()[1].address - base + column.offset * width
+                if not 0 <= start <= mapped.size() - len(column) * width:
+                    starts = None  # a copy, not a view of the file (a compressed file): no offsets
+                    break
+                assert starts is not None
+                starts[i] = start
+        with self._lock:
+            self._offsets[name] = starts
+        return starts
+
+    def _mapped(self) -> np.ndarray:
+        with self._lock:
+            if self._map is None:
+                self._map = np.memmap(self.path, dtype=np.uint8, mode="r")
+            return self._map
+
     def batches(self) -> Iterable[pa.RecordBatch]:
         for i in range(self.num_batches):
             yield self._batch(i)
 
     def close(self) -> None:
         self._source.close()
+        self._map = None  # numpy unmaps it when no value read from it is left
