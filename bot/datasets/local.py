@@ -256,6 +256,7 @@ class LocalDatasetStore:
             return await asyncio.to_thread(self._read_rows, meta, 0, 0, order.positions(start, stop))
         name = meta.columns[index].name
         key = (meta.id, index, sort.descending)
+        data: pa.ChunkedArray | None = None  # the column, when the first pages read it
         if stop <= TOP_ROWS_LIMIT and key not in self._sorting:
             # The first pages first, alone (on two cores the full sort would halve its speed): a saved
             # order if there is one, else partial selection; the full order starts right after.

@@ -153,3 +153,14 @@ def test_first_rows_of_a_large_column_from_a_sampled_bound_equal_the_full_order(
             order = descending_sort(order, column)
         for start, stop in [(0, 20), (40, 60), (980, TOP_ROWS)]:
             assert list(top_rows(column, start, stop, descending)) == list(order.positions(start, stop))
+
+
+async def test_a_late_sorted_page_asked_first_waits_for_the_order_and_matches_pandas(tmp_path: Path) -> None:
+    data = columns()
+    frame = pd.DataFrame({"row": range(N), "f": pd.array(data["f"], dtype="Float64")})
+    store = LocalDatasetStore(tmp_path / "datasets")
+    meta = await store.register_frame(frame, name="df", thread=KEY, owner="U1")
+    for descending in (False, True):
+        late = await store.page(meta.id, 100, 20, SortSpec("f", descending))  # past partial selection
+        assert [r[0] for r in late.rows] == [str(r) for r in pandas_order(data["f"], descending)][1980:2000]
+    await store.aclose()
