@@ -9,6 +9,7 @@ Every failure, for buttons and typed commands alike, ends in a short notice the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -50,7 +51,15 @@ from bot.intents import (
     kind_of,
 )
 from bot.messages import ActionInvoked, MessageRef, ThreadKey
-from bot.presenter import Sealer, file_key, present_datasets, present_files, present_page, present_workspace_link
+from bot.presenter import (
+    Sealer,
+    file_key,
+    present_datasets,
+    present_files,
+    present_page,
+    present_sorting,
+    present_workspace_link,
+)
 from bot.reply import Reply, notice
 from bot.storage.base import StateStore
 from bot.surface import Surface, SurfaceError, best_effort
@@ -134,6 +143,8 @@ class Actions:
     """
 
     workflows: WorkflowCommands | None = None
+    #: A sorted page not ready after this many seconds (the order is being built) shows "sorting…" first.
+    sorting_notice_after: float = 0.5
 
     def __init__(self, settings: Settings, state: StateStore, datasets: DatasetStore, tokens: IntentSealer,
                  cancel: Callable[[ThreadKey], Awaitable[bool]], web: WorkspaceAccess | None = None) -> None:
@@ -394,7 +405,18 @@ class Actions:
                     replace: MessageRef | None) -> None:
         """Show a page: update ``replace`` in place (a click on the page's own buttons), or post it."""
         sort = None if intent.sort is None else SortSpec(_column(meta, intent.sort.column), intent.sort.descending)
-        page = await self.datasets.page(meta.id, intent.page, self.settings.page_size, sort)
+        pending = asyncio.ensure_future(self.datasets.page(meta.id, intent.page, self.settings.page_size, sort))
+        if sort is not None:
+            # A page past the first ones waits for the column's full order: say so in the message
+            # meanwhile (the same message then shows the page), rather than nothing for seconds.
+            done, _ = await asyncio.wait({pending}, timeout=self.sorting_notice_after)
+            if not done:
+                notice = present_sorting(meta, sort, intent.page)
+                if replace is not None:
+                    await surface.update(replace, notice)
+                else:
+                    replace = await surface.post(notice)
+        page = await pending
         reply = present_page(page, self.sealer(thread), intent.columns)
         self._views[thread] = ShowPage(meta.id, page.number, intent.sort, intent.columns)
         if replace is not None:

@@ -110,6 +110,9 @@ async def _chat(settings: Settings, thread: str | None, sandbox: bool = False, w
         return 2
     settings = sandboxed
     engine = build_engine(settings)
+    from bot.datasets import charts
+
+    charts.warm_up()  # as `serve` does: the first chart of a conversation does not pay matplotlib's import
     server = None
     if web:
         from aiohttp import web as aioweb

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot import events as ev
-from bot.datasets.model import ChartSpec, DatasetMeta, Page
+from bot.datasets.model import ChartSpec, DatasetMeta, Page, SortSpec
 from bot.intents import (
     COLUMNS_PER_PAGE,
     ColumnOrder,
@@ -268,6 +268,16 @@ def present_page(page: Page, seal: Sealer, columns: int = 1) -> Reply:
     items.append(button("Download CSV", Download(meta.id, "csv")))
     items.append(button("Parquet", Download(meta.id, "parquet")))
     return Reply((title, table, Buttons(tuple(items), shown)), f"{meta.name}: {rng}")
+
+
+def present_sorting(meta: DatasetMeta, sort: SortSpec, number: int) -> Reply:
+    """A dataset message while page ``number`` waits for the full order of ``sort``'s column (the
+    message is replaced by the page when it is ready)."""
+    direction = "desc" if sort.descending else "asc"
+    title = Markdown(f"**{meta.name}** · {meta.rows:,} rows · sorted by {sort.column} {direction}")
+    status = Status(f"Sorting {meta.rows:,} rows by {sort.column}… page {number:,} shows here when ready.",
+                    "working")
+    return Reply((title, status), f"{meta.name}: sorting by {sort.column}")
 
 
 def present_datasets(datasets: Sequence[DatasetMeta]) -> Reply:

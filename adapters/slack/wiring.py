@@ -10,6 +10,7 @@ Bolt does not drop retries: the engine does, by ``event_id`` (channel + message 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -333,7 +334,23 @@ class SlackAdapter:
             return web.Response(status=503)
         bolt_request = AsyncBoltRequest(body=checked.text, query=request.query_string,
                                         headers=request.headers)  # type: ignore[arg-type]
+        if is_event_callback(checked.text, request.content_type):
+            # An event needs no answer but "received" (bolt would acknowledge it itself, after its
+            # middleware and listener matching): answer now, so under load the acknowledgement does not
+            # queue behind other work on the event loop; bolt then dispatches it in the background.
+            self.background.spawn(self.bolt.async_dispatch(bolt_request), "Slack event")
+            return web.Response(status=200)
         return await to_aiohttp_response(await self.bolt.async_dispatch(bolt_request))
+
+
+def is_event_callback(text: str, content_type: str) -> bool:
+    """An Events API delivery (not a URL check, an interaction or a slash command, whose answers matter)."""
+    if content_type != "application/json" or '"event_callback"' not in text:
+        return False
+    try:
+        return bool(json.loads(text).get("type") == "event_callback")
+    except (ValueError, AttributeError):
+        return False
 
 
 def thread_title(text: str, limit: int = 60) -> str | None:

@@ -3,7 +3,8 @@
 - line: y (numeric) against x (numeric, time, or anything else by row order with x labels as ticks);
   with no y, a numeric x is drawn against row number. Long series are MinMax-downsampled: the row
   range is cut into ``LINE_POINTS / 2`` buckets and each keeps its minimum and maximum, in row order,
-  so every peak and trough survives at the ~800 px the chart is drawn at.
+  so every peak and trough survives at the ~800 px the chart is drawn at; the result is drawn as the
+  filled band between neighbouring points (what their zigzag covers, 4x cheaper to draw).
 - scatter: up to ``SCATTER_POINTS`` rows sampled uniformly (fixed seed) plus the rows holding the
   extremes of x and y, so the axes span the real data.
 - bar: sum of y per x value (row count when there is no y); numbers and dates in x order when
@@ -211,6 +212,13 @@ class _Source:
             return self._columns[name].take(pa.array(rows))
         return self.table.take(rows).column(name)
 
+    def values_at(self, name: str, rows: np.ndarray) -> pa.ChunkedArray | None:
+        """Values of ``name`` at ``rows`` without reading the column, when its type allows."""
+        if name in self._columns:
+            return None
+        values = self.table.values_at(name, rows)
+        return None if values is None else pa.chunked_array([values])
+
     def summary(self, name: str, rows: int) -> ColumnSummary | None:
         """The column's summary when it pays to use it (long columns only)."""
         return self.summaries.get(name) if rows > LINE_POINTS else None
@@ -247,18 +255,36 @@ def _line(ax: Any, src: _Source, n: int, x: Column, y: Column | None) -> str:
         values = _floats(src.column(ycolumn.name))
         idx = minmax_indices(values, LINE_POINTS)
         yv = values[idx]
-    xv = None
-    if xcolumn is not None and (xcolumn.numeric or xcolumn.type in ("datetime", "date")):
-        xv = _x_values(src.column(xcolumn.name), xcolumn)
-    positions = idx if xv is None else xv[idx]
-    ax.plot(positions, yv, linewidth=1.0, color="tab:blue")
-    if xv is None and xcolumn is not None and len(idx):
+    positions: np.ndarray = idx
+    plottable = xcolumn is not None and (xcolumn.numeric or xcolumn.type in ("datetime", "date"))
+    if xcolumn is not None and plottable:
+        at = src.values_at(xcolumn.name, idx)
+        xv = _x_values(at if at is not None else src.column(xcolumn.name), xcolumn)
+        assert xv is not None  # numeric or time: plottable
+        positions = xv if at is not None else xv[idx]
+    if len(idx) < n and len(idx) > 2 and bool(np.all(positions[1:] >= positions[:-1])):
+        _envelope(ax, positions, yv)
+    else:
+        ax.plot(positions, yv, linewidth=1.0, color="tab:blue")
+    if not plottable and xcolumn is not None and len(idx):
         ticks = np.linspace(0, n - 1, num=min(6, n)).astype(np.int64)
         labels = [truncate(format_cell(v), 14) for v in src.rows(xcolumn.name, ticks).to_pylist()]
         ax.set_xticks(ticks, labels, rotation=20, ha="right")
     ax.set_xlabel("row" if xcolumn is None else xcolumn.name)
     ax.set_ylabel(ycolumn.name)
     return f"{n:,} rows, min/max-downsampled to {len(idx):,} points" if len(idx) < n else f"{n:,} rows"
+
+
+def _envelope(ax: Any, positions: np.ndarray, yv: np.ndarray) -> None:
+    """A min/max-downsampled series as the band between each pair of neighbouring points' lower and
+    upper value, outlined. The zigzag through those points fills that band at this density, but
+    stroking thousands of full-height segments costs ~100 ms; filling one polygon ~25 ms. Every
+    point lies on the outline, so peaks and troughs stay; a smooth series is a band of the line's width."""
+    if len(yv) % 2:
+        positions, yv = np.r_[positions, positions[-1:]], np.r_[yv, yv[-1:]]
+    first, second = yv[0::2], yv[1::2]
+    ax.fill_between(positions[0::2], np.fmin(first, second), np.fmax(first, second),
+                    color="tab:blue", linewidth=1.0)
 
 
 def _summary_values(summary: ColumnSummary, rows: np.ndarray) -> np.ndarray:

@@ -256,25 +256,28 @@ class LocalDatasetStore:
             return await asyncio.to_thread(self._read_rows, meta, 0, 0, order.positions(start, stop))
         name = meta.columns[index].name
         key = (meta.id, index, sort.descending)
+        data: pa.ChunkedArray | None = None  # the column, when the first pages read it
         if stop <= TOP_ROWS_LIMIT and key not in self._sorting:
             # The first pages first, alone (on two cores the full sort would halve its speed): a saved
             # order if there is one, else partial selection; the full order starts right after.
-            def first_rows() -> tuple[SortOrder | None, tuple[tuple[str, ...], ...] | None]:
+            def first_rows() -> tuple[SortOrder | None, tuple[tuple[str, ...], ...] | None, pa.ChunkedArray | None]:
                 saved = SortOrder.load(self.root / meta.id, index, sort.descending)
                 if saved is not None:
-                    return saved, None
-                positions = top_rows(self._file(meta).columns([name]).column(name), start, stop, sort.descending)
-                return None, None if positions is None else self._read_rows(meta, 0, 0, positions)
+                    return saved, None, None
+                data = self._file(meta).columns([name]).column(name)
+                positions = top_rows(data, start, stop, sort.descending)
+                return None, None if positions is None else self._read_rows(meta, 0, 0, positions), data
 
-            saved, rows = await asyncio.to_thread(first_rows)
+            saved, rows, data = await asyncio.to_thread(first_rows)
             if saved is not None:
                 self._orders[key] = saved
                 return await asyncio.to_thread(self._read_rows, meta, 0, 0, saved.positions(start, stop))
             if rows is not None:
                 # The order goes on being computed (and saved) with nobody awaiting it now.
-                asyncio.ensure_future(self._order(meta, name, sort.descending)).add_done_callback(_quietly)
+                # It reuses the column just read rather than reading 10M values again.
+                asyncio.ensure_future(self._order(meta, name, sort.descending, data)).add_done_callback(_quietly)
                 return rows
-        order = await self._order(meta, name, sort.descending)
+        order = await self._order(meta, name, sort.descending, data)
         return await asyncio.to_thread(self._read_rows, meta, 0, 0, order.positions(start, stop))
 
     async def sort_order(self, dataset_id: str, column: str, descending: bool = False) -> None:
@@ -282,19 +285,20 @@ class LocalDatasetStore:
         wait for it anyway; a surface may show "sorting…" meanwhile)."""
         await self._order(await self.get(dataset_id), column, descending)
 
-    async def _order(self, meta: DatasetMeta, column: str, descending: bool = False) -> SortOrder:
+    async def _order(self, meta: DatasetMeta, column: str, descending: bool = False,
+                     data: pa.ChunkedArray | None = None) -> SortOrder:
         """The order of ``column`` in one direction: from memory, from disk, or computed once (the
-        descending one from the ascending one)."""
+        descending one from the ascending one); ``data`` is the column's values when already read."""
         key = (meta.id, self._sortable_index(meta, column), descending)
         order = self._orders.get(key)
         if order is not None:
             return order
         pending = self._sorting.get(key)
         if pending is None:
-            ascending = await self._order(meta, column) if descending else None
+            ascending = await self._order(meta, column, data=data) if descending else None
             pending = self._sorting.get(key)  # another caller may have started it meanwhile
             if pending is None:
-                pending = asyncio.ensure_future(asyncio.to_thread(self._load_or_sort, meta, key[1], ascending))
+                pending = asyncio.ensure_future(asyncio.to_thread(self._load_or_sort, meta, key[1], ascending, data))
                 self._sorting[key] = pending
                 pending.add_done_callback(lambda _: self._sorting.pop(key, None))
         order = await asyncio.shield(pending)
@@ -311,7 +315,8 @@ class LocalDatasetStore:
             raise DatasetError(f'column "{column}" cannot be sorted (it holds nested or binary values)')
         return meta.columns.index(col)
 
-    def _load_or_sort(self, meta: DatasetMeta, index: int, ascending: SortOrder | None) -> SortOrder:
+    def _load_or_sort(self, meta: DatasetMeta, index: int, ascending: SortOrder | None,
+                      data: pa.ChunkedArray | None = None) -> SortOrder:
         """The saved order, or a new one computed and saved: ascending from the data, descending (when
         ``ascending`` is given) from it."""
         folder = self.root / meta.id
@@ -319,7 +324,7 @@ class LocalDatasetStore:
         order = SortOrder.load(folder, index, descending)
         if order is None:
             name = meta.columns[index].name
-            column = self._file(meta).columns([name]).column(name)
+            column = data if data is not None else self._file(meta).columns([name]).column(name)
             order = compute_sort(column) if ascending is None else descending_sort(ascending, column)
             for saved in order.save(folder, index, descending):
                 make_private(saved)

@@ -170,7 +170,13 @@ def _stable_numbers(values: np.ndarray) -> np.ndarray:
         lo, hi = int(values.min()), int(values.max())
         if hi - lo < 2**16:
             return np.argsort((values - lo).astype(np.uint16), kind="stable")
+    if 1 < len(values) < 2**31:
+        packed = _packed_order(values)
+        if packed is not None:
+            return packed
     perm = np.argsort(values, kind="quicksort")
+    if len(perm) < 2**31:
+        perm = perm.astype(np.int32)  # the gather below reads half the index bytes; saved as int32 anyway
     ordered = values[perm]
     tied = ordered[1:] == ordered[:-1]
     ties = int(np.count_nonzero(tied))
@@ -183,6 +189,66 @@ def _stable_numbers(values: np.ndarray) -> np.ndarray:
     at = np.flatnonzero(member)
     perm[at] = perm[at][np.lexsort((perm[at], run[at]))]
     return perm
+
+
+def _sort_keys(values: np.ndarray) -> np.ndarray:
+    """``uint64`` keys in the order of ``values`` (equal values, -0.0 and 0.0 included, equal keys),
+    shifted so the smallest is 0 and the largest uses the top bit: the leading bits say the most."""
+    if values.dtype.kind == "f":
+        floats = values.astype(np.float64)  # a copy: float32 widens exactly
+        floats += 0.0  # -0.0 becomes 0.0, which compares equal to it
+        bits = floats.view(np.uint64)
+        flip = np.uint64(0) - (bits >> np.uint64(63))  # all ones for negatives: their bits reverse
+        flip |= np.uint64(1 << 63)
+        flip ^= bits
+        keys = flip
+    elif values.dtype.kind == "i":
+        keys = values.astype(np.int64).view(np.uint64) ^ np.uint64(1 << 63)
+    else:
+        keys = values.astype(np.uint64)
+    keys -= keys.min()
+    span = int(keys.max())
+    if span:
+        keys <<= np.uint64(64 - span.bit_length())
+    return keys
+
+
+def _packed_order(values: np.ndarray) -> np.ndarray | None:
+    """Stable ascending order of ``values`` (no missing ones) by sorting plain ``uint64`` numbers,
+    about twice as fast as numpy's argsort: each holds the leading bits of the value's key and, in the
+    low bits, its row number, so a sort of them is stable by construction. Rows whose leading bits
+    tie (equal values, or values differing only in the dropped bits) are then ordered by their full
+    key and row. ``None`` when such ties are too many for that to pay."""
+    n = len(values)
+    keys = _sort_keys(values)
+    row_bits = (n - 1).bit_length()
+    rows_mask = np.uint64((1 << row_bits) - 1)
+    packed = keys & ~rows_mask
+    packed |= np.arange(n, dtype=np.uint64)
+    packed.sort()
+    perm = (packed & rows_mask).astype(np.int32)
+    packed >>= np.uint64(row_bits)
+    tied = packed[1:] == packed[:-1]
+    ties = int(np.count_nonzero(tied))
+    if ties > TIE_SHARE * n:
+        return None
+    if ties:
+        # Groups of equal leading bits are contiguous and in order; within them, the full key decides
+        # and then the row, so one lexsort of just their members restores the exact stable order.
+        at = np.flatnonzero(np.r_[tied, False] | np.r_[False, tied])
+        members = perm[at]
+        perm[at] = members[np.lexsort((members, keys[members]))]
+    return perm
+
+
+def _numbers(column: pa.ChunkedArray) -> np.ndarray:
+    """The column's values as one numpy array (nulls as 0), copied once: no ``combine_chunks`` or
+    ``fill_null`` pass over a column without nulls (each costs a full copy of 10M values)."""
+    chunks = [pc.fill_null(c, 0) if c.null_count else c for c in column.chunks]
+    arrays = [np.asarray(c.to_numpy(zero_copy_only=False)) for c in chunks]
+    if not arrays:
+        return np.zeros(0, column.type.to_pandas_dtype())
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
 def _numeric_order(column: pa.ChunkedArray) -> np.ndarray | None:
@@ -199,8 +265,9 @@ def _numeric_order(column: pa.ChunkedArray) -> np.ndarray | None:
         return None
     if pa.types.is_float16(column.type):
         column = column.cast(pa.float32())
-    values = np.asarray(pc.fill_null(column, 0).to_numpy())
-    valid = pc.is_valid(column).to_numpy(zero_copy_only=False)
+    values = _numbers(column)
+    valid = np.ones(len(values), bool) if not column.null_count else \
+        pc.is_valid(column).to_numpy(zero_copy_only=False)
     if values.dtype.kind == "f":
         valid &= ~np.isnan(values)
     if valid.all():
@@ -211,12 +278,15 @@ def _numeric_order(column: pa.ChunkedArray) -> np.ndarray | None:
 
 def compute_sort(column: pa.ChunkedArray) -> SortOrder:
     """Stable ascending order of ``column`` with nulls (and NaN) last, in row order."""
-    column = sortable(column)
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        order = string_order(column)
+    numeric = _numeric_order(column)  # reads the chunks as they are: one copy, into numpy
+    if numeric is not None:
+        order = numeric
     else:
-        numeric = _numeric_order(column)
-        order = numeric if numeric is not None else pc.array_sort_indices(column, null_placement="at_end").to_numpy()
+        column = sortable(column)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            order = string_order(column)
+        else:
+            order = pc.array_sort_indices(column, null_placement="at_end").to_numpy()
     valid = len(column) - _missing(column)
     dtype = np.int32 if len(column) < 2**31 else np.int64
     order = order.astype(dtype, copy=False)
@@ -258,17 +328,52 @@ def top_rows(column: pa.ChunkedArray, start: int, stop: int, descending: bool) -
     if stop > TOP_ROWS or stop > len(column) - _missing(column):
         return None
     direction = "descending" if descending else "ascending"
+    within = pc.greater_equal if descending else pc.less_equal
     try:
-        picked = pc.select_k_unstable(column, k=stop, sort_keys=[("", direction)])
-        chosen = column.take(picked)
-        bound = pc.min(chosen) if descending else pc.max(chosen)
-        # Every row tying with the bound is a candidate, so the stable sort below sees all ties.
-        inside = (pc.greater_equal if descending else pc.less_equal)(column, bound)
+        rows = _sampled_candidates(column, stop, descending)
+        if rows is None:
+            picked = pc.select_k_unstable(column, k=stop, sort_keys=[("", direction)])
+            chosen = column.take(picked)
+            bound = pc.min(chosen) if descending else pc.max(chosen)
+            # Every row tying with the bound is a candidate, so the stable sort below sees all ties.
+            rows = np.flatnonzero(pc.fill_null(within(column, bound), False).to_numpy(zero_copy_only=False))
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
         return None
-    rows = np.flatnonzero(pc.fill_null(inside, False).to_numpy(zero_copy_only=False))
     order = pc.array_sort_indices(column.take(pa.array(rows)), order=direction).to_numpy()
     return rows[order[start:stop]]
+
+
+#: Rows sampled to guess a bound for the first sorted rows.
+SAMPLE = 65_536
+
+
+def _sampled_candidates(column: pa.ChunkedArray, stop: int, descending: bool) -> np.ndarray | None:
+    """Rows holding (at least) the ``stop`` smallest (largest) values, every row tying with them
+    included, found with one comparison pass instead of a selection over all values (which costs
+    3-4x more on 10M strings): a bound is read off a random sample (a value that many more than
+    ``stop`` rows should pass), and the rows within it are counted. ``None`` when the sample says
+    nothing (small columns) or the guess let fewer than ``stop`` rows through: select instead."""
+    n = len(column)
+    if n <= 4 * SAMPLE:
+        return None
+    picks = np.random.default_rng(n).integers(0, n, SAMPLE)  # fixed seed: the same work every time
+    sample = pc.drop_null(column.take(pa.array(picks)))
+    if pa.types.is_floating(sample.type):
+        sample = sample.filter(pc.invert(pc.is_nan(sample)))
+    # The r-th sampled value is about the (r * n / SAMPLE)-th of the column: aim at four times ``stop``.
+    rank = max(4, -(-4 * stop * SAMPLE // n))
+    if len(sample) <= rank:
+        return None
+    ordered = sample.take(pc.array_sort_indices(sample, order="descending" if descending else "ascending"))
+    bound = ordered[rank]
+    inside = (pc.greater_equal if descending else pc.less_equal)(column, bound)
+    rows = np.flatnonzero(pc.fill_null(inside, False).to_numpy(zero_copy_only=False))
+    # Too few: the guess missed. Too many (a bound shared by many rows): selection tells the exact bound.
+    return rows if stop <= len(rows) <= MAX_CANDIDATES else None
+
+
+#: Above this many candidate rows from a sampled bound, selecting the exact bound is cheaper.
+MAX_CANDIDATES = 100_000
 
 
 class TableFile:
@@ -281,6 +386,8 @@ class TableFile:
         self.schema: pa.Schema = self._reader.schema
         self.num_batches: int = self._reader.num_record_batches
         self._lock = threading.Lock()  # RecordBatchFileReader keeps per-read state
+        self._offsets: dict[str, np.ndarray | None] = {}  # for values_at
+        self._map: np.ndarray | None = None
 
     def _batch(self, i: int) -> pa.RecordBatch:
         with self._lock:
@@ -328,9 +435,61 @@ class TableFile:
             chunks = [reader.get_batch(i).column(0) for i in range(first, last)]
         return pa.chunked_array(chunks, type=self.schema.field(index).type)
 
+    def values_at(self, name: str, rows: np.ndarray) -> pa.Array | None:
+        """Values of column ``name`` at ``rows``, read from only the bytes they sit in (a chart's x at
+        its 2,000 downsampled points: ~1 ms instead of reading 10M values). ``None`` unless the column
+        is of fixed-width numbers, times or dates without nulls: the caller reads the column then."""
+        field = self.schema.field(name)
+        t = field.type
+        if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_temporal(t)):
+            return None
+        width = t.bit_width // 8
+        starts = self._value_offsets(name)
+        if starts is None or width < 1:
+            return None
+        rows = np.asarray(rows, dtype=np.int64)
+        where = starts[rows // BATCH_ROWS] + (rows % BATCH_ROWS) * width
+        raw = self._mapped()[where[:, None] + np.arange(width)]
+        return pa.Array.from_buffers(t, len(rows), [None, pa.py_buffer(np.ascontiguousarray(raw).tobytes())])
+
+    def _value_offsets(self, name: str) -> np.ndarray | None:
+        """File offset of each batch's first value of ``name`` (found once per column through a memory
+        map, where a batch's buffers are views of the file), or ``None`` when a batch holds nulls."""
+        with self._lock:
+            if name in self._offsets:
+                return self._offsets[name]
+        index = self.schema.get_field_index(name)
+        width = self.schema.field(name).type.bit_width // 8
+        with pa.memory_map(str(self.path), "r") as mapped:
+            base = mapped.read_buffer(1).address
+            # All fields: with ``included_fields`` Arrow copies the buffers out of the map.
+            reader = pa.ipc.open_file(mapped)
+            starts: np.ndarray | None = np.empty(reader.num_record_batches, np.int64)
+            for i in range(reader.num_record_batches):
+                column = reader.get_batch(i).column(index)
+                if column.null_count or column.buffers()[1] is None:
+                    starts = None
+                    break
+                start = column.buffers()[1].address - base + column.offset * width
+                if not 0 <= start <= mapped.size() - len(column) * width:
+                    starts = None  # a copy, not a view of the file (a compressed file): no offsets
+                    break
+                assert starts is not None
+                starts[i] = start
+        with self._lock:
+            self._offsets[name] = starts
+        return starts
+
+    def _mapped(self) -> np.ndarray:
+        with self._lock:
+            if self._map is None:
+                self._map = np.memmap(self.path, dtype=np.uint8, mode="r")
+            return self._map
+
     def batches(self) -> Iterable[pa.RecordBatch]:
         for i in range(self.num_batches):
             yield self._batch(i)
 
     def close(self) -> None:
         self._source.close()
+        self._map = None  # numpy unmaps it when no value read from it is left

@@ -4,6 +4,7 @@ SQLite state and the recording surface (clicks through ``Engine.act``, typed wor
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -16,12 +17,12 @@ from bot import events as ev
 from bot.actions import BAD_TOKEN, FILE_GONE, NOT_YOUR_TURN, NOT_YOURS, NOTHING_RUNNING, THANKS
 from bot.config import Settings
 from bot.datasets.local import LocalDatasetStore
-from bot.datasets.model import DatasetMeta
+from bot.datasets.model import DatasetMeta, Page, SortSpec
 from bot.engine import Engine
 from bot.intents import ColumnOrder, Download, DrawChart, Feedback, Intent, ListFiles, PostFile, ShowPage, Stop
 from bot.messages import ActionInvoked, IncomingMessage, MessageRef, ThreadKey
 from bot.presenter import file_key
-from bot.reply import Notice, Reply, Select, Table
+from bot.reply import Notice, Reply, Select, Status, Table
 from bot.storage.local import SqliteStateStore
 from bot.surface import SurfaceError
 from bot.workspace import Workspace
@@ -265,3 +266,54 @@ async def test_a_file_link_opens_its_file_for_its_purpose_until_the_conversation
     assert await engine.file_link(T2, path, purpose="download", ttl=60) is None  # no conversation there
     await engine.state.reset_conversation(T1, OWNER)
     assert await engine.open_file_link(link, purpose="download") is None
+
+
+class SortGate(LocalDatasetStore):
+    """The real store, whose sorted pages wait for ``ready`` (as a page past the first ones waits for
+    a column's full order on a large dataset)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.ready = asyncio.Event()
+
+    async def page(self, dataset_id: str, number: int, size: int, sort: SortSpec | None = None) -> Page:
+        if sort is not None:
+            await self.ready.wait()
+        return await super().page(dataset_id, number, size, sort)
+
+
+async def test_a_sorted_page_waiting_for_its_order_says_sorting_then_shows_the_page_in_the_same_message(
+    tmp_path: Path,
+) -> None:
+    store = SortGate(tmp_path / "datasets")
+    settings = Settings.from_env({"DATATHREAD_HOME": str(tmp_path), "DATATHREAD_PAGE_SIZE": "10"})
+    settings.home.mkdir(parents=True, exist_ok=True)
+    engine = Engine(settings, SqliteStateStore(settings.state_db, settings.workspaces), store,
+                    ScriptedAgent(lambda turn: [ev.FinalText("ok")]))
+    engine.actions.sorting_notice_after = 0.05
+    try:
+        meta = await _dataset(engine)
+        surface = RecordingSurface()
+        token = engine.seal(T1, ShowPage(meta.id, 2, ColumnOrder(1, True)))
+        click = asyncio.ensure_future(
+            engine.act(ActionInvoked("test", token, OWNER, T1, MessageRef("C1", "m0")), surface))
+        await until(lambda: surface.of("update"))
+        [sorting] = surface.of("update")
+        assert sorting.ref == MessageRef("C1", "m0") and sorting.reply is not None
+        [status] = [b for b in sorting.reply.blocks if isinstance(b, Status)]
+        assert status.state == "working" and status.text.startswith("Sorting 25 rows by value")
+        store.ready.set()
+        await click
+        _, shown = surface.of("update")
+        assert shown.ref == MessageRef("C1", "m0")
+        assert [r[0] for r in _table(shown.reply).rows] == [f"R{i:03d}" for i in range(15, 5, -1)]
+    finally:
+        await engine.state.aclose()
+        await store.aclose()
+
+
+async def test_a_sorted_page_that_is_ready_at_once_is_shown_without_a_sorting_message(engine: Engine) -> None:
+    meta = await _dataset(engine)
+    surface = await _click(engine, ShowPage(meta.id, 1, ColumnOrder(1)))
+    [update] = surface.of("update")
+    assert [r[0] for r in _table(update.reply).rows][:2] == ["R001", "R002"]

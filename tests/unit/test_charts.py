@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from bot.datasets import charts
 from bot.datasets.charts import minmax_indices
 from bot.datasets.local import LocalDatasetStore
 from bot.datasets.model import CHART_KINDS, ChartSpec, DatasetError
@@ -54,3 +55,21 @@ def test_minmax_downsampling_keeps_every_bucket_extreme() -> None:
     assert len(idx) <= 2100 and np.all(np.diff(idx) > 0)
     assert 123_456 in idx and 987_654 in idx
     assert y[idx].max() == y.max() and y[idx].min() == y.min()
+
+
+def test_a_downsampled_line_is_drawn_as_a_band_through_every_kept_point() -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=100_000)
+    values[71_234] = 40.0  # one spike, kept by the downsampling: the band must reach it
+    idx = charts.minmax_indices(values, charts.LINE_POINTS)
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    charts._envelope(ax, idx, values[idx])
+    [band] = ax.collections
+    outline = {round(float(v), 9) for v in band.get_paths()[0].vertices[:, 1]}
+    assert {round(float(v), 9) for v in values[idx]} <= outline
+    assert max(outline) == 40.0
