@@ -161,6 +161,9 @@ def bwrap_args(policy: SandboxPolicy, workspace: Path, runtime: Path, env: Mappi
         elif path.is_dir():
             args += ["--ro-bind", top, top]
             bound.append(path)
+    # A private /tmp before the Python environment is bound: mounted later, it would cover an
+    # environment (or a checkout with its .venv) that lives under /tmp.
+    args += ["--tmpfs", "/tmp"]
     for root in python_roots():
         if not _inside(root, bound) and not _inside(root, hidden):
             args += ["--ro-bind", str(root), str(root)]
@@ -170,7 +173,7 @@ def bwrap_args(policy: SandboxPolicy, workspace: Path, runtime: Path, env: Mappi
     for secret in hidden:  # e.g. a DATATHREAD_HOME inside the environment's folder
         if secret.is_dir() and _inside(secret, bound):
             args += ["--tmpfs", str(secret)]
-    args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+    args += ["--dev", "/dev", "--proc", "/proc",
              "--bind", str(runtime), str(runtime),
              "--bind", str(workspace), str(WORKSPACE), "--chdir", str(WORKSPACE),
              "--remount-ro", "/"]
