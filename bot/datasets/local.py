@@ -19,7 +19,7 @@ import secrets
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from bot.datasets import charts, summaries
 from bot.datasets.catalog import Catalog, SqliteCatalog, meta_from_json, meta_to_json
+from bot.datasets.exporting import export_batches, write_export
 from bot.datasets.formatting import RowFormatter, logical_type
 from bot.datasets.model import (
     ChartSpec,
@@ -65,9 +66,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OPEN_FILES = 32
-EXPORT_ROW_GROUP = 131_072
-#: Rows gathered at a time (by the sort permutation) for a sorted export.
-EXPORT_SORTED_ROWS = 65_536
 #: Metadata beside the data: a cold page reads this small file instead of opening the catalogue
 #: (1-2 ms for SQLite) before any data. The catalogue stays the index (by thread, expiry, tombstones).
 META_FILE = "meta.json"
@@ -365,43 +363,9 @@ class LocalDatasetStore:
             raise DatasetError(f"cannot export as {fmt!r}; use csv or parquet")
         order = await self._order(meta, sort.column, sort.descending) if sort is not None else None
 
-        def ordered(table: TableFile) -> Iterable[pa.RecordBatch]:
-            if order is None or sort is None:
-                yield from table.batches()
-                return
-            for start in range(0, meta.rows, EXPORT_SORTED_ROWS):
-                stop = min(start + EXPORT_SORTED_ROWS, meta.rows)
-                yield from table.take(order.positions(start, stop)).to_batches()
-
         def write() -> Path:
             table = self._file(meta)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_name(out.name + ".part")
-            try:
-                if fmt == "csv":
-                    import pyarrow.csv as pcsv
-
-                    with pcsv.CSVWriter(str(tmp), table.schema) as writer:
-                        for batch in ordered(table):
-                            writer.write_batch(batch)
-                else:
-                    import pyarrow.parquet as pq
-
-                    with pq.ParquetWriter(str(tmp), table.schema, compression="zstd") as writer:
-                        group: list[pa.RecordBatch] = []
-                        for batch in ordered(table):
-                            group.append(batch)
-                            if sum(b.num_rows for b in group) >= EXPORT_ROW_GROUP:
-                                writer.write_table(pa.Table.from_batches(group, schema=table.schema))
-                                group = []
-                        if group or meta.rows == 0:
-                            writer.write_table(pa.Table.from_batches(group, schema=table.schema))
-                make_private(tmp)
-                tmp.replace(out)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            return out
+            return write_export(export_batches(table, meta.rows, order), table.schema, fmt, out)
 
         return await asyncio.to_thread(write)
 

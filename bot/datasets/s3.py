@@ -22,7 +22,7 @@ import secrets
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -34,8 +34,9 @@ import pyarrow as pa
 from bot.datasets import charts
 from bot.datasets.batch_index import BatchIndex, IndexedBatchWriter, decode_batches
 from bot.datasets.dynamo_catalog import DynamoCatalog
+from bot.datasets.exporting import export_batches, write_export
 from bot.datasets.formatting import format_rows, logical_type
-from bot.datasets.local import EXPORT_ROW_GROUP, EXPORT_SORTED_ROWS, _expired_message
+from bot.datasets.local import _expired_message
 from bot.datasets.model import (
     ChartSpec,
     Column,
@@ -417,42 +418,10 @@ class S3DatasetStore:
             raise DatasetError(f"cannot export as {fmt!r}; use csv or parquet")
         order = await self._order(meta, sort.column, sort.descending) if sort is not None else None
 
-        def ordered(table: TableFile) -> Iterable[pa.RecordBatch]:
-            if order is None or sort is None:
-                yield from table.batches()
-                return
-            for start in range(0, meta.rows, EXPORT_SORTED_ROWS):
-                stop = min(start + EXPORT_SORTED_ROWS, meta.rows)
-                yield from table.take(order.positions(start, stop)).to_batches()
-
         def write() -> Path:
             table = self._local_table(meta)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_name(out.name + ".part")
             try:
-                if fmt == "csv":
-                    import pyarrow.csv as pcsv
-
-                    with pcsv.CSVWriter(str(tmp), table.schema) as writer:
-                        for batch in ordered(table):
-                            writer.write_batch(batch)
-                else:
-                    import pyarrow.parquet as pq
-
-                    with pq.ParquetWriter(str(tmp), table.schema, compression="zstd") as writer:
-                        group: list[pa.RecordBatch] = []
-                        for batch in ordered(table):
-                            group.append(batch)
-                            if sum(b.num_rows for b in group) >= EXPORT_ROW_GROUP:
-                                writer.write_table(pa.Table.from_batches(group, schema=table.schema))
-                                group = []
-                        if group or meta.rows == 0:
-                            writer.write_table(pa.Table.from_batches(group, schema=table.schema))
-                make_private(tmp)
-                tmp.replace(out)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
+                write_export(export_batches(table, meta.rows, order), table.schema, fmt, out)
             finally:
                 table.close()
             self._trim_file_cache()
