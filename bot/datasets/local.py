@@ -42,7 +42,7 @@ from bot.datasets.model import (
     Page,
     SortSpec,
 )
-from bot.datasets.readers import TABULAR_SUFFIXES, Source, file_source, frame_source
+from bot.datasets.readers import Source, file_opener, frame_source
 from bot.datasets.summaries import ColumnSummary
 from bot.datasets.tablefile import (
     DATA_FILE,
@@ -107,15 +107,10 @@ class LocalDatasetStore:
 
         ``None`` if the extension is not tabular; ``DatasetError`` if the file cannot be parsed.
         """
-        if path.suffix.lower() not in TABULAR_SUFFIXES:
+        opener = file_opener(path)
+        if opener is None:
             return None
-
-        def open_source() -> Source:
-            src = file_source(path)
-            assert src is not None
-            return src
-
-        return await self._register(open_source, name=name, thread=thread, owner=owner, source=path.name)
+        return await self._register(opener, name=name, thread=thread, owner=owner, source=path.name)
 
     async def _register(
         self, open_source: Callable[[], Source], *, name: str, thread: ThreadKey, owner: str, source: str | None

@@ -8,7 +8,7 @@ never memory-mapped as-is anyway).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -111,6 +111,20 @@ def frame_source(frame: pd.DataFrame) -> Source:
 def _table_source(table: pa.Table) -> Source:
     table = _normalise(table)
     return Source(table.schema, iter(table.to_batches()))
+
+
+def file_opener(path: Path) -> Callable[[], Source] | None:
+    """What opens a tabular file when a store is ready to read it, ``None`` if its extension is not a
+    table format (so a store can refuse a file before doing any work)."""
+    if path.suffix.lower() not in TABULAR_SUFFIXES:
+        return None
+
+    def open_source() -> Source:
+        source = file_source(path)
+        assert source is not None  # the suffix was checked above
+        return source
+
+    return open_source
 
 
 def file_source(path: Path) -> Source | None:

@@ -48,7 +48,7 @@ from bot.datasets.model import (
     Page,
     SortSpec,
 )
-from bot.datasets.readers import TABULAR_SUFFIXES, Source, file_source, frame_source
+from bot.datasets.readers import Source, file_opener, frame_source
 from bot.datasets.tablefile import BATCH_ROWS, DATA_FILE, SortOrder, TableFile, compute_sort, descending_sort
 from bot.private import make_private, private_dir
 from bot.storage.dynamodb import Clock, utc_now
@@ -160,15 +160,10 @@ class S3DatasetStore:
         return await self._register(lambda: frame_source(frame), name=name, thread=thread, owner=owner, source=source)
 
     async def register_file(self, path: Path, *, name: str, thread: ThreadKey, owner: str) -> DatasetMeta | None:
-        if path.suffix.lower() not in TABULAR_SUFFIXES:
+        opener = file_opener(path)
+        if opener is None:
             return None
-
-        def open_source() -> Source:
-            src = file_source(path)
-            assert src is not None
-            return src
-
-        return await self._register(open_source, name=name, thread=thread, owner=owner, source=path.name)
+        return await self._register(opener, name=name, thread=thread, owner=owner, source=path.name)
 
     async def _register(
         self, open_source: Callable[[], Source], *, name: str, thread: ThreadKey, owner: str, source: str | None
