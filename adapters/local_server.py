@@ -5,6 +5,7 @@ Used by the fake Slack Web API next to the adapter and by the fakes in ``tests/f
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -33,3 +34,10 @@ async def serve(app: web.Application, *, access_log: bool = True) -> LocalServer
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     host, port = runner.addresses[0][:2]
     return LocalServer(runner, f"http://{host}:{port}")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (for a server started in another process)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from adapters.slack.fake_web_api import FakeSlack
 from bot.datasets.local import LocalDatasetStore
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSlack]:
+    """The local fake of Slack's Web API, on a free loopback port."""
+    f = await FakeSlack().start()
+    yield f
+    await f.close()
 
 
 @pytest.fixture

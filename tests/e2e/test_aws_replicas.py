@@ -43,11 +43,6 @@ def script(turn: Turn) -> list[Step]:
     return [ev.FinalText(f"answer to {turn.text}")]
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    f = await FakeSlack().start()
-    yield f
-    await f.close()
 
 
 @pytest.fixture

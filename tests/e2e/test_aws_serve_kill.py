@@ -11,7 +11,6 @@ import os
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -29,11 +28,6 @@ CHANNEL = "C0CHAN"
 SLOW_CODE = "```python\nimport time\nprint('nap' + 'ping', flush=True)\ntime.sleep(120)\n```"
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    f = await FakeSlack().start()
-    yield f
-    await f.close()
 
 
 async def post_event(http: aiohttp.ClientSession, port: int, event: dict[str, object], event_id: str) -> int:

@@ -13,15 +13,14 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO
 
 import aiohttp
 import pytest
 
+from adapters.local_server import free_port
 from tests.fakes.slack_api import FakeSlack, event_body, signed_headers
 from tests.slack_harness import SIGNING_SECRET, mention, until
 
@@ -34,17 +33,8 @@ INTERRUPTED = "Interrupted by a restart — send your message again."
 SLOW_CODE = "```python\nimport time\nprint('nap' + 'ping', flush=True)\ntime.sleep(120)\n```"
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    f = await FakeSlack().start()
-    yield f
-    await f.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def serve(fake: FakeSlack, home: Path, port: int, log: IO[bytes]) -> asyncio.subprocess.Process:

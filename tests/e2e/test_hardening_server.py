@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from adapters.local_server import free_port
 from adapters.server import build_app, drain
 from adapters.slack.wiring import PATH, SlackAdapter, SlackSettings
 from bot import events as ev
@@ -43,11 +43,6 @@ def script(turn: Turn) -> list[Step]:
     return [ev.FinalText(f"answer to {turn.text}")]
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    f = await FakeSlack().start()
-    yield f
-    await f.close()
 
 
 @pytest.fixture
@@ -171,10 +166,6 @@ async def test_a_cold_start_burst_makes_one_auth_test(fake: FakeSlack, tmp_path:
         await engine.aclose()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_serve_starts_with_slack_unreachable_reports_it_and_connects_when_slack_is_back(

@@ -11,15 +11,14 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from adapters.local_server import free_port
 from bot import events as ev
 from bot.composition import build_engine
 from bot.config import Settings
@@ -35,17 +34,8 @@ CHANNEL = "C0CHAN"
 SLOW_CODE = "```python\nimport time\nprint('nap' + 'ping', flush=True)\ntime.sleep(120)\n```"
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    f = await FakeSlack().start()
-    yield f
-    await f.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.e2e

@@ -42,11 +42,6 @@ def script(turn: Turn) -> list[Step]:
     return [WriteFile("big.bin", b"x" * 5000), ev.FinalText("made it")]
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    f = await FakeSlack().start()
-    yield f
-    await f.close()
 
 
 @pytest.fixture

@@ -30,11 +30,6 @@ def script(turn: Turn) -> list[Step]:
     return [ev.Rationale("Making a table. "), WriteFile("sales.csv", CSV), ev.FinalText("Here it is.")]
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    f = await FakeSlack().start()
-    yield f
-    await f.close()
 
 
 @pytest.fixture

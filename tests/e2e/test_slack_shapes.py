@@ -53,11 +53,6 @@ def script(turn: Turn) -> list[Step]:
     return [ev.FinalText(f"turn {len(TURNS)}")]
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    f = await FakeSlack().start()
-    yield f
-    await f.close()
 
 
 @pytest.fixture

@@ -30,11 +30,6 @@ def script(turn: Turn) -> list[Step]:
     return [ev.Rationale("Thinking over the socket. "), ev.FinalText(f"socket answer to '{turn.text}'")]
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    f = await FakeSlack().start()
-    yield f
-    await f.close()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ refuses them, the same turn shows as today's text.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -38,11 +37,6 @@ def two_steps(turn: Turn) -> list[Step]:
     ]
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    f = await FakeSlack().start()
-    yield f
-    await f.close()
 
 
 def ended(fake: FakeSlack, ts: str) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,11 +20,6 @@ pytestmark = pytest.mark.e2e
 KEY = ThreadKey("slack", "T0001", "C0CHAN", "1700000000.000100")
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    f = await FakeSlack().start()
-    yield f
-    await f.close()
 
 
 async def test_a_final_delta_longer_than_one_call_is_streamed_whole_in_pieces(fake: FakeSlack) -> None:

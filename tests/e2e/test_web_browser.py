@@ -52,11 +52,6 @@ def script(turn: Turn) -> list[Step]:
             ev.FinalText("files ready")]
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    f = await FakeSlack().start()
-    yield f
-    await f.close()
 
 
 @pytest.fixture

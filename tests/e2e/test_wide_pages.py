@@ -32,11 +32,6 @@ def script(turn: Turn) -> list[Step]:
     return [WriteFile("wide.csv", WIDE), ev.FinalText("Here it is.")]
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    f = await FakeSlack().start()
-    yield f
-    await f.close()
 
 
 @pytest.fixture

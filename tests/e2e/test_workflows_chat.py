@@ -60,11 +60,6 @@ def script(turn: Turn) -> list[Step]:
     return [ev.FinalText("ok")]
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    f = await FakeSlack().start()
-    yield f
-    await f.close()
 
 
 @pytest.fixture

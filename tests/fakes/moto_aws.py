@@ -8,20 +8,16 @@ tests of time-based rules move datathread's own clock instead.
 from __future__ import annotations
 
 import secrets
-import socket
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.local_server import free_port
 from bot.aws.clients import AwsClients, CallCounter
 from bot.aws.settings import AwsSettings
 
 REGION = "us-east-1"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
