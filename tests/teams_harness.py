@@ -67,12 +67,16 @@ class TeamsHarness:
 @asynccontextmanager
 async def teams(
     tmp_path: Path, script: Callable[[Turn], Sequence[Step]], env: dict[str, str] | None = None,
-    **settings_env: str,
+    *, connector: FakeBotConnector | None = None, **settings_env: str,
 ) -> AsyncIterator[TeamsHarness]:
-    connector = await FakeBotConnector().start()
-    settings = Settings.from_env({"DATATHREAD_HOME": str(tmp_path / "home"), **settings_env})
+    """One Teams bot; ``connector`` shares a fake Bot Connector between several (replicas), and
+    ``settings_env`` also builds the engine's stores (``DATATHREAD_STORE=aws`` and its variables)."""
+    own = connector is None
+    connector = connector or await FakeBotConnector().start()
+    engine_env = {"DATATHREAD_HOME": str(tmp_path / "home"), **settings_env}
+    settings = Settings.from_env(engine_env)
     agent = ScriptedAgent(script)
-    engine = build_engine(settings, agent=agent, env={})
+    engine = build_engine(settings, agent=agent, env=engine_env)
     app = web.Application()
     assert await mount(app, engine, settings, LOCAL if env is None else env)
     app.on_cleanup.append(lambda _: engine.aclose())
@@ -82,4 +86,5 @@ async def teams(
         yield TeamsHarness(client, connector, engine, agent)
     finally:
         await client.close()
-        await connector.close()
+        if own:
+            await connector.close()
