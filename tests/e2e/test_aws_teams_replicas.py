@@ -8,7 +8,6 @@ still takes activities in, and only the other replica can run them.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,14 +16,13 @@ import pytest
 
 from bot import events as ev
 from bot.actions import LAST_TURN
-from bot.aws.setup import ensure_resources
 from bot.conversation import Turn
 from bot.engine import Engine
 from tests.fakes import moto_aws
-from tests.fakes.bot_connector import Call, FakeBotConnector
+from tests.fakes.bot_connector import Call
 from tests.fakes.scripted_agent import Sleep, WriteFile
 from tests.slack_harness import until
-from tests.teams_harness import TeamsHarness, fixture, teams
+from tests.teams_harness import TeamsHarness, fixture, teams_replicas
 
 pytestmark = pytest.mark.e2e
 
@@ -45,22 +43,8 @@ def script(turn: Turn) -> list[Any]:
 
 @pytest.fixture
 async def pair(tmp_path: Path) -> AsyncIterator[list[TeamsHarness]]:
-    moto = moto_aws.shared()
-    aws = moto.fresh_settings()
-    ensure_resources(moto.clients(), aws)
-    env = {**moto.env(), "DATATHREAD_STORE": "aws", "DATATHREAD_SECRET": "shared-secret-0123456789abcdef",
-           "DATATHREAD_DYNAMODB_TABLE": aws.table, "DATATHREAD_S3_BUCKET": aws.bucket,
-           "DATATHREAD_QUEUE_URL": aws.queue_url, "DATATHREAD_QUEUE_VISIBILITY_SECONDS": "4"}
-    connector = await FakeBotConnector().start()
-    try:
-        async with contextlib.AsyncExitStack() as stack:
-            bots = [await stack.enter_async_context(teams(tmp_path / f"replica{i}", script, connector=connector, **env))
-                    for i in range(2)]
-            for bot in bots:
-                bot.engine.start()
-            yield bots
-    finally:
-        await connector.close()
+    async with teams_replicas(tmp_path, script) as bots:
+        yield bots
 
 
 def personal(n: int, text: str | None, **changes: Any) -> dict[str, Any]:
