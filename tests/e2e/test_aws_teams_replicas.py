@@ -28,6 +28,7 @@ pytestmark = pytest.mark.e2e
 
 PERSONAL = "a:1Pz8Y2personalchatid-Ada"
 CHANNEL_CHAIN = "19:4c1d3a2f9b8e4d7c@thread.tacv2;messageid=1732180811554"
+PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40
 CSV = ("region,revenue\n" + "".join(f"region-{i:02d},{i * 10}\n" for i in range(1, 46))).encode()
 
 
@@ -38,6 +39,8 @@ def script(turn: Turn) -> list[Any]:
         return [ev.Rationale("Crunching every row. "), Sleep(30), ev.FinalText("never shown")]
     if "table" in turn.text:
         return [WriteFile("regions.csv", CSV), ev.FinalText("Here you go.")]
+    if "report" in turn.text:
+        return [WriteFile("report.pdf", PDF), ev.FinalText("Here is the report.")]
     return [ev.FinalText(f"Answer to {turn.text}.")]
 
 
@@ -175,3 +178,13 @@ async def test_a_dataset_card_made_on_one_replica_pages_when_clicked_on_the_othe
     updated = await pair[0].until(lambda calls: [c for c in calls[before:]
                                                  if c.method == "PUT" and c.activity_id == call.returned_id])
     assert "rows 21–40 of 45" in str(updated[-1].body)
+
+
+async def test_a_channel_file_link_made_on_one_replica_downloads_from_the_other(pair: list[TeamsHarness]) -> None:
+    await pair[1].engine.intake.aclose()  # type: ignore[union-attr]  # replica 0 runs the turn
+    await pair[1].post(fixture("channel_new_post_mention", text="<at>datathread</at> the report"))
+    [link] = await pair[0].until(lambda _: [c.body["text"] for c in pair[0].to(CHANNEL_CHAIN)
+                                            if "📎 [report.pdf" in (c.body.get("text") or "")], within=20)
+    path = link.split("](", 1)[1].split(")", 1)[0].removeprefix("http://files.example.test")
+    got = await pair[1].client.get(path)  # behind a load balancer, any replica serves the link
+    assert got.status == 200 and await got.read() == PDF
