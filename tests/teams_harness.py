@@ -99,10 +99,11 @@ async def teams(
 @asynccontextmanager
 async def teams_replicas(
     tmp_path: Path, script: Callable[[Turn], Sequence[Step]], count: int = 2,
-    agent: Callable[[Settings], AgentBackend] | None = None,
+    agent: Callable[[Settings], AgentBackend] | None = None, runners: Sequence[int] | None = None,
 ) -> AsyncIterator[list[TeamsHarness]]:
     """``count`` Teams bots (replicas, each with its own home) sharing one fake Bot Connector and
-    fresh DynamoDB / S3 / SQS resources on moto's server, their turn workers started."""
+    fresh DynamoDB / S3 / SQS resources on moto's server. The replicas in ``runners`` (all by
+    default) run turns from the queue; the others only take activities in."""
     moto = moto_aws.shared()
     aws = moto.fresh_settings()
     ensure_resources(moto.clients(), aws)
@@ -114,8 +115,19 @@ async def teams_replicas(
         async with contextlib.AsyncExitStack() as stack:
             bots = [await stack.enter_async_context(
                 teams(tmp_path / f"replica{i}", script, connector=connector, agent=agent, **env)) for i in range(count)]
-            for bot in bots:
-                bot.engine.start()
+            for i, bot in enumerate(bots):
+                if runners is None or i in runners:
+                    bot.engine.start()
             yield bots
     finally:
         await connector.close()
+
+
+def queue_settled(h: TeamsHarness) -> bool:
+    """No turn waits in or is being handled from the shared queue (every received one was deleted):
+    a replica's workers can be stopped without cutting a turn's last step."""
+    sqs = moto_aws.shared().clients().sqs
+    url = h.engine.intake.queue_url  # type: ignore[union-attr]
+    got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return int(got["ApproximateNumberOfMessages"]) + int(got["ApproximateNumberOfMessagesNotVisible"]) == 0

@@ -21,7 +21,7 @@ from tests.fakes import moto_aws
 from tests.fakes.bot_connector import Call
 from tests.fakes.scripted_agent import Wait, WriteFile
 from tests.slack_harness import until
-from tests.teams_harness import TeamsHarness, fixture, teams_replicas
+from tests.teams_harness import TeamsHarness, fixture, queue_settled, teams_replicas
 
 pytestmark = pytest.mark.e2e
 
@@ -65,7 +65,9 @@ def kernel(settings: Settings) -> Any:
 
 
 async def run_on(bots: list[TeamsHarness], index: int) -> None:
-    """Only replica ``index`` takes turns from the queue from now on."""
+    """Only replica ``index`` takes turns from the queue from now on (once the last turn's message
+    is deleted: a turn whose message outlives its replica's workers comes back as interrupted)."""
+    await until(lambda: queue_settled(bots[0]), limit=10, what="the last turn's message deleted")
     for i, bot in enumerate(bots):
         intake: Any = bot.engine.intake
         if i == index:
@@ -99,3 +101,4 @@ async def test_variables_reset_is_said_once_when_a_conversation_moves_to_another
         back = await send(4, "print('x is', x)", "NameError")
         assert said(h, VARIABLES_RESET[:40]) == {moved.returned_id, back.returned_id}
         assert not said(h, "x is 41")
+        assert not said(h, "Interrupted")  # every turn ran once, where it was received

@@ -2,8 +2,8 @@
 sharing moto's DynamoDB, S3 and SQS FIFO and one fake Bot Connector: an activity is taken in by the
 replica it reaches and its turn run by whichever replica receives it from the queue.
 
-To pin where a turn runs, a test stops the receiving replica's workers (``intake.aclose``): it
-still takes activities in, and only the other replica can run them.
+To pin where a turn runs, most tests use ``split``: replica 0 takes activities in but runs no
+queued turn, replica 1 runs them and takes nothing in.
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ from bot import events as ev
 from bot.actions import LAST_TURN
 from bot.conversation import Turn
 from bot.engine import Engine
-from tests.fakes import moto_aws
 from tests.fakes.bot_connector import Call
 from tests.fakes.scripted_agent import Sleep, WriteFile
 from tests.slack_harness import until
-from tests.teams_harness import TeamsHarness, fixture, teams_replicas
+from tests.teams_harness import TeamsHarness, fixture, queue_settled, teams_replicas
 
 pytestmark = pytest.mark.e2e
 
@@ -50,6 +49,12 @@ async def pair(tmp_path: Path) -> AsyncIterator[list[TeamsHarness]]:
         yield bots
 
 
+@pytest.fixture
+async def split(tmp_path: Path) -> AsyncIterator[list[TeamsHarness]]:
+    async with teams_replicas(tmp_path, script, runners=(1,)) as bots:
+        yield bots
+
+
 def personal(n: int, text: str | None, **changes: Any) -> dict[str, Any]:
     """A personal-chat message of conversation ``n`` (each its own thread)."""
     base = fixture("personal_message")
@@ -66,19 +71,6 @@ def ran(bots: list[TeamsHarness], text: str) -> list[int]:
     return [i for i, b in enumerate(bots) for t in b.agent.turns if t.text == text]
 
 
-async def only_other_runs(bots: list[TeamsHarness]) -> None:
-    """From now on replica 0 takes activities in but runs no queued turn: replica 1 does."""
-    await bots[0].engine.intake.aclose()  # type: ignore[union-attr]
-
-
-def queue_empty(h: TeamsHarness) -> bool:
-    sqs = moto_aws.shared().clients().sqs
-    url = h.engine.intake.queue_url  # type: ignore[union-attr]
-    got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
-        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-    return int(got["ApproximateNumberOfMessages"]) + int(got["ApproximateNumberOfMessagesNotVisible"]) == 0
-
-
 async def test_each_teams_activity_is_answered_once_whichever_replica_its_retries_reach(
         pair: list[TeamsHarness]) -> None:
     for n in range(4):
@@ -87,36 +79,34 @@ async def test_each_teams_activity_is_answered_once_whichever_replica_its_retrie
             assert response.status in (200, 202)
     for n in range(4):
         await pair[0].until(lambda _, n=n: shown(pair[0], f"{PERSONAL}-{n}", f"Answer to q{n}."), within=20)
-    await until(lambda: queue_empty(pair[0]), limit=20, what="every queued turn done")  # nothing left to answer twice
+    await until(lambda: queue_settled(pair[0]), limit=20, what="every queued turn done")  # nothing left to answer twice
     for n in range(4):
         assert len(shown(pair[0], f"{PERSONAL}-{n}", f"Answer to q{n}.")) == 1
         assert len(ran(pair, f"q{n}")) == 1
 
 
 async def test_a_turn_taken_in_by_one_replica_is_answered_by_the_other_in_the_same_thread(
-        pair: list[TeamsHarness]) -> None:
-    await only_other_runs(pair)
-    assert (await pair[0].post(fixture("channel_new_post_mention", text="<at>datathread</at> totals?"))).status == 202
-    assert (await pair[0].post(personal(7, "hello"))).status == 202
-    calls = await pair[0].until(lambda _: shown(pair[0], CHANNEL_CHAIN, "Answer to totals?."), within=20)
+        split: list[TeamsHarness]) -> None:
+    assert (await split[0].post(fixture("channel_new_post_mention", text="<at>datathread</at> totals?"))).status == 202
+    assert (await split[0].post(personal(7, "hello"))).status == 202
+    calls = await split[0].until(lambda _: shown(split[0], CHANNEL_CHAIN, "Answer to totals?."), within=20)
     assert calls[0].conversation.endswith("messageid=1732180811554")  # in the post's reply chain
-    await pair[0].until(lambda _: shown(pair[0], f"{PERSONAL}-7", "Answer to hello."), within=20)
-    assert ran(pair, "totals?") == [1] and ran(pair, "hello") == [1]
-    streamed = [e.get("streamType") for c in pair[0].to(f"{PERSONAL}-7") for e in c.body.get("entities") or ()
+    await split[0].until(lambda _: shown(split[0], f"{PERSONAL}-7", "Answer to hello."), within=20)
+    assert ran(split, "totals?") == [1] and ran(split, "hello") == [1]
+    streamed = [e.get("streamType") for c in split[0].to(f"{PERSONAL}-7") for e in c.body.get("entities") or ()
                 if e.get("type") == "streaminfo"]
     assert "final" in streamed  # a personal chat still streams from the replica that runs it
 
 
-async def test_typing_stop_on_one_replica_stops_the_turn_running_on_the_other(pair: list[TeamsHarness]) -> None:
-    await only_other_runs(pair)
-    await pair[0].post(personal(1, "slow please"))
-    await pair[0].until(lambda _: any("Crunching" in (c.body.get("text") or "") for c in pair[0].to(f"{PERSONAL}-1")),
+async def test_typing_stop_on_one_replica_stops_the_turn_running_on_the_other(split: list[TeamsHarness]) -> None:
+    await split[0].post(personal(1, "slow please"))
+    await split[0].until(lambda _: any("Crunching" in (c.body.get("text") or "") for c in split[0].to(f"{PERSONAL}-1")),
                         within=20)
-    began = pair[0].connector.calls[-1].at
-    await pair[0].post(personal(1, "stop", id="1732180599999"))
-    calls = await pair[0].until(lambda _: shown(pair[0], f"{PERSONAL}-1", "Stopped"), within=10)
+    began = split[0].connector.calls[-1].at
+    await split[0].post(personal(1, "stop", id="1732180599999"))
+    calls = await split[0].until(lambda _: shown(split[0], f"{PERSONAL}-1", "Stopped"), within=10)
     assert calls[-1].at - began < 3.0  # the flag is seen within 2 s, plus the message itself
-    assert not shown(pair[0], f"{PERSONAL}-1", "never shown")
+    assert not shown(split[0], f"{PERSONAL}-1", "never shown")
 
 
 def stop_token(h: TeamsHarness, conversation: str) -> tuple[str, str] | None:
@@ -129,62 +119,58 @@ def stop_token(h: TeamsHarness, conversation: str) -> tuple[str, str] | None:
 
 
 async def test_the_stop_button_clicked_on_one_replica_stops_the_channel_turn_running_on_the_other(
-        pair: list[TeamsHarness]) -> None:
-    await only_other_runs(pair)
+        split: list[TeamsHarness]) -> None:
     owner = fixture("channel_new_post_mention")["from"]
-    await pair[0].post(fixture("channel_new_post_mention", text="<at>datathread</at> slow sums"))
-    token, message_id = await pair[0].until(lambda _: stop_token(pair[0], CHANNEL_CHAIN), within=20)
+    await split[0].post(fixture("channel_new_post_mention", text="<at>datathread</at> slow sums"))
+    token, message_id = await split[0].until(lambda _: stop_token(split[0], CHANNEL_CHAIN), within=20)
     click = fixture("channel_reply_in_chain", id="1732181020999", text="", replyToId=message_id,
                     value={"datathread": "stop", "token": token}, **{"from": owner})
-    assert (await pair[0].post(click)).status in (200, 202)
-    await pair[0].until(lambda _: shown(pair[0], CHANNEL_CHAIN, "Stopped"), within=10)
-    assert ran(pair, "slow sums") == [1]
+    assert (await split[0].post(click)).status in (200, 202)
+    await split[0].until(lambda _: shown(split[0], CHANNEL_CHAIN, "Stopped"), within=10)
+    assert ran(split, "slow sums") == [1]
 
 
-async def test_feedback_given_on_one_replica_rates_the_turn_the_other_ran(pair: list[TeamsHarness]) -> None:
-    await only_other_runs(pair)
-    await pair[0].post(personal(2, "how many rows?"))
-    [final] = await pair[0].until(lambda _: shown(pair[0], f"{PERSONAL}-2", "Answer to how many rows?."), within=20)
+async def test_feedback_given_on_one_replica_rates_the_turn_the_other_ran(split: list[TeamsHarness]) -> None:
+    await split[0].post(personal(2, "how many rows?"))
+    [final] = await split[0].until(lambda _: shown(split[0], f"{PERSONAL}-2", "Answer to how many rows?."), within=20)
     invoke = personal(2, None, type="invoke", id="inv-replica", replyToId=final.returned_id,
                       value={"actionName": "feedback", "actionValue": {
                           "reaction": "like", "feedback": '{"feedbackText": "spot on"}'}})
     invoke["name"] = "message/submitAction"
-    assert (await pair[0].post(invoke)).status == 200
-    await pair[0].until(lambda _: shown(pair[0], f"{PERSONAL}-2", "Thanks for the feedback"), within=10)
-    engine: Engine = pair[0].engine
+    assert (await split[0].post(invoke)).status == 200
+    await split[0].until(lambda _: shown(split[0], f"{PERSONAL}-2", "Thanks for the feedback"), within=10)
+    engine: Engine = split[0].engine
     [record] = await engine.state.feedback()
-    thread = pair[1].agent.turns[0].conversation.key
+    thread = split[1].agent.turns[0].conversation.key
     assert (record.positive, record.comment) == (True, "spot on")
     assert record.turn == await engine.state.get_value(LAST_TURN, thread.digest)
 
 
-async def test_a_dataset_card_made_on_one_replica_pages_when_clicked_on_the_other(pair: list[TeamsHarness]) -> None:
-    await only_other_runs(pair)
-    await pair[0].post(personal(3, "a table please"))
+async def test_a_dataset_card_made_on_one_replica_pages_when_clicked_on_the_other(split: list[TeamsHarness]) -> None:
+    await split[0].post(personal(3, "a table please"))
     conversation = f"{PERSONAL}-3"
 
     def table_card(_: list[Call]) -> tuple[Call, dict[str, Any]] | None:
-        for c in pair[0].to(conversation):
+        for c in split[0].to(conversation):
             for a in c.body.get("attachments") or ():
                 if "rows 1–20 of 45" in str(a.get("content")):
                     return c, a["content"]
         return None
 
-    call, card = await pair[0].until(table_card, within=20)
+    call, card = await split[0].until(table_card, within=20)
     nxt = next(a for a in card["actions"] if "Next" in a["title"])
-    before = len(pair[0].connector.calls)
+    before = len(split[0].connector.calls)
     click = personal(3, "", id="1732182600001", replyToId=call.returned_id, value=nxt["data"])
-    assert (await pair[0].post(click)).status in (200, 202)  # to the replica that did not post the card
-    updated = await pair[0].until(lambda calls: [c for c in calls[before:]
+    assert (await split[0].post(click)).status in (200, 202)  # to the replica that did not post the card
+    updated = await split[0].until(lambda calls: [c for c in calls[before:]
                                                  if c.method == "PUT" and c.activity_id == call.returned_id])
     assert "rows 21–40 of 45" in str(updated[-1].body)
 
 
-async def test_a_channel_file_link_made_on_one_replica_downloads_from_the_other(pair: list[TeamsHarness]) -> None:
-    await pair[1].engine.intake.aclose()  # type: ignore[union-attr]  # replica 0 runs the turn
-    await pair[1].post(fixture("channel_new_post_mention", text="<at>datathread</at> the report"))
-    [link] = await pair[0].until(lambda _: [c.body["text"] for c in pair[0].to(CHANNEL_CHAIN)
+async def test_a_channel_file_link_made_on_one_replica_downloads_from_the_other(split: list[TeamsHarness]) -> None:
+    await split[0].post(fixture("channel_new_post_mention", text="<at>datathread</at> the report"))
+    [link] = await split[0].until(lambda _: [c.body["text"] for c in split[0].to(CHANNEL_CHAIN)
                                             if "📎 [report.pdf" in (c.body.get("text") or "")], within=20)
     path = link.split("](", 1)[1].split(")", 1)[0].removeprefix("http://files.example.test")
-    got = await pair[1].client.get(path)  # behind a load balancer, any replica serves the link
+    got = await split[0].client.get(path)  # behind a load balancer, any replica serves the link
     assert got.status == 200 and await got.read() == PDF
