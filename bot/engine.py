@@ -537,7 +537,7 @@ class Engine:
                 match event:
                     case ev.FileProduced(path=path, name=name) if path not in uploaded:
                         # A run's files are announced once it has made them: mirror them now, so a
-                        # replica dying later in the turn loses at most the run after this one.
+                        # replica dying later in the turn loses at most the run in progress.
                         await self._sync_workspace("push", turn.conversation, turn.workspace)
                         uploaded.add(path)
                         await self._upload(surface, path, name, events)

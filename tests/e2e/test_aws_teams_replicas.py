@@ -32,6 +32,8 @@ CSV = ("region,revenue\n" + "".join(f"region-{i:02d},{i * 10}\n" for i in range(
 
 
 def script(turn: Turn) -> list[Any]:
+    if turn.attachments:
+        return [ev.FinalText(" ".join(f"Got {a.name}: {a.path.read_bytes().decode()!r}." for a in turn.attachments))]
     if "stop" in turn.text:
         raise AssertionError("a typed stop must never reach the agent")
     if "slow" in turn.text:
@@ -174,3 +176,14 @@ async def test_a_channel_file_link_made_on_one_replica_downloads_from_the_other(
     path = link.split("](", 1)[1].split(")", 1)[0].removeprefix("http://files.example.test")
     got = await split[0].client.get(path)  # behind a load balancer, any replica serves the link
     assert got.status == 200 and await got.read() == PDF
+
+
+async def test_a_file_attached_on_one_replica_reaches_the_agent_running_on_the_other(
+        split: list[TeamsHarness]) -> None:
+    split[0].connector.files["sales.csv"] = b"region,revenue\nEMEA,10\n"
+    shared = fixture("personal_file_download_info")
+    shared["attachments"][0]["content"]["downloadUrl"] = split[0].connector.file_url("sales.csv")
+    await split[0].post(shared)
+    await split[0].until(lambda _: shown(split[0], PERSONAL, "Got sales.csv: 'region,revenue\\nEMEA,10\\n'."),
+                         within=20)
+    assert [len(b.agent.turns) for b in split] == [0, 1]
