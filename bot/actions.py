@@ -284,6 +284,11 @@ class Actions:
         conversation = await self.state.conversation(thread)
         if conversation is None or conversation.id != link.conversation:
             return None
+        if self.workspace_sync is not None:  # the file may have been made on another replica
+            try:
+                await self.workspace_sync.pull(conversation.id, Workspace(conversation.workspace).ensure())
+            except Exception:  # serve what is here; the log says why the rest is missing
+                log.exception("workspace pull for a file link failed in conversation %s", conversation.id)
         try:
             path = Workspace(conversation.workspace).resolve(link.path)
         except UnsafePath:

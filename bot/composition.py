@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from bot.agents.backend import AgentBackend
 from bot.config import AgentKind, Settings, StoreKind
+from bot.conversation_moves import ConversationMoves, keeps_variables_here
 from bot.datasets.local import LocalDatasetStore
 from bot.engine import Engine
 from bot.private import private_dir
@@ -48,8 +49,10 @@ def build_engine(
 
         stores = build_aws_stores(settings, env, aws_clients)
         engine = Engine(settings, stores.state, stores.datasets, agent or build_agent(settings, stores.state, env))
-        engine.intake = stores.intake(engine)  # turns go through SQS, run by whichever replica receives them
+        intake = engine.intake = stores.intake(engine)  # turns go through SQS, run by whichever replica receives them
         engine.share_workspaces(stores.workspace_mirror())
+        if keeps_variables_here(engine.agent):  # local kernels: a conversation moving loses its variables
+            engine.moves = ConversationMoves(stores.state, intake.replica, engine.agent.release)
         return engine
     state = SqliteStateStore(settings.state_db, settings.workspaces)
     datasets = LocalDatasetStore(settings.datasets, settings.retention)

@@ -24,6 +24,7 @@ from bot.agents.backend import AgentBackend
 from bot.commands import parse_command
 from bot.config import Settings
 from bot.conversation import Attachment, Conversation, Turn, media_type
+from bot.conversation_moves import VARIABLES_RESET, ConversationMoves
 from bot.datasets.model import DatasetStore
 from bot.datasets.registrar import ThreadDatasets
 from bot.file_posting import TooLargeToPost, post_file
@@ -95,6 +96,8 @@ class Engine:
         #: surfaces then hand messages to it instead of ``submit``.
         self._intake: TurnIntake | None = None
         self.workspace_sync: WorkspaceSync | None = None
+        #: Set by composition when kernels are per replica: tells a thread its variables were reset.
+        self.moves: ConversationMoves | None = None
         self._queues: dict[ThreadKey, deque[_Queued]] = {}
         self._workers: dict[ThreadKey, asyncio.Task[None]] = {}
         self._turns: dict[ThreadKey, asyncio.Task[None]] = {}
@@ -294,7 +297,8 @@ class Engine:
         return True
 
     def share_workspaces(self, sync: WorkspaceSync) -> None:
-        """Keep workspaces in ``sync`` (pulled before each turn and file action, pushed after each turn)."""
+        """Keep workspaces in ``sync`` (pulled before each turn and file action, pushed after each
+        code run that made files and after each turn)."""
         self.workspace_sync = self.actions.workspace_sync = sync
 
     async def _sync_workspace(self, direction: str, conversation: Conversation, workspace: Workspace) -> None:
@@ -427,6 +431,8 @@ class Engine:
         events: list[ev.AgentEvent] = []
         workspace = Workspace(conversation.workspace).ensure()
         await self._sync_workspace("pull", conversation, workspace)
+        if self.moves is not None and await self.moves.arrived(conversation):
+            events.append(ev.Notice(VARIABLES_RESET, "warning"))
         state: TurnState = "working"
 
         def render() -> Reply:
@@ -530,6 +536,9 @@ class Engine:
                     await best_effort(journal.note(live.message_ids))
                 match event:
                     case ev.FileProduced(path=path, name=name) if path not in uploaded:
+                        # A run's files are announced once it has made them: mirror them now, so a
+                        # replica dying later in the turn loses at most the run in progress.
+                        await self._sync_workspace("push", turn.conversation, turn.workspace)
                         uploaded.add(path)
                         await self._upload(surface, path, name, events)
                     case ev.DatasetProduced(dataset=meta):

@@ -1,6 +1,7 @@
 """Keeping a conversation's workspace the same on every replica (none in the embedded default).
 
-The engine pulls before every turn and pushes after it; file actions (list, post, download) pull
+The engine pulls before every turn and pushes after every code run that made files (when their
+``FileProduced`` arrives) and after the turn; file actions (list, post, download) pull
 first, so the files list shows the same files whichever replica answers the click.
 """
 

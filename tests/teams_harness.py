@@ -3,23 +3,27 @@ with a scripted agent, and the fake Bot Connector the activities' ``serviceUrl``
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.teams.wiring import mount
+from bot.agents.backend import AgentBackend
+from bot.aws.setup import ensure_resources
 from bot.composition import build_engine
 from bot.config import Settings
 from bot.conversation import Turn
 from bot.engine import Engine
+from tests.fakes import moto_aws
 from tests.fakes.bot_connector import Call, FakeBotConnector
 from tests.fakes.scripted_agent import ScriptedAgent, Step
 
@@ -67,12 +71,18 @@ class TeamsHarness:
 @asynccontextmanager
 async def teams(
     tmp_path: Path, script: Callable[[Turn], Sequence[Step]], env: dict[str, str] | None = None,
+    *, connector: FakeBotConnector | None = None, agent: Callable[[Settings], AgentBackend] | None = None,
     **settings_env: str,
 ) -> AsyncIterator[TeamsHarness]:
-    connector = await FakeBotConnector().start()
-    settings = Settings.from_env({"DATATHREAD_HOME": str(tmp_path / "home"), **settings_env})
-    agent = ScriptedAgent(script)
-    engine = build_engine(settings, agent=agent, env={})
+    """One Teams bot; ``connector`` shares a fake Bot Connector between several (replicas),
+    ``settings_env`` also builds the engine's stores (``DATATHREAD_STORE=aws`` and its variables),
+    and ``agent`` makes another backend than the scripted one (the local kernel agent)."""
+    own = connector is None
+    connector = connector or await FakeBotConnector().start()
+    engine_env = {"DATATHREAD_HOME": str(tmp_path / "home"), **settings_env}
+    settings = Settings.from_env(engine_env)
+    agent = cast(ScriptedAgent, agent(settings)) if agent is not None else ScriptedAgent(script)
+    engine = build_engine(settings, agent=agent, env=engine_env)
     app = web.Application()
     assert await mount(app, engine, settings, LOCAL if env is None else env)
     app.on_cleanup.append(lambda _: engine.aclose())
@@ -82,4 +92,42 @@ async def teams(
         yield TeamsHarness(client, connector, engine, agent)
     finally:
         await client.close()
+        if own:
+            await connector.close()
+
+
+@asynccontextmanager
+async def teams_replicas(
+    tmp_path: Path, script: Callable[[Turn], Sequence[Step]], count: int = 2,
+    agent: Callable[[Settings], AgentBackend] | None = None, runners: Sequence[int] | None = None,
+) -> AsyncIterator[list[TeamsHarness]]:
+    """``count`` Teams bots (replicas, each with its own home) sharing one fake Bot Connector and
+    fresh DynamoDB / S3 / SQS resources on moto's server. The replicas in ``runners`` (all by
+    default) run turns from the queue; the others only take activities in."""
+    moto = moto_aws.shared()
+    aws = moto.fresh_settings()
+    ensure_resources(moto.clients(), aws)
+    env = {**moto.env(), "DATATHREAD_STORE": "aws", "DATATHREAD_SECRET": "shared-secret-0123456789abcdef",
+           "DATATHREAD_DYNAMODB_TABLE": aws.table, "DATATHREAD_S3_BUCKET": aws.bucket,
+           "DATATHREAD_QUEUE_URL": aws.queue_url, "DATATHREAD_QUEUE_VISIBILITY_SECONDS": "4"}
+    connector = await FakeBotConnector().start()
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            bots = [await stack.enter_async_context(
+                teams(tmp_path / f"replica{i}", script, connector=connector, agent=agent, **env)) for i in range(count)]
+            for i, bot in enumerate(bots):
+                if runners is None or i in runners:
+                    bot.engine.start()
+            yield bots
+    finally:
         await connector.close()
+
+
+def queue_settled(h: TeamsHarness) -> bool:
+    """No turn waits in or is being handled from the shared queue (every received one was deleted):
+    a replica's workers can be stopped without cutting a turn's last step."""
+    sqs = moto_aws.shared().clients().sqs
+    url = h.engine.intake.queue_url  # type: ignore[union-attr]
+    got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return int(got["ApproximateNumberOfMessages"]) + int(got["ApproximateNumberOfMessagesNotVisible"]) == 0

@@ -10,6 +10,12 @@ memory for as long as it runs, and turns do not survive a restart (the engine do
 them). The bot never messages a conversation that did not just write to it, so a stored reference
 would never be read. Redelivered activity ids are claimed in the state store, so a retry, even
 after a restart, never starts a second turn, click or upload.
+
+With a shared turn queue (``DATATHREAD_STORE=aws``) a message is claimed and queued by whichever
+replica receives it, with its conversation reference as JSON (``TeamsSurface.address``), and the
+replica that takes it from the queue rebuilds the surface from that (``rebuild``) and replies with
+``continue_conversation``. Clicks and invokes run where they arrive: their activity carries its own
+reference, and a Stop reaches the replica running the turn through the engine.
 """
 
 from __future__ import annotations
@@ -55,7 +61,7 @@ from bot.config import Settings
 from bot.engine import Engine
 from bot.intents import Feedback
 from bot.journal import TurnInFlight
-from bot.messages import MessageRef
+from bot.messages import IncomingMessage, MessageRef
 from bot.reply import notice
 from bot.surface import SurfaceError
 
@@ -76,6 +82,8 @@ class TeamsBot:
         self._session: aiohttp.ClientSession | None = None
         self._background = BackgroundWork()
         self._names: dict[str, str] = {}
+        if engine.intake is not None:  # turns shared by replicas: any of them may run this one
+            engine.intake.register(PLATFORM, self.rebuild)
 
     # ---- shared helpers -----------------------------------------------------------------------
 
@@ -121,6 +129,19 @@ class TeamsBot:
         reference = ConversationReference().deserialize(turn.address.get("reference") or {})
         return TeamsSurface(self.ctx, reference, turn.thread, str(turn.address.get("type") or ""), self._names)
 
+    def rebuild(self, message: IncomingMessage, args: Mapping[str, Any]) -> TeamsSurface:
+        """The surface of a queued turn, on whichever replica runs it: ``args`` is what ``queued``
+        gave the intake (the reference with its service URL, tenant and reply-to id; the
+        conversation type, which decides streaming; the sender's display name for mentions)."""
+        if name := args.get("user_name"):
+            self._names[message.user] = str(name)
+        reference = ConversationReference().deserialize(args.get("reference") or {})
+        return TeamsSurface(self.ctx, reference, message.thread, str(args.get("type") or ""), self._names)
+
+    def queued(self, message: IncomingMessage, surface: TeamsSurface) -> dict[str, Any]:
+        """The JSON ``rebuild`` needs to reach ``surface``'s thread from another replica."""
+        return {**surface.address(), "user_name": self._names.get(message.user)}
+
     def start(self) -> None:
         """At start-up, in the background (the Bot Connector may be slow to answer): end the Teams
         turns a crash cut off (``bot.recovery``)."""
@@ -162,9 +183,15 @@ class TeamsBot:
                 self._background.spawn(self.engine.act(action, surface), f"Teams {action.kind} action")
             return
         message = to_incoming(raw)
-        if message is not None:
-            # The engine dedupes message event ids persistently: a redelivery never starts a second turn.
-            self._background.spawn(self.engine.submit(message, self.surface_for(context, raw)), "Teams turn")
+        if message is None:
+            return
+        surface = self.surface_for(context, raw)
+        if self.engine.intake is not None:  # claimed once by its activity id, run by any replica
+            self._background.spawn(self.engine.intake.submit(message, self.queued(message, surface)),
+                                   "Teams turn (queued)")
+            return
+        # The engine dedupes message event ids persistently: a redelivery never starts a second turn.
+        self._background.spawn(self.engine.submit(message, surface), "Teams turn")
 
     async def _consent(self, surface: TeamsSurface, raw: dict[str, Any]) -> None:
         value = raw.get("value") or {}

@@ -31,13 +31,21 @@ class Sleep:
 
 
 @dataclass(frozen=True)
+class Wait:
+    """Script step: hold the turn until ``gate`` is set (a test looks at what a run left behind
+    while the next one is still going)."""
+
+    gate: asyncio.Event
+
+
+@dataclass(frozen=True)
 class Raise:
     """Script step: the backend crashes (a bug, not a user-facing failure)."""
 
     error: Exception
 
 
-Step = AgentEvent | WriteFile | Sleep | Raise
+Step = AgentEvent | WriteFile | Sleep | Wait | Raise
 
 
 @dataclass
@@ -60,6 +68,8 @@ class ScriptedAgent:
                     files = [f for f in turn.workspace.files() if f.path == path]
                     async for event in announce_files(turn, files):
                         yield event
+                case Wait(gate):
+                    await gate.wait()
                 case Raise(error):
                     raise error
                 case _:

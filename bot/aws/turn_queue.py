@@ -23,7 +23,9 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from bot.aws.turn_records import TurnRecords
+from bot.commands import parse_command
 from bot.intake import SurfaceRebuilder
+from bot.intents import Stop
 from bot.messages import IncomingMessage, RemoteFile, ThreadKey
 from bot.reply import notice
 from bot.surface import best_effort
@@ -101,6 +103,12 @@ class SqsTurnQueue:
     # intake -------------------------------------------------------------------------------------
 
     async def submit(self, message: IncomingMessage, surface_args: Mapping[str, Any]) -> None:
+        rebuild = self._rebuilders.get(message.thread.platform)
+        if rebuild is not None and not message.files and isinstance(parse_command(message.text), Stop):
+            # A typed ``stop`` must not wait in its thread's message group behind the very turn it
+            # stops: it is handled here, and the engine reaches the replica running that turn.
+            await self.engine.submit(message, rebuild(message, surface_args))
+            return
         if message.event_id and not await self.engine.claim_event(f"{message.thread.platform}:{message.event_id}"):
             log.info("dropping duplicate delivery %s", message.event_id)
             return

@@ -56,6 +56,7 @@ from bot.agents.converse.prompt import (
 from bot.agents.converse.response import NO_ANSWER, More, Response, Shown
 from bot.config import AgentKind
 from bot.conversation import Conversation, Turn
+from bot.conversation_moves import keeps_variables_here
 from bot.events import AgentEvent, CodeError, CodeStarted, DatasetProduced, FinalText, Notice, Rationale, TurnFailed
 from bot.workspace import UnsafePath, human_size
 
@@ -79,6 +80,8 @@ class ConverseAgent:
         self.config = config
         self.executor = executor
         self.state = state
+        #: Variables stay on this replica only when the executor's kernels do (``bot.conversation_moves``).
+        self.variables_here = keeps_variables_here(executor)
         self._client: Any = None
         self._client_lock = asyncio.Lock()
 

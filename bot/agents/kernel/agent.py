@@ -74,6 +74,9 @@ class LocalKernelExecutor:
     ``interrupt_grace``: seconds an interrupted run gets to stop before its kernel is replaced.
     """
 
+    #: Variables live in this process's kernels (``bot.conversation_moves``).
+    variables_here = True
+
     def __init__(self, settings: Settings, *, interrupt_grace: float = 3.0) -> None:
         self.sandbox = policy_for(settings) if settings.kernel_sandbox else None
         self.limits = RunLimits(settings.run_timeout, settings.output_cap_chars, interrupt_grace,
@@ -340,6 +343,8 @@ class LocalKernelAgent:
     """``AgentBackend`` for the embedded default: runs the code the user sends, or answers with help."""
 
     name: str = AgentKind.KERNEL
+    #: Variables live in this process's kernels (``bot.conversation_moves``).
+    variables_here = True
 
     def __init__(self, executor: LocalKernelExecutor) -> None:
         self.executor = executor
