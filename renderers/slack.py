@@ -13,6 +13,7 @@ would not fit is left out rather than sent truncated (a truncated token could ne
 from __future__ import annotations
 
 import logging
+import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -212,16 +213,35 @@ TABLE_STYLES: tuple[TableStyle, ...] = ("data_table", "table", "text")
 
 
 def data_table_block(table: Table, caption: str) -> Block | None:
-    """A ``data_table`` block of the whole page, or ``None`` when the page is outside its limits."""
+    """A ``data_table`` block of the whole page, or ``None`` when the page is outside its limits.
+
+    Shape as documented (docs.slack.dev/reference/block-kit/blocks/data-table-block): ``caption``,
+    ``rows`` (header first) and ``page_size`` — Slack shows 5 rows per page unless told, and our page
+    is meant to be seen whole. It has no ``column_settings`` (that is the ``table`` block's). Cells of
+    numeric columns are ``raw_number`` so Slack's own sort orders them as numbers."""
     rows = [table.columns, *table.rows]
     if not table.columns or len(table.columns) > TABLE_COLUMNS or len(rows) > DATA_TABLE_ROWS:
         return None
     if sum(len(c) for row in rows for c in row) > DATA_TABLE_CHARS:
         return None
-    settings = [{"align": "right" if i < len(table.numeric) and table.numeric[i] else "left"}
-                for i in range(len(table.columns))]
+    numeric = [i < len(table.numeric) and table.numeric[i] for i in range(len(table.columns))]
+    body = [[_number_cell(c) if numeric[i] else _cell(c) for i, c in enumerate(row)] for row in table.rows]
     return {"type": "data_table", "caption": clip(caption or "Rows", CAPTION_TEXT),
-            "rows": [[_cell(c) for c in row] for row in rows], "column_settings": settings}
+            "page_size": max(1, min(len(table.rows), DATA_TABLE_ROWS - 1)),
+            "rows": [[_cell(c) for c in table.columns], *body]}
+
+
+def _number_cell(text: str) -> dict[str, Any]:
+    """A ``raw_number`` cell (its ``value`` sorts, its ``text`` shows) when ``text`` reads as a finite
+    number, else the ``raw_text`` cell: a blank or ``inf`` in a numeric column stays text."""
+    try:
+        value = float(text.replace(",", ""))
+    except ValueError:
+        return _cell(text)
+    if not math.isfinite(value):
+        return _cell(text)
+    return {"type": "raw_number", "value": int(value) if value.is_integer() and abs(value) < 2**53 else value,
+            "text": text}
 
 
 def fixed_width(table: Table) -> str:

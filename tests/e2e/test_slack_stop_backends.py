@@ -81,7 +81,7 @@ async def stop(bot: SlackBot, fake: FakeSlack, ts: str, how: str) -> None:
     match how:
         case "native":
             await bot.send({"type": "agent_session_stopped", "channel": CHANNEL, "thread_ts": ts, "user": "UALICE",
-                            "streaming_message_ts": live(fake, ts).ts}, f"EvStop{ts}")
+                            "streaming_message_ts": [live(fake, ts).ts]}, f"EvStop{ts}")
         case "button":
             button = next(el for b in live(fake, ts).blocks for el in b.get("elements") or ()
                           if str(el.get("action_id", "")).startswith("datathread:stop"))

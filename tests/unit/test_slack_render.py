@@ -15,6 +15,7 @@ from renderers.slack import (
     OPTION_VALUE,
     SECTION_TEXT,
     TABLE_COLUMNS,
+    data_table_block,
     markdown_to_mrkdwn,
     render,
 )
@@ -213,3 +214,17 @@ def test_wide_dataset_page_is_fixed_width_and_escaped() -> None:
     assert "&lt;!channel&gt;" in code and "<!channel>" not in code
     assert all(f"{r}.{len(cols) - 1}" in code for r in range(20))  # every row, up to the last column
     assert all(utf8_len(b["text"]["text"]) <= SECTION_TEXT for b in m.blocks)
+
+
+def test_a_data_table_shows_its_whole_page_and_sorts_numbers_as_numbers() -> None:
+    # Slack's data_table shows 5 rows a page unless told (page_size), has no column_settings, and
+    # sorts a column numerically only when its cells are raw_number.
+    table = Table(("who", "amount"), (("<!channel>", "1,200.5"), ("b", "3"), ("c", "")), (False, True))
+    block = data_table_block(table, "sales: rows 1–3 of 3")
+    assert block is not None
+    assert block["page_size"] == 3 and "column_settings" not in block
+    assert block["rows"][0] == [{"type": "raw_text", "text": "who"}, {"type": "raw_text", "text": "amount"}]
+    assert block["rows"][1] == [{"type": "raw_text", "text": "<!channel>"},
+                                {"type": "raw_number", "value": 1200.5, "text": "1,200.5"}]
+    assert block["rows"][2][1] == {"type": "raw_number", "value": 3, "text": "3"}
+    assert block["rows"][3][1] == {"type": "raw_text", "text": " "}  # a blank stays text
