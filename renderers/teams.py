@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.intents import Feedback
-from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Reply, Select, Status, Table
+from bot.reply import Button, Buttons, Chart, CodeBlock, Markdown, Notice, Reply, Select, Status, Table
 from renderers.markdown import NOTICE_EMOJI, code_block_markdown, fence, more_lines, split_text, utf8_len
 
 #: Teams rejects messages over ~100 KB; stay well under it.
@@ -118,6 +118,8 @@ def message_text(reply: Reply, *, include_status: bool = True) -> str:
                 parts.append(code_block_markdown(block))
             case Table():
                 parts.append(fence(plain_table(block)))
+            case Chart():
+                parts.append(fence(plain_table(block.table())))
             case Notice(text=text, level=level):
                 parts.append(f"{NOTICE_EMOJI[level]} {_escape_inline(text)}")
             case Buttons():
@@ -310,6 +312,9 @@ def _card(reply: Reply, columns: int, rows: int, choices: int) -> dict[str, Any]
                 color = {"info": "Default", "warning": "Warning", "error": "Attention"}[level]
                 body.append(_text_block(card_lines(f"{NOTICE_EMOJI[level]} {_escape_inline(text)}"), color=color))
                 fallback.append(text)
+            case Chart():
+                body.append(_table_element(block.table(), columns, rows))
+                fallback.append(plain_table(block.table(), 10))
             case Table():
                 body.append(_table_element(block, columns, rows))
                 fallback.append(plain_table(block, 10))

@@ -130,6 +130,8 @@ class TeamsSurface:
         self.personal = conversation_type == "personal"
         #: Teams has no ephemeral bot messages: only a personal chat is private.
         self.private_notices = self.personal
+        #: Charts come as PNGs: Teams' Adaptive Card charts are not sent yet.
+        self.native_charts = False
         self.group_chat = conversation_type == "groupChat"
         self._names = names or {}
 
