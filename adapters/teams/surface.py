@@ -20,6 +20,7 @@ from adapters.teams.cards import CardIndex
 from adapters.teams.config import TeamsSettings
 from adapters.teams.entities import MentionEntity
 from adapters.teams.files import IMAGE_TYPES, FileLinks, consent_card, file_link, inline_image
+from adapters.teams.first_contact import suggested_actions
 from adapters.teams.sender import Sender
 from adapters.teams.transport import ADAPTIVE_CARD, FeedbackTurns, TeamsTransport, text_activity
 from bot.intents import LinkPurpose
@@ -132,6 +133,9 @@ class TeamsSurface:
         self.private_notices = self.personal
         #: Charts come as PNGs: Teams' Adaptive Card charts are not sent yet.
         self.native_charts = False
+        #: Set by the adapter when this message started the conversation: its answer, in a personal
+        #: chat, carries the follow-ups as suggested actions (Teams shows them there only).
+        self.first_answer = False
         self.group_chat = conversation_type == "groupChat"
         self._names = names or {}
 
@@ -143,8 +147,10 @@ class TeamsSurface:
     # ---- messages -----------------------------------------------------------------------------
 
     def live_transport(self) -> TeamsTransport:
+        follow_ups = self.personal and self.first_answer
         return TeamsTransport(self._ctx.sender, self.reference, personal=self.personal, interval=self.live_interval,
-                              feedback=self._ctx.feedback)
+                              feedback=self._ctx.feedback,
+                              suggestions=suggested_actions(self._ctx.settings.follow_ups) if follow_ups else None)
 
     def _activities(self, reply: Reply) -> list[Activity]:
         if needs_card(reply):

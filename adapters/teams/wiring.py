@@ -55,7 +55,7 @@ from bot.config import Settings
 from bot.engine import Engine
 from bot.intents import Feedback
 from bot.journal import TurnInFlight
-from bot.messages import MessageRef
+from bot.messages import IncomingMessage, MessageRef
 from bot.reply import notice
 from bot.surface import SurfaceError
 
@@ -164,7 +164,15 @@ class TeamsBot:
         message = to_incoming(raw)
         if message is not None:
             # The engine dedupes message event ids persistently: a redelivery never starts a second turn.
-            self._background.spawn(self.engine.submit(message, self.surface_for(context, raw)), "Teams turn")
+            self._background.spawn(self._submit(message, self.surface_for(context, raw)), "Teams turn")
+
+    async def _submit(self, message: IncomingMessage, surface: TeamsSurface) -> None:
+        """Hand ``message`` to the engine. In a personal chat, a message that starts the conversation
+        (the chat's person owns it, as the engine would decide) gets follow-ups under its answer."""
+        if surface.personal:
+            _, existed = await self.engine.open_conversation(message.thread, message.user)
+            surface.first_answer = not existed
+        await self.engine.submit(message, surface)
 
     async def _consent(self, surface: TeamsSurface, raw: dict[str, Any]) -> None:
         value = raw.get("value") or {}
