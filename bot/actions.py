@@ -54,6 +54,7 @@ from bot.messages import ActionInvoked, MessageRef, ThreadKey
 from bot.presenter import (
     Sealer,
     file_key,
+    present_chart,
     present_datasets,
     present_files,
     present_page,
@@ -62,7 +63,7 @@ from bot.presenter import (
 )
 from bot.reply import Reply, notice
 from bot.storage.base import StateStore
-from bot.surface import Surface, SurfaceError, best_effort
+from bot.surface import Refused, Surface, SurfaceError, best_effort
 from bot.web_access import WorkspaceAccess
 from bot.workflows.record import RunOutcome
 from bot.workspace import CHARTS_DIR, EXPORTS_DIR, UnsafePath, Workspace, safe_filename
@@ -430,7 +431,17 @@ class Actions:
             await surface.post(reply)
 
     async def _chart(self, origin: Origin, meta: DatasetMeta, spec: ChartSpec) -> None:
-        """Draw ``spec`` into the workspace's ``charts/`` folder and post it into the thread."""
+        """A small aggregate as a chart the platform draws itself, where the surface can; else — or
+        when the platform refuses it — draw ``spec`` as a PNG into the workspace's ``charts/`` folder
+        and post that into the thread."""
+        if origin.surface.native_charts:
+            data = await self.datasets.chart_data(meta.id, spec)
+            if data is not None:
+                try:
+                    await origin.surface.post(present_chart(data))
+                    return
+                except Refused:
+                    log.info("the platform refused a native chart in thread %s; posting the PNG", origin.thread.digest)
         out = chart_path(await self._workspace(origin), meta, spec)
         await self.datasets.chart(meta.id, spec, out)
         await self._post(origin, out, f"chart: {meta.name} {spec.kind} {spec.y or spec.x}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot import events as ev
-from bot.datasets.model import ChartSpec, DatasetMeta, Page, SortSpec
+from bot.datasets.model import ChartData, ChartSpec, DatasetMeta, Page, SortSpec
 from bot.intents import (
     COLUMNS_PER_PAGE,
     ColumnOrder,
@@ -30,6 +30,7 @@ from bot.reply import (
     Block,
     Button,
     Buttons,
+    Chart,
     CodeBlock,
     Markdown,
     Notice,
@@ -340,3 +341,9 @@ def present_workspace_link(url: str, hours: float) -> Reply:
     text = (f"[Open this conversation's workspace]({url}) — files, datasets and live progress in your browser. "
             f"The link is for you only and works for {hours:g} hours; `workspace revoke` voids it.")
     return Reply((Markdown(text),), "Your workspace link")
+
+
+def present_chart(data: ChartData) -> Reply:
+    """A chart sent as data for the platform to draw; the summary (notifications, screen readers)
+    says what it shows."""
+    return Reply((Chart(data),), f"Chart: {data.title} ({len(data.categories)} values)")

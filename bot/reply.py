@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from bot.datasets.formatting import format_float
+from bot.datasets.model import ChartData
 from bot.intents import Intent, kind_of
 
 Level = Literal["info", "warning", "error"]
@@ -106,7 +108,22 @@ class Notice:
     level: Level = "info"
 
 
-Block = Markdown | Status | CodeBlock | Table | Buttons | Notice
+@dataclass(frozen=True)
+class Chart:
+    """A small chart sent as data for the platform to draw (Slack's ``data_visualization``). Only
+    surfaces with ``native_charts`` are sent one; other renderers show its numbers as a table."""
+
+    data: ChartData
+
+    def table(self) -> Table:
+        """The chart's numbers: a row per category, a column per series."""
+        d = self.data
+        columns = (d.x_label or "category", *(s.name for s in d.series))
+        rows = tuple((c, *(format_float(s.values[i]) for s in d.series)) for i, c in enumerate(d.categories))
+        return Table(columns, rows, (False, *(True for _ in d.series)))
+
+
+Block = Markdown | Status | CodeBlock | Table | Chart | Buttons | Notice
 
 StepStatus = Literal["pending", "in_progress", "complete", "error"]
 

@@ -24,12 +24,24 @@ class SurfaceError(Exception):
     """A platform call failed in a way the user should hear about; ``str()`` is user-safe."""
 
 
+class Refused(SurfaceError):
+    """The platform refused a form of content it does not know (Slack's ``invalid_blocks`` for a
+    block that has not shipped in that workspace): the same content in a plainer form may pass."""
+
+
 class Surface(Protocol):
     #: Characters of code output one message shows (start and end kept); the console shows it all.
     output_chars: int
     #: Whether ``notify`` reaches ``user`` alone (Slack ephemeral, a personal chat, the console); a
     #: notice that others in the thread would see must never carry a secret such as a workspace link.
     private_notices: bool
+
+    @property
+    def native_charts(self) -> bool:
+        """Whether ``post`` shows a ``Chart`` block as a chart the platform draws itself (Slack's
+        ``data_visualization``); other surfaces are sent the PNG. A surface whose platform refuses
+        one raises ``Refused`` from ``post`` and says ``False`` from then on."""
+        ...
 
     def live_transport(self) -> LiveTransport[Any]:
         """A fresh transport for one turn's live message in this thread (see ``bot.live_turn``)."""

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from dataclasses import replace
 
-from bot.reply import Buttons, CodeBlock, Markdown, Notice, Reply, Status, Table
+from bot.reply import Buttons, Chart, CodeBlock, Markdown, Notice, Reply, Status, Table
 
 #: Emoji shown before a notice, per level (Unicode, so every Markdown client shows them).
 NOTICE_EMOJI = {"info": "ℹ️", "warning": "⚠️", "error": "❌"}
@@ -91,6 +91,8 @@ def reply_to_markdown(reply: Reply, *, include_status: bool = False,
                 parts.append(code_block_markdown(block))
             case Table():
                 parts.append(table(block))
+            case Chart():
+                parts.append(table(block.table()))
             case Notice(text=text, level=level):
                 parts.append(f"{NOTICE_EMOJI[level]} {data(text)}")
             case Buttons():

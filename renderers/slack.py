@@ -13,13 +13,15 @@ would not fit is left out rather than sent truncated (a truncated token could ne
 from __future__ import annotations
 
 import logging
+import math
 import re
 import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from bot.datasets.model import ChartData
 from bot.intents import Feedback
-from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Reply, Select, Status, Table
+from bot.reply import Button, Buttons, Chart, CodeBlock, Markdown, Notice, Reply, Select, Status, Table
 from renderers.markdown import (
     clip,
     fence,
@@ -46,6 +48,14 @@ TABLE_COLUMNS = 20
 DATA_TABLE_ROWS = 101
 DATA_TABLE_CHARS = 10_000
 CAPTION_TEXT = 150
+#: ``data_visualization`` (2026-06, docs.slack.dev/reference/block-kit/blocks/data-visualization-block):
+#: title and axis labels ≤ 50 characters, category / segment / series labels ≤ 20, 1–6 series (pie:
+#: 1–6 segments, each > 0), at most 20 data points a series, at most 2 such blocks a message.
+CHART_TITLE = 50
+CHART_LABEL = 20
+CHART_SERIES = 6
+CHART_POINTS = 20
+CHARTS_PER_MESSAGE = 2
 ACTIONS_ELEMENTS = 25
 SELECT_OPTIONS = 100
 OPTION_VALUE = 150
@@ -212,16 +222,77 @@ TABLE_STYLES: tuple[TableStyle, ...] = ("data_table", "table", "text")
 
 
 def data_table_block(table: Table, caption: str) -> Block | None:
-    """A ``data_table`` block of the whole page, or ``None`` when the page is outside its limits."""
+    """A ``data_table`` block of the whole page, or ``None`` when the page is outside its limits.
+
+    Shape as documented (docs.slack.dev/reference/block-kit/blocks/data-table-block): ``caption``,
+    ``rows`` (header first) and ``page_size`` — Slack shows 5 rows per page unless told, and our page
+    is meant to be seen whole. It has no ``column_settings`` (that is the ``table`` block's). Cells of
+    numeric columns are ``raw_number`` so Slack's own sort orders them as numbers."""
     rows = [table.columns, *table.rows]
     if not table.columns or len(table.columns) > TABLE_COLUMNS or len(rows) > DATA_TABLE_ROWS:
         return None
     if sum(len(c) for row in rows for c in row) > DATA_TABLE_CHARS:
         return None
-    settings = [{"align": "right" if i < len(table.numeric) and table.numeric[i] else "left"}
-                for i in range(len(table.columns))]
+    numeric = [i < len(table.numeric) and table.numeric[i] for i in range(len(table.columns))]
+    body = [[_number_cell(c) if numeric[i] else _cell(c) for i, c in enumerate(row)] for row in table.rows]
     return {"type": "data_table", "caption": clip(caption or "Rows", CAPTION_TEXT),
-            "rows": [[_cell(c) for c in row] for row in rows], "column_settings": settings}
+            "page_size": max(1, min(len(table.rows), DATA_TABLE_ROWS - 1)),
+            "rows": [[_cell(c) for c in table.columns], *body]}
+
+
+def _number_cell(text: str) -> dict[str, Any]:
+    """A ``raw_number`` cell (its ``value`` sorts, its ``text`` shows) when ``text`` reads as a finite
+    number, else the ``raw_text`` cell: a blank or ``inf`` in a numeric column stays text."""
+    try:
+        value = float(text.replace(",", ""))
+    except ValueError:
+        return _cell(text)
+    if not math.isfinite(value):
+        return _cell(text)
+    return {"type": "raw_number", "value": _number(value), "text": text}
+
+
+def data_visualization_block(data: ChartData) -> Block:
+    """A ``data_visualization`` block (untyped in slack-sdk 3.48: a dict). Pie: ``segments`` of
+    label / value; bar, line, area: ``series`` of name / ``data`` points (label / value) with an
+    ``axis_config`` naming the categories (each point's label is one of them) and the axis titles.
+    Text fields are plain strings, so data shows as written; labels are fitted to Slack's 20
+    characters and kept distinct (a point names its category by label)."""
+    labels = _distinct_labels(data.categories[:CHART_POINTS])
+    chart: dict[str, Any]
+    if data.kind == "pie":
+        values = data.series[0].values if data.series else ()
+        pairs = zip(labels[:CHART_SERIES], values, strict=False)
+        chart = {"type": "pie", "segments": [{"label": label, "value": _number(v)} for label, v in pairs if v > 0]}
+    else:
+        names = _distinct_labels(tuple(s.name or "value" for s in data.series[:CHART_SERIES]))
+        axis: dict[str, Any] = {"categories": labels}
+        if data.x_label:
+            axis["x_label"] = clip(data.x_label, CHART_TITLE)
+        if data.y_label:
+            axis["y_label"] = clip(data.y_label, CHART_TITLE)
+        chart = {"type": data.kind, "axis_config": axis,
+                 "series": [{"name": name, "data": [{"label": label, "value": _number(v)}
+                                                    for label, v in zip(labels, s.values, strict=False)]}
+                            for name, s in zip(names, data.series, strict=False)]}
+    return {"type": "data_visualization", "title": clip(data.title or "Chart", CHART_TITLE), "chart": chart}
+
+
+def _distinct_labels(labels: tuple[str, ...]) -> list[str]:
+    """Each label within ``CHART_LABEL`` characters, a clipped one that would repeat another made
+    distinct by its position (``Northwest regio… 3``)."""
+    out: list[str] = []
+    for i, label in enumerate(labels):
+        text = clip(label or " ", CHART_LABEL)
+        if text in out:
+            suffix = f" {i + 1}"
+            text = clip(label, CHART_LABEL - len(suffix)) + suffix
+        out.append(text)
+    return out
+
+
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() and abs(value) < 2**53 else value
 
 
 def fixed_width(table: Table) -> str:
@@ -325,6 +396,8 @@ def reply_blocks(reply: Reply, tables: TableStyle = "table") -> list[Block]:
             case Table():
                 native = data_table_block(block, reply.summary) if tables == "data_table" else None
                 blocks += [native] if native else _table_blocks(block, allow_table_block=tables != "text")
+            case Chart(data=data):
+                blocks.append(data_visualization_block(data))
             case Notice(text=text, level=level):
                 for piece in split_text(markdown_to_mrkdwn(text), CONTEXT_TEXT - 20, utf8_len):
                     blocks.append(_context(f"{NOTICE_EMOJI[level]} {piece}"))
@@ -358,7 +431,9 @@ def render(reply: Reply, *, nonce: str | None = None, tables: TableStyle = "tabl
     for block in blocks:
         current = messages[-1]
         has_table = any(b["type"] in ("table", "data_table") for b in current)
-        if len(current) >= MAX_BLOCKS or (block["type"] in ("table", "data_table") and has_table):
+        charts = sum(b["type"] == "data_visualization" for b in current)
+        if (len(current) >= MAX_BLOCKS or (block["type"] in ("table", "data_table") and has_table)
+                or (block["type"] == "data_visualization" and charts >= CHARTS_PER_MESSAGE)):
             messages.append([])
         messages[-1].append(block)
     out: list[SlackMessage] = []

@@ -12,8 +12,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from bot.datasets.model import ChartData
 from bot.intents import Feedback
-from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Reply, Select, Status, Table
+from bot.reply import Button, Buttons, Chart, CodeBlock, Markdown, Notice, Reply, Select, Status, Table
 from renderers.markdown import NOTICE_EMOJI, code_block_markdown, fence, more_lines, split_text, utf8_len
 
 #: Teams rejects messages over ~100 KB; stay well under it.
@@ -118,6 +119,8 @@ def message_text(reply: Reply, *, include_status: bool = True) -> str:
                 parts.append(code_block_markdown(block))
             case Table():
                 parts.append(fence(plain_table(block)))
+            case Chart():
+                parts.append(fence(plain_table(block.table())))
             case Notice(text=text, level=level):
                 parts.append(f"{NOTICE_EMOJI[level]} {_escape_inline(text)}")
             case Buttons():
@@ -133,7 +136,7 @@ def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
 
 
 def needs_card(reply: Reply) -> bool:
-    return any(isinstance(b, Table | Buttons) for b in reply.blocks)
+    return any(isinstance(b, Table | Chart | Buttons) for b in reply.blocks)
 
 
 # ---- Adaptive Cards ------------------------------------------------------------------------------
@@ -201,6 +204,29 @@ def markdown_items(text: str, **extra: Any) -> list[dict[str, Any]]:
 def _fixed_lines(text: str) -> str:
     """Fixed-width text (a plain table) for a monospace TextBlock: lines apart, padding kept."""
     return "\n\n".join(_spaces(line) or _NBSP for line in text.split("\n"))
+
+
+def chart_element(data: ChartData, fallback: dict[str, Any]) -> dict[str, Any]:
+    """An Adaptive Card chart Teams draws itself (learn.microsoft.com/microsoftteams/platform/
+    task-modules-and-cards/cards/charts-in-adaptive-cards): a bar is ``Chart.VerticalBar`` (x / y
+    points; more series: ``Chart.VerticalBar.Grouped``), a line or area ``Chart.Line`` (a legend and
+    x / y values per series), a pie ``Chart.Pie`` (legend / value). A client that draws no charts
+    shows ``fallback`` (the numbers as a table). Text is plain: data shows as written."""
+    points = list(zip(data.categories, range(len(data.categories)), strict=True))
+    titles = {"title": data.title, "xAxisTitle": data.x_label, "yAxisTitle": data.y_label}
+    element: dict[str, Any]
+    if data.kind == "pie":
+        values = data.series[0].values if data.series else ()
+        element = {"type": "Chart.Pie", "title": data.title,
+                   "data": [{"legend": c, "value": values[i]} for c, i in points if i < len(values)]}
+    elif data.kind == "bar" and len(data.series) == 1:
+        element = {"type": "Chart.VerticalBar", **titles,
+                   "data": [{"x": c, "y": data.series[0].values[i]} for c, i in points]}
+    else:
+        kind = "Chart.VerticalBar.Grouped" if data.kind == "bar" else "Chart.Line"  # Teams has no area chart
+        element = {"type": kind, **titles, "data": [
+            {"legend": s.name, "values": [{"x": c, "y": s.values[i]} for c, i in points]} for s in data.series]}
+    return {**{k: v for k, v in element.items() if v != ""}, "fallback": fallback}
 
 
 def _table_element(table: Table, columns: int, rows: int) -> dict[str, Any]:
@@ -282,7 +308,9 @@ def card(reply: Reply, budget: int = CARD_BUDGET) -> dict[str, Any]:
 
 
 def _tables(reply: Reply) -> list[Table]:
-    return [b for b in reply.blocks if isinstance(b, Table)] or [Table((), ())]
+    """The tables a card shows, a chart's numbers (its fallback) included."""
+    tables = [b.table() if isinstance(b, Chart) else b for b in reply.blocks if isinstance(b, Table | Chart)]
+    return tables or [Table((), ())]
 
 
 def _card(reply: Reply, columns: int, rows: int, choices: int) -> dict[str, Any]:
@@ -310,6 +338,9 @@ def _card(reply: Reply, columns: int, rows: int, choices: int) -> dict[str, Any]
                 color = {"info": "Default", "warning": "Warning", "error": "Attention"}[level]
                 body.append(_text_block(card_lines(f"{NOTICE_EMOJI[level]} {_escape_inline(text)}"), color=color))
                 fallback.append(text)
+            case Chart(data=data):
+                body.append(chart_element(data, _table_element(block.table(), columns, rows)))
+                fallback.append(plain_table(block.table(), 10))
             case Table():
                 body.append(_table_element(block, columns, rows))
                 fallback.append(plain_table(block, 10))

@@ -16,6 +16,7 @@ from bot.reply import (
     Block,
     Button,
     Buttons,
+    Chart,
     CodeBlock,
     Markdown,
     Notice,
@@ -173,6 +174,8 @@ def block_lines(block: Block) -> list[str]:
             return head + body
         case Table():
             return table_lines(block)
+        case Chart():
+            return table_lines(block.table())
         case Buttons():
             hint = _buttons_hint(block)
             return [hint] if hint else []

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.messages import MessageRef, RemoteFile
-from bot.reply import Reply
-from bot.surface import SurfaceError
+from bot.reply import Chart, Reply
+from bot.surface import Refused, SurfaceError
 from tests.recording_transport import RecordingTransport, Shown
 
 _ids = itertools.count(1)
@@ -30,6 +30,10 @@ class Call:
 class RecordingSurface:
     output_chars: int = 2500
     private_notices: bool = True
+    #: Whether ``post`` takes ``Chart`` blocks; ``refuse_charts`` then refuses them as Slack's
+    #: ``invalid_blocks`` would (``Refused``, and no native charts from then on).
+    native_charts: bool = False
+    refuse_charts: bool = False
     files: dict[str, bytes] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     uploaded: dict[str, bytes] = field(default_factory=dict)
@@ -55,6 +59,10 @@ class RecordingSurface:
         return RecordingTransport(on_show=shown)
 
     async def post(self, reply: Reply) -> MessageRef | None:
+        if self.refuse_charts and any(isinstance(b, Chart) for b in reply.blocks):
+            self.native_charts = False
+            self._record(Call("refused", reply))
+            raise Refused("charts are not shown as blocks here")
         ref = MessageRef("C1", f"m{next(_ids)}")
         self._record(Call("post", reply, ref))
         return ref

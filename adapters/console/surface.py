@@ -131,6 +131,7 @@ class ConsoleSurface:
     """``Surface`` printing to stdout. Paths are shown relative to the working directory."""
 
     private_notices = True  # the terminal is its owner's
+    native_charts = False  # a chart is a PNG file the terminal names
     output_chars = 10_000_000  # a terminal scrolls: show all of it (the agent's own output cap still applies)
 
     def __init__(self, output: ConsoleOutput | None = None) -> None:

@@ -84,6 +84,9 @@ class SlackContext:
     #: How dataset pages are drawn: ``data_table``, else ``table``, else fixed-width text; each
     #: ``invalid_blocks`` answer moves one step down for the rest of the process.
     table_style: TableStyle = "data_table"
+    #: Whether small charts go as ``data_visualization`` blocks; the first ``invalid_blocks`` answer
+    #: to one turns them into PNGs for the rest of the process.
+    native_charts: bool = True
     _http: aiohttp.ClientSession | None = None
 
     def allowed_host(self, url: str) -> bool:

@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from adapters.local_server import LocalServer, serve
+from adapters.slack.fake_block_rules import block_errors
 
 
 @dataclass
@@ -236,6 +237,8 @@ class FakeSlack:
         if unknown:
             return web.json_response({"ok": False, "error": "invalid_blocks",
                                       "errors": [f"unknown block type {unknown}"]})
+        if "blocks" in args and (errors := block_errors(self._blocks(args))):
+            return web.json_response({"ok": False, "error": "invalid_blocks", "errors": errors})
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})

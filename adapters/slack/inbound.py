@@ -213,9 +213,13 @@ def to_action(body: Mapping[str, Any], team: str | None = None) -> ActionInvoked
 
 def session_stopped(event: Mapping[str, Any], team: str) -> tuple[ThreadKey, str] | None:
     """The thread and user of an ``agent_session_stopped`` event (Slack's own Stop button of an
-    agent session), else ``None``. Channel and thread come as ``channel`` / ``channel_id`` and
-    ``thread_ts``; the user
-    as ``user`` / ``user_id``."""
+    agent session), else ``None``.
+
+    Documented shape (docs.slack.dev/reference/events/agent_session_stopped, and @slack/types
+    ``AgentSessionStoppedEvent``): ``channel``, ``thread_ts``, ``user``, ``event_ts`` and
+    ``streaming_message_ts`` — a *list* of the streams Slack stopped, empty when none was open; the
+    team is on the envelope. We stop the thread's turn whatever it was streaming, so that list is
+    not read. ``channel_id`` / ``user_id`` are accepted too, as other agent payloads spell them."""
     channel = event.get("channel_id") or event.get("channel")
     thread = event.get("thread_ts")
     user = event.get("user_id") or event.get("user")

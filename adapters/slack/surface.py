@@ -28,8 +28,8 @@ from adapters.slack.transport import SlackTransport
 from bot.live_turn import redraw
 from bot.messages import MessageRef, RemoteFile, ThreadKey
 from bot.presenter import OUTPUT_CHARS
-from bot.reply import Reply, Table
-from bot.surface import SurfaceError
+from bot.reply import Chart, Reply, Table
+from bot.surface import Refused, SurfaceError
 from bot.transport import TransportError
 from bot.workspace import human_size
 from renderers.slack import TABLE_STYLES, SlackMessage, render
@@ -79,6 +79,11 @@ class SlackSurface:
     @property
     def team(self) -> str:
         return self.thread.team
+
+    @property
+    def native_charts(self) -> bool:
+        """Small charts go as Slack's ``data_visualization`` until this workspace refuses one."""
+        return self.ctx.native_charts
 
     # ---- messages ------------------------------------------------------------------------------
 
@@ -130,6 +135,11 @@ class SlackSurface:
                 await send(render(reply, tables=style))
                 return
             except TransportError as exc:
+                if exc.code in INVALID_BLOCKS and any(isinstance(b, Chart) for b in reply.blocks):
+                    # Only charts have a plainer form elsewhere (the PNG the caller draws instead).
+                    log.info("Slack refused a data_visualization chart (%s); charts are PNGs from now on", exc.code)
+                    self.ctx.native_charts = False
+                    raise Refused("Slack does not show charts as blocks here.") from exc
                 if not has_table or exc.code not in INVALID_BLOCKS or style == TABLE_STYLES[-1]:
                     raise
                 lower = TABLE_STYLES[TABLE_STYLES.index(style) + 1]

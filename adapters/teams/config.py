@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bot.config import ConfigError, env_flag, env_number
-from bot.first_contact import DEFAULT_PROMPTS, Prompt, prompts_from_env
+from bot.first_contact import DEFAULT_FOLLOW_UPS, DEFAULT_PROMPTS, Prompt, follow_ups_from_env, prompts_from_env
 
 APP_TYPES = ("SingleTenant", "UserAssignedMSI")
 
@@ -28,6 +28,8 @@ class TeamsSettings:
     link_ttl: float = 7 * 24 * 3600.0
     #: Offered as suggested actions when the bot is added to a personal chat (``bot.first_contact``).
     prompts: tuple[Prompt, ...] = DEFAULT_PROMPTS
+    #: Offered as suggested actions under a personal chat's first answer.
+    follow_ups: tuple[Prompt, ...] = DEFAULT_FOLLOW_UPS
 
     @property
     def authenticated(self) -> bool:
@@ -63,4 +65,5 @@ class TeamsSettings:
             public_url=(env.get("DATATHREAD_PUBLIC_URL", "").strip() or "http://localhost:3978").rstrip("/"),
             link_ttl=link_ttl,
             prompts=prompts_from_env(env),
+            follow_ups=follow_ups_from_env(env),
         )

@@ -1,8 +1,10 @@
-"""Teams first contact: the welcome a personal chat gets when a person adds the bot.
+"""Teams first contact: the welcome a personal chat gets when a person adds the bot, and the
+follow-ups under the chat's first answer.
 
 Up to three of the configured prompts (``bot.first_contact``) become Teams suggested actions
 (``imBack``: a click sends the prompt's message as the person's own message). Teams shows them
-under the latest bot message only and removes them once the person replies.
+under the latest bot message only and removes them once the person replies. They are sent in
+personal chats only.
 """
 
 from __future__ import annotations
@@ -19,13 +21,18 @@ from bot.welcome import GREETING
 MAX_ACTIONS = 3
 
 
+def suggested_actions(prompts: Sequence[Prompt]) -> SuggestedActions | None:
+    """Up to ``MAX_ACTIONS`` prompts as ``imBack`` suggested actions; ``None`` for no prompts."""
+    actions = [CardAction(type="imBack", title=p.title, value=p.message) for p in prompts[:MAX_ACTIONS]]
+    return SuggestedActions(actions=actions) if actions else None
+
+
 def welcome_activity(prompts: Sequence[Prompt]) -> Activity:
     """The greeting with up to ``MAX_ACTIONS`` prompts as ``imBack`` suggested actions."""
-    actions = [CardAction(type="imBack", title=p.title, value=p.message) for p in prompts[:MAX_ACTIONS]]
-    text = GREETING + ("\n\nTry one of these, or attach a file:" if actions else "")
+    suggested = suggested_actions(prompts)
+    text = GREETING + ("\n\nTry one of these, or attach a file:" if suggested else "")
     activity = Activity(type=ActivityTypes.message, text=text, text_format="markdown")
-    if actions:
-        activity.suggested_actions = SuggestedActions(actions=actions)
+    activity.suggested_actions = suggested
     return activity
 
 

@@ -20,13 +20,14 @@ from adapters.teams.cards import CardIndex
 from adapters.teams.config import TeamsSettings
 from adapters.teams.entities import MentionEntity
 from adapters.teams.files import IMAGE_TYPES, FileLinks, consent_card, file_link, inline_image
-from adapters.teams.sender import Sender
+from adapters.teams.first_contact import suggested_actions
+from adapters.teams.sender import Sender, TeamsRefused
 from adapters.teams.transport import ADAPTIVE_CARD, FeedbackTurns, TeamsTransport, text_activity
 from bot.intents import LinkPurpose
 from bot.messages import MessageRef, RemoteFile, ThreadKey
 from bot.presenter import OUTPUT_CHARS
-from bot.reply import Reply
-from bot.surface import SurfaceError
+from bot.reply import Chart, Reply
+from bot.surface import Refused, SurfaceError
 from bot.workspace import human_size
 from renderers.teams import card, message_text, needs_card, split_message
 
@@ -50,6 +51,14 @@ REDIRECTS = (301, 302, 303, 307, 308)
 CONSENT_TTL = 24 * 3600.0
 
 
+@dataclass
+class NativeCharts:
+    """Small charts go as Adaptive Card charts until the Bot Connector refuses a card with one
+    (HTTP 400); PNGs for the rest of the process after that."""
+
+    on: bool = True
+
+
 @dataclass(frozen=True)
 class TeamsContext:
     """What every Teams surface shares: the sender, settings, file links and HTTP helpers."""
@@ -63,6 +72,8 @@ class TeamsContext:
     cards: CardIndex = field(default_factory=CardIndex)
     #: Which turn each rated message's 👍 / 👎 belong to (Teams' feedback invoke names the message).
     feedback: FeedbackTurns = field(default_factory=FeedbackTurns)
+    #: Whether small charts go as Adaptive Card charts (see ``NativeCharts``).
+    charts: NativeCharts = field(default_factory=NativeCharts)
 
 
 def wants_token(url: str) -> bool:
@@ -130,6 +141,9 @@ class TeamsSurface:
         self.personal = conversation_type == "personal"
         #: Teams has no ephemeral bot messages: only a personal chat is private.
         self.private_notices = self.personal
+        #: Set by the adapter when this message started the conversation: its answer, in a personal
+        #: chat, carries the follow-ups as suggested actions (Teams shows them there only).
+        self.first_answer = False
         self.group_chat = conversation_type == "groupChat"
         self._names = names or {}
 
@@ -141,8 +155,16 @@ class TeamsSurface:
     # ---- messages -----------------------------------------------------------------------------
 
     def live_transport(self) -> TeamsTransport:
+        follow_ups = self.personal and self.first_answer
         return TeamsTransport(self._ctx.sender, self.reference, personal=self.personal, interval=self.live_interval,
-                              feedback=self._ctx.feedback)
+                              feedback=self._ctx.feedback,
+                              suggestions=suggested_actions(self._ctx.settings.follow_ups) if follow_ups else None)
+
+    @property
+    def native_charts(self) -> bool:
+        """Small charts go as Adaptive Card charts (their numbers as the fallback of clients that
+        draw none) until the Bot Connector refuses one."""
+        return self._ctx.charts.on
 
     def _activities(self, reply: Reply) -> list[Activity]:
         if needs_card(reply):
@@ -152,7 +174,14 @@ class TeamsSurface:
     async def post(self, reply: Reply) -> MessageRef | None:
         first: str | None = None
         for activity in self._activities(reply):
-            sent = await self._ctx.sender.send(self.reference, activity)
+            try:
+                sent = await self._ctx.sender.send(self.reference, activity)
+            except TeamsRefused as exc:
+                if exc.status == 400 and any(isinstance(b, Chart) for b in reply.blocks):
+                    log.info("Teams refused a card chart (%s); charts are PNGs from now on", exc.code or exc.status)
+                    self._ctx.charts.on = False
+                    raise Refused("Teams does not show charts in cards here.") from exc
+                raise
             first = first or sent
         if first and needs_card(reply):
             self._ctx.cards.remember(reply, first)

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
-from botbuilder.schema import Activity, ActivityTypes, Attachment, ConversationReference
+from botbuilder.schema import Activity, ActivityTypes, Attachment, ConversationReference, SuggestedActions
 
 from adapters.teams.entities import AIGeneratedLabel, StreamInfo, StreamType
 from adapters.teams.sender import Sender, TeamsRefused
@@ -85,6 +85,8 @@ class TeamsTransport:
     name: str = "Teams"
     #: Where the turns rated by sent messages are remembered (see ``FeedbackTurns``).
     feedback: FeedbackTurns | None = None
+    #: Suggested actions under the turn's finished answer (a personal chat's first answer).
+    suggestions: SuggestedActions | None = None
     _stream_id: str | None = None
     _sequence: int = 0
 
@@ -128,7 +130,7 @@ class TeamsTransport:
 
     async def close_stream(self, reply: Reply | None, delta: str) -> str:
         message = turn_messages(reply or Reply(()), final=True)[0]
-        activity = message_activity(message)
+        activity = self._activity(message)
         activity.entities = [StreamInfo(stream_type="final", stream_id=self._stream_id), AIGeneratedLabel()]
         try:
             sent = await self.sender.send(self.reference, activity) or self._stream_id or ""
@@ -137,6 +139,14 @@ class TeamsTransport:
         self._rated(sent, message)
         return sent
 
+    def _activity(self, message: TeamsMessage) -> Activity:
+        """``message_activity``, with the turn's suggested actions under its finished answer (the
+        message carrying 👍 / 👎): an answer that failed or was stopped gets none."""
+        activity = message_activity(message)
+        if message.feedback_turn is not None and self.suggestions is not None:
+            activity.suggested_actions = self.suggestions
+        return activity
+
     def _rated(self, message_id: str, message: TeamsMessage) -> None:
         """Remember which turn a message's 👍 / 👎 rate: Teams' feedback invoke names only the message."""
         if message.feedback_turn is not None and message_id and self.feedback is not None:
@@ -144,7 +154,7 @@ class TeamsTransport:
 
     async def post(self, message: TeamsMessage) -> str:
         try:
-            sent = await self.sender.send(self.reference, message_activity(message))
+            sent = await self.sender.send(self.reference, self._activity(message))
         except TeamsRefused as exc:
             raise TransportError(exc.code or f"HTTP {exc.status}") from exc
         self._rated(sent, message)
@@ -152,7 +162,7 @@ class TeamsTransport:
 
     async def edit(self, message_id: str, message: TeamsMessage) -> None:
         try:
-            await self.sender.update(self.reference, message_id, message_activity(message))
+            await self.sender.update(self.reference, message_id, self._activity(message))
         except TeamsRefused as exc:
             raise (MessageGone if exc.status == 404 else TransportError)(exc.code or f"HTTP {exc.status}") from exc
         self._rated(message_id, message)

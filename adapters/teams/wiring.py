@@ -136,11 +136,14 @@ class TeamsBot:
         if name := args.get("user_name"):
             self._names[message.user] = str(name)
         reference = ConversationReference().deserialize(args.get("reference") or {})
-        return TeamsSurface(self.ctx, reference, message.thread, str(args.get("type") or ""), self._names)
+        surface = TeamsSurface(self.ctx, reference, message.thread, str(args.get("type") or ""), self._names)
+        surface.first_answer = bool(args.get("first_answer"))
+        return surface
 
     def queued(self, message: IncomingMessage, surface: TeamsSurface) -> dict[str, Any]:
         """The JSON ``rebuild`` needs to reach ``surface``'s thread from another replica."""
-        return {**surface.address(), "user_name": self._names.get(message.user)}
+        return {**surface.address(), "user_name": self._names.get(message.user),
+                "first_answer": surface.first_answer}
 
     def start(self) -> None:
         """At start-up, in the background (the Bot Connector may be slow to answer): end the Teams
@@ -183,15 +186,21 @@ class TeamsBot:
                 self._background.spawn(self.engine.act(action, surface), f"Teams {action.kind} action")
             return
         message = to_incoming(raw)
-        if message is None:
-            return
-        surface = self.surface_for(context, raw)
-        if self.engine.intake is not None:  # claimed once by its activity id, run by any replica
-            self._background.spawn(self.engine.intake.submit(message, self.queued(message, surface)),
-                                   "Teams turn (queued)")
+        if message is not None:
+            self._background.spawn(self._submit(message, self.surface_for(context, raw)), "Teams turn")
+
+    async def _submit(self, message: IncomingMessage, surface: TeamsSurface) -> None:
+        """Hand ``message`` to the engine, or to the shared intake (claimed once by its activity id,
+        run by any replica). In a personal chat, a message that starts the conversation (the chat's
+        person owns it, as the engine would decide) gets follow-ups under its answer."""
+        if surface.personal:
+            _, existed = await self.engine.open_conversation(message.thread, message.user)
+            surface.first_answer = not existed
+        if self.engine.intake is not None:
+            await self.engine.intake.submit(message, self.queued(message, surface))
             return
         # The engine dedupes message event ids persistently: a redelivery never starts a second turn.
-        self._background.spawn(self.engine.submit(message, surface), "Teams turn")
+        await self.engine.submit(message, surface)
 
     async def _consent(self, surface: TeamsSurface, raw: dict[str, Any]) -> None:
         value = raw.get("value") or {}

@@ -224,6 +224,11 @@ class _Source:
         return self.summaries.get(name) if rows > LINE_POINTS else None
 
 
+def chart_title(meta: DatasetMeta, spec: ChartSpec) -> str:
+    """The title a chart of ``spec`` carries, drawn as a PNG or sent as data."""
+    return f"{meta.name}: {spec.kind} of {spec.y + ' by ' if spec.y else ''}{spec.x}"
+
+
 def render(table: TableFile, meta: DatasetMeta, spec: ChartSpec, out: Path,
            summaries: Mapping[str, ColumnSummary] | None = None) -> Path:
     """Draw ``spec`` for the dataset in ``table`` into ``out`` (blocking; call from a worker thread)."""
@@ -235,7 +240,7 @@ def render(table: TableFile, meta: DatasetMeta, spec: ChartSpec, out: Path,
         ax = fig.add_subplot()
         draw = {"line": _line, "scatter": _scatter, "bar": _bar, "hist": _hist, "box": _box}[spec.kind]
         note = draw(ax, src, meta.rows, x, y)
-        title = f"{meta.name}: {spec.kind} of {y.name + ' by ' if y else ''}{x.name}"
+        title = chart_title(meta, spec)
         # An explicit y: matplotlib otherwise measures every tick label to place the title (~60 ms).
         ax.set_title(truncate(title, 80), fontsize=13, y=1.0, pad=8)
         if note:
@@ -314,30 +319,36 @@ def _scatter(ax: Any, src: _Source, n: int, x: Column, y: Column | None) -> str:
     return f"{n:,} rows, {len(yv):,} sampled" if len(yv) < n else f"{n:,} rows"
 
 
-def _bar(ax: Any, src: _Source, n: int, x: Column, y: Column | None) -> str:
-    xcol = src.column(x.name)
-    if y is None:
+def bar_groups(xcol: pa.ChunkedArray, ycol: pa.ChunkedArray | None, x: Column,
+               limit: int) -> tuple[list[Any], np.ndarray, int]:
+    """What a bar chart shows: the x values, their bars (sum of y per x value, or the row count with
+    no y) and how many x values there are. Numbers and dates come in x order when there are at most
+    ``limit`` of them, anything else by bar size, largest first, the ``limit`` largest."""
+    if ycol is None:
         grouped = pa.table({"x": xcol}).group_by("x").aggregate([([], "count_all")])
         values = grouped.column("count_all")
-        ylabel = "rows"
     else:
-        ycol = pc.cast(src.column(y.name), pa.float64())
-        grouped = pa.table({"x": xcol, "y": ycol}).group_by("x").aggregate([("y", "sum")])
+        grouped = pa.table({"x": xcol, "y": pc.cast(ycol, pa.float64())}).group_by("x").aggregate([("y", "sum")])
         values = grouped.column("y_sum")
-        ylabel = f"sum of {y.name}"
     keys, vals = grouped.column("x"), np.asarray(pc.fill_null(values, 0).to_numpy(), dtype=float)
     groups = len(vals)
-    if groups <= BAR_CATEGORIES and x.type in ("int", "float", "date", "datetime", "bool"):
+    if groups <= limit and x.type in ("int", "float", "date", "datetime", "bool"):
         order = np.asarray(pc.array_sort_indices(keys, null_placement="at_end"))
     else:
-        order = np.argsort(-vals, kind="stable")[:BAR_CATEGORIES]
-    labels = [truncate(format_cell(v), 18) or "(empty)" for v in keys.take(pa.array(order)).to_pylist()]
-    positions = np.arange(len(order))
-    ax.bar(positions, vals[order], color="tab:blue")
-    ax.set_xticks(positions, labels, rotation=45 if len(order) > 6 else 0, ha="right" if len(order) > 6 else "center")
+        order = np.argsort(-vals, kind="stable")[:limit]
+    return keys.take(pa.array(order)).to_pylist(), vals[order], groups
+
+
+def _bar(ax: Any, src: _Source, n: int, x: Column, y: Column | None) -> str:
+    keys, vals, groups = bar_groups(src.column(x.name), None if y is None else src.column(y.name), x, BAR_CATEGORIES)
+    ylabel = "rows" if y is None else f"sum of {y.name}"
+    labels = [truncate(format_cell(v), 18) or "(empty)" for v in keys]
+    positions = np.arange(len(keys))
+    ax.bar(positions, vals, color="tab:blue")
+    ax.set_xticks(positions, labels, rotation=45 if len(keys) > 6 else 0, ha="right" if len(keys) > 6 else "center")
     ax.set_xlabel(x.name)
     ax.set_ylabel(ylabel)
-    return f"top {len(order)} of {groups:,} values" if len(order) < groups else ""
+    return f"top {len(keys)} of {groups:,} values" if len(keys) < groups else ""
 
 
 def _hist(ax: Any, src: _Source, n: int, x: Column, y: Column | None) -> str:

@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from bot.datasets import charts, summaries
+from bot.datasets import aggregates, charts, summaries
 from bot.datasets.catalog import Catalog, SqliteCatalog, meta_from_json, meta_to_json
 from bot.datasets.exporting import export_batches, write_export
 from bot.datasets.formatting import RowFormatter, logical_type
 from bot.datasets.model import (
+    ChartData,
     ChartSpec,
     Column,
     DatasetError,
@@ -338,6 +339,13 @@ class LocalDatasetStore:
             return drawn
 
         return await asyncio.to_thread(draw)
+
+    async def chart_data(self, dataset_id: str, spec: ChartSpec) -> ChartData | None:
+        meta = await self.get(dataset_id)
+        charts.validate(meta, spec)
+        if not aggregates.may_be_small(meta, spec):
+            return None  # known not small before any data is read
+        return await asyncio.to_thread(aggregates.small_aggregate, self._file(meta), meta, spec)
 
     async def summaries(self, dataset_id: str) -> Mapping[str, ColumnSummary]:
         """What charts need of the dataset's numeric columns (waiting for it right after registration);

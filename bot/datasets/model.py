@@ -94,6 +94,32 @@ class ChartSpec:
     y: str | None = None
 
 
+#: Chart kinds a platform may draw itself (Slack's ``data_visualization``): ours map onto two of them.
+NativeChartKind = Literal["bar", "line", "area", "pie"]
+
+
+@dataclass(frozen=True)
+class ChartSeries:
+    """One named series: a finite value per category, in the categories' order."""
+
+    name: str
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class ChartData:
+    """A chart small enough to send as data (at most ``bot.datasets.aggregates.MAX_CATEGORIES``
+    categories) for a platform to draw itself; labels are display strings, not yet fitted to any
+    platform's limits."""
+
+    kind: NativeChartKind
+    title: str
+    categories: tuple[str, ...]
+    series: tuple[ChartSeries, ...]
+    x_label: str = ""
+    y_label: str = ""
+
+
 class DatasetError(Exception):
     """A dataset request that cannot be served; ``str(err)`` is a short message fit for the user."""
 
@@ -134,6 +160,12 @@ class DatasetStore(Protocol):
 
     async def chart(self, dataset_id: str, spec: ChartSpec, out: Path) -> Path:
         """Draw ``spec`` as a PNG at ``out`` (downsampled for large data) and return the path."""
+        ...
+
+    async def chart_data(self, dataset_id: str, spec: ChartSpec) -> ChartData | None:
+        """``spec`` as data when it is a small aggregate (a bar of at most 20 groups, a line of at
+        most 20 rows; ``bot.datasets.aggregates``), else ``None``: then only ``chart``'s PNG shows it.
+        Raises ``DatasetError`` for a spec ``chart`` would refuse."""
         ...
 
     async def export(self, dataset_id: str, fmt: ExportFormat, out: Path, sort: SortSpec | None = None) -> Path:

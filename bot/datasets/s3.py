@@ -31,13 +31,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from bot.datasets import charts
+from bot.datasets import aggregates, charts
 from bot.datasets.batch_index import BatchIndex, IndexedBatchWriter, decode_batches
 from bot.datasets.dynamo_catalog import DynamoCatalog
 from bot.datasets.exporting import export_batches, write_export
 from bot.datasets.formatting import format_rows, logical_type
 from bot.datasets.local import _expired_message
 from bot.datasets.model import (
+    ChartData,
     ChartSpec,
     Column,
     DatasetError,
@@ -404,6 +405,22 @@ class S3DatasetStore:
             return drawn
 
         return await asyncio.to_thread(draw)
+
+    async def chart_data(self, dataset_id: str, spec: ChartSpec) -> ChartData | None:
+        meta = await self.get(dataset_id)
+        charts.validate(meta, spec)
+        if not aggregates.may_be_small(meta, spec):
+            return None  # known not small before the file is fetched
+
+        def aggregate() -> ChartData | None:
+            table = self._local_table(meta)
+            try:
+                return aggregates.small_aggregate(table, meta, spec)
+            finally:
+                table.close()
+                self._trim_file_cache()
+
+        return await asyncio.to_thread(aggregate)
 
     async def export(self, dataset_id: str, fmt: ExportFormat, out: Path, sort: SortSpec | None = None) -> Path:
         """Write the whole dataset to ``out`` as csv or parquet, batch by batch (in ``sort`` order if given:

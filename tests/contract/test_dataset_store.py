@@ -231,6 +231,8 @@ async def test_unknown_or_forged_ids_are_not_found_for_every_request(
         await store.export(foreign, "csv", tmp_path / "out.csv")
     with pytest.raises(DatasetNotFound):
         await store.chart(foreign, ChartSpec("bar", "id", "value"), tmp_path / "out.png")
+    with pytest.raises(DatasetNotFound):
+        await store.chart_data(foreign, ChartSpec("bar", "id", "value"))
     assert not (tmp_path / "out.csv").exists()
 
 
@@ -263,3 +265,33 @@ async def test_every_page_of_a_sorted_walk_is_in_order_and_nothing_repeats(store
             break
         number += 1
     assert seen == sorted(source["value"], reverse=True)
+
+
+async def test_a_bar_of_at_most_20_groups_comes_as_data_in_the_order_the_png_draws(store: DatasetStore) -> None:
+    sales = pd.DataFrame({"region": ["west", "east", "<!channel>", "east", None, "west", "west"],
+                          "amount": [1.0, 2.5, 4.0, 2.5, 3.0, 1.0, 1.0],
+                          "year": [2024, 2023, 2025, 2023, 2024, 2023, 2025]})
+    meta = await store.register_frame(sales, name="sales", thread=KEY, owner="U1")
+    data = await store.chart_data(meta.id, ChartSpec("bar", "region", "amount"))
+    assert data is not None and data.kind == "bar"
+    assert data.title == "sales: bar of amount by region"
+    # text categories by their sum, largest first; the missing one named, data kept as written
+    assert data.categories == ("east", "<!channel>", "west", "(empty)")
+    assert [s.name for s in data.series] == ["sum of amount"]
+    assert data.series[0].values == (5.0, 4.0, 3.0, 3.0)
+    counts = await store.chart_data(meta.id, ChartSpec("bar", "year"))  # numbers: in x order, rows counted
+    assert counts is not None and counts.categories == ("2023", "2024", "2025") and counts.series[0].values == (3, 2, 2)
+
+
+async def test_larger_aggregates_and_other_kinds_stay_pngs(store: DatasetStore) -> None:
+    meta = await store.register_frame(frame(21), name="df", thread=KEY, owner="U1")
+    assert await store.chart_data(meta.id, ChartSpec("bar", "id", "value")) is None  # 21 groups
+    assert await store.chart_data(meta.id, ChartSpec("line", "ts", "value")) is None  # 21 rows
+    assert await store.chart_data(meta.id, ChartSpec("hist", "value")) is None
+    small = await store.register_frame(frame(20), name="small", thread=KEY, owner="U1")
+    line = await store.chart_data(small.id, ChartSpec("line", "id", "value"))
+    assert line is not None and line.kind == "line" and len(line.categories) == 20
+    assert line.categories[:2] == ("R00001", "R00002") and line.series[0].values[:3] == (0.0, 1.5, 3.0)
+    assert await store.chart_data(small.id, ChartSpec("line", "id", "score")) is None  # a missing value
+    with pytest.raises(DatasetError):
+        await store.chart_data(small.id, ChartSpec("line", "id", "no-such-column"))

@@ -103,7 +103,7 @@ async def test_slack_s_own_stop_button_stops_the_turn_within_2_s(bot: SlackBot, 
     assert fake.session(CHANNEL, ts) == "processing"
     assert not any("datathread:stop" in str(b) for b in live(fake, ts).blocks)  # Slack's button, not ours
     await bot.send({"type": "agent_session_stopped", "channel": CHANNEL, "thread_ts": ts, "user": "UALICE",
-                    "streaming_message_ts": live(fake, ts).ts, "event_ts": "1.0"}, "EvStop1")
+                    "streaming_message_ts": [live(fake, ts).ts], "event_ts": "1.0"}, "EvStop1")
     assert await stopped_within(fake, ts) <= STOP_LIMIT
     shown = fake.shown(live(fake, ts))
     assert "Reading the big file" in shown and "never shown" not in shown

@@ -81,7 +81,7 @@ async def stop(bot: SlackBot, fake: FakeSlack, ts: str, how: str) -> None:
     match how:
         case "native":
             await bot.send({"type": "agent_session_stopped", "channel": CHANNEL, "thread_ts": ts, "user": "UALICE",
-                            "streaming_message_ts": live(fake, ts).ts}, f"EvStop{ts}")
+                            "streaming_message_ts": [live(fake, ts).ts]}, f"EvStop{ts}")
         case "button":
             button = next(el for b in live(fake, ts).blocks for el in b.get("elements") or ()
                           if str(el.get("action_id", "")).startswith("datathread:stop"))
@@ -177,6 +177,46 @@ async def test_a_slow_agentcore_turn_stops_within_2_s_and_its_task_is_stopped_se
             await bot.send(message("and now?", "1700000400.000300", thread_ts=ts), "EvA2")
             await until(lambda: any("Next answer from the model." in fake.shown(m)
                                     for m in fake.thread(CHANNEL, ts)), limit=15, what="the next answer")
+        finally:
+            await bot.stop()
+            await agent.aclose()
+            await fake.close()
+
+
+async def test_an_agentcore_run_that_names_no_task_is_ended_with_its_session_and_the_next_turn_says_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Nothing documents whether executeCode reports its task while it runs: without a task id to
+    # stop, stopping the session is what ends the code; the next turn runs in a new session.
+    fake = await FakeSlack(agent=True).start()
+    async with aws_env(tmp_path, monkeypatch) as aws:
+        aws.agentcore.report_tasks = False
+        aws.runtime.script.extend([
+            reply(Say("Starting a long computation."), Call("run_python", {"code": AGENTCORE_SLOW})),
+            reply(Say("Running it again."), Call("run_python", {"code": "print(6 * 7)"})),
+            reply(Say("Next answer from the model.")),
+        ])
+        agent = aws.agent()
+        bot = await SlackBot(fake, tmp_path / "home", agent).start()
+        try:
+            ts = "1700000500.000100"
+            await bot.send(mention("crunch everything", ts), "EvB1")
+            await until(lambda: bool(aws.agentcore.running), limit=30, what="the code running in AgentCore")
+            await until(lambda: bool(fake.thread(CHANNEL, ts)) and "long computation" in fake.shown(live(fake, ts)),
+                        limit=15, what="the slow AgentCore turn shown")
+            [first_session] = list(aws.agentcore.sessions)
+            began = time.monotonic()
+            await stop(bot, fake, ts, "typed")
+            await until(lambda: stopped(fake, ts), limit=10, what='"Stopped"')
+            TIMES["Slack / Converse + AgentCore, no task id / typed"] = elapsed = time.monotonic() - began
+            assert elapsed <= STOP_LIMIT
+            await asyncio.wait_for(aws.agentcore.session_stopped.wait(), 5)  # the code ended server-side
+            assert aws.agentcore.stopped == [first_session] and not aws.agentcore.running
+            await bot.send(message("and now?", "1700000500.000300", thread_ts=ts), "EvB2")
+            await until(lambda: any("Next answer from the model." in fake.shown(m)
+                                    for m in fake.thread(CHANNEL, ts)), limit=20, what="the next answer")
+            shown = "".join(fake.shown(m) for m in fake.thread(CHANNEL, ts)[1:])
+            assert "variables from earlier steps are gone" in shown and "42" in shown
+            assert len(aws.agentcore.sessions) == 2  # a new session ran the next code
         finally:
             await bot.stop()
             await agent.aclose()

@@ -7,7 +7,10 @@ persist between calls), ``executeCommand`` (bash), ``writeFiles``, ``listFiles``
 items, directories described as ``directory``) and ``readFiles`` (``resource`` items with a blob).
 A run first streams a ``working`` result carrying its ``taskId``; ``stopTask`` with that id kills
 the run (recorded in ``stopped_tasks``, ``task_stopped`` set) and answers ``taskStatus: canceled``.
-Each session has its own temporary working directory. ``expire(session_id)`` makes a session
+With ``report_tasks = False`` a run reports no task id while it runs (the service model allows
+either; nothing documents which ``executeCode`` does): then only stopping the session ends it, and
+``_stop`` kills the session's runs (``session_stopped`` is set). Each session has its own temporary
+working directory. ``expire(session_id)`` makes a session
 answer ``ResourceNotFoundException`` from then on, as the service does after its timeout.
 
 Point boto3 at it with ``AWS_ENDPOINT_URL_BEDROCK_AGENTCORE=<url>``.
@@ -53,6 +56,11 @@ class FakeAgentCore:
     running: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
     stopped_tasks: list[str] = field(default_factory=list)
     task_stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    #: False: runs stream only their final result, no ``working`` result with a task id first.
+    report_tasks: bool = True
+    #: The session each running task runs in; set when a stopped session ended a run.
+    session_of: dict[str, str] = field(default_factory=dict)
+    session_stopped: asyncio.Event = field(default_factory=asyncio.Event)
     _server: LocalServer | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _task_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -99,6 +107,11 @@ class FakeAgentCore:
             return self._error(404, "ResourceNotFoundException", "session not found")
         self.stopped.append(session_id)
         self.expired.add(session_id)
+        for task_id in [t for t, s in self.session_of.items() if s == session_id]:
+            proc = self.running.pop(task_id, None)
+            if proc is not None:
+                proc.kill()
+                self.session_stopped.set()
         return web.json_response({
             "codeInterpreterIdentifier": request.match_info["ci"], "sessionId": session_id,
             "lastUpdatedAt": datetime.now(UTC).isoformat(),
@@ -119,8 +132,11 @@ class FakeAgentCore:
                     else ["bash", "-c", str(args.get("command", ""))])
             task_id = f"task-{next(self._task_ids):04d}"
             await response.prepare(request)
-            await response.write(es.event("result", {
-                "content": [], "structuredContent": {"taskId": task_id, "taskStatus": "working"}, "isError": False}))
+            if self.report_tasks:
+                await response.write(es.event("result", {
+                    "content": [], "structuredContent": {"taskId": task_id, "taskStatus": "working"},
+                    "isError": False}))
+            self.session_of[task_id] = session_id
             result = await self._run(workdir, argv, task_id)
         elif name == "stopTask":
             result = self._stop_task(str(args.get("taskId", "")))

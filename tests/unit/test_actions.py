@@ -22,7 +22,7 @@ from bot.engine import Engine
 from bot.intents import ColumnOrder, Download, DrawChart, Feedback, Intent, ListFiles, PostFile, ShowPage, Stop
 from bot.messages import ActionInvoked, IncomingMessage, MessageRef, ThreadKey
 from bot.presenter import file_key
-from bot.reply import Notice, Reply, Select, Status, Table
+from bot.reply import Chart, Notice, Reply, Select, Status, Table
 from bot.storage.local import SqliteStateStore
 from bot.surface import SurfaceError
 from bot.workspace import Workspace
@@ -317,3 +317,44 @@ async def test_a_sorted_page_that_is_ready_at_once_is_shown_without_a_sorting_me
     surface = await _click(engine, ShowPage(meta.id, 1, ColumnOrder(1)))
     [update] = surface.of("update")
     assert [r[0] for r in _table(update.reply).rows][:2] == ["R001", "R002"]
+
+
+# ---- charts: as data where the platform draws them, else PNGs ----------------------------------------
+
+
+async def _chart(engine: Engine, intent: Intent, surface: RecordingSurface) -> RecordingSurface:
+    await engine.act(ActionInvoked("test", engine.seal(T1, intent), OWNER, T1, MessageRef("C1", "m0")), surface)
+    return surface
+
+
+def _charts(surface: RecordingSurface) -> list[Chart]:
+    return [b for c in surface.of("post") if c.reply is not None for b in c.reply.blocks if isinstance(b, Chart)]
+
+
+async def test_a_small_bar_chart_is_sent_as_data_where_the_platform_draws_charts(engine: Engine) -> None:
+    meta = await _dataset(engine, rows=5)
+    surface = await _chart(engine, DrawChart(meta.id, "bar", 0, 1), RecordingSurface(native_charts=True))
+    [chart] = _charts(surface)
+    assert chart.data.categories == ("R005", "R004", "R003", "R002", "R001")  # largest bar first
+    assert chart.data.series[0].values == (4.0, 3.0, 2.0, 1.0, 0.0)
+    assert not surface.of("upload")  # no PNG besides it
+
+
+async def test_a_refused_native_chart_comes_as_the_png_and_later_charts_skip_the_attempt(engine: Engine) -> None:
+    meta = await _dataset(engine, rows=5)
+    surface = RecordingSurface(native_charts=True, refuse_charts=True)
+    await _chart(engine, DrawChart(meta.id, "bar", 0, 1), surface)
+    assert len(surface.of("refused")) == 1 and not _charts(surface)
+    [upload] = surface.of("upload")
+    assert upload.path is not None and upload.path.suffix == ".png" and upload.path.stat().st_size > 0
+    await _chart(engine, DrawChart(meta.id, "line", 0, 1), surface)
+    assert len(surface.of("refused")) == 1 and len(surface.of("upload")) == 2
+
+
+async def test_larger_aggregates_and_surfaces_without_native_charts_get_the_png(engine: Engine) -> None:
+    meta = await _dataset(engine, rows=25)
+    native = await _chart(engine, DrawChart(meta.id, "bar", 0, 1), RecordingSurface(native_charts=True))
+    small = await _dataset(engine, rows=5)
+    plain = await _chart(engine, DrawChart(small.id, "bar", 0, 1), RecordingSurface())
+    for surface in (native, plain):
+        assert not _charts(surface) and len(surface.of("upload")) == 1

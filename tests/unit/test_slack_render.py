@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from bot.datasets.model import ChartData, ChartSeries
 from bot.intents import ColumnOrder, Download, DrawChart, ShowPage
-from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Option, Reply, Select, Status, Table
+from bot.reply import Button, Buttons, Chart, CodeBlock, Markdown, Notice, Option, Reply, Select, Status, Table
 from renderers.markdown import reply_to_markdown, split_text, utf8_len
 from renderers.slack import (
     BUTTON_TEXT,
@@ -15,6 +16,7 @@ from renderers.slack import (
     OPTION_VALUE,
     SECTION_TEXT,
     TABLE_COLUMNS,
+    data_table_block,
     markdown_to_mrkdwn,
     render,
 )
@@ -213,3 +215,50 @@ def test_wide_dataset_page_is_fixed_width_and_escaped() -> None:
     assert "&lt;!channel&gt;" in code and "<!channel>" not in code
     assert all(f"{r}.{len(cols) - 1}" in code for r in range(20))  # every row, up to the last column
     assert all(utf8_len(b["text"]["text"]) <= SECTION_TEXT for b in m.blocks)
+
+
+def test_a_data_table_shows_its_whole_page_and_sorts_numbers_as_numbers() -> None:
+    # Slack's data_table shows 5 rows a page unless told (page_size), has no column_settings, and
+    # sorts a column numerically only when its cells are raw_number.
+    table = Table(("who", "amount"), (("<!channel>", "1,200.5"), ("b", "3"), ("c", "")), (False, True))
+    block = data_table_block(table, "sales: rows 1–3 of 3")
+    assert block is not None
+    assert block["page_size"] == 3 and "column_settings" not in block
+    assert block["rows"][0] == [{"type": "raw_text", "text": "who"}, {"type": "raw_text", "text": "amount"}]
+    assert block["rows"][1] == [{"type": "raw_text", "text": "<!channel>"},
+                                {"type": "raw_number", "value": 1200.5, "text": "1,200.5"}]
+    assert block["rows"][2][1] == {"type": "raw_number", "value": 3, "text": "3"}
+    assert block["rows"][3][1] == {"type": "raw_text", "text": " "}  # a blank stays text
+
+
+def _bar(title: str, categories: tuple[str, ...], values: tuple[float, ...]) -> Chart:
+    return Chart(ChartData("bar", title, categories, (ChartSeries("sum of amount", values),), "region",
+                           "sum of amount"))
+
+
+def test_a_chart_is_a_data_visualization_block_in_the_documented_shape() -> None:
+    (m,) = render(Reply((_bar("sales: bar of amount by region", ("east", "<!channel>"), (5.0, 2.5)),),
+                        "Chart: sales"), nonce="c")
+    block = {k: v for k, v in m.blocks[0].items() if k != "block_id"}
+    assert block == {"type": "data_visualization", "title": "sales: bar of amount by region", "chart": {
+        "type": "bar",
+        "axis_config": {"categories": ["east", "<!channel>"], "x_label": "region", "y_label": "sum of amount"},
+        "series": [{"name": "sum of amount", "data": [{"label": "east", "value": 5},
+                                                      {"label": "<!channel>", "value": 2.5}]}]}}
+    assert m.text == "Chart: sales"
+
+
+def test_chart_labels_fit_slack_s_limits_and_stay_distinct() -> None:
+    long = ("Northwest region of the country", "Northwest region of the state")
+    (m,) = render(Reply((_bar("x" * 80, long, (1.0, 2.0)),)))
+    chart = m.blocks[0]["chart"]
+    labels = chart["axis_config"]["categories"]
+    assert all(len(label) <= 20 for label in labels) and len(set(labels)) == 2
+    assert [p["label"] for p in chart["series"][0]["data"]] == labels  # each point names its category
+    assert len(m.blocks[0]["title"]) <= 50
+
+
+def test_at_most_two_charts_share_a_message() -> None:
+    chart = _bar("c", ("a",), (1.0,))
+    messages = render(Reply((chart, chart, chart)))
+    assert [sum(b["type"] == "data_visualization" for b in m.blocks) for m in messages] == [2, 1]

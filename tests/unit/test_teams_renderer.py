@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from bot.datasets.model import ChartData, ChartSeries
 from bot.intents import ColumnOrder, ShowPage
-from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Option, Reply, Select, Status, Table
+from bot.reply import Button, Buttons, Chart, CodeBlock, Markdown, Notice, Option, Reply, Select, Status, Table
 from renderers.teams import (
     ACTION_KEY,
     CHOICE_INPUT,
@@ -69,3 +70,12 @@ def test_notices_in_a_card_are_coloured_by_level() -> None:
     built = card(Reply((Notice("fine"), Notice("careful", "warning"), Notice("broken", "error"),
                         Table(("a",), (("1",),)))))
     assert [b.get("color") for b in built["body"][:3]] == ["Default", "Warning", "Attention"]
+
+
+def test_a_line_chart_is_a_chart_line_with_one_legend_per_series_and_the_table_as_fallback() -> None:
+    data = ChartData("line", "visits: line of n by day", ("mon", "tue"), (ChartSeries("n", (3.0, 5.5)),), "day", "n")
+    built = card(Reply((Chart(data),), "Chart"))
+    [chart] = [e for e in built["body"] if e["type"].startswith("Chart.")]
+    assert chart["type"] == "Chart.Line" and chart["xAxisTitle"] == "day"
+    assert chart["data"] == [{"legend": "n", "values": [{"x": "mon", "y": 3.0}, {"x": "tue", "y": 5.5}]}]
+    assert chart["fallback"]["type"] == "Table" and len(chart["fallback"]["rows"]) == 3  # header and 2 points

@@ -20,7 +20,12 @@ A run that is abandoned (the turn was stopped or cancelled) is stopped server-si
 ``stopTask`` tool when the service told us its task id (``structuredContent.taskId``, sent with
 ``taskStatus: working`` while it runs): closing our stream alone would leave the code running in
 the session, holding it for the next turn. The stop is sent in the background so "Stopped" is
-shown at once; ``aclose`` waits briefly for stops still on their way.
+shown at once; ``aclose`` waits briefly for stops still on their way. botocore's service model
+(``bedrock-agentcore`` 2024-02-28) has ``stopTask`` take ``taskId`` and lets any result carry
+``structuredContent.taskId`` / ``taskStatus``, but nothing says whether ``executeCode`` reports its
+task while it runs. A run abandoned before any task id came is therefore ended by stopping its
+whole session (the only sure way): the conversation's next run starts a new session with the
+workspace files written back, and a notice says earlier variables are gone.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -59,6 +64,10 @@ _OWN_FOLDERS = frozenset({EXPORTS_DIR, CHARTS_DIR, CODE_DIR})
 RESTARTED = (
     "The code environment had expired and was restarted: workspace files were restored, "
     "but variables from earlier steps are gone."
+)
+ENDED = (
+    "The stopped code could only be ended by restarting the code environment: workspace files were "
+    "restored, but variables from earlier steps are gone."
 )
 
 
@@ -95,6 +104,8 @@ class AgentCoreExecutor:
         self._client: Any = None
         self._client_lock = asyncio.Lock()
         self._stopping: set[asyncio.Task[None]] = set()
+        #: Conversation id -> the session ended because a stopped run named no task (see module doc).
+        self._abandoned: dict[str, str] = {}
 
     @classmethod
     def from_config(cls, config: ConverseConfig, state: StateStore) -> AgentCoreExecutor:
@@ -161,12 +172,14 @@ class AgentCoreExecutor:
             "skipped": session.skipped,
         })
 
-    async def _session(self, conversation: Conversation) -> _Session:
+    async def _session(self, conversation: Conversation, avoid: str | None = None) -> _Session:
+        """The conversation's live session, else a new one; never session ``avoid`` (one being stopped)."""
         session = self._sessions.get(conversation.id)
-        if session is not None:
+        if session is not None and session.session_id != avoid:
             return session
         stored = await self.state.get_value(SESSION_NAMESPACE, conversation.id)
-        if isinstance(stored, dict) and stored.get("interpreter") == self.interpreter_id and stored.get("session_id"):
+        if (isinstance(stored, dict) and stored.get("interpreter") == self.interpreter_id and stored.get("session_id")
+                and stored["session_id"] != avoid):
             session = _Session(str(stored["session_id"]), sizes(stored.get("synced")), sizes(stored.get("skipped")))
             self._sessions[conversation.id] = session
             return session
@@ -277,7 +290,8 @@ class AgentCoreExecutor:
 
     # -- running code ---------------------------------------------------------------------------
 
-    async def _run(self, session: _Session, code: str, language: str) -> AsyncIterator[AgentEvent]:
+    async def _run(self, conversation: Conversation, session: _Session, code: str,
+                   language: str) -> AsyncIterator[AgentEvent]:
         if language == "shell":
             name, arguments = "executeCommand", {"command": code}
         else:
@@ -294,6 +308,8 @@ class AgentCoreExecutor:
         finally:
             if not finished and task_id is not None:
                 self._stop_in_background(session.session_id, task_id)
+            elif not finished:
+                self._end_session_in_background(conversation, session)
 
     async def _read_run(self, session_id: str, name: str, arguments: dict[str, Any],
                         language: str) -> AsyncIterator[AgentEvent | str]:
@@ -328,9 +344,29 @@ class AgentCoreExecutor:
             yield code_error("".join(stderr_parts), exit_code, "".join(text_parts), language)
 
     def _stop_in_background(self, session_id: str, task_id: str) -> None:
-        task = asyncio.get_running_loop().create_task(self.stop_task(session_id, task_id))
+        self._in_background(self.stop_task(session_id, task_id))
+
+    def _in_background(self, stop: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(stop)
         self._stopping.add(task)
         task.add_done_callback(self._stopping.discard)
+
+    def _end_session_in_background(self, conversation: Conversation, session: _Session) -> None:
+        """End an abandoned run that named no task by stopping its session; the next run starts anew."""
+        if self._sessions.get(conversation.id) is session:
+            del self._sessions[conversation.id]
+        self._abandoned[conversation.id] = session.session_id
+        self._in_background(self._end_session(conversation, session.session_id))
+
+    async def _end_session(self, conversation: Conversation, session_id: str) -> None:
+        try:
+            stored = await self.state.get_value(SESSION_NAMESPACE, conversation.id)
+            if isinstance(stored, dict) and stored.get("session_id") == session_id:
+                await self.state.put_value(SESSION_NAMESPACE, conversation.id, None)
+            await self.stop_session(session_id)
+            log.info("stopped code interpreter session %s: a stopped run named no task", session_id)
+        except Exception:
+            log.info("stopping session %s failed (it may have expired)", session_id, exc_info=True)
 
     async def stop_task(self, session_id: str, task_id: str) -> None:
         """Stop a running task of the session (``stopTask``); failures are logged, never raised."""
@@ -349,8 +385,11 @@ class AgentCoreExecutor:
         lock = self._locks.setdefault(conversation.id, asyncio.Lock())
         async with lock:
             restarted = False
+            abandoned = self._abandoned.pop(conversation.id, None)
+            if abandoned is not None:
+                yield Notice(ENDED, "warning")
             try:
-                session = await self._session(conversation)
+                session = await self._session(conversation, avoid=abandoned)
                 try:
                     notices = await self._upload(turn, session)
                 except Exception as exc:
@@ -367,7 +406,7 @@ class AgentCoreExecutor:
             while True:
                 produced = False
                 try:
-                    async for event in self._run(session, code, language):
+                    async for event in self._run(conversation, session, code, language):
                         produced = True
                         yield event
                     break
