@@ -100,6 +100,15 @@ async def test_a_turn_taken_in_by_one_replica_is_answered_by_the_other_in_the_sa
     assert "final" in streamed  # a personal chat still streams from the replica that runs it
 
 
+async def test_a_personal_chat_s_first_answer_keeps_its_follow_ups_when_another_replica_runs_it(
+        split: list[TeamsHarness]) -> None:
+    await split[0].post(personal(8, "first question"))
+    answers = await split[0].until(lambda _: [c for c in shown(split[0], f"{PERSONAL}-8", "Answer to first question.")
+                                              if "suggestedActions" in c.body], within=20)
+    assert ran(split, "first question") == [1]
+    assert 1 <= len(answers[-1].body["suggestedActions"]["actions"]) <= 3
+
+
 async def test_typing_stop_on_one_replica_stops_the_turn_running_on_the_other(split: list[TeamsHarness]) -> None:
     await split[0].post(personal(1, "slow please"))
     await split[0].until(lambda _: any("Crunching" in (c.body.get("text") or "") for c in split[0].to(f"{PERSONAL}-1")),
