@@ -109,22 +109,28 @@ class PoolRun:
     ahead_counts: tuple[int, ...]
     notice_delay_worst: float
     kernels_left: int
+    #: Kernel processes seen over the run (each a start: warm, or after an idle one was stopped to make room).
+    kernels_seen: int
     load_before: str
     load_after: str
 
 
 def _kernel_pids(root: int) -> list[int]:
-    """Python kernel processes (not their bwrap wrappers) under ``root``."""
-    found = []
+    """Python kernel processes (not their bwrap wrappers) under ``root``.
+
+    A process a kernel has just forked carries the kernel's command line until it ``exec``s (the
+    kernel runs a helper): it is part of that kernel, not another one, so children of kernels are left out."""
+    found: dict[int, int] = {}
     for pid in descendants(root):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             exe = Path(os.readlink(f"/proc/{pid}/exe")).name
-        except OSError:
+            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
             continue
         if b"ipykernel_launcher" in cmdline and exe.startswith("python"):
-            found.append(pid)
-    return found
+            found[pid] = parent
+    return [pid for pid, parent in found.items() if parent not in found]
 
 
 def _is_kernel(pid: int) -> bool:
@@ -353,7 +359,7 @@ async def pool_run(threads: int, messages: int, max_kernels: int | None, warm_ke
                    len(samples.kernels), max(samples.rss, default=0), max(samples.pss, default=0),
                    max(samples.healthz, default=0.0), len(samples.healthz), samples.healthz_failures,
                    max(acks, default=0.0), len(acks), tuple(sorted(set(statuses))), tuple(counts), notice_delay,
-                   kernels_left, load_before, _load())
+                   kernels_left, len(samples.kernel_pids), load_before, _load())
 
 
 @dataclass(frozen=True)
@@ -393,7 +399,7 @@ def report(run: PoolRun) -> str:
         f"{run.threads} threads x {run.messages} messages, DATATHREAD_MAX_KERNELS={run.max_kernels}, "
         f"DATATHREAD_WARM_KERNELS={run.warm_kernels}, {os.cpu_count()} CPUs",
         f"wall time: {run.wall:.1f} s ({run.turns_done / run.wall * 60:.0f} turns/min)" if run.wall else "wall: -",
-        f"peak kernel processes: {run.peak_kernels}",
+        f"peak kernel processes: {run.peak_kernels} ({run.kernels_seen} kernel processes over the run)",
         f"peak memory of the server's process tree: RSS {run.peak_rss / mib:.0f} MiB, PSS {run.peak_pss / mib:.0f} MiB",
         f"/healthz worst {run.healthz_worst * 1000:.0f} ms; Slack ack worst {run.ack_worst * 1000:.0f} ms",
         f"load average before {run.load_before}, after {run.load_after}",
