@@ -98,6 +98,9 @@ class Settings:
     kernel_network: bool = False  # DATATHREAD_KERNEL_NETWORK=1: sandboxed kernels share the host's network
     workspace_max_bytes: int = 2048 * 1024 * 1024  # DATATHREAD_WORKSPACE_MAX_MB (MiB)
     kernel_max_processes: int = 256  # DATATHREAD_KERNEL_MAX_PROCESSES: processes and threads per kernel
+    #: DATATHREAD_KERNEL_NO_CGROUP=1 turns this off: kernels are limited without a cgroup even where one could
+    #: be made (the fallback of unprivileged users and containers, e.g. to test it).
+    kernel_cgroup: bool = True
     max_kernels: int = 2  # DATATHREAD_MAX_KERNELS: kernels running at once
     warm_kernels: int = 1  # DATATHREAD_WARM_KERNELS: sandboxed kernels started ahead of need
     web_link_hours: float = 8.0  # DATATHREAD_WEB_LINK_HOURS: how long a workspace link (and its session) lasts
@@ -193,6 +196,7 @@ class Settings:
             kernel_network=env_flag(env, "DATATHREAD_KERNEL_NETWORK"),
             workspace_max_bytes=env_int(env, "DATATHREAD_WORKSPACE_MAX_MB", 2048) * 1024 * 1024,
             kernel_max_processes=env_int(env, "DATATHREAD_KERNEL_MAX_PROCESSES", 256, 16),
+            kernel_cgroup=not env_flag(env, "DATATHREAD_KERNEL_NO_CGROUP"),
             max_kernels=env_int(env, "DATATHREAD_MAX_KERNELS", default_max_kernels(memory_bytes)),
             warm_kernels=env_int(env, "DATATHREAD_WARM_KERNELS", 1, 0),
             web_link_hours=env_number(env, "DATATHREAD_WEB_LINK_HOURS", 8),

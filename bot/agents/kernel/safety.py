@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 from dataclasses import dataclass
 
-from bot.agents.kernel.sandbox import INSTALL_HINT, SandboxReport, policy_for, probe
+from bot.agents.kernel.sandbox import INSTALL_HINT, PROCESS_LIMITS, SandboxReport, policy_for, probe
 from bot.config import Settings
 from bot.doctor import DoctorCheck
 
@@ -59,4 +59,8 @@ def _sandbox_checks(settings: Settings, report: SandboxReport) -> list[DoctorChe
                             f"(a sandbox {'would work' if report.works else 'is not available: ' + report.detail})")]
     if not report.works:
         return [DoctorCheck("sandbox", False, f"`serve` will refuse to run code: {report.detail}", INSTALL_HINT)]
-    return [DoctorCheck("sandbox", True, f"{report.detail}: " + "; ".join(report.protections))]
+    # Its own line, named by its kind: where no cgroup can be made the fork-bomb limit is the rlimit, or nothing.
+    kind = report.process_limit
+    size = "" if kind == "none" else f", {settings.kernel_max_processes} per kernel (DATATHREAD_KERNEL_MAX_PROCESSES)"
+    limit = DoctorCheck("process limit", True, f"{kind}: {PROCESS_LIMITS[kind]}{size}")
+    return [DoctorCheck("sandbox", True, f"{report.detail}: " + "; ".join(report.protections)), limit]

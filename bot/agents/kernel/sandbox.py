@@ -19,8 +19,13 @@ ipykernel_launcher``. Inside:
   was started with): the kernel's variables are passed with ``--setenv``.
 
 Memory (including tmpfs and shared memory) and the number of processes are limited by a cgroup
-(``KernelCgroup``, v1 or v2) where one can be created; otherwise memory falls back to the kernel's
-``RLIMIT_DATA`` (set by the startup code) and processes are not limited: ``probe`` says which.
+(``KernelCgroup``, v1 or v2) where one can be created (and ``SandboxPolicy.cgroup``); otherwise memory
+falls back to the kernel's ``RLIMIT_DATA`` (set by the startup code). Processes are also limited by
+``RLIMIT_NPROC``, set inside the sandbox's own user namespace before the kernel starts
+(``nproc_limited``): since Linux 5.14 that limit counts the tasks of one user *in one user namespace*
+(ucounts), so it bounds this kernel alone, never the bot's other kernels or the host user. It does not
+bind processes whose host uid is root (the kernel exempts ``INIT_USER``): a bot running as root relies
+on the cgroup. ``probe`` tries it and says which process limit holds (``PROCESS_LIMITS``).
 Disk written into the workspace is limited by ``DiskQuota``.
 """
 
@@ -76,6 +81,8 @@ class SandboxPolicy:
     memory_bytes: int = 4096 * 1024 * 1024
     max_processes: int = 256
     workspace_max_bytes: int = 2048 * 1024 * 1024
+    #: Use a cgroup for memory and processes where one can be made (off: the rlimits only).
+    cgroup: bool = True
 
 
 @dataclass(frozen=True)
@@ -85,13 +92,15 @@ class SandboxReport:
     works: bool
     detail: str
     protections: tuple[str, ...] = ()
+    #: Which limit holds a fork bomb: "cgroup", "rlimit" or "none" (see ``PROCESS_LIMITS``).
+    process_limit: str = "none"
 
 
 def policy_for(settings: Settings) -> SandboxPolicy:
     """The sandbox for kernels run with ``settings`` (whether kernels are sandboxed is ``kernel_sandbox``)."""
     return SandboxPolicy(hidden=(settings.home,), network=settings.kernel_network,
                          memory_bytes=settings.kernel_memory_bytes, max_processes=settings.kernel_max_processes,
-                         workspace_max_bytes=settings.workspace_max_bytes)
+                         workspace_max_bytes=settings.workspace_max_bytes, cgroup=settings.kernel_cgroup)
 
 
 def bwrap_path() -> str | None:
@@ -182,9 +191,24 @@ def bwrap_args(policy: SandboxPolicy, workspace: Path, runtime: Path, env: Mappi
     return args
 
 
+#: Run first inside the sandbox, where it is in the sandbox's user namespace: caps the processes and
+#: threads of the sandbox's user there, then becomes the command (same pid, so nothing is left over).
+_NPROC_SHIM = ("import os, resource, sys; n = int(sys.argv[1]); "
+               "resource.setrlimit(resource.RLIMIT_NPROC, (n, n)); os.execv(sys.argv[2], sys.argv[2:])")
+
+
+def nproc_limited(max_processes: int, command: Sequence[str]) -> list[str]:
+    """``command`` (its first item an absolute path) run with ``RLIMIT_NPROC`` = ``max_processes``.
+
+    Set inside the namespace, not before bwrap: the limit a user namespace is created under also caps the
+    creator's processes on the host (the ns's parent level), which would make every kernel share one count."""
+    return [sys.executable, "-I", "-S", "-c", _NPROC_SHIM, str(max_processes), *command]
+
+
 def launch_argv(policy: SandboxPolicy, workspace: Path, runtime: Path, env: Mapping[str, str],
                 command: Sequence[str], cgroup: KernelCgroup | None) -> list[str]:
-    """The full command: an empty environment, the kernel's cgroups joined, then bwrap running ``command``."""
+    """The full command: an empty environment, the kernel's cgroups joined, then bwrap running ``command``
+    with its processes limited (``nproc_limited``)."""
     bwrap = bwrap_path()
     if bwrap is None:
         raise SandboxUnavailable("bubblewrap (bwrap) is not installed")
@@ -194,7 +218,12 @@ def launch_argv(policy: SandboxPolicy, workspace: Path, runtime: Path, env: Mapp
            'shift; exec /usr/bin/env -i "$@"'
     procs = [str(p) for p in cgroup.procs_files()] if cgroup is not None else []
     return ["/usr/bin/env", "-i", "/bin/sh", "-c", join, "sh", *procs, "--", bwrap,
-            *bwrap_args(policy, workspace, runtime, env), "--", *command]
+            *bwrap_args(policy, workspace, runtime, env), "--", *nproc_limited(policy.max_processes, command)]
+
+
+def kernel_cgroup(policy: SandboxPolicy) -> KernelCgroup | None:
+    """A new cgroup for a kernel of ``policy``, or ``None`` (turned off, or none can be made here). Blocking."""
+    return KernelCgroup.create(policy.memory_bytes, policy.max_processes) if policy.cgroup else None
 
 
 # --- cgroups -----------------------------------------------------------------------------------
@@ -425,6 +454,30 @@ QUOTA_ERRNOS = (errno.EFBIG, errno.ENOSPC, errno.EDQUOT)
 
 # --- probe -------------------------------------------------------------------------------------
 
+#: What each process limit means, as ``doctor`` says it.
+PROCESS_LIMITS = {
+    "cgroup": "a cgroup per kernel (pids controller)",
+    "rlimit": "RLIMIT_NPROC in each kernel's own user namespace (no cgroup here)",
+    "none": "processes of a kernel are NOT limited: no cgroup (none writable, or DATATHREAD_KERNEL_NO_CGROUP=1) and "
+            "RLIMIT_NPROC does not bind the host's root user; run the bot as an unprivileged user or give it a "
+            "writable cgroup",
+}
+#: The sandbox ``_rlimit_holds`` starts: this many tasks allowed, ``_FORK_TRIES`` children attempted.
+_PROBE_NPROC, _FORK_TRIES = 8, 32
+_FORK_LOOP = f"""
+import os, sys, time
+made = 0
+try:
+    for made in range({_FORK_TRIES}):
+        if os.fork() == 0:
+            time.sleep(30)  # ended with the sandbox's PID namespace when this process exits
+            os._exit(0)
+except OSError:
+    print('limited', made)
+    sys.exit(0)
+print('unlimited')
+"""
+
 
 def probe(policy: SandboxPolicy) -> SandboxReport:
     """Start a tiny sandbox with ``policy`` and report whether it works and what protects it. Blocking."""
@@ -438,7 +491,7 @@ def probe(policy: SandboxPolicy) -> SandboxReport:
         workspace, runtime = Path(tmp) / "w", Path(tmp) / "r"
         workspace.mkdir()
         runtime.mkdir()
-        cgroup = KernelCgroup.create(policy.memory_bytes, policy.max_processes)
+        cgroup = kernel_cgroup(policy)
         code = "import os; open('ok','w').write(str(os.getuid()))"
         argv = launch_argv(policy, workspace, runtime, {"PATH": "/usr/bin:/bin"}, [sys.executable, "-c", code], cgroup)
         try:
@@ -451,6 +504,10 @@ def probe(policy: SandboxPolicy) -> SandboxReport:
         out = workspace / "ok"
         if done.returncode != 0 or not out.exists():
             return SandboxReport(False, f"bwrap failed: {(done.stderr or '').strip()[:200] or done.returncode}")
+        limit = "cgroup" if cgroup is not None else "rlimit" if _rlimit_holds(policy, workspace, runtime) else "none"
+    processes = {"cgroup": f"at most {policy.max_processes} processes (cgroup)",
+                 "rlimit": f"at most {policy.max_processes} processes (RLIMIT_NPROC in the sandbox's user namespace)",
+                 "none": "processes not limited (no cgroup; RLIMIT_NPROC does not bind root)"}[limit]
     protections = [
         f"uid {SANDBOX_UID}, own user/PID/IPC namespaces",
         "read-only system, only the conversation folder writable",
@@ -459,8 +516,20 @@ def probe(policy: SandboxPolicy) -> SandboxReport:
         "network shared with the host (DATATHREAD_KERNEL_NETWORK=1)" if policy.network else "network off",
         f"memory {policy.memory_bytes // 2**20} MiB incl. shared memory (cgroup)" if cgroup is not None
         else f"memory {policy.memory_bytes // 2**20} MiB (rlimit only: shared memory not covered, no cgroup)",
-        f"at most {policy.max_processes} processes (cgroup)" if cgroup is not None
-        else "processes not limited (no cgroup)",
+        processes,
         f"workspace disk {policy.workspace_max_bytes // 2**20} MiB",
     ]
-    return SandboxReport(True, f"bubblewrap ({bwrap})", tuple(protections))
+    return SandboxReport(True, f"bubblewrap ({bwrap})", tuple(protections), limit)
+
+
+def _rlimit_holds(policy: SandboxPolicy, workspace: Path, runtime: Path) -> bool:
+    """Whether ``nproc_limited`` stops a fork loop in a sandbox here (it does not for a root bot). Blocking."""
+    small = SandboxPolicy(hidden=policy.hidden, network=False, max_processes=_PROBE_NPROC, cgroup=False)
+    argv = launch_argv(small, workspace, runtime, {"PATH": "/usr/bin:/bin"}, [sys.executable, "-c", _FORK_LOOP],
+                       None)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, env={})
+    except (OSError, subprocess.TimeoutExpired):
+        log.warning("the process-limit probe did not finish", exc_info=True)
+        return False
+    return done.stdout.startswith("limited")

@@ -33,6 +33,7 @@ from bot.agents.kernel.sandbox import (
     KernelCgroup,
     SandboxPolicy,
     SandboxUnavailable,
+    kernel_cgroup,
     kernel_process,
     launch_argv,
 )
@@ -139,7 +140,7 @@ class KernelSession:
         argv: list[str] | None = None
         env = kernel_env(sandboxed=sandbox is not None)
         if sandbox is not None:
-            cgroup = await asyncio.to_thread(KernelCgroup.create, sandbox.memory_bytes, sandbox.max_processes)
+            cgroup = await asyncio.to_thread(kernel_cgroup, sandbox)
             try:
                 argv = launch_argv(sandbox, workspace, runtime, env, KERNEL_ARGV, cgroup)
             except SandboxUnavailable:
