@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import queue
+import socket
 import threading
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -77,6 +78,24 @@ class _Client(GatewayKernelClient):
         AsyncKernelClient.start_channels(self, shell=shell, iopub=iopub, stdin=stdin, hb=hb, control=control)
         self.response_router = threading.Thread(target=self._route_responses, daemon=True)
         self.response_router.start()
+
+    def _route_responses(self) -> None:
+        # The gateway's WebSocket does not disable Nagle's algorithm (tornado's default): a message waits for
+        # the ACK of the one before, which Linux delays up to 40 ms. Acknowledging at once (TCP_QUICKACK, reset by
+        # the kernel after a while, so set on every read) takes a silent request from ~52 ms to a few.
+        socket_ = getattr(self.channel_socket, "sock", None)
+        quickack = getattr(socket, "TCP_QUICKACK", None)
+        if socket_ is not None and quickack is not None:
+            recv = self.channel_socket.recv  # type: ignore[union-attr]
+
+            def recv_and_ack() -> Any:
+                data = recv()
+                with contextlib.suppress(OSError):
+                    socket_.setsockopt(socket.IPPROTO_TCP, quickack, 1)
+                return data
+
+            self.channel_socket.recv = recv_and_ack  # type: ignore[union-attr,method-assign]
+        super()._route_responses()
 
 
 def _reason(exc: BaseException) -> str:
