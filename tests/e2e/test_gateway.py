@@ -137,6 +137,22 @@ async def test_a_restarted_bot_reattaches_to_the_kernel_and_keeps_variables(h: H
         await second.aclose()
 
 
+async def test_a_kernel_culled_while_the_bot_was_down_is_replaced_with_the_reset_note(h: Harness) -> None:
+    first = h.executor()
+    await h.run(first, "gone = 1")
+    await first.aclose()
+    kernel = await h.state.get_value(KERNEL_NAMESPACE, h.conversation.id)
+    assert h.gw.api("DELETE", f"/api/kernels/{kernel['kernel_id']}")[0] == 204
+    second = h.executor()
+    try:
+        events = await h.run(second, "print('gone' in globals())")
+        assert out(events).strip() == "False"
+        assert [n for n in notices(events) if "variables from before are gone" in n]
+        assert (await h.state.get_value(KERNEL_NAMESPACE, h.conversation.id))["kernel_id"] != kernel["kernel_id"]
+    finally:
+        await second.aclose()
+
+
 async def test_a_culled_kernel_is_replaced_and_the_thread_is_told_once(h: Harness) -> None:
     executor = h.executor()
     try:
@@ -202,6 +218,15 @@ async def test_the_converse_agent_drives_a_gateway_kernel(gateway: Gateway, tmp_
         finally:
             await agent.release(conversation)
             await agent.aclose()
+
+
+def test_doctor_checks_the_gateway_instead_of_a_local_kernel_and_sandbox(gateway: Gateway,  # noqa: F811
+                                                                           tmp_path: Path) -> None:
+    from tests.e2e.test_first_run import cli
+
+    result = cli(tmp_path, "doctor", **gateway.env())
+    assert f"[ok] gateway: {gateway.url} reachable, token accepted" in result.stdout, result.stdout + result.stderr
+    assert "sandbox" not in result.stdout and "[ok] kernel:" not in result.stdout
 
 
 async def test_doctor_reports_the_gateway_its_kernel_specs_and_a_wrong_token(gateway: Gateway) -> None:  # noqa: F811
