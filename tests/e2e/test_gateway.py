@@ -11,11 +11,11 @@ import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from bot.agents.gateway.doctor import diagnose
-from bot.agents.gateway.executor import KERNEL_NAMESPACE, GatewayExecutor
 from bot.agents.kernel.agent import LocalKernelAgent
 from bot.config import GatewaySettings, Settings
 from bot.conversation import Attachment, Conversation, Turn, media_type
@@ -27,7 +27,14 @@ from bot.storage.local import SqliteStateStore
 from bot.workspace import Workspace
 from tests.gateway_harness import Gateway, gateway  # noqa: F401  (the session fixture)
 
+if TYPE_CHECKING:
+    from bot.agents.gateway.executor import GatewayExecutor
+
 pytestmark = pytest.mark.e2e  # a gateway process and its kernels
+
+#: ``executor.KERNEL_NAMESPACE``, where kernel ids are kept (that module imports jupyter_server, ~1 s: not at
+#: collection, which the fast lane pays too).
+KERNEL_NAMESPACE = "gateway-kernel"
 
 
 @dataclass
@@ -44,6 +51,8 @@ class Harness:
         return Settings.from_env({"DATATHREAD_HOME": str(self.tmp / "home"), **self.gw.env(), **env})
 
     def executor(self, **env: str) -> GatewayExecutor:
+        from bot.agents.gateway.executor import GatewayExecutor
+
         settings = self.settings(**env)
         assert settings.gateway is not None
         return GatewayExecutor(settings, settings.gateway, self.state, interrupt_grace=3.0)
@@ -182,6 +191,7 @@ async def test_files_over_the_transfer_cap_stay_put_with_one_notice(h: Harness) 
 
 
 async def test_the_local_kernel_agent_runs_on_the_gateway_from_settings(h: Harness) -> None:
+    from bot.agents.gateway.executor import GatewayExecutor
     from bot.composition import build_agent
 
     agent = build_agent(h.settings(), h.state, {})
@@ -197,6 +207,7 @@ async def test_the_converse_agent_drives_a_gateway_kernel(gateway: Gateway, tmp_
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from bot.agents.converse.agent import ConverseAgent
     from bot.agents.converse.config import ConverseConfig
+    from bot.agents.gateway.executor import GatewayExecutor
     from tests.e2e.test_converse import answer, aws_env
     from tests.fakes.bedrock_runtime import Call, Say, reply
 
