@@ -25,9 +25,8 @@ import time
 from contextlib import aclosing
 from pathlib import Path
 
-from bot.agents.backend import CodeExecutor
 from bot.agents.gateway.executor import GatewayExecutor
-from bot.agents.kernel.agent import LocalKernelExecutor
+from bot.agents.kernel.agent import KernelExecutor, LocalKernelExecutor
 from bot.config import ConfigError, Settings
 from bot.conversation import Turn
 from bot.datasets.local import LocalDatasetStore
@@ -38,12 +37,12 @@ from bot.storage.local import SqliteStateStore
 from bot.workspace import Workspace
 
 
-async def _times(executor: CodeExecutor, turn: Turn, runs: int) -> tuple[list[float], list[float]]:
+async def _times(executor: KernelExecutor, turn: Turn, runs: int) -> tuple[list[float], list[float]]:
     first, whole = [], []
     for i in range(runs + 1):  # the first run starts the kernel: not timed
         t = time.perf_counter()
         seen: float | None = None
-        async with aclosing(executor.execute(turn, "print(1)")) as events:  # type: ignore[type-var]
+        async with aclosing(executor.execute(turn, "print(1)")) as events:
             async for event in events:
                 if isinstance(event, CodeOutput) and seen is None:
                     seen = time.perf_counter() - t
@@ -72,7 +71,7 @@ async def main(runs: int) -> None:
             conversation = await state.start_conversation(ThreadKey("console", "local", "bench", label), "bench")
             turn = Turn(conversation, "print(1)", (), Workspace(conversation.workspace).ensure(),
                         ThreadDatasets(store, conversation))
-            executor: LocalKernelExecutor | GatewayExecutor = (
+            executor: KernelExecutor = (
                 LocalKernelExecutor(settings) if label == "local"
                 else GatewayExecutor(settings, settings.gateway, state))
             try:
