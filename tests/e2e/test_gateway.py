@@ -26,6 +26,7 @@ from bot.messages import ThreadKey
 from bot.storage.local import SqliteStateStore
 from bot.workspace import Workspace
 from tests.gateway_harness import Gateway, gateway  # noqa: F401  (the session fixture)
+from tests.waiting import until
 
 if TYPE_CHECKING:
     from bot.agents.gateway.executor import GatewayExecutor
@@ -144,6 +145,24 @@ async def test_a_restarted_bot_reattaches_to_the_kernel_and_keeps_variables(h: H
         assert notices(events) == []
     finally:
         await second.aclose()
+
+
+async def test_an_idle_conversation_lets_go_of_its_kernel_so_the_gateway_can_cull_it(h: Harness) -> None:
+    executor = h.executor(DATATHREAD_KERNEL_IDLE_SECONDS="0.5")
+    try:
+        await h.run(executor, "idle = 'still here'")
+        kernel = await h.state.get_value(KERNEL_NAMESPACE, h.conversation.id)
+
+        def connections() -> object:
+            status, model = h.gw.api("GET", f"/api/kernels/{kernel['kernel_id']}")
+            return model.get("connections") if status == 200 and isinstance(model, dict) else None
+
+        assert connections() == 1
+        await until(lambda: connections() == 0, within=10)  # the gateway culls only kernels nobody is connected to
+        events = await h.run(executor, "print(idle)")
+        assert out(events).strip() == "still here" and notices(events) == []
+    finally:
+        await executor.aclose()
 
 
 async def test_a_kernel_culled_while_the_bot_was_down_is_replaced_with_the_reset_note(h: Harness) -> None:

@@ -8,7 +8,9 @@ differs is the kernel's transport and where files live.
   on another replica, the conversation reattaches to its kernel and keeps its variables. A kernel the
   gateway no longer has (culled when idle, ended) is replaced, and that turn is told once that
   variables were reset. ``aclose`` leaves kernels running for that reason; the gateway's own idle
-  culling ends them. ``release`` deletes one.
+  culling ends them. ``release`` deletes one. After ``Settings.kernel_idle_timeout`` without a run
+  we close our WebSocket to a kernel (the next run reattaches): the gateway does not cull a kernel
+  with a client connected, and each connection holds a thread here.
 * The kernel has its own disk: it works in ``datathread/<conversation>`` under its cwd. Before a run,
   workspace files it lacks are written there; after the run, files the code created or changed
   come back into the workspace, so files, figures and datasets appear as with a local kernel. Bytes
@@ -68,6 +70,7 @@ class _Slot:
     mirror: FileMirror
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     session: GatewaySession | None = None
+    last_used: float = 0.0
 
 
 class GatewayExecutor:
@@ -83,7 +86,9 @@ class GatewayExecutor:
         self.state = state
         self.limits = RunLimits(settings.run_timeout, settings.output_cap_chars, interrupt_grace)
         self.memory_bytes = settings.kernel_memory_bytes
+        self.idle_timeout = settings.kernel_idle_timeout
         self._slots: dict[str, _Slot] = {}
+        self._reaper: asyncio.Task[None] | None = None
 
     async def execute(self, turn: Turn, code: str, *, language: str = "python") -> AsyncGenerator[AgentEvent, None]:
         """Run ``code`` (Python, or a shell command line with ``language="shell"``) on the conversation's
@@ -101,6 +106,7 @@ class GatewayExecutor:
                 return
             session = slot.session
             assert session is not None
+            self._start_reaper()
             if notice is not None:
                 yield notice
             try:
@@ -118,6 +124,7 @@ class GatewayExecutor:
                     async for event in events:
                         yield event
             finally:
+                slot.last_used = asyncio.get_running_loop().time()
                 if run.kernel_lost:
                     slot.session = None
                     await asyncio.shield(self._forget(turn.conversation, session))
@@ -254,6 +261,23 @@ class GatewayExecutor:
                 return set()
         return {str(n) for n in found}
 
+    def _start_reaper(self) -> None:
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.create_task(self._reap(), name="gateway-reaper")
+
+    async def _reap(self) -> None:
+        """Close connections idle for ``idle_timeout`` (their kernels keep running); ends when none is left."""
+        interval = min(30.0, max(0.1, self.idle_timeout / 4))
+        loop = asyncio.get_running_loop()
+        while any(s.session is not None for s in self._slots.values()):
+            await asyncio.sleep(interval)
+            for slot in list(self._slots.values()):
+                session = slot.session
+                if session is None or slot.lock.locked() or loop.time() - slot.last_used < self.idle_timeout:
+                    continue
+                slot.session = None  # before awaiting: a run starting now reattaches
+                await session.detach()
+
     async def release(self, conversation: Conversation) -> None:
         """Delete the conversation's kernel on the gateway (a running cell ends); its workspace stays."""
         slot = self._slots.pop(conversation.id, None)
@@ -263,6 +287,11 @@ class GatewayExecutor:
 
     async def aclose(self) -> None:
         """Close our connections; the kernels keep running on the gateway for the next start to reattach."""
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+            self._reaper = None
         sessions = [s.session for s in self._slots.values() if s.session is not None]
         self._slots.clear()
         for session in sessions:

@@ -12,10 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from bot.workspace import CHARTS_DIR, CODE_DIR, EXPORTS_DIR, WorkspaceFile
-
-#: Workspace folders datathread itself writes: never copied into a kernel.
-OWN_FOLDERS = frozenset({EXPORTS_DIR, CHARTS_DIR, CODE_DIR})
+from bot.workspace import OWN_FOLDERS, WorkspaceFile
 
 #: ``{name: (size, mtime_ns)}``, names relative to the folder with ``/``.
 Listing = Mapping[str, tuple[int, int]]
