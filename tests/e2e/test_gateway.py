@@ -259,6 +259,32 @@ def test_doctor_checks_the_gateway_instead_of_a_local_kernel_and_sandbox(gateway
     assert "sandbox" not in result.stdout and "[ok] kernel:" not in result.stdout
 
 
+async def test_an_unreachable_gateway_ends_the_turn_with_a_short_retryable_message(tmp_path: Path) -> None:
+    from adapters.local_server import free_port
+    from bot.agents.gateway.executor import GatewayExecutor
+
+    settings = Settings.from_env({"DATATHREAD_HOME": str(tmp_path), "DATATHREAD_EXECUTOR": "gateway",
+                                  "JUPYTER_GATEWAY_URL": f"http://127.0.0.1:{free_port()}"})
+    assert settings.gateway is not None
+    state = SqliteStateStore(tmp_path / "state.sqlite3", settings.workspaces)
+    store = LocalDatasetStore(tmp_path / "datasets")
+    conversation = await state.start_conversation(ThreadKey("console", "local", "gw", "down"), "alice")
+    turn = Turn(conversation, "print(1)", (), Workspace(conversation.workspace).ensure(),
+                ThreadDatasets(store, conversation))
+    executor = GatewayExecutor(settings, settings.gateway, state)
+    try:
+        events = [e async for e in executor.execute(turn, "print(1)")]
+        [failed] = events
+        assert isinstance(failed, TurnFailed) and failed.retryable
+        assert "gateway could not be reached" in failed.message and "Traceback" not in failed.message
+        [check] = await diagnose(settings.gateway)
+        assert not check.ok and "could not be reached" in check.detail and "JUPYTER_GATEWAY_URL" in check.hint
+    finally:
+        await executor.aclose()
+        await store.aclose()
+        await state.aclose()
+
+
 async def test_doctor_reports_the_gateway_its_kernel_specs_and_a_wrong_token(gateway: Gateway) -> None:  # noqa: F811
     good = GatewaySettings(gateway.url, gateway.token, gateway.kernel_name)
     [check] = await diagnose(good)

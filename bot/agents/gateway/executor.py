@@ -71,6 +71,7 @@ class _Slot:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     session: GatewaySession | None = None
     last_used: float = 0.0
+    kernel_id: str | None = None  # the kernel ``mirror`` describes
 
 
 class GatewayExecutor:
@@ -103,6 +104,10 @@ class GatewayExecutor:
                 notice = await self._ensure(slot, turn)
             except GatewayError as exc:
                 yield unreachable(exc.reason)
+                return
+            except (RuntimeError, TimeoutError):
+                log.warning("the gateway kernel did not get ready", exc_info=True)
+                yield unreachable("the kernel on the gateway did not answer")
                 return
             session = slot.session
             assert session is not None
@@ -157,17 +162,25 @@ class GatewayExecutor:
             kernel_id = stored.get("kernel_id") if isinstance(stored, dict) else None
             if kernel_id:
                 session = await GatewaySession.attach(str(kernel_id), turn.workspace.root)
-                if session is not None and await session.find_root():
-                    slot.session = session
-                    slot.mirror = FileMirror(self.gateway.transfer_max_bytes)
-                    slot.mirror.kernel = dict(await session.value(call("manifest")))
-                    return None
-                if session is not None:  # restarted by the gateway: our startup code is gone with the variables
+                if session is not None:
+                    try:
+                        if await session.find_root():
+                            listing = dict(await session.value(call("manifest")))
+                            if slot.kernel_id != session.kernel_id:  # new to this process (a restart, a replica)
+                                slot.mirror = FileMirror(self.gateway.transfer_max_bytes)
+                                slot.kernel_id = session.kernel_id
+                            slot.mirror.kernel = listing
+                            slot.session = session
+                            return None
+                    except BaseException:
+                        await asyncio.shield(session.detach())
+                        raise
+                    # Restarted by the gateway: our startup code is gone, and the variables with it.
                     await self._forget(conversation, session)
                 lost = True
         session = await GatewaySession.start(self.gateway, turn.workspace.root, _folder(conversation),
                                              self.memory_bytes)
-        slot.session = session
+        slot.session, slot.kernel_id = session, session.kernel_id
         slot.mirror = FileMirror(self.gateway.transfer_max_bytes)
         await self.state.put_value(KERNEL_NAMESPACE, conversation.id, {"kernel_id": session.kernel_id})
         return Notice(RESET, "info") if lost else None

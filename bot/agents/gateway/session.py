@@ -99,6 +99,9 @@ class _Client(GatewayKernelClient):
 
 
 def _reason(exc: BaseException) -> str:
+    """What went wrong, in a few words for the thread and ``doctor`` (the details go to the log)."""
+    if isinstance(exc, OSError) or isinstance(exc.__cause__, OSError):  # jupyter_server reports these as HTTP 503
+        return "the gateway could not be reached"
     code = getattr(exc, "status_code", None) or getattr(exc, "code", None)
     if code == 403:
         return "the gateway refused to start a kernel for this user (HTTP 403)"
@@ -108,7 +111,7 @@ def _reason(exc: BaseException) -> str:
         return "the gateway has no such kernel spec (HTTP 404): check JUPYTER_GATEWAY_KERNEL_NAME"
     if code:
         return f"the gateway answered HTTP {code}"
-    return f"the gateway could not be reached ({type(exc).__name__})"
+    return f"the gateway did not answer as expected ({type(exc).__name__})"
 
 
 class GatewaySession:
