@@ -71,10 +71,11 @@ class _Client(GatewayKernelClient):
                              hb: bool = True, control: bool = True) -> None:
         gateway = GatewayClient.instance()
         url = url_path_join(gateway.ws_url or "", gateway.kernels_endpoint, url_escape(self.kernel_id), "channels")
-        # As GatewayKernelClient.start_channels, plus the header.
+        # As GatewayKernelClient.start_channels, plus the header (and off the event loop: it blocks).
+        ssl = {"ca_certs": gateway.ca_certs, "certfile": gateway.client_cert, "keyfile": gateway.client_key}
         self.channel_socket = await asyncio.to_thread(
             websocket.create_connection, url, timeout=gateway.KERNEL_LAUNCH_TIMEOUT, enable_multithread=True,
-            header=_auth_header())
+            sslopt=ssl, header=_auth_header())
         AsyncKernelClient.start_channels(self, shell=shell, iopub=iopub, stdin=stdin, hb=hb, control=control)
         self.response_router = threading.Thread(target=self._route_responses, daemon=True)
         self.response_router.start()
