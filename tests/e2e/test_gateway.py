@@ -138,9 +138,11 @@ async def test_a_restarted_bot_reattaches_to_the_kernel_and_keeps_variables(h: H
     first = h.executor()
     await h.run(first, "answer = 41")
     await first.aclose()  # the bot stops; the kernel stays on the gateway
-    second = h.executor()  # a new process (or replica) on the same state store
+    second = LocalKernelAgent(h.executor())  # a new process (or replica) on the same state store
     try:
-        events = await h.run(second, "print(answer + 1)")
+        events = [e async for e in second.run(await h.turn("answer"))]  # a bare name runs if the kernel has it
+        assert out(events).strip() == "41"
+        events = [e async for e in second.run(await h.turn("print(answer + 1)"))]
         assert out(events).strip() == "42"
         assert notices(events) == []
     finally:

@@ -30,7 +30,7 @@ from collections.abc import AsyncGenerator, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from bot.agents.gateway.kernel_side import FRAMES
 from bot.agents.gateway.mirror import FileMirror
@@ -41,7 +41,7 @@ from bot.agents.kernel.run import KernelRun, RunLimits, shell_cell
 from bot.conversation import Conversation, Turn
 from bot.events import AgentEvent, CodeError, Notice, TurnFailed
 from bot.private import private_dir
-from bot.workspace import UnsafePath, human_size
+from bot.workspace import UnsafePath, Workspace, human_size
 
 if TYPE_CHECKING:
     from bot.config import GatewaySettings, Settings
@@ -150,7 +150,6 @@ class GatewayExecutor:
         """Give ``slot`` a live kernel: the one it has, the stored one, or a new one (with the reset notice
         when an earlier kernel is gone)."""
         conversation = turn.conversation
-        lost = False
         if slot.session is not None:
             if await slot.session.is_alive():
                 return None
@@ -158,32 +157,42 @@ class GatewayExecutor:
             await self._forget(conversation, dead)
             lost = True
         else:
-            stored = await self.state.get_value(KERNEL_NAMESPACE, conversation.id)
-            kernel_id = stored.get("kernel_id") if isinstance(stored, dict) else None
-            if kernel_id:
-                session = await GatewaySession.attach(str(kernel_id), turn.workspace.root)
-                if session is not None:
-                    try:
-                        if await session.find_root():
-                            listing = dict(await session.value(call("manifest")))
-                            if slot.kernel_id != session.kernel_id:  # new to this process (a restart, a replica)
-                                slot.mirror = FileMirror(self.gateway.transfer_max_bytes)
-                                slot.kernel_id = session.kernel_id
-                            slot.mirror.kernel = listing
-                            slot.session = session
-                            return None
-                    except BaseException:
-                        await asyncio.shield(session.detach())
-                        raise
-                    # Restarted by the gateway: our startup code is gone, and the variables with it.
-                    await self._forget(conversation, session)
-                lost = True
+            found = await self._reattach(slot, conversation)
+            if found == "attached":
+                return None
+            lost = found == "gone"
         session = await GatewaySession.start(self.gateway, turn.workspace.root, _folder(conversation),
                                              self.memory_bytes)
         slot.session, slot.kernel_id = session, session.kernel_id
         slot.mirror = FileMirror(self.gateway.transfer_max_bytes)
         await self.state.put_value(KERNEL_NAMESPACE, conversation.id, {"kernel_id": session.kernel_id})
         return Notice(RESET, "info") if lost else None
+
+    async def _reattach(self, slot: _Slot, conversation: Conversation) -> Literal["attached", "gone", "none"]:
+        """Attach ``slot`` to the conversation's stored kernel: ``"attached"``; ``"gone"`` if the gateway no
+        longer has it or it restarted (its variables and our startup code are lost: it is deleted); ``"none"``
+        if no kernel is stored. The stored id is left for ``_ensure`` to replace."""
+        stored = await self.state.get_value(KERNEL_NAMESPACE, conversation.id)
+        kernel_id = stored.get("kernel_id") if isinstance(stored, dict) else None
+        if not kernel_id:
+            return "none"
+        session = await GatewaySession.attach(str(kernel_id), Workspace(conversation.workspace).root)
+        if session is None:
+            return "gone"
+        try:
+            if not await session.find_root():
+                await session.shutdown()
+                return "gone"
+            listing = dict(await session.value(call("manifest")))
+        except BaseException:
+            await asyncio.shield(session.detach())
+            raise
+        if slot.kernel_id != session.kernel_id:  # new to this process (a restart, another replica)
+            slot.mirror = FileMirror(self.gateway.transfer_max_bytes)
+            slot.kernel_id = session.kernel_id
+        slot.mirror.kernel = listing
+        slot.session = session
+        return "attached"
 
     async def _forget(self, conversation: Conversation, session: GatewaySession) -> None:
         await session.shutdown()
@@ -258,16 +267,19 @@ class GatewayExecutor:
             partial.unlink(missing_ok=True)
 
     async def defined(self, conversation: Conversation, names: Iterable[str]) -> set[str]:
-        """Which of ``names`` are variables in the conversation's kernel (none without one attached)."""
-        slot = self._slots.get(conversation.id)
+        """Which of ``names`` are variables in the conversation's kernel (reattached if it has one on the
+        gateway; none if it has not)."""
         wanted = sorted(n for n in names if n.isidentifier())
-        if slot is None or slot.session is None or not wanted:
+        if not wanted:
             return set()
+        slot = self._slots.setdefault(conversation.id, _Slot(FileMirror(self.gateway.transfer_max_bytes)))
         async with slot.lock:
-            session = slot.session
-            if session is None:
-                return set()
             try:
+                if slot.session is None and await self._reattach(slot, conversation) == "attached":
+                    self._start_reaper()
+                session = slot.session
+                if session is None:
+                    return set()
                 found = await session.value(f"[n for n in {wanted!r} if n in get_ipython().user_ns]", wait=5.0)
             except Exception:
                 log.debug("variable lookup failed", exc_info=True)
