@@ -130,7 +130,7 @@ class GatewaySession:
         self._manager = manager
         self._client = client
         self.workspace = workspace
-        self.root = PurePosixPath("/")
+        self.root: PurePosixPath | None = None  # known after ``bootstrap`` or ``find_root``
         self._closed = False
         self._deleted = False
         self._lost = False
@@ -141,11 +141,11 @@ class GatewaySession:
 
     @property
     def visible_workspace(self) -> PurePosixPath:
-        return self.root
+        return self.root or PurePosixPath(".")
 
     def host_path(self, reported: str) -> str:
         path = PurePosixPath(reported)
-        if path == self.root or self.root in path.parents:
+        if self.root is not None and (path == self.root or self.root in path.parents):
             return str(self.workspace / path.relative_to(self.root))
         return reported
 
