@@ -7,7 +7,9 @@ Each executor gets one conversation whose kernel is started (and warmed by one r
 then ``--runs`` runs of ``print(1)`` are timed from ``execute`` to its ``CodeOutput`` (first output)
 and to the end of its events (the whole run: on the gateway this includes the look for new files
 after the run). The local kernel runs unsandboxed, as ``datathread chat`` runs it, so the figure is
-the transport's cost, not the sandbox's. Medians, and the ratio gateway / local.
+the transport's cost, not the sandbox's. Medians, and the ratio gateway / local. Then the time to
+copy a 20 MB file into the gateway kernel (an attachment) and one back (a file the code wrote), over
+the same run without a file.
 
 A gateway for a try on one machine (its own virtualenv: ``pip install jupyter_enterprise_gateway``)::
 
@@ -35,6 +37,21 @@ from bot.events import CodeOutput
 from bot.messages import ThreadKey
 from bot.storage.local import SqliteStateStore
 from bot.workspace import Workspace
+
+
+async def _copy_times(executor: KernelExecutor, turn: Turn) -> tuple[float, float]:
+    async def run(code: str) -> float:
+        t = time.perf_counter()
+        async with aclosing(executor.execute(turn, code)) as events:
+            async for _ in events:
+                pass
+        return time.perf_counter() - t
+
+    empty = await run("print(1)")
+    (turn.workspace.root / "in.bin").write_bytes(os.urandom(20_000_000))
+    push = await run("print(1)") - empty
+    pull = await run("open('out.bin', 'wb').write(__import__('os').urandom(20_000_000))") - empty
+    return push, pull
 
 
 async def _times(executor: KernelExecutor, turn: Turn, runs: int) -> tuple[list[float], list[float]]:
@@ -67,6 +84,7 @@ async def main(runs: int) -> None:
         state = SqliteStateStore(Path(tmp) / "state.sqlite3", settings.workspaces)
         store = LocalDatasetStore(settings.datasets)
         results = {}
+        push = pull = 0.0
         for label in ("local", "gateway"):
             conversation = await state.start_conversation(ThreadKey("console", "local", "bench", label), "bench")
             turn = Turn(conversation, "print(1)", (), Workspace(conversation.workspace).ensure(),
@@ -76,6 +94,8 @@ async def main(runs: int) -> None:
                 else GatewayExecutor(settings, settings.gateway, state))
             try:
                 results[label] = await _times(executor, turn, runs)
+                if label == "gateway":
+                    push, pull = await _copy_times(executor, turn)
             finally:
                 await executor.release(conversation)
                 await executor.aclose()
@@ -87,6 +107,8 @@ async def main(runs: int) -> None:
         local, remote = (statistics.median(results[k][i]) for k in ("local", "gateway"))
         print(f"gateway overhead per run, {what}: {(remote - local) * 1000:+.1f} ms, ratio gateway/local "
               f"{remote / local:.1f}x")
+    print(f"20 MB file copied into the gateway kernel: {push:.2f} s ({20 / push:.0f} MB/s); "
+          f"back from it: {pull:.2f} s ({20 / pull:.0f} MB/s)")
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
