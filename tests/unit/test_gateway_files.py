@@ -57,6 +57,14 @@ def test_files_the_code_created_or_changed_are_pulled_and_the_rest_not() -> None
     assert mirror.to_pull({"a.csv": (1, 1), "b.csv": (3, 5), "c.png": (7, 7)}) == []
 
 
+def test_of_our_private_folder_only_hand_over_tables_come_back() -> None:
+    mirror = FileMirror(max_bytes=100)
+    listing = {".datathread/frames/t.arrow": (1, 1), ".datathread/secret": (1, 1),
+               ".datathread/frames/x/y.arrow": (1, 1), ".datathread/frames/log.txt": (1, 1),
+               "notes/.datathread/ok.txt": (1, 1)}
+    assert [n for n, _ in mirror.to_pull(listing)] == [".datathread/frames/t.arrow", "notes/.datathread/ok.txt"]
+
+
 def test_a_file_over_the_cap_is_reported_once_per_name_and_size() -> None:
     mirror = FileMirror(max_bytes=100)
     assert mirror.fits("small", 100) is True

@@ -12,7 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from bot.workspace import OWN_FOLDERS, WorkspaceFile
+from bot.agents.gateway.kernel_side import FRAMES
+from bot.workspace import OWN_FOLDERS, PRIVATE_DIR, WorkspaceFile
+
+
+def _may_come_back(name: str) -> bool:
+    """Anything but our private folder, where only the hand-over tables (``FRAMES/<id>.arrow``) may."""
+    if name.split("/", 1)[0] != PRIVATE_DIR:
+        return True
+    folder, _, file = name.rpartition("/")
+    return folder == FRAMES and file.endswith(".arrow")
 
 #: ``{name: (size, mtime_ns)}``, names relative to the folder with ``/``.
 Listing = Mapping[str, tuple[int, int]]
@@ -50,9 +59,10 @@ class FileMirror:
 
     def to_pull(self, listing: Listing) -> list[tuple[str, int]]:
         """Kernel files to copy back, ``(name, size)``, created or changed since the last look; ``listing``
-        becomes the last look."""
+        becomes the last look. Of our private folder only hand-over tables come back (the listing is made by
+        code the user's code can change: it never writes anything else of ours here)."""
         changed = [(name, size_mtime[0]) for name, size_mtime in sorted(listing.items())
-                   if self.kernel.get(name) != size_mtime]
+                   if self.kernel.get(name) != size_mtime and _may_come_back(name)]
         self.kernel = dict(listing)
         return changed
 
