@@ -81,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _runs_local_code(settings: Settings) -> bool:
+    if settings.gateway is not None:  # DATATHREAD_EXECUTOR=gateway: code runs on the gateway's kernels
+        return False
     return settings.agent is AgentKind.KERNEL or (
         settings.agent is AgentKind.CONVERSE and os.environ.get("DATATHREAD_EXECUTOR", "").lower() == "local"
     )
@@ -183,9 +185,9 @@ def hide_environment() -> bool:
 
 async def _warm_kernels(agent: object) -> None:
     """Start the local agent's warm kernels before the first message arrives (a failure is only logged)."""
-    from bot.agents.kernel.agent import LocalKernelAgent
+    from bot.agents.kernel.agent import LocalKernelAgent, LocalKernelExecutor
 
-    if isinstance(agent, LocalKernelAgent):
+    if isinstance(agent, LocalKernelAgent) and isinstance(agent.executor, LocalKernelExecutor):
         try:
             await agent.executor.warm_up()
         except Exception:
@@ -297,6 +299,10 @@ async def _doctor(settings: Settings) -> int:
         from bot.agents.kernel.safety import diagnose as diagnose_sandbox
 
         checks += await diagnose_sandbox(settings)
+    if settings.gateway is not None:
+        from bot.agents.gateway.doctor import diagnose as diagnose_gateway
+
+        checks += await diagnose_gateway(settings.gateway)
     print(format_checks(checks))
     return 0 if all(c.ok for c in checks) else 1
 

@@ -32,6 +32,10 @@ def build_agent(settings: Settings, state: StateStore, env: Mapping[str, str]) -
         return ConverseAgent.from_env(settings, env, state)
     from bot.agents.kernel.agent import LocalKernelAgent
 
+    if settings.gateway is not None:  # DATATHREAD_EXECUTOR=gateway: the kernels run on a Jupyter Enterprise Gateway
+        from bot.agents.gateway.executor import GatewayExecutor
+
+        return LocalKernelAgent(GatewayExecutor(settings, settings.gateway, state))
     return LocalKernelAgent.from_settings(settings)
 
 

@@ -74,6 +74,40 @@ class StoreKind(StrEnum):
     AWS = "aws"  # DynamoDB, S3 and SQS, shared by several replicas (bot.aws)
 
 
+@dataclass(frozen=True)
+class GatewaySettings:
+    """A Jupyter Enterprise Gateway that runs the conversations' kernels (``DATATHREAD_EXECUTOR=gateway``).
+
+    ``url``: ``JUPYTER_GATEWAY_URL`` (http or https); ``auth_token``: ``JUPYTER_GATEWAY_AUTH_TOKEN``, sent as
+    ``Authorization: token …``; ``kernel_name``: ``JUPYTER_GATEWAY_KERNEL_NAME`` (the gateway's kernel spec);
+    ``transfer_max_bytes``: ``DATATHREAD_GATEWAY_FILE_MAX_MB`` (decimal MB), the largest file copied between
+    the conversation's folder and the kernel's disk, either way.
+    """
+
+    url: str
+    auth_token: str | None = field(default=None, repr=False)
+    kernel_name: str = "python3"
+    transfer_max_bytes: int = 100 * 1_000_000
+    request_timeout: float = 120.0  # a kernel start on a cluster may wait for a pod
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> GatewaySettings | None:
+        """The gateway when ``DATATHREAD_EXECUTOR=gateway``, else ``None``; ``ConfigError`` without a usable URL."""
+        if env.get("DATATHREAD_EXECUTOR", "").strip().lower() != "gateway":
+            return None
+        url = env.get("JUPYTER_GATEWAY_URL", "").strip().rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError("DATATHREAD_EXECUTOR=gateway needs JUPYTER_GATEWAY_URL, the gateway's http(s) address "
+                              f"(e.g. http://gateway:8888), got {url!r}")
+        return cls(
+            url=url,
+            auth_token=env.get("JUPYTER_GATEWAY_AUTH_TOKEN", "").strip() or None,
+            kernel_name=env.get("JUPYTER_GATEWAY_KERNEL_NAME", "").strip() or "python3",
+            transfer_max_bytes=int(env_number(env, "DATATHREAD_GATEWAY_FILE_MAX_MB", 100) * 1_000_000),
+            request_timeout=env_number(env, "JUPYTER_GATEWAY_REQUEST_TIMEOUT", 120),
+        )
+
+
 #: Wave 1's names, still accepted: "bedrock" meant Converse, "bedrock-agent" Bedrock Agents.
 AGENT_ALIASES = {"local": AgentKind.KERNEL, "bedrock-agent": AgentKind.BEDROCK_AGENTS, "bedrock": AgentKind.CONVERSE}
 
@@ -109,6 +143,8 @@ class Settings:
     #: DATATHREAD_MAX_POST_MB (decimal MB): larger workspace files are not posted into a thread.
     max_post_bytes: int = 100 * 1_000_000
     store: StoreKind = StoreKind.LOCAL  # DATATHREAD_STORE
+    #: DATATHREAD_EXECUTOR=gateway: kernels run on this Jupyter Enterprise Gateway, not on this host.
+    gateway: GatewaySettings | None = None
 
     @property
     def workspaces(self) -> Path:
@@ -202,6 +238,7 @@ class Settings:
             web_link_hours=env_number(env, "DATATHREAD_WEB_LINK_HOURS", 8),
             public_url=env.get("DATATHREAD_PUBLIC_URL", "").strip().rstrip("/") or None,
             store=store,
+            gateway=GatewaySettings.from_env(env),
         )
 
 

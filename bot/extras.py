@@ -33,7 +33,8 @@ class Extra:
 SLACK = Extra("slack", "Slack", ("slack_bolt", "slack_sdk"))
 TEAMS = Extra("teams", "Microsoft Teams", ("botbuilder.core", "botbuilder.integration.aiohttp"))
 AWS = Extra("aws", "the Amazon Bedrock agents", ("boto3", "botocore"))
-EXTRAS = (SLACK, TEAMS, AWS)
+GATEWAY = Extra("gateway", "a Jupyter Enterprise Gateway", ("jupyter_server", "websocket"))
+EXTRAS = (SLACK, TEAMS, AWS, GATEWAY)
 
 
 class MissingExtra(Exception):
@@ -72,6 +73,8 @@ def require_for_agent(settings: Settings) -> None:
     extra = agent_extra(settings)
     if extra is not None and not extra.installed:
         raise MissingExtra(extra, f"DATATHREAD_AGENT={settings.agent.value} runs on AWS")
+    if settings.gateway is not None and not GATEWAY.installed:
+        raise MissingExtra(GATEWAY, "DATATHREAD_EXECUTOR=gateway runs code on a Jupyter Enterprise Gateway")
 
 
 def require_for_serve(settings: Settings, env: Mapping[str, str]) -> None:

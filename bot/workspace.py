@@ -14,6 +14,9 @@ from bot.private import private_dir, write_private
 PRIVATE_DIR = ".datathread"
 #: Visible folders datathread itself writes: charts drawn from datasets, dataset downloads, long code.
 CHARTS_DIR, EXPORTS_DIR, CODE_DIR = "charts", "exports", "code"
+#: Folders datathread itself writes (dataset exports, drawn charts, saved code steps): a remote code
+#: environment (AgentCore session, gateway kernel) never needs them, so they are never copied into one.
+OWN_FOLDERS = frozenset({EXPORTS_DIR, CHARTS_DIR, CODE_DIR})
 
 
 class UnsafePath(ValueError):

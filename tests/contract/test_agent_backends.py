@@ -1,6 +1,7 @@
 """Every agent backend keeps the ``AgentBackend`` contract (``bot/agents/backend.py``).
 
-One suite, run against each backend with its real client: the local kernel (real ipykernel),
+One suite, run against each backend with its real client: the local kernel (real ipykernel), the
+same agent with its kernels on a real Jupyter Enterprise Gateway (``tests/gateway_harness.py``),
 Bedrock Agents (boto3 against ``tests/fakes/bedrock_agent_runtime.py``) and Converse (boto3 against
 ``tests/fakes/bedrock_runtime.py``, code run in ``tests/fakes/agentcore.py``). A new backend adds one
 ``Backend`` implementation and one entry in ``BACKENDS``; it then inherits every check here.
@@ -27,12 +28,14 @@ from bot.datasets.local import LocalDatasetStore
 from bot.datasets.registrar import ThreadDatasets
 from bot.events import AgentEvent, CodeOutput, CodeStarted, FinalText, Rationale, TurnFailed
 from bot.messages import ThreadKey
+from bot.storage.local import SqliteStateStore
 from bot.workspace import Workspace
 from tests.e2e.test_bedrock_agent import bedrock_agents_service
 from tests.e2e.test_converse import Env, aws_env
 from tests.fakes import bedrock_agent_runtime as fx
 from tests.fakes.bedrock_agent_runtime import FakeBedrockAgents, PreStreamError
 from tests.fakes.bedrock_runtime import Call, Fail, Hang, Say, Think, reply
+from tests.gateway_harness import Gateway, gateway  # noqa: F401  (the session fixture)
 
 pytestmark = pytest.mark.e2e  # kernels and local HTTP fakes
 
@@ -137,6 +140,19 @@ class KernelBackend:
         return None  # the next turn's code runs only once the interrupted one has stopped
 
 
+class GatewayKernelBackend(KernelBackend):
+    """The same agent with its kernels on a Jupyter Enterprise Gateway, configured from the environment."""
+
+    def __init__(self, root: Path, store: LocalDatasetStore, env: dict[str, str]) -> None:
+        from bot.agents.gateway.executor import GatewayExecutor
+
+        settings = Settings.from_env({**env, "DATATHREAD_HOME": str(root)})
+        assert settings.gateway is not None, "the gateway's environment is set by the backend fixture"
+        self.state = SqliteStateStore(root / "state.sqlite3", root / "workspaces")
+        self.agent = LocalKernelAgent(GatewayExecutor(settings, settings.gateway, self.state, interrupt_grace=3.0))
+        self.conversation, self.store = fixed_conversation(root), store
+
+
 class BedrockAgentsBackend:
     """Bedrock Agents (``invoke_agent``): the service runs the code; attachments travel as session files."""
 
@@ -233,6 +249,21 @@ async def kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
 
 
 @contextlib.asynccontextmanager
+async def gateway_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Backend]:
+    import os
+
+    store = LocalDatasetStore(tmp_path / "datasets")
+    backend = GatewayKernelBackend(tmp_path, store, dict(os.environ))
+    try:
+        yield backend
+    finally:
+        await backend.agent.release(backend.conversation)  # kernels outlive the bot by design: end this one
+        await backend.agent.aclose()
+        await backend.state.aclose()
+        await store.aclose()
+
+
+@contextlib.asynccontextmanager
 async def bedrock_agents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Backend]:
     store = LocalDatasetStore(tmp_path / "datasets")
     async with bedrock_agents_service(monkeypatch, tmp_path) as service:
@@ -255,12 +286,17 @@ async def converse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIter
 
 
 Factory = Callable[[Path, pytest.MonkeyPatch], contextlib.AbstractAsyncContextManager[Backend]]
-BACKENDS: dict[str, Factory] = {"kernel": kernel, "bedrock-agents": bedrock_agents, "converse": converse}
+BACKENDS: dict[str, Factory] = {"kernel": kernel, "gateway": gateway_kernel, "bedrock-agents": bedrock_agents,
+                                 "converse": converse}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 async def backend(request: pytest.FixtureRequest, tmp_path: Path,
                   monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Backend]:
+    if request.param == "gateway":  # a deployment points at its gateway through the environment
+        running: Gateway = request.getfixturevalue("gateway")
+        for name, value in running.env().items():
+            monkeypatch.setenv(name, value)
     async with BACKENDS[request.param](tmp_path, monkeypatch) as made:
         yield made
 

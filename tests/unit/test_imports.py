@@ -14,12 +14,14 @@ from pathlib import Path
 ROOT = Path(__file__).parents[2]
 PACKAGES = ("bot", "adapters", "renderers")
 SDKS = ("slack_bolt", "slack_sdk", "botbuilder", "botframework", "jupyter_client", "boto3", "botocore", "urllib3",
-        "adapters")
+        "jupyter_server", "websocket", "adapters")
 AWS, KERNEL = ("boto3", "botocore", "urllib3"), ("jupyter_client",)
+GATEWAY = ("jupyter_client", "jupyter_server", "websocket")
 #: Where in bot/ an SDK may be imported: a backend package its own SDK, the CLI (the composition root) adapters,
 #: the AWS mode's package boto3 (its stores in bot/storage and bot/datasets take clients, never import it).
 ALLOWED = {"bot/agents/aws.py": AWS, "bot/agents/bedrock_agents": AWS, "bot/agents/converse": AWS,
-           "bot/agents/agentcore": AWS, "bot/agents/kernel": KERNEL, "bot/cli.py": ("adapters",), "bot/aws": AWS}
+           "bot/agents/agentcore": AWS, "bot/agents/kernel": KERNEL, "bot/agents/gateway": GATEWAY,
+           "bot/cli.py": ("adapters",), "bot/aws": AWS}
 
 
 def _modules() -> dict[str, Path]:

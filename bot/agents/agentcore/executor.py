@@ -44,7 +44,7 @@ from bot.agents.backend import announce_files
 from bot.agents.converse.config import SYSTEM_INTERPRETER, ConverseConfig
 from bot.conversation import Conversation, Turn
 from bot.events import AgentEvent, CodeOutput, Notice
-from bot.workspace import CHARTS_DIR, CODE_DIR, EXPORTS_DIR, WorkspaceFile, human_size
+from bot.workspace import OWN_FOLDERS, WorkspaceFile, human_size
 
 if TYPE_CHECKING:
     from bot.storage.base import StateStore
@@ -58,9 +58,6 @@ _UPLOAD_BATCH_BYTES = 20_000_000
 _MAX_FETCH = 50
 _LIST_DEPTH = 3
 _SKIP_DIRS = frozenset({"__pycache__", "node_modules", ".ipynb_checkpoints"})
-#: Workspace folders datathread itself writes (bot.actions: exports/, charts/; the engine: code/). Full
-#: dataset exports can be large, and the code never needs them: they stay out of the session.
-_OWN_FOLDERS = frozenset({EXPORTS_DIR, CHARTS_DIR, CODE_DIR})
 RESTARTED = (
     "The code environment had expired and was restarted: workspace files were restored, "
     "but variables from earlier steps are gone."
@@ -199,7 +196,7 @@ class AgentCoreExecutor:
         batch: list[tuple[WorkspaceFile, bytes]] = []
         batch_bytes = 0
         for f in await turn.workspace.list_files():
-            if f.name.split("/", 1)[0] in _OWN_FOLDERS or f.size in (session.synced.get(f.name),
+            if f.name.split("/", 1)[0] in OWN_FOLDERS or f.size in (session.synced.get(f.name),
                                                                      session.skipped.get(f.name)):
                 continue
             if f.size > self.max_file_bytes:

@@ -54,7 +54,7 @@ from bot.agents.converse.prompt import (
     user_message,
 )
 from bot.agents.converse.response import NO_ANSWER, More, Response, Shown
-from bot.config import AgentKind
+from bot.config import AgentKind, ConfigError, GatewaySettings
 from bot.conversation import Conversation, Turn
 from bot.conversation_moves import keeps_variables_here
 from bot.events import AgentEvent, CodeError, CodeStarted, DatasetProduced, FinalText, Notice, Rationale, TurnFailed
@@ -94,6 +94,13 @@ class ConverseAgent:
             from bot.agents.agentcore.executor import AgentCoreExecutor
 
             executor = AgentCoreExecutor.from_config(config, state)
+        elif config.executor == "gateway":
+            from bot.agents.gateway.executor import GatewayExecutor
+
+            gateway = settings.gateway or GatewaySettings.from_env(env)
+            if gateway is None:
+                raise ConfigError("DATATHREAD_EXECUTOR=gateway needs JUPYTER_GATEWAY_URL")
+            executor = GatewayExecutor(settings, gateway, state)
         else:
             from bot.agents.kernel.agent import LocalKernelExecutor  # type: ignore[import-not-found,unused-ignore]
 
@@ -131,7 +138,7 @@ class ConverseAgent:
         conversation = turn.conversation
         history = sanitize(await self.state.get_value(HISTORY_NAMESPACE, conversation.id))
         messages: list[Message] = [user_message(turn)]
-        system = await system_prompt(turn, displays_frames=self.config.executor == "local")
+        system = await system_prompt(turn, displays_frames=self.config.executor in ("local", "gateway"))
         completed = False
         reason = "it was cancelled"
         answered = [False]  # a FinalText was shown this turn (later answer text needs a gap)

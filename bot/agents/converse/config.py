@@ -13,7 +13,7 @@ from typing import Literal
 
 from bot.config import ConfigError, env_int
 
-ExecutorKind = Literal["agentcore", "local"]
+ExecutorKind = Literal["agentcore", "local", "gateway"]
 
 #: The system Code Interpreter every AWS account has.
 SYSTEM_INTERPRETER = "aws.codeinterpreter.v1"
@@ -80,12 +80,12 @@ class ConverseConfig:
         executor = env.get("DATATHREAD_EXECUTOR", "").strip().lower()
         if not executor:
             executor = "agentcore" if aws_credentials_present(env) else "local"
-        if executor not in ("agentcore", "local"):
-            raise ConfigError(f"DATATHREAD_EXECUTOR must be agentcore or local, got {executor!r}")
+        if executor not in ("agentcore", "local", "gateway"):
+            raise ConfigError(f"DATATHREAD_EXECUTOR must be agentcore, local or gateway, got {executor!r}")
         read_timeout = env_int(env, "BEDROCK_READ_TIMEOUT_SECONDS", 300)
         return cls(
             model_id=model_id,
-            executor="agentcore" if executor == "agentcore" else "local",
+            executor="agentcore" if executor == "agentcore" else "gateway" if executor == "gateway" else "local",
             interpreter_id=env.get("AGENTCORE_CODE_INTERPRETER_ID", "").strip() or SYSTEM_INTERPRETER,
             session_timeout=env_int(env, "AGENTCORE_SESSION_TIMEOUT_SECONDS", 3600, 60, 28_800),
             max_tool_rounds=env_int(env, "DATATHREAD_MAX_TOOL_ROUNDS", 8, 1, 100),

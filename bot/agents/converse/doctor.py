@@ -134,6 +134,9 @@ async def diagnose(env: Mapping[str, str]) -> list[DoctorCheck]:
     ]
     if config.executor == "agentcore":
         checks.append(await _interpreter_check(config, region))
+    elif config.executor == "gateway":  # the gateway's own line follows (bot.agents.gateway.doctor)
+        checks.append(DoctorCheck("Code executor", True, "kernels on a Jupyter Enterprise Gateway "
+                                  "(DATATHREAD_EXECUTOR=gateway)"))
     else:
         checks.append(DoctorCheck("Code executor", True, "local Jupyter kernel (DATATHREAD_EXECUTOR=local)"))
     return checks

@@ -17,12 +17,14 @@ import uuid
 from collections.abc import AsyncGenerator, Awaitable, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from bot.agents.backend import announce_files, dataset_events
+from bot.agents.backend import CodeExecutor
 from bot.agents.kernel.code_input import code_in
 from bot.agents.kernel.handover import sweep_stale_handovers
 from bot.agents.kernel.pool import KernelPool
-from bot.agents.kernel.run import KernelRun, RunLimits
+from bot.agents.kernel.results import run_results
+from bot.agents.kernel.run import KernelRun, RunLimits, shell_cell
 from bot.agents.kernel.sandbox import SandboxUnavailable, policy_for
 from bot.agents.kernel.session import KernelSession, KernelStartError
 from bot.config import AgentKind, Settings
@@ -30,7 +32,6 @@ from bot.conversation import Conversation, Turn
 from bot.durations import human_duration
 from bot.events import AgentEvent, CodeError, CodeStarted, FinalText, Notice, TurnFailed
 from bot.help import local_agent_help
-from bot.workspace import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ class LocalKernelExecutor:
                     yield notice
                 before = await turn.workspace.take_snapshot()
                 run = KernelRun(session, turn, self.limits)
-                source = code if language == "python" else _shell(code)
+                source = code if language == "python" else shell_cell(code)
                 quota = session.quota.watching() if session.quota is not None else contextlib.nullcontext()
                 try:
                     async with quota, aclosing(run.events(source, store_history=language == "python")) as events:
@@ -151,7 +152,7 @@ class LocalKernelExecutor:
                     if run.kernel_lost:
                         slot.session = None
                         await self._stop(session)
-                async with aclosing(self._results(turn, run, before)) as results:
+                async with aclosing(run_results(turn, run, before)) as results:
                     async for event in results:
                         yield event
         finally:
@@ -249,24 +250,6 @@ class LocalKernelExecutor:
         self._chores.add(task)
         task.add_done_callback(self._chores.discard)
 
-    async def _results(self, turn: Turn, run: KernelRun, before: Snapshot) -> AsyncGenerator[AgentEvent, None]:
-        for path, name in run.frames:
-            try:
-                meta = await turn.datasets.register_file(path, name)
-            except Exception as exc:
-                log.warning("could not register the displayed table %s", name, exc_info=True)
-                yield Notice(f"The table {name} could not be kept as a dataset ({type(exc).__name__}).", "warning")
-                continue
-            finally:
-                # The store keeps its own copy: the kernel's export is only a hand-over.
-                path.unlink(missing_ok=True)
-            if meta is not None:
-                for event in dataset_events(meta):
-                    yield event
-        changed = [f for f in await turn.workspace.changes_since(before) if f.path not in run.announced]
-        async for event in announce_files(turn, changed):
-            yield event
-
     async def defined(self, conversation: Conversation, names: Iterable[str]) -> set[str]:
         """Which of ``names`` are variables in the conversation's running kernel (none if stopped)."""
         slot = self._slots.get(conversation.id)
@@ -335,18 +318,27 @@ class LocalKernelExecutor:
         await asyncio.gather(*(s.shutdown() for s in sessions))
 
 
-def _shell(command: str) -> str:
-    return f"__import__('bot.agents.kernel.startup', fromlist=['run_shell']).run_shell({command!r})"
+class KernelExecutor(CodeExecutor, Protocol):
+    """A ``CodeExecutor`` on a Jupyter kernel, which can also say which variables it holds."""
+
+    def execute(self, turn: Turn, code: str, *, language: str = "python") -> AsyncGenerator[AgentEvent, None]: ...
+
+    async def defined(self, conversation: Conversation, names: Iterable[str]) -> set[str]:
+        """Which of ``names`` are variables in the conversation's running kernel (none if stopped)."""
+        ...
 
 
 class LocalKernelAgent:
-    """``AgentBackend`` for the embedded default: runs the code the user sends, or answers with help."""
+    """``AgentBackend`` for the embedded default: runs the code the user sends, or answers with help.
+
+    Its kernels are local (``LocalKernelExecutor``) or on a Jupyter Enterprise Gateway
+    (``bot.agents.gateway.executor.GatewayExecutor``)."""
 
     name: str = AgentKind.KERNEL
     #: Variables live in this process's kernels (``bot.conversation_moves``).
     variables_here = True
 
-    def __init__(self, executor: LocalKernelExecutor) -> None:
+    def __init__(self, executor: KernelExecutor) -> None:
         self.executor = executor
 
     @classmethod

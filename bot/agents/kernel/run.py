@@ -2,7 +2,9 @@
 
 Streams are yielded as they arrive. Figures (``FIGURE_MIME`` or a plain ``image/png``) become
 ``FileProduced`` at once; displayed tables are collected in ``frames`` for the caller to register
-after the run, so a slow registration never eats into the run's time limit.
+after the run, so a slow registration never eats into the run's time limit. A kernel with its own
+disk (``KernelConnection.files_elsewhere``, a gateway kernel) reports figures and tables whose files
+reach this host only after the run: they wait in ``figures`` / ``frames`` for the caller.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+from bot.agents.kernel.connection import KernelConnection, Message
 from bot.agents.kernel.sandbox import QUOTA_ERRNOS
-from bot.agents.kernel.session import KernelSession, Message
 from bot.agents.kernel.startup import EXIT_MIME, FIGURE_MIME, FRAME_MIME, next_free
 from bot.conversation import Turn, media_type
 from bot.durations import human_duration
@@ -39,6 +41,11 @@ class RunLimits:
     output_cap: int  # characters of output shown per run
     interrupt_grace: float = 3.0  # seconds an interrupted run gets to stop before the kernel is killed
     workspace_max_bytes: int | None = None  # the sandbox's disk limit, named when a write passes it
+
+
+def shell_cell(command: str) -> str:
+    """The cell that runs ``command`` in a shell in the kernel's folder (``startup.run_shell``)."""
+    return f"__import__('bot.agents.kernel.startup', fromlist=['run_shell']).run_shell({command!r})"
 
 
 def strip_ansi(text: str) -> str:
@@ -155,12 +162,13 @@ class KernelRun:
     """Runs one piece of code and yields its events. ``kernel_lost`` tells the caller to replace
     the kernel (it died, or it ignored an interrupt after the time limit)."""
 
-    def __init__(self, session: KernelSession, turn: Turn, limits: RunLimits) -> None:
+    def __init__(self, session: KernelConnection, turn: Turn, limits: RunLimits) -> None:
         self.session = session
         self.turn = turn
         self.limits = limits
         self.frames: list[tuple[Path, str]] = []  # displayed tables, in order: (arrow file, name)
         self.announced: set[Path] = set()  # files already reported as FileProduced
+        self.figures: list[Path] = []  # figures still on the kernel's own disk, in order (files_elsewhere)
         self.kernel_lost = False
         self._interrupted = False
         self._settled = False
@@ -261,14 +269,17 @@ class KernelRun:
     def _bundle(self, data: dict[str, Any]) -> list[AgentEvent]:
         if FRAME_MIME in data:
             frame = data[FRAME_MIME]
-            path = self._inside(str(frame.get("path", "")))
+            path = self._inside(str(frame.get("path", "")), arrived=not self.session.files_elsewhere)
             # Only our hand-over folder: the file is deleted once the store has copied it.
             if path is not None and path.parent == self.turn.workspace.root / PRIVATE_DIR / "frames":
                 self.frames.append((path, str(frame.get("name") or "result")))
                 return []
         if FIGURE_MIME in data:
-            path = self._inside(str(data[FIGURE_MIME].get("path", "")))
-            return [self._produced(path)] if path is not None else []
+            path = self._inside(str(data[FIGURE_MIME].get("path", "")), arrived=not self.session.files_elsewhere)
+            if path is not None and self.session.files_elsewhere:
+                self.figures.append(path)
+                return []
+            return [self.produced(path)] if path is not None else []
         if EXIT_MIME in data:
             code = int(data[EXIT_MIME].get("returncode", 0))
             return [CodeError("ShellError", f"the command exited with status {code}")] if code else []
@@ -277,13 +288,13 @@ class KernelRun:
         text = data.get("text/plain")
         return self._show(strip_ansi(str(text)) + "\n", "stdout") if text else []
 
-    def _inside(self, raw: str) -> Path | None:
-        """A path the kernel reported, if it is an existing file inside the workspace."""
+    def _inside(self, raw: str, *, arrived: bool = True) -> Path | None:
+        """A path the kernel reported, if it is inside the workspace (and, when ``arrived``, an existing file)."""
         try:
             path = self.turn.workspace.resolve(self.session.host_path(raw))
         except UnsafePath:
             return None
-        return path if path.is_file() else None
+        return path if not arrived or path.is_file() else None
 
     def _save_png(self, b64: str) -> list[AgentEvent]:
         try:
@@ -292,9 +303,10 @@ class KernelRun:
             return []
         path = next_free(self.turn.workspace.root / "figures", "figure", ".png")
         path.write_bytes(png)
-        return [self._produced(path)]
+        return [self.produced(path)]
 
-    def _produced(self, path: Path) -> FileProduced:
+    def produced(self, path: Path) -> FileProduced:
+        """``FileProduced`` for a file now in the workspace, remembered as announced."""
         self.announced.add(path)
         return FileProduced(path=path, name=self.turn.workspace.relative(path), size=path.stat().st_size,
                             media_type=media_type(path))

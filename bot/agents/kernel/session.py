@@ -27,6 +27,7 @@ from jupyter_client import AsyncKernelManager
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 
+from bot.agents.kernel.connection import Message
 from bot.agents.kernel.sandbox import (
     WORKSPACE,
     DiskQuota,
@@ -43,7 +44,7 @@ from bot.workspace import PRIVATE_DIR
 
 log = logging.getLogger(__name__)
 
-Message = dict[str, Any]
+__all__ = ["KernelSession", "KernelStartError", "Message", "kernel_env"]
 
 #: Environment variables a kernel inherits; everything else (tokens, cloud keys) stays with us.
 _ENV_ALLOW = frozenset({
@@ -100,7 +101,9 @@ def kernel_env(sandboxed: bool = False) -> dict[str, str]:
 
 
 class KernelSession:
-    """A started kernel with its client. Use ``start``; always ``shutdown`` (idempotent)."""
+    """A started kernel with its client (a ``KernelConnection``). Use ``start``; always ``shutdown`` (idempotent)."""
+
+    files_elsewhere = False  # the kernel writes straight into the conversation's workspace
 
     def __init__(self, manager: AsyncKernelManager, client: AsyncKernelClient, runtime: Path, workspace: Path,
                  sandbox: SandboxPolicy | None = None, cgroup: KernelCgroup | None = None) -> None:
