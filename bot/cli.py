@@ -26,6 +26,7 @@ AGENT_LABELS = {
     AgentKind.KERNEL: "local Python kernel",
     AgentKind.BEDROCK_AGENTS: "Amazon Bedrock agent",
     AgentKind.CONVERSE: "Amazon Bedrock model + code interpreter",
+    AgentKind.SCRIPTED: "scripted answers (DATATHREAD_AGENT_SCRIPT)",
 }
 
 
