@@ -46,7 +46,7 @@ class ServeCluster:
     replica_of: dict[str, int] = field(default_factory=dict)
     http: aiohttp.ClientSession | None = None
 
-    async def start(self, timeout: float = 90.0) -> ServeCluster:
+    async def start(self, within: float = 90.0) -> ServeCluster:
         """Start every replica and wait until each answers ``/healthz`` and takes turns."""
         self.http = aiohttp.ClientSession()
         base = {k: v for k, v in os.environ.items() if not k.startswith(("DATATHREAD_", "AWS_", "SLACK_"))}
@@ -61,7 +61,7 @@ class ServeCluster:
                 env=env, cwd=ROOT, stdout=log.open("wb"), stderr=asyncio.subprocess.STDOUT))
             self.ports.append(port)
             self.logs.append(log)
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + within
         for i in range(self.count):
             while not (await self._healthy(i) and TAKES_TURNS.search(self.logs[i].read_text())):
                 if self.procs[i].returncode is not None or asyncio.get_running_loop().time() > deadline:
