@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from bot.aws.turn_journal import QueuedTurnJournal
 from bot.aws.turn_records import TurnRecords, TurnStart
+from bot.commands import parse_command
 from bot.intake import SurfaceRebuilder
+from bot.intents import Stop
 from bot.journal import JournalStore
 from bot.messages import IncomingMessage, RemoteFile, ThreadKey
 from bot.recovery import end_live_message
@@ -113,6 +115,12 @@ class SqsTurnQueue:
     async def submit(self, message: IncomingMessage, surface_args: Mapping[str, Any]) -> None:
         if message.event_id and not await self.engine.claim_event(f"{message.thread.platform}:{message.event_id}"):
             log.info("dropping duplicate delivery %s", message.event_id)
+            return
+        rebuild = self._rebuilders.get(message.thread.platform)
+        if rebuild is not None and not message.files and isinstance(parse_command(message.text), Stop):
+            # A typed ``stop`` must not wait in the thread's queue behind the very turn it stops: this
+            # replica carries it out (the turn's own replica, or a flag it sees within 2 s).
+            await self.engine.submit(replace(message, event_id=None), rebuild(message, surface_args))
             return
         queued = QueuedTurn(message, surface_args)
         await self._sqs("send_message", QueueUrl=self.queue_url, MessageBody=queued.to_json(),

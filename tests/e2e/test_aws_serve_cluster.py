@@ -130,6 +130,22 @@ async def test_a_stop_clicked_on_one_replica_stops_the_turn_running_on_another_w
     assert answers(fake, ts, "slow done") == 0
 
 
+async def test_stop_typed_to_one_replica_stops_the_turn_running_on_another_within_2_s(cluster: ServeCluster) -> None:
+    fake = cluster.fake
+    ts = "1700000400.000100"
+    live, runner = await start_slow_turn(cluster, ts, via=1)
+    other = (runner + 2) % 3
+    sent = time.monotonic()
+    # Not queued behind the very turn it stops (one thread's messages run one at a time, in order).
+    assert await cluster.send(other, message("stop", "1700000400.000200", thread_ts=ts), "EvT2") == 200
+    await until(lambda: "Stopped" in fake.shown(fake.messages[(CHANNEL, live.ts)]), limit=10,
+                what="the Stopped note")
+    took = time.monotonic() - sent
+    print(f"\nstop typed to replica {other}, turn running on replica {runner}: stopped in {took:.2f} s")
+    assert took < 3.0
+    assert answers(fake, ts, "slow done") == 0 and answers(fake, ts, "answer to stop") == 0
+
+
 async def test_files_and_dataset_pages_are_the_same_from_every_replica(cluster: ServeCluster) -> None:
     fake = cluster.fake
     ts = "1700000500.000100"
