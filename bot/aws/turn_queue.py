@@ -9,8 +9,9 @@ exactly as a local message, keeps the message invisible while it runs, and delet
 A message whose record says an earlier receiver began it is a turn interrupted by a replica dying:
 its live message (the record carries its ids) is ended with ``INTERRUPTED``, and it is not run
 twice. If nothing of it had been shown, the agent had not begun: it is run once more (at most once,
-claimed in the record), and a second interruption gets the note as a new message. A message that fails 3 times is moved
-by SQS to the dead-letter queue, which every replica drains with a short note in the thread.
+claimed in the record), and a second interruption gets the note as a new message. A message that
+fails 3 times is moved by SQS to the dead-letter queue, which every replica drains with a short
+note in the thread.
 """
 
 from __future__ import annotations
