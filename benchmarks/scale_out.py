@@ -4,7 +4,9 @@
     python -m benchmarks.scale_out --turns 60
 
 Replicas are real Slack adapters + engines in this process (``adapters.slack.harness``) sharing
-moto's server and the fake Slack; the scripted agent answers at once, so the turn rate measures
+moto's server and the fake Slack, and then real ``datathread serve`` processes
+(``adapters.slack.serve_cluster``, ``DATATHREAD_AGENT=scripted``) on the same; the scripted agent
+answers at once, so the turn rate measures
 datathread's own path (intake, SQS, DynamoDB, workspace mirror, Slack calls), not an agent. moto
 on loopback answers in about a millisecond: real AWS adds ~5-20 ms per call, which the call counts
 below let you estimate.
@@ -28,6 +30,7 @@ import pandas as pd
 
 from adapters.slack.fake_web_api import FakeSlack
 from adapters.slack.harness import SlackBot, mention, until
+from adapters.slack.serve_cluster import ServeCluster
 from bot import events as ev
 from bot.agents.scripted import ScriptedAgent, Step
 from bot.aws.clients import AwsClients, CallCounter
@@ -127,6 +130,39 @@ async def turns_per_minute(url: str, replicas: int, turns: int, root: Path) -> t
     return turns / took * 60, per_turn
 
 
+async def serve_turns_per_minute(url: str, replicas: int, turns: int, root: Path) -> float:
+    """The same turns through ``replicas`` real ``datathread serve`` processes (one process per core at most
+    helps: this machine has 2)."""
+    aws = AwsSettings(*(f"bench-{secrets.token_hex(4)}",) * 2, f"{url}/123456789012/bench-{secrets.token_hex(4)}.fifo")
+    env = aws_env(url, aws)
+    ensure_resources(AwsClients.create(env), aws)
+    folder = root / f"serve{replicas}"
+    folder.mkdir()
+    (folder / "script.json").write_text('[{"steps": [{"final": "answer {text}"}]}]')
+    fake = await FakeSlack().start()
+    cluster = ServeCluster(fake, folder, {**env, "DATATHREAD_AGENT": "scripted",
+                                          "DATATHREAD_AGENT_SCRIPT": str(folder / "script.json")}, count=replicas)
+    try:
+        await cluster.start()
+        for i in range(replicas):  # each replica learns the bot identity before the clock starts
+            await cluster.send(i, mention("warm", f"1900000{i:03d}.000100"), f"EvW{i}")
+        await until(lambda: sum("answer warm" in fake.shown(m) for m in fake.messages.values()) >= replicas,
+                    limit=60, what="the warm-up answers")
+        fake.messages.clear()
+        began = time.perf_counter()
+        for n in range(turns):
+            await cluster.send(n % replicas, mention(f"q{n}", f"1800000{n:03d}.000100"), f"Ev{n}")
+
+        def answered() -> bool:
+            return sum("answer q" in fake.shown(m) and not m.streaming for m in fake.messages.values()) >= turns
+
+        await until(answered, limit=600, what="every answer")
+        return turns / (time.perf_counter() - began) * 60
+    finally:
+        await cluster.stop()
+        await fake.close()
+
+
 async def timed(call: Callable[[], Coroutine[Any, Any, Any]], repeat: int) -> float:
     """Median milliseconds of ``repeat`` calls."""
     times = []
@@ -219,6 +255,9 @@ async def main(turns: int, rows: int) -> None:
                 rate, per_turn = await turns_per_minute(url, n, turns, root)
                 calls = ", ".join(f"{k} {v:.1f}" for k, v in sorted(per_turn.items()))
                 print(f"{n} replica(s): {rate:,.0f} turns/min; AWS calls per turn: {calls}")
+            for n in (1, 3):
+                rate = await serve_turns_per_minute(url, n, turns, root)
+                print(f"{n} real serve process(es): {rate:,.0f} turns/min")
             for label, got in (await page_latency(url, rows, root)).items():
                 print(f"page of 20 rows from {label} ({rows:,} rows): cold {got['cold_ms']:.1f} ms "
                       f"({got['cold_calls']:.0f} AWS calls), warm {got['warm_ms']:.2f} ms")

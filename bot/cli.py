@@ -26,6 +26,7 @@ AGENT_LABELS = {
     AgentKind.KERNEL: "local Python kernel",
     AgentKind.BEDROCK_AGENTS: "Amazon Bedrock agent",
     AgentKind.CONVERSE: "Amazon Bedrock model + code interpreter",
+    AgentKind.SCRIPTED: "scripted answers (DATATHREAD_AGENT_SCRIPT)",
 }
 
 
@@ -285,6 +286,14 @@ async def _doctor(settings: Settings) -> int:
         from bot.agents.converse.agent import diagnose as diagnose_converse
 
         checks += await diagnose_converse(os.environ)
+    elif settings.agent is AgentKind.SCRIPTED:
+        from bot.agents.script_file import SCRIPT_VARIABLE, scripted_agent_from_env
+
+        try:
+            scripted_agent_from_env(os.environ)
+            checks.append(DoctorCheck("agent", True, f"scripted answers from {os.environ[SCRIPT_VARIABLE]}"))
+        except ConfigError as exc:
+            checks.append(DoctorCheck("agent", False, str(exc), "fix the script file or unset DATATHREAD_AGENT"))
     else:
         import importlib.util
 

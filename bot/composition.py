@@ -30,6 +30,10 @@ def build_agent(settings: Settings, state: StateStore, env: Mapping[str, str]) -
         from bot.agents.converse.agent import ConverseAgent
 
         return ConverseAgent.from_env(settings, env, state)
+    if settings.agent is AgentKind.SCRIPTED:
+        from bot.agents.script_file import scripted_agent_from_env
+
+        return scripted_agent_from_env(env)
     from bot.agents.kernel.agent import LocalKernelAgent
 
     if settings.gateway is not None:  # DATATHREAD_EXECUTOR=gateway: the kernels run on a Jupyter Enterprise Gateway

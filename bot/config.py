@@ -65,6 +65,7 @@ class AgentKind(StrEnum):
     KERNEL = "kernel"  # the embedded default: a local Jupyter kernel per conversation
     BEDROCK_AGENTS = "bedrock-agents"  # Amazon Bedrock Agents (invoke_agent)
     CONVERSE = "converse"  # Bedrock Converse with a code executor (AgentCore or the local kernel)
+    SCRIPTED = "scripted"  # fixed answers from DATATHREAD_AGENT_SCRIPT (load tests, demos: bot.agents.script_file)
 
 
 class StoreKind(StrEnum):

@@ -454,7 +454,9 @@ class Engine:
         journal = None
         if message is not None and isinstance(surface, Addressable):
             # After the first message shows, so a restart can end it; a redelivery then runs again.
-            journal = TurnJournal(self.state, TurnInFlight(
+            # With a shared turn queue the queue's turn records carry it (the replica that receives a
+            # dead replica's turn ends its message); on one process the state store does (start-up does).
+            journal = TurnJournal(self.state if self._intake is None else self._intake.journal, TurnInFlight(
                 thread, message.user, time.time(), _event_key(message) if message.event_id else None,
                 address=surface.address()))
             await best_effort(journal.note(live.message_ids))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from bot.journal import JournalStore
 from bot.messages import IncomingMessage, ThreadKey
 from bot.surface import Surface
 
@@ -24,6 +25,12 @@ class TurnIntake(Protocol):
 
     async def submit(self, message: IncomingMessage, surface_args: Mapping[str, Any]) -> None:
         """Claim the delivery once and queue the turn (JSON-serialisable ``surface_args``)."""
+        ...
+
+    @property
+    def journal(self) -> JournalStore:
+        """Where the engine journals the turns this intake hands it (their live message ids), so the
+        replica that receives a dead replica's turn can end what that turn showed."""
         ...
 
     async def cancel_remote(self, thread: ThreadKey) -> bool:

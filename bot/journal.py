@@ -53,3 +53,17 @@ class Addressable(Protocol):
     def address(self) -> dict[str, Any]:
         """What the adapter needs, besides the thread key and user, to reach this thread again (JSON)."""
         ...
+
+
+class JournalStore(Protocol):
+    """Where the engine journals its running turns: the ``StateStore`` on one process; with a turn
+    queue shared by replicas, the queue's own turn records (``TurnIntake.journal``), so the replica
+    that receives a dead replica's turn can end that turn's live message."""
+
+    async def journal_turn(self, turn: TurnInFlight) -> None:
+        """Record (or replace) the thread's running turn: called again when its message ids change."""
+        ...
+
+    async def end_turn(self, thread: ThreadKey) -> None:
+        """The thread's running turn ended (done, failed or stopped)."""
+        ...

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
-from bot.journal import INTERRUPTED, TurnInFlight
+from bot.journal import INTERRUPTED, JournalStore, TurnInFlight
 from bot.live_turn import redraw
 from bot.reply import Notice, Reply
 from bot.storage.base import StateStore
@@ -33,13 +33,7 @@ async def end_interrupted(state: StateStore, platform: str,
     for turn in turns:
         surface = surface_for(turn)
         if surface is not None:
-            try:
-                transport = surface.live_transport()
-                note = Reply((Notice(INTERRUPTED, "warning"),), INTERRUPTED)
-                await redraw(transport, list(turn.messages[:1]), transport.render(note, final=True))
-            except Exception:
-                log.warning("could not end an interrupted turn in thread %s", turn.thread.digest, exc_info=True)
-            await best_effort(surface.set_status(None))
+            await end_live_message(surface, turn.messages, INTERRUPTED)
         if turn.event:
             await state.release_event(turn.event)
         await state.end_turn(turn.thread)
@@ -48,11 +42,24 @@ async def end_interrupted(state: StateStore, platform: str,
     return len(turns)
 
 
+async def end_live_message(surface: Surface, messages: tuple[str, ...], note: str) -> None:
+    """End a turn someone else began (a crashed process, a dead replica): its first live message
+    (``messages``: the ids it showed) becomes ``note``, posted afresh when that message is gone or
+    none was shown; its status / 👀 reaction is cleared. Never raises: a failure is logged."""
+    try:
+        transport = surface.live_transport()
+        ended = Reply((Notice(note, "warning"),), note)
+        await redraw(transport, list(messages[:1]), transport.render(ended, final=True))
+    except Exception:
+        log.warning("could not end an interrupted turn's live message", exc_info=True)
+    await best_effort(surface.set_status(None))
+
+
 class TurnJournal:
     """Keeps one running turn's journal record current: written when its live message ids change
     (so a restart can address the message), removed when the turn ends."""
 
-    def __init__(self, state: StateStore, record: TurnInFlight) -> None:
+    def __init__(self, state: JournalStore, record: TurnInFlight) -> None:
         self._state = state
         self._record = record
         self._written = False

@@ -50,14 +50,17 @@ Step = AgentEvent | WriteFile | Sleep | Wait | Raise
 
 @dataclass
 class ScriptedAgent:
-    """``script(turn)`` returns the steps of that turn; ``turns`` records what it was asked."""
+    """``script(turn)`` returns the steps of that turn; ``turns`` records what it was asked
+    (unless ``record`` is off: a long-running ``serve`` must not keep every turn)."""
 
     script: Callable[[Turn], Sequence[Step]]
     name: str = "scripted"
     turns: list[Turn] = field(default_factory=list)
+    record: bool = True
 
     async def run(self, turn: Turn) -> AsyncIterator[AgentEvent]:
-        self.turns.append(turn)
+        if self.record:
+            self.turns.append(turn)
         for step in self.script(turn):
             match step:
                 case Sleep(seconds):

@@ -7,8 +7,11 @@ a time, in order; threads run in parallel on any replica) and the delivery as de
 A worker that receives a turn records it in DynamoDB (``TurnRecords``), runs it through the engine
 exactly as a local message, keeps the message invisible while it runs, and deletes it at the end.
 A message whose record says an earlier receiver began it is a turn interrupted by a replica dying:
-the thread is told to send it again, and it is not run twice. A message that fails 3 times is moved
-by SQS to the dead-letter queue, which every replica drains with a short note in the thread.
+its live message (the record carries its ids) is ended with ``INTERRUPTED``, and it is not run
+twice. If nothing of it had been shown, the agent had not begun: it is run once more (at most once,
+claimed in the record), and a second interruption gets the note as a new message. A message that
+fails 3 times is moved by SQS to the dead-letter queue, which every replica drains with a short
+note in the thread.
 """
 
 from __future__ import annotations
@@ -22,13 +25,16 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from bot.aws.turn_records import TurnRecords
+from bot.aws.turn_journal import QueuedTurnJournal
+from bot.aws.turn_records import TurnRecords, TurnStart
 from bot.commands import parse_command
 from bot.intake import SurfaceRebuilder
 from bot.intents import Stop
+from bot.journal import JournalStore
 from bot.messages import IncomingMessage, RemoteFile, ThreadKey
+from bot.recovery import end_live_message
 from bot.reply import notice
-from bot.surface import best_effort
+from bot.surface import Surface, best_effort
 
 if TYPE_CHECKING:
     from bot.engine import Engine
@@ -89,6 +95,11 @@ class SqsTurnQueue:
         self._running: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(CONCURRENT_TURNS)
         self.replica = records.replica
+        self._journal = QueuedTurnJournal(records)
+
+    @property
+    def journal(self) -> JournalStore:
+        return self._journal
 
     @classmethod
     def replica_id(cls) -> str:
@@ -103,14 +114,14 @@ class SqsTurnQueue:
     # intake -------------------------------------------------------------------------------------
 
     async def submit(self, message: IncomingMessage, surface_args: Mapping[str, Any]) -> None:
-        rebuild = self._rebuilders.get(message.thread.platform)
-        if rebuild is not None and not message.files and isinstance(parse_command(message.text), Stop):
-            # A typed ``stop`` must not wait in its thread's message group behind the very turn it
-            # stops: it is handled here, and the engine reaches the replica running that turn.
-            await self.engine.submit(message, rebuild(message, surface_args))
-            return
         if message.event_id and not await self.engine.claim_event(f"{message.thread.platform}:{message.event_id}"):
             log.info("dropping duplicate delivery %s", message.event_id)
+            return
+        rebuild = self._rebuilders.get(message.thread.platform)
+        if rebuild is not None and not message.files and isinstance(parse_command(message.text), Stop):
+            # A typed ``stop`` must not wait in the thread's queue behind the very turn it stops: this
+            # replica carries it out (the turn's own replica, or a flag it sees within 2 s).
+            await self.engine.submit(replace(message, event_id=None), rebuild(message, surface_args))
             return
         queued = QueuedTurn(message, surface_args)
         await self._sqs("send_message", QueueUrl=self.queue_url, MessageBody=queued.to_json(),
@@ -163,11 +174,10 @@ class SqsTurnQueue:
         try:
             surface = rebuild(message, queued.surface_args)
             began = await self.records.begin(delivery, message.thread)
-            if began == "interrupted":
-                log.warning("turn %s was interrupted on another replica; telling the thread", delivery[:12])
-                await best_effort(surface.post(notice(INTERRUPTED, "warning")))
-            elif began == "fresh":
-                await self.engine.submit(replace(message, event_id=None), surface)  # claimed at intake
+            if began.status == "interrupted":
+                await self._interrupted(began, queued, surface)
+            elif began.status == "fresh":
+                await self._run(queued, surface)
             await self.records.finish(delivery, message.thread)
             await self._sqs("delete_message", QueueUrl=self.queue_url, ReceiptHandle=receipt)
         except Exception:
@@ -175,6 +185,25 @@ class SqsTurnQueue:
         finally:
             watch.cancel()
             await asyncio.gather(watch, return_exceptions=True)
+
+    async def _run(self, queued: QueuedTurn, surface: Surface) -> None:
+        with self._journal.running(queued.message.thread, queued.delivery):
+            await self.engine.submit(replace(queued.message, event_id=None), surface)  # claimed at intake
+
+    async def _interrupted(self, began: TurnStart, queued: QueuedTurn, surface: Surface) -> None:
+        """The replica that began this turn died (or was stopped before deleting its message)."""
+        delivery = queued.delivery[:12]
+        if began.live:  # the person saw it working: end that very message, never answer it twice
+            log.warning("turn %s was interrupted on another replica; ending its message", delivery)
+            await end_live_message(surface, began.live, INTERRUPTED)
+        elif await self.records.claim_rerun(queued.delivery, queued.message.thread):
+            # Nothing of it was shown, so its agent had not begun (the live message shows before the
+            # agent runs): run it once more rather than ask the person to resend what looks unanswered.
+            log.warning("turn %s was interrupted before it showed anything; running it again", delivery)
+            await self._run(queued, surface)
+        else:  # its re-run died before showing anything too: say so, once
+            log.warning("turn %s was interrupted twice; telling the thread", delivery)
+            await best_effort(surface.post(notice(INTERRUPTED, "warning")))
 
     async def _keep_invisible(self, receipt: str, thread: ThreadKey, delivery: str) -> None:
         """While the turn runs: renew its invisibility, and stop it when a Stop was asked elsewhere."""

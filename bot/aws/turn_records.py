@@ -1,14 +1,18 @@
 """Turn records in DynamoDB: which delivery ran, which is running where, and Stop requests.
 
-``turn#<delivery>`` says a delivery's turn began (and on which replica) or ended. When a message
-comes back from SQS and its record says "running", the replica that began it died mid-turn: the
-new receiver must not run it again silently. ``running#<thread>`` names the thread's running turn
-so a Stop on any replica can flag it; the replica running it polls the flag.
+``turn#<delivery>`` says a delivery's turn began (and on which replica) or ended, and, once its
+live message shows, that message's handle (``live``: the platform's ids of the messages showing the
+turn — Slack ts, Teams activity ids — in the thread the queued message names; Slack's channel is
+the thread key's). When a message comes back from SQS and its record says "running", the replica
+that began it died mid-turn: the new receiver must not run it again silently, and the handle lets
+it end the live message the dead replica left. ``running#<thread>`` names the thread's running
+turn so a Stop on any replica can flag it; the replica running it polls the flag.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -17,6 +21,15 @@ from bot.storage.dynamodb import Clock, is_conditional_failure, n, s, utc_now
 
 Began = Literal["fresh", "interrupted", "done"]
 RECORD_TTL = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class TurnStart:
+    """What ``TurnRecords.begin`` found. For an ``interrupted`` turn, ``live`` are the ids of the
+    messages it showed (empty when nothing of it was shown)."""
+
+    status: Began
+    live: tuple[str, ...] = ()
 
 
 class TurnRecords:
@@ -32,7 +45,7 @@ class TurnRecords:
     def _expiry(self) -> dict[str, str]:
         return n((self.clock() + RECORD_TTL).timestamp())
 
-    async def begin(self, delivery: str, thread: ThreadKey) -> Began:
+    async def begin(self, delivery: str, thread: ThreadKey) -> TurnStart:
         """Record that this replica begins ``delivery``'s turn; or what an earlier receiver left."""
         try:
             await self._call("put_item", Item={
@@ -44,12 +57,49 @@ class TurnRecords:
                 raise
             got = await self._call("get_item", Key={"pk": s(f"turn#{delivery}"), "sk": s("turn")},
                                    ConsistentRead=True)
-            status = got.get("Item", {}).get("status", {}).get("S")
-            return "done" if status == "done" else "interrupted"
+            item = got.get("Item", {})
+            if item.get("status", {}).get("S") == "done":
+                return TurnStart("done")
+            live = tuple(v["S"] for v in item.get("live", {}).get("L", ()))
+            return TurnStart("interrupted", live)
+        await self._mark_running(delivery, thread)
+        return TurnStart("fresh")
+
+    async def _mark_running(self, delivery: str, thread: ThreadKey) -> None:
         await self._call("put_item", Item={
             "pk": s(f"running#{thread}"), "sk": s("running"), "delivery": s(delivery),
             "replica": s(self.replica), "expires_at": self._expiry()})
-        return "fresh"
+
+    async def note_live(self, delivery: str, messages: tuple[str, ...]) -> None:
+        """The running turn of ``delivery`` shows itself in ``messages`` (ids, in order)."""
+        await self._call("update_item", Key={"pk": s(f"turn#{delivery}"), "sk": s("turn")},
+                         UpdateExpression="SET live = :l",
+                         ExpressionAttributeValues={":l": {"L": [s(m) for m in messages]}})
+
+    async def answered(self, delivery: str) -> None:
+        """The turn of ``delivery`` has ended in its thread (done, failed or stopped): a replica that
+        receives its message again (this one died before deleting it) deletes it, nothing more."""
+        await self._call("update_item", Key={"pk": s(f"turn#{delivery}"), "sk": s("turn")},
+                         UpdateExpression="SET #st = :d", ExpressionAttributeNames={"#st": "status"},
+                         ExpressionAttributeValues={":d": s("done")})
+
+    async def claim_rerun(self, delivery: str, thread: ThreadKey) -> bool:
+        """Claim the one re-run of an interrupted turn that showed nothing; False if it showed something,
+        ended, or another receiver re-ran it already (conditional: two receivers cannot both win)."""
+        try:
+            await self._call(
+                "update_item", Key={"pk": s(f"turn#{delivery}"), "sk": s("turn")},
+                UpdateExpression="SET rerun = :t, replica = :r",
+                ConditionExpression="#st = :running AND attribute_not_exists(rerun) AND attribute_not_exists(live)",
+                ExpressionAttributeNames={"#st": "status"},
+                ExpressionAttributeValues={":t": s(self.clock().isoformat()), ":r": s(self.replica),
+                                           ":running": s("running")})
+        except Exception as exc:
+            if is_conditional_failure(exc):
+                return False
+            raise
+        await self._mark_running(delivery, thread)
+        return True
 
     async def finish(self, delivery: str, thread: ThreadKey) -> None:
         await self._call("put_item", Item={

@@ -1,7 +1,10 @@
 """Several replicas (real Slack adapter + engine each, in this process) sharing moto's DynamoDB,
 S3 and SQS FIFO and one fake Slack: a turn may be taken in by one replica and run by another.
 
-Every replica has its own home folder (its own kernels and caches); they share only AWS.
+Every replica has its own home folder (its own kernels and caches); they share only AWS. Retries
+spread over replicas, a Stop crossing replicas and ``kill -9`` are tested with real ``serve``
+processes in ``test_aws_serve_cluster.py``; here, what needs a hand on the inside: a replica that
+died at a chosen moment of a turn is played by a turn record that replica would have left.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ import pytest
 
 from bot import events as ev
 from bot.aws.setup import ensure_resources
-from bot.aws.turn_queue import DEAD_LETTER
+from bot.aws.turn_queue import DEAD_LETTER, INTERRUPTED, QueuedTurn
+from bot.aws.turn_records import TurnRecords
 from bot.conversation import Turn
-from bot.intents import ListFiles, ShowPage, Stop
+from bot.intents import ListFiles, ShowPage
 from bot.messages import IncomingMessage, ThreadKey
 from tests.fakes import moto_aws
 from tests.fakes.scripted_agent import ScriptedAgent, Sleep, Step, WriteFile
@@ -72,20 +76,6 @@ def ran_on(bots: list[SlackBot], text: str) -> list[int]:
     return [i for i, b in enumerate(bots) for t in b.agent.turns if t.text == text]  # type: ignore[attr-defined]
 
 
-async def test_each_event_is_answered_once_whichever_replicas_its_retries_reach(
-        replicas: list[SlackBot], fake: FakeSlack) -> None:
-    threads = [f"17000001{i:02d}.000100" for i in range(6)]
-    for n, ts in enumerate(threads):
-        for retry in range(3):  # Slack's retries of one event, spread over the replicas
-            assert await replicas[(n + retry) % 3].send(mention(f"q{n}", ts), f"Ev{n}") == 200
-    for n, ts in enumerate(threads):
-        await until(lambda n=n, ts=ts: answers(fake, ts, f"answer to q{n}") >= 1, limit=20, what=f"answer {n}")
-    await asyncio.sleep(1.5)  # a duplicate would have to come from a queued retry: give it a poll
-    for n, ts in enumerate(threads):
-        assert answers(fake, ts, f"answer to q{n}") == 1
-        assert len(ran_on(replicas, f"q{n}")) == 1
-
-
 async def test_a_threads_messages_run_in_order_even_when_they_reach_different_replicas(
         replicas: list[SlackBot], fake: FakeSlack) -> None:
     ts = "1700000200.000100"
@@ -108,26 +98,6 @@ async def test_a_threads_messages_run_in_order_even_when_they_reach_different_re
     assert sorted(t.text for b in replicas for t in b.agent.turns) == steps, shown  # type: ignore[attr-defined]
     finals = [m for m in fake.thread(CHANNEL, ts) if "answer to step" in fake.shown(m)]
     assert [next(s for s in steps if f"answer to {s}" in fake.shown(m)) for m in finals] == steps  # one at a time
-
-
-async def test_a_stop_clicked_on_one_replica_stops_the_turn_running_on_another(
-        replicas: list[SlackBot], fake: FakeSlack) -> None:
-    ts = "1700000300.000100"
-    assert await replicas[0].send(mention("slow please", ts), "EvS1") == 200
-    await until(lambda: len(ran_on(replicas, "slow please")) == 1, limit=20, what="the slow turn to start")
-    [runner] = ran_on(replicas, "slow please")
-    other = replicas[(runner + 1) % 3]
-    await until(lambda: bool(fake.thread(CHANNEL, ts)), what="the live message")
-    live = fake.thread(CHANNEL, ts)[0]
-    # A Stop button as any replica seals it (the secret is shared), clicked on a replica not running the turn.
-    token = other.engine.seal(ThreadKey("slack", "T0001", CHANNEL, ts), Stop())  # type: ignore[union-attr]
-    button = {"action_id": "datathread:stop:0", "value": token}
-    clicked = asyncio.get_running_loop().time()
-    assert await other.click(button, user="UALICE", channel=CHANNEL, message_ts=live.ts, thread_ts=ts) == 200
-    await until(lambda: "Stopped" in "\n".join(fake.shown(m) for m in fake.thread(CHANNEL, ts)), limit=10,
-                what="the Stopped note")
-    assert asyncio.get_running_loop().time() - clicked < 3.0  # seen within 2 s, plus the edit itself
-    assert answers(fake, ts, "slow done") == 0
 
 
 async def test_a_turn_that_keeps_failing_ends_in_the_dead_letter_queue_with_a_note_in_its_thread(
@@ -181,3 +151,73 @@ async def test_files_and_datasets_made_on_one_replica_are_the_same_on_every_repl
         first_row = f"r{(page - 1) * 20:02d}"
         await until(lambda first_row=first_row: first_row in fake.shown(fake.messages[(CHANNEL, table.ts)]),
                     what=f"page {page} from replica {n}")
+
+
+def dead_replica(bots: list[SlackBot]) -> TurnRecords:
+    """The turn records a replica that has since died kept (another replica id, the same table)."""
+    return TurnRecords(moto_aws.shared().clients().dynamodb, bots[0].env["DATATHREAD_DYNAMODB_TABLE"], "dead0replica")
+
+
+def turn_record(bots: list[SlackBot], delivery: str) -> dict[str, Any] | None:
+    """The turn record of ``delivery`` as DynamoDB has it now."""
+    got = moto_aws.shared().clients().dynamodb.get_item(
+        TableName=bots[0].env["DATATHREAD_DYNAMODB_TABLE"], ConsistentRead=True,
+        Key={"pk": {"S": f"turn#{delivery}"}, "sk": {"S": "turn"}})
+    return got.get("Item")
+
+
+def delivery_of(ts: str) -> tuple[str, ThreadKey]:
+    thread = ThreadKey("slack", "T0001", CHANNEL, ts)
+    return QueuedTurn(IncomingMessage(thread, "UALICE", "", event_id=f"{CHANNEL}:{ts}"), {}).delivery, thread
+
+
+async def test_a_turn_whose_replica_died_before_showing_anything_is_run_once_more_and_answered_once(
+        replicas: list[SlackBot], fake: FakeSlack) -> None:
+    ts = "1700000600.000100"
+    delivery, thread = delivery_of(ts)
+    assert (await dead_replica(replicas).begin(delivery, thread)).status == "fresh"  # ... then it died
+    assert await replicas[0].send(mention("q-rerun", ts), f"{CHANNEL}:{ts}") == 200
+    await until(lambda: answers(fake, ts, "answer to q-rerun") == 1, limit=20, what="the re-run's answer")
+    await asyncio.sleep(1.5)  # a second run or a note would have to come from another receive: give it a poll
+    assert len(fake.thread(CHANNEL, ts)) == 1 and answers(fake, ts, INTERRUPTED) == 0
+    assert len(ran_on(replicas, "q-rerun")) == 1
+
+
+async def test_a_turn_whose_re_run_died_before_showing_anything_too_gets_the_interrupted_note(
+        replicas: list[SlackBot], fake: FakeSlack) -> None:
+    ts = "1700000700.000100"
+    delivery, thread = delivery_of(ts)
+    dead = dead_replica(replicas)
+    await dead.begin(delivery, thread)
+    assert await dead.claim_rerun(delivery, thread)  # the re-run, on a replica that died as well
+    assert not await dead.claim_rerun(delivery, thread)  # only one re-run, ever
+    assert await replicas[1].send(mention("q-twice", ts), f"{CHANNEL}:{ts}") == 200
+    await until(lambda: answers(fake, ts, INTERRUPTED) == 1, limit=20, what="the interrupted note")
+    await asyncio.sleep(1.5)
+    assert len(fake.thread(CHANNEL, ts)) == 1 and ran_on(replicas, "q-twice") == []
+
+
+async def test_a_turn_whose_replica_died_after_answering_is_not_answered_again(
+        replicas: list[SlackBot], fake: FakeSlack) -> None:
+    ts = "1700000800.000100"
+    delivery, thread = delivery_of(ts)
+    dead = dead_replica(replicas)
+    await dead.begin(delivery, thread)
+    await dead.note_live(delivery, ("1700000800.999999",))
+    await dead.answered(delivery)  # the turn ended in its thread; the replica died before deleting the message
+    assert await replicas[2].send(mention("q-done", ts), f"{CHANNEL}:{ts}") == 200
+    sqs = moto_aws.shared().clients().sqs
+    url = replicas[0].env["DATATHREAD_QUEUE_URL"]
+
+    def queued() -> int:
+        got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return int(got["ApproximateNumberOfMessages"]) + int(got["ApproximateNumberOfMessagesNotVisible"])
+
+    def closed_by() -> str:
+        got = turn_record(replicas, delivery)
+        return got["replica"]["S"] if got else ""
+
+    await until(lambda: closed_by() not in ("", "dead0replica"), limit=20, what="a live replica to receive the message")
+    await until(lambda: queued() == 0, limit=5, what="the message deleted")
+    assert fake.thread(CHANNEL, ts) == [] and ran_on(replicas, "q-done") == []
