@@ -31,6 +31,7 @@ from bot.datasets import charts, summaries
 from bot.datasets.catalog import Catalog, SqliteCatalog, meta_from_json, meta_to_json
 from bot.datasets.exporting import export_batches, write_export
 from bot.datasets.formatting import RowFormatter, logical_type
+from bot.datasets.layout import write_layout
 from bot.datasets.model import (
     ChartSpec,
     Column,
@@ -125,6 +126,9 @@ class LocalDatasetStore:
                 src = open_source()
                 rows = write_batches(part / DATA_FILE, src.schema, src.batches)
                 make_private(part / DATA_FILE)
+                layout = write_layout(part / DATA_FILE)  # so a page reads just its rows' bytes
+                if layout is not None:
+                    make_private(layout)
                 created = datetime.now(UTC)
                 meta = DatasetMeta(
                     id=dataset_id,
