@@ -2,19 +2,21 @@
 bytes of the rows it shows.
 
 Without it a page opens the IPC file's footer (~30 KB for 10M rows) and reads its whole 8,192-row
-batch (~570 KB for 8 columns) to show 20 rows: on a file out of the page cache that was 1.1-2.2 ms
-of a cold page (``python -m benchmarks.datasets``). With it a page makes four rounds of small
+batch (~570 KB for 8 columns) to show 20 rows: on a file out of the page cache that was 0.7-1.7 ms
+of a cold page (``python -m benchmarks.datasets``). With it a page makes three rounds of small
 positional reads, each round's reads issued together (``posix_fadvise(WILLNEED)`` first, so the
-disk serves them in parallel): this file's header, the batch's record, the rows' values (bitmaps,
-fixed-width values, string offsets), then the rows' string bytes.
+disk serves them in parallel): this file's header, schema and the batch's record (their places
+follow from the field and batch counts, which the caller knows from the dataset's metadata), the
+rows' values (bitmaps, fixed-width values, string offsets), then the rows' string bytes (asked for
+in the previous round at their likely place).
 
 The layout file (little-endian), written beside the data file at registration:
 
 - header: ``MAGIC``, then ``uint64`` field count, batch count and schema length;
-- the schema (IPC-serialised), padded to 8 bytes;
 - per batch a record of ``int64``: its row count, then per field four numbers: the file offset of
   its validity bitmap (``-1`` when it has no nulls), of its values (fixed-width values, a bitmap
-  for booleans, the offsets of strings), of its string bytes (``-1`` for fixed width) and their length.
+  for booleans, the offsets of strings), of its string bytes (``-1`` for fixed width) and their length;
+- the schema (IPC-serialised).
 
 Only flat types have one (numbers, booleans, times, dates, decimals, strings and binary, in an
 uncompressed file); for any other file ``write_layout`` writes nothing and readers use the IPC
@@ -33,8 +35,8 @@ import pyarrow as pa
 
 MAGIC = b"DTLAYOU1"
 _HEADER = struct.Struct("<8sQQQ")
-#: One read of the header usually brings the whole schema with it.
-HEAD_READ = 4096
+#: Bytes read around the likely place of a page's strings.
+NEAR = 4096
 _SLOTS = 4  # per field: validity offset, values offset, string bytes offset, string bytes length
 _NO_BUFFER = -1
 
@@ -98,50 +100,62 @@ def write_layout(data: Path) -> Path | None:
                     return None
     out = layout_path(data)
     tmp = out.with_name(out.name + ".part")
-    pad = b"\0" * (-len(schema_bytes) % 8)
     with open(tmp, "wb") as f:
         f.write(_HEADER.pack(MAGIC, len(schema), len(records), len(schema_bytes)))
-        f.write(schema_bytes + pad)
         f.write(records.astype("<i8").tobytes())
+        f.write(schema_bytes)
     os.replace(tmp, out)
     return out
 
 
+def _record_bytes(fields: int) -> int:
+    return 8 * (1 + _SLOTS * fields)
+
+
 @dataclass(frozen=True)
 class Layout:
-    """The header of an open layout file: the schema, and where the batch records start."""
+    """The header of an open layout file: the schema, the kind of each field, the batch count."""
 
     schema: pa.Schema
     kinds: tuple[str, ...]
     batches: int
-    records_at: int
-
-    @property
-    def record_bytes(self) -> int:
-        return 8 * (1 + _SLOTS * len(self.kinds))
-
-    @classmethod
-    def read(cls, fd: int) -> Layout | None:
-        """The header of the layout file open at ``fd``; ``None`` if it is not one."""
-        head = os.pread(fd, HEAD_READ, 0)
-        if len(head) < _HEADER.size:
-            return None
-        magic, fields, batches, schema_len = _HEADER.unpack_from(head)
-        if magic != MAGIC:
-            return None
-        end = _HEADER.size + schema_len
-        if end > len(head):
-            head += os.pread(fd, end - len(head), len(head))
-        schema = pa.ipc.read_schema(pa.py_buffer(head[_HEADER.size : end]))
-        kinds = tuple(_kind(f.type) for f in schema)
-        if len(schema) != fields or any(k is None for k in kinds):
-            return None
-        return cls(schema, kinds, batches, end + (-schema_len % 8))  # type: ignore[arg-type]
 
     def record(self, fd: int, batch: int) -> np.ndarray:
         """Batch ``batch``'s record: its row count, then four numbers per field."""
-        raw = os.pread(fd, self.record_bytes, self.records_at + batch * self.record_bytes)
-        return np.frombuffer(raw, "<i8")
+        size = _record_bytes(len(self.kinds))
+        return np.frombuffer(os.pread(fd, size, _HEADER.size + batch * size), "<i8")
+
+    @classmethod
+    def read(cls, fd: int, expect: tuple[int, int] | None = None,
+             batch: int = 0) -> tuple[Layout, np.ndarray | None] | None:
+        """The header of the layout file open at ``fd`` (``None`` if it is not one) and, when
+        ``expect`` (field and batch counts) says where things are, batch ``batch``'s record, read in
+        the same round as the header."""
+        size = os.fstat(fd).st_size
+        record: bytes | None = None
+        if expect is not None and 0 <= batch < expect[1]:
+            fields, batches = expect
+            step = _record_bytes(fields)
+            schema_at = _HEADER.size + batches * step
+            head, record, schema_bytes = _read_all(fd, [(0, _HEADER.size), (_HEADER.size + batch * step, step),
+                                                        (schema_at, max(0, size - schema_at))])
+        else:
+            head = os.pread(fd, _HEADER.size, 0)
+        if len(head) < _HEADER.size:
+            return None
+        magic, fields, batches, schema_len = _HEADER.unpack_from(head)
+        schema_at = _HEADER.size + batches * _record_bytes(fields)
+        if magic != MAGIC or schema_at + schema_len != size:
+            return None
+        if expect != (fields, batches):
+            record = None
+            schema_bytes = os.pread(fd, schema_len, schema_at)
+        schema = pa.ipc.read_schema(pa.py_buffer(schema_bytes))
+        kinds = tuple(_kind(f.type) for f in schema)
+        if len(schema) != fields or any(k is None for k in kinds):
+            return None
+        layout = cls(schema, kinds, batches)  # type: ignore[arg-type]
+        return layout, None if record is None else np.frombuffer(record, "<i8")
 
 
 def _read_all(fd: int, ranges: list[tuple[int, int]]) -> list[bytes]:
@@ -154,10 +168,9 @@ def _read_all(fd: int, ranges: list[tuple[int, int]]) -> list[bytes]:
     return [os.pread(fd, length, offset) if length else b"" for offset, length in ranges]
 
 
-def read_rows(layout: Layout, layout_fd: int, data_fd: int, batch: int, start: int, stop: int) -> pa.RecordBatch:
-    """Rows ``start:stop`` of batch ``batch`` (``0 <= start < stop <= its rows``), reading only their
-    bytes: the same values, types and nulls as the batch's slice."""
-    record = layout.record(layout_fd, batch)
+def read_rows(layout: Layout, record: np.ndarray, data_fd: int, start: int, stop: int) -> pa.RecordBatch:
+    """Rows ``start:stop`` (``0 <= start < stop <=`` its rows) of the batch whose ``record`` is given,
+    reading only their bytes: the same values, types and nulls as the batch's slice."""
     # Reads begin on a whole byte of bitmap: at a row that is a multiple of 8, the array's offset
     # then says where the page starts (bitmaps cannot be cut in the middle of a byte).
     first = start - start % 8
@@ -179,7 +192,7 @@ def read_rows(layout: Layout, layout_fd: int, data_fd: int, batch: int, start: i
             # fetch them with this round; the next round reads the exact range.
             rows = int(record[0])
             lo, hi = data_len * first // rows, -(-data_len * stop // rows)
-            hints.append((data + max(0, lo - HEAD_READ), hi - lo + 2 * HEAD_READ))
+            hints.append((data + max(0, lo - NEAR), hi - lo + 2 * NEAR))
         wanted += [bits, main]
     if hasattr(os, "posix_fadvise"):
         for offset, size in hints:

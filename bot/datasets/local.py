@@ -46,6 +46,7 @@ from bot.datasets.model import (
 from bot.datasets.readers import Source, file_opener, frame_source
 from bot.datasets.summaries import ColumnSummary
 from bot.datasets.tablefile import (
+    BATCH_ROWS,
     DATA_FILE,
     SortOrder,
     TableFile,
@@ -210,7 +211,7 @@ class LocalDatasetStore:
                 return entry
         path = self.root / meta.id / DATA_FILE
         try:
-            table = TableFile(path)
+            table = TableFile(path, expect=(len(meta.columns), -(-meta.rows // BATCH_ROWS)))
         except FileNotFoundError:
             raise DatasetExpired(_expired_message(meta.name)) from None
         entry = (table, RowFormatter(table.schema))

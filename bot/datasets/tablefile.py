@@ -382,8 +382,12 @@ MAX_CANDIDATES = 100_000
 class TableFile:
     """Random access to one IPC data file. Safe to share between threads."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, expect: tuple[int, int] | None = None) -> None:
+        """Open the data file at ``path``; ``expect`` is its field and batch counts when the caller
+        knows them (from the dataset's metadata): the first page then reads its layout's header and
+        its batch's record in one round."""
         self.path = path
+        self._expect = expect
         self._source = pa.OSFile(str(path), "rb")  # positional reads: see the module docstring
         try:
             self._layout_fd: int | None = os.open(layout_path(path), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
@@ -403,27 +407,31 @@ class TableFile:
                 self._reader = pa.ipc.open_file(self._source)
             return self._reader
 
-    def _rows_layout(self) -> Layout | None:
-        """The layout file's header, read on first use; ``None`` without a usable layout file."""
+    def _rows_layout(self, batch: int = 0) -> tuple[Layout, np.ndarray | None] | None:
+        """The layout file's header, read on first use (with batch ``batch``'s record when the first
+        use reads it); ``None`` without a usable layout file."""
         if self._layout_fd is None:
             return None
         with self._lock:
-            if self._layout is None:
-                self._layout = Layout.read(self._layout_fd)
-                if self._layout is None:
-                    os.close(self._layout_fd)
-                    self._layout_fd = None
-            return self._layout
+            if self._layout is not None:
+                return self._layout, None
+            found = Layout.read(self._layout_fd, self._expect, batch)
+            if found is None:
+                os.close(self._layout_fd)
+                self._layout_fd = None
+                return None
+            self._layout = found[0]
+            return found
 
     @property
     def schema(self) -> pa.Schema:
-        layout = self._rows_layout()
-        return layout.schema if layout is not None else self._arrow().schema
+        found = self._rows_layout()
+        return found[0].schema if found is not None else self._arrow().schema
 
     @property
     def num_batches(self) -> int:
-        layout = self._rows_layout()
-        return layout.batches if layout is not None else self._arrow().num_record_batches
+        found = self._rows_layout()
+        return found[0].batches if found is not None else self._arrow().num_record_batches
 
     def _batch(self, i: int) -> pa.RecordBatch:
         reader = self._arrow()
@@ -436,11 +444,17 @@ class TableFile:
         if stop <= start:
             return self.schema.empty_table()
         first, last = start // BATCH_ROWS, (stop - 1) // BATCH_ROWS
-        layout = self._rows_layout()
-        if layout is not None and self._layout_fd is not None:
+        found = self._rows_layout(first)
+        layout_fd = self._layout_fd
+        if found is not None and layout_fd is not None:
+            layout, record = found
             fd = self._source.fileno()
-            parts = [read_rows(layout, self._layout_fd, fd, i, max(start - i * BATCH_ROWS, 0),
-                               min(stop - i * BATCH_ROWS, BATCH_ROWS)) for i in range(first, last + 1)]
+            parts = []
+            for i in range(first, last + 1):
+                if record is None or i != first:
+                    record = layout.record(layout_fd, i)
+                parts.append(read_rows(layout, record, fd, max(start - i * BATCH_ROWS, 0),
+                                       min(stop - i * BATCH_ROWS, BATCH_ROWS)))
             return pa.Table.from_batches(parts, schema=layout.schema)
         batches = [self._batch(i) for i in range(first, last + 1)]
         return pa.Table.from_batches(batches, schema=self.schema).slice(start - first * BATCH_ROWS, stop - start)

@@ -89,15 +89,20 @@ def test_rows_through_the_layout_equal_the_whole_batch_for_every_flat_type_and_o
     table = every_flat_type(ROWS)
     path = write(tmp_path, table)
     assert write_layout(path) == layout_path(path)
-    file = TableFile(path)
     spans = [(s, s + n) for s in range(0, 24) for n in (1, 7, 8, 9, 20)]
     spans += [(BATCH_ROWS - 13, BATCH_ROWS + 7), (BATCH_ROWS - 20, BATCH_ROWS), (2 * BATCH_ROWS - 3, ROWS),
               (ROWS - 1, ROWS), (BATCH_ROWS + 4093, BATCH_ROWS + 4133)]
     for start, stop in spans:
-        page = file.slice(start, stop)
+        page = TableFile(path).slice(start, stop)
         assert same(page, whole_batches(path, start, stop)), (start, stop)
         assert page.schema == table.schema
-    file.close()
+    # The caller's field and batch counts place the first read; wrong ones only cost a second read.
+    for expect in ((table.num_columns, 3), (table.num_columns + 1, 3), (table.num_columns, 99)):
+        for start, stop in ((5, 25), (2 * BATCH_ROWS - 3, ROWS)):
+            file = TableFile(path, expect=expect)
+            assert same(file.slice(start, stop), whole_batches(path, start, stop)), (expect, start, stop)
+            assert same(file.slice(7, 9), whole_batches(path, 7, 9))
+            file.close()
 
 
 def test_a_page_reads_a_few_kilobytes_not_its_whole_batch(tmp_path: Path) -> None:
