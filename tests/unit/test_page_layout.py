@@ -89,7 +89,7 @@ def test_rows_through_the_layout_equal_the_whole_batch_for_every_flat_type_and_o
     table = every_flat_type(ROWS)
     path = write(tmp_path, table)
     assert write_layout(path) == layout_path(path)
-    spans = [(s, s + n) for s in range(0, 24) for n in (1, 7, 8, 9, 20)]
+    spans = [(s, s + n) for s in range(0, 10) for n in (1, 7, 20)]
     spans += [(BATCH_ROWS - 13, BATCH_ROWS + 7), (BATCH_ROWS - 20, BATCH_ROWS), (2 * BATCH_ROWS - 3, ROWS),
               (ROWS - 1, ROWS), (BATCH_ROWS + 4093, BATCH_ROWS + 4133)]
     for start, stop in spans:
