@@ -84,8 +84,8 @@ def write_layout(data: Path) -> Path | None:
                     return None
                 slots = records[i, 1 + _SLOTS * j : 1 + _SLOTS * (j + 1)]
                 for k, buffer in enumerate(column.buffers()):
-                    if buffer is None:
-                        continue
+                    if buffer is None or not buffer.size:
+                        continue  # absent, or empty (no string bytes at all): nothing to read there
                     offset = buffer.address - base
                     if not 0 <= offset <= size - buffer.size:
                         return None  # a copy, not a view of the file (compressed): nothing to point at
@@ -138,7 +138,7 @@ class Layout:
             step = _record_bytes(fields)
             schema_at = _HEADER.size + batches * step
             head, record, schema_bytes = _read_all(fd, [(0, _HEADER.size), (_HEADER.size + batch * step, step),
-                                                        (schema_at, max(0, size - schema_at))])
+                                                        (schema_at, max(0, size - schema_at))], exact=False)
         else:
             head = os.pread(fd, _HEADER.size, 0)
         if len(head) < _HEADER.size:
@@ -158,14 +158,18 @@ class Layout:
         return layout, None if record is None else np.frombuffer(record, "<i8")
 
 
-def _read_all(fd: int, ranges: list[tuple[int, int]]) -> list[bytes]:
+def _read_all(fd: int, ranges: list[tuple[int, int]], exact: bool = True) -> list[bytes]:
     """The bytes of each ``(offset, length)`` of ``fd``, asking the kernel for all of them before
-    waiting for any (on a cold file the reads then overlap instead of queueing one by one)."""
+    waiting for any (on a cold file the reads then overlap instead of queueing one by one).
+    ``exact``: ``OSError`` unless every range was there in full."""
     if len(ranges) > 1 and hasattr(os, "posix_fadvise"):
         for offset, length in ranges:
             if length:
                 os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
-    return [os.pread(fd, length, offset) if length else b"" for offset, length in ranges]
+    got = [os.pread(fd, length, offset) if length else b"" for offset, length in ranges]
+    if exact and any(len(g) != length for g, (_, length) in zip(got, ranges, strict=True)):
+        raise OSError("a data file is shorter than its layout says")  # never build arrays past the bytes read
+    return got
 
 
 def read_rows(layout: Layout, record: np.ndarray, data_fd: int, start: int, stop: int) -> pa.RecordBatch:
@@ -191,8 +195,9 @@ def read_rows(layout: Layout, record: np.ndarray, data_fd: int, start: int, stop
             # Where the rows' strings probably lie (bytes in proportion to rows), so the kernel can
             # fetch them with this round; the next round reads the exact range.
             rows = int(record[0])
-            lo, hi = data_len * first // rows, -(-data_len * stop // rows)
-            hints.append((data + max(0, lo - NEAR), hi - lo + 2 * NEAR))
+            if data != _NO_BUFFER and data_len > 0 and rows > 0:
+                lo, hi = data_len * first // rows, -(-data_len * stop // rows)
+                hints.append((data + max(0, lo - NEAR), hi - lo + 2 * NEAR))
         wanted += [bits, main]
     if hasattr(os, "posix_fadvise"):
         for offset, size in hints:

@@ -45,6 +45,8 @@ def every_flat_type(n: int) -> pa.Table:
         "clock": pa.array(np.arange(n) * 1000, pa.time64("us")),
         "wait": pa.array(np.arange(n), pa.duration("ms")),
         "money": pa.array(holes([Decimal(i) / 100 for i in range(n)]), pa.decimal128(12, 2)),
+        "blank": pa.array([""] * n, pa.string()),  # no string bytes at all
+        "none": pa.array([None] * n, pa.string()),
     })
 
 
