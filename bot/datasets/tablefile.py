@@ -5,7 +5,7 @@ the IPC *file* format has a footer listing every batch, so row ``r`` lives in ba
 and a page is one ``get_batch`` (two at a boundary) followed by a slice: cost is flat in page number
 and dataset size. A file registered by the local store also has a layout file
 (``bot.datasets.layout``): with it a page reads only the bytes of its rows, not the footer and the
-whole batch (a cold page: 1.1-2.2 ms of reads became ~0.3 ms).
+whole batch (on a cold file, 0.7-1.7 ms of reads became ~0.4 ms).
 
 No compression, read with positional file reads (not a memory map). A sorted page touches up to
 ``size`` batches spread over the file, and a compressed batch must be decompressed whole: with lz4 a
