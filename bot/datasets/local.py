@@ -31,6 +31,7 @@ from bot.datasets import aggregates, charts, summaries
 from bot.datasets.catalog import Catalog, SqliteCatalog, meta_from_json, meta_to_json
 from bot.datasets.exporting import export_batches, write_export
 from bot.datasets.formatting import RowFormatter, logical_type
+from bot.datasets.layout import write_layout
 from bot.datasets.model import (
     ChartData,
     ChartSpec,
@@ -46,6 +47,7 @@ from bot.datasets.model import (
 from bot.datasets.readers import Source, file_opener, frame_source
 from bot.datasets.summaries import ColumnSummary
 from bot.datasets.tablefile import (
+    BATCH_ROWS,
     DATA_FILE,
     SortOrder,
     TableFile,
@@ -126,6 +128,9 @@ class LocalDatasetStore:
                 src = open_source()
                 rows = write_batches(part / DATA_FILE, src.schema, src.batches)
                 make_private(part / DATA_FILE)
+                layout = write_layout(part / DATA_FILE)  # so a page reads just its rows' bytes
+                if layout is not None:
+                    make_private(layout)
                 created = datetime.now(UTC)
                 meta = DatasetMeta(
                     id=dataset_id,
@@ -207,7 +212,7 @@ class LocalDatasetStore:
                 return entry
         path = self.root / meta.id / DATA_FILE
         try:
-            table = TableFile(path)
+            table = TableFile(path, expect=(len(meta.columns), -(-meta.rows // BATCH_ROWS)))
         except FileNotFoundError:
             raise DatasetExpired(_expired_message(meta.name)) from None
         entry = (table, RowFormatter(table.schema))
