@@ -146,7 +146,11 @@ class SlackAdapter:
         # Its client has no token of its own: listeners use ``self.client``.
         self.bolt = AsyncApp(signing_secret=settings.signing_secret,
                              client=AsyncWebClient(base_url=settings.api_url, timeout=int(settings.http_timeout)),
-                             authorize=self._authorizer(), ignoring_self_events_enabled=True)
+                             authorize=self._authorizer(), ignoring_self_events_enabled=True,
+                             # Turns shared by replicas: an event is acknowledged only once it is
+                             # claimed and queued, so a replica killed in between loses nothing
+                             # (Slack delivers it again, to any replica).
+                             process_before_response=engine.intake is not None)
         self.bolt.event("app_mention")(self._on_event)
         self.bolt.event("message")(self._on_event)
         self.bolt.event("agent_session_stopped")(self._on_session_stopped)
@@ -250,7 +254,7 @@ class SlackAdapter:
         if self.engine.intake is not None:
             surface_args = {"is_dm": is_dm, "message_ts": event.get("ts"), "user_team": event.get("user_team"),
                             "title": title}
-            self.background.spawn(self.engine.intake.submit(message, surface_args), f"Slack message {message.event_id}")
+            await self.engine.intake.submit(message, surface_args)  # before the acknowledgement: see ``bolt``
             return
         surface = self.surface(message.thread, message.user, is_dm=is_dm, message_ts=event.get("ts"),
                                user_team=event.get("user_team"), title=title)
@@ -334,10 +338,11 @@ class SlackAdapter:
             return web.Response(status=503)
         bolt_request = AsyncBoltRequest(body=checked.text, query=request.query_string,
                                         headers=request.headers)  # type: ignore[arg-type]
-        if is_event_callback(checked.text, request.content_type):
+        if self.engine.intake is None and is_event_callback(checked.text, request.content_type):
             # An event needs no answer but "received" (bolt would acknowledge it itself, after its
             # middleware and listener matching): answer now, so under load the acknowledgement does not
             # queue behind other work on the event loop; bolt then dispatches it in the background.
+            # With turns shared by replicas bolt answers instead, once the listener has queued it.
             self.background.spawn(self.bolt.async_dispatch(bolt_request), "Slack event")
             return web.Response(status=200)
         return await to_aiohttp_response(await self.bolt.async_dispatch(bolt_request))

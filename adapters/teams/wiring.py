@@ -186,8 +186,14 @@ class TeamsBot:
                 self._background.spawn(self.engine.act(action, surface), f"Teams {action.kind} action")
             return
         message = to_incoming(raw)
-        if message is not None:
-            self._background.spawn(self._submit(message, self.surface_for(context, raw)), "Teams turn")
+        if message is None:
+            return
+        if self.engine.intake is not None:
+            # Turns shared by replicas: answered only once claimed and queued, so a replica killed
+            # in between loses nothing (the Bot Connector delivers it again, to any replica).
+            await self._submit(message, self.surface_for(context, raw))
+            return
+        self._background.spawn(self._submit(message, self.surface_for(context, raw)), "Teams turn")
 
     async def _submit(self, message: IncomingMessage, surface: TeamsSurface) -> None:
         """Hand ``message`` to the engine, or to the shared intake (claimed once by its activity id,

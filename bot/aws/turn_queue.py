@@ -49,6 +49,8 @@ VISIBILITY = 30
 HEARTBEAT = 1.0  # also how often a Stop requested on another replica is looked for (within 2 s)
 #: Turns one replica runs at once (more wait in the queue for another replica).
 CONCURRENT_TURNS = 8
+#: Seconds ``aclose`` gives ended turns to record themselves and delete their messages.
+CLOSE_GRACE = 5.0
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class SqsTurnQueue:
         self._running: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(CONCURRENT_TURNS)
         self.replica = records.replica
+        self._closing = False
         self._journal = QueuedTurnJournal(records)
 
     @property
@@ -121,8 +124,8 @@ class SqsTurnQueue:
         if rebuild is not None and not message.files and isinstance(parse_command(message.text), Stop):
             # A typed ``stop`` must not wait in the thread's queue behind the very turn it stops: this
             # replica carries it out (the turn's own replica, or a flag it sees within 2 s).
-            await self.engine.submit(replace(message, event_id=None), rebuild(message, surface_args))
-            return
+            self.engine.submit(replace(message, event_id=None), rebuild(message, surface_args))  # not awaited:
+            return  # the platform's request must not wait for the stopped turn's clean-up
         queued = QueuedTurn(message, surface_args)
         await self._sqs("send_message", QueueUrl=self.queue_url, MessageBody=queued.to_json(),
                         MessageGroupId=message.thread.digest, MessageDeduplicationId=queued.delivery)
@@ -134,25 +137,28 @@ class SqsTurnQueue:
 
     def start(self) -> None:
         if not self._tasks:
+            self._closing = False  # started again after ``aclose``
             log.info("replica %s takes turns from %s", self.replica, self.queue_url.rsplit("/", 1)[-1])
             self._tasks = [asyncio.create_task(self._receive_forever(), name="sqs-turns"),
                            asyncio.create_task(self._drain_dead_letters(), name="sqs-dead-letters")]
 
+    @property
+    def _taking_turns(self) -> bool:
+        return self.engine.accepting and not self._closing
+
     async def _receive_forever(self) -> None:
-        while self.engine.accepting:  # once draining, leave new turns to the other replicas
+        while self._taking_turns:  # once draining, leave new turns to the other replicas
             await self._slots.acquire()  # a free slot first: never hold a message this replica cannot run yet
             try:
-                # One message per receive: a batch may hold several messages of one thread, and those
-                # would wait here invisible to others while their leases ran out.
-                got = await self._sqs("receive_message", QueueUrl=self.queue_url, MaxNumberOfMessages=1,
-                                      WaitTimeSeconds=self.poll_seconds, VisibilityTimeout=self.visibility,
-                                      MessageSystemAttributeNames=["ApproximateReceiveCount"])
+                messages = await asyncio.to_thread(self._receive_one)
             except Exception:
                 self._slots.release()
                 log.exception("receiving turns from SQS failed; retrying")
                 await asyncio.sleep(1)
                 continue
-            messages = got.get("Messages", [])
+            if messages and not self._taking_turns:  # closing began while the answer came back
+                await asyncio.to_thread(self._hand_back, messages[0])
+                messages = []
             if not messages:
                 self._slots.release()
                 continue
@@ -205,6 +211,27 @@ class SqsTurnQueue:
             log.warning("turn %s was interrupted twice; telling the thread", delivery)
             await best_effort(surface.post(notice(INTERRUPTED, "warning")))
 
+    def _receive_one(self) -> list[dict[str, Any]]:
+        """One long poll, in a worker thread. One message per receive: a batch may hold several
+        messages of one thread, and those would wait here invisible to others while their leases
+        ran out. A message that arrives once this replica began to close (the poll outlives a
+        cancelled task) is handed back to the others at once, not left invisible for its lease."""
+        got = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=1,
+                                       WaitTimeSeconds=self.poll_seconds, VisibilityTimeout=self.visibility,
+                                       MessageSystemAttributeNames=["ApproximateReceiveCount"])
+        messages: list[dict[str, Any]] = got.get("Messages", [])
+        if messages and not self._taking_turns:
+            self._hand_back(messages[0])
+            return []
+        return messages
+
+    def _hand_back(self, raw: Mapping[str, Any]) -> None:
+        try:
+            self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=raw["ReceiptHandle"],
+                                               VisibilityTimeout=0)
+        except Exception:  # its lease ends on its own: later, but nothing is lost
+            log.warning("could not hand a turn back to the queue", exc_info=True)
+
     async def _keep_invisible(self, receipt: str, thread: ThreadKey, delivery: str) -> None:
         """While the turn runs: renew its invisibility, and stop it when a Stop was asked elsewhere."""
         renewed = asyncio.get_running_loop().time()
@@ -256,8 +283,16 @@ class SqsTurnQueue:
                 await asyncio.sleep(1)
 
     async def aclose(self) -> None:
-        """Stop receiving and handling. A turn whose message was not deleted yet returns to the queue
-        when its lease ends, and the replica that receives it reports it as interrupted."""
+        """Stop receiving and handling. After the engine's ``shutdown`` (which ends running turns
+        the way a Stop does), the handlers of those ended turns are given up to
+        ``poll_seconds`` + ``CLOSE_GRACE`` seconds to record them and delete their messages:
+        cancelled before that, an answered turn would come back and be reported as interrupted.
+        Whatever is left is cancelled: a turn whose message was not deleted returns to the queue
+        when its lease ends, and the replica that receives it ends it as interrupted."""
+        self._closing = True
+        pending = {*self._tasks[:1], *self._running}  # the receiver and the turns, not the dead-letter drain
+        if pending and not self.engine.accepting:
+            await asyncio.wait(pending, timeout=self.poll_seconds + CLOSE_GRACE)
         tasks = [*self._tasks, *self._running]
         for task in tasks:
             task.cancel()

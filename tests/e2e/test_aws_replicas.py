@@ -68,6 +68,14 @@ async def replicas(fake: FakeSlack, tmp_path: Path) -> AsyncIterator[list[SlackB
         await bot.stop()
 
 
+def queued(bots: list[SlackBot]) -> int:
+    """Messages in the turn queue, visible or taken by a replica (0: every turn was deleted)."""
+    got = moto_aws.shared().clients().sqs.get_queue_attributes(
+        QueueUrl=bots[0].env["DATATHREAD_QUEUE_URL"],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return int(got["ApproximateNumberOfMessages"]) + int(got["ApproximateNumberOfMessagesNotVisible"])
+
+
 def answers(fake: FakeSlack, ts: str, text: str) -> int:
     return sum(text in fake.shown(m) for m in fake.thread(CHANNEL, ts))
 
@@ -178,7 +186,7 @@ async def test_a_turn_whose_replica_died_before_showing_anything_is_run_once_mor
     assert (await dead_replica(replicas).begin(delivery, thread)).status == "fresh"  # ... then it died
     assert await replicas[0].send(mention("q-rerun", ts), f"{CHANNEL}:{ts}") == 200
     await until(lambda: answers(fake, ts, "answer to q-rerun") == 1, limit=20, what="the re-run's answer")
-    await asyncio.sleep(1.5)  # a second run or a note would have to come from another receive: give it a poll
+    await until(lambda: queued(replicas) == 0, limit=10, what="the message deleted: no receive can follow")
     assert len(fake.thread(CHANNEL, ts)) == 1 and answers(fake, ts, INTERRUPTED) == 0
     assert len(ran_on(replicas, "q-rerun")) == 1
 
@@ -193,7 +201,7 @@ async def test_a_turn_whose_re_run_died_before_showing_anything_too_gets_the_int
     assert not await dead.claim_rerun(delivery, thread)  # only one re-run, ever
     assert await replicas[1].send(mention("q-twice", ts), f"{CHANNEL}:{ts}") == 200
     await until(lambda: answers(fake, ts, INTERRUPTED) == 1, limit=20, what="the interrupted note")
-    await asyncio.sleep(1.5)
+    await until(lambda: queued(replicas) == 0, limit=10, what="the message deleted: no receive can follow")
     assert len(fake.thread(CHANNEL, ts)) == 1 and ran_on(replicas, "q-twice") == []
 
 
@@ -206,18 +214,80 @@ async def test_a_turn_whose_replica_died_after_answering_is_not_answered_again(
     await dead.note_live(delivery, ("1700000800.999999",))
     await dead.answered(delivery)  # the turn ended in its thread; the replica died before deleting the message
     assert await replicas[2].send(mention("q-done", ts), f"{CHANNEL}:{ts}") == 200
-    sqs = moto_aws.shared().clients().sqs
-    url = replicas[0].env["DATATHREAD_QUEUE_URL"]
-
-    def queued() -> int:
-        got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
-            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-        return int(got["ApproximateNumberOfMessages"]) + int(got["ApproximateNumberOfMessagesNotVisible"])
 
     def closed_by() -> str:
         got = turn_record(replicas, delivery)
         return got["replica"]["S"] if got else ""
 
     await until(lambda: closed_by() not in ("", "dead0replica"), limit=20, what="a live replica to receive the message")
-    await until(lambda: queued() == 0, limit=5, what="the message deleted")
+    await until(lambda: queued(replicas) == 0, limit=5, what="the message deleted")
     assert fake.thread(CHANNEL, ts) == [] and ran_on(replicas, "q-done") == []
+
+
+async def test_a_replica_shut_down_mid_turn_ends_it_as_stopped_and_deletes_it_so_it_never_comes_back_interrupted(
+        replicas: list[SlackBot], fake: FakeSlack) -> None:
+    ts = "1700000900.000100"
+    assert await replicas[0].send(mention("slow shutdown", ts), f"{CHANNEL}:{ts}") == 200
+    await until(lambda: len(ran_on(replicas, "slow shutdown")) == 1, limit=20, what="the slow turn to start")
+    [runner] = ran_on(replicas, "slow shutdown")
+    engine = replicas[runner].engine
+    assert engine is not None
+    await engine.shutdown(5)  # as ``serve`` does on SIGTERM: running turns end the way a Stop does
+    await replicas[runner].stop()
+    assert any("Stopped" in fake.shown(m) for m in fake.thread(CHANNEL, ts))
+    # Deleted before the replica let go: no other replica can receive it again and call it interrupted.
+    assert queued(replicas) == 0
+    assert answers(fake, ts, INTERRUPTED) == 0
+
+
+async def test_a_turn_that_arrives_while_a_replica_closes_is_handed_back_to_the_queue_at_once(
+        fake: FakeSlack, tmp_path: Path) -> None:
+    moto = moto_aws.shared()
+    aws = moto.fresh_settings()
+    clients = moto.clients()
+    ensure_resources(clients, aws)
+    env = {**moto.env(), "DATATHREAD_STORE": "aws", "DATATHREAD_SECRET": "shared-secret-0123456789abcdef",
+           "DATATHREAD_DYNAMODB_TABLE": aws.table, "DATATHREAD_S3_BUCKET": aws.bucket,
+           "DATATHREAD_QUEUE_URL": aws.queue_url, "DATATHREAD_QUEUE_VISIBILITY_SECONDS": "60"}
+    bot = await SlackBot(fake, tmp_path / "closing", ScriptedAgent(script), **env).start()
+    assert bot.engine is not None
+    bot.engine.start()
+    try:
+        await asyncio.sleep(0.2)  # let its receiver start a long poll (the case this rule is about)
+        await bot.engine.shutdown(0)
+        delivery, thread = delivery_of("1700001000.000100")
+        turn = QueuedTurn(IncomingMessage(thread, "UALICE", "late", event_id=f"{CHANNEL}:1700001000.000100"),
+                          {"is_dm": False, "message_ts": "1700001000.000100"})
+        clients.sqs.send_message(QueueUrl=aws.queue_url, MessageBody=turn.to_json(),
+                                 MessageGroupId=thread.digest, MessageDeduplicationId=delivery)
+        # A message taken by the closing replica would stay invisible for its 60 s lease: another
+        # replica must be able to receive it well before that. (Short polls: moto's long poll keeps
+        # the message groups that were in flight when it began.)
+        texts: list[str] = []
+        for _ in range(8):
+            got = await asyncio.to_thread(clients.sqs.receive_message, QueueUrl=aws.queue_url, WaitTimeSeconds=1)
+            texts += [json.loads(m["Body"])["message"]["text"] for m in got.get("Messages", [])]
+            if texts:
+                break
+        assert texts == ["late"]
+        assert bot.agent.turns == []  # type: ignore[attr-defined]
+    finally:
+        await bot.stop()
+
+
+async def test_a_slack_event_is_claimed_and_queued_before_it_is_acknowledged_so_a_killed_replica_loses_nothing(
+        fake: FakeSlack, tmp_path: Path) -> None:
+    moto = moto_aws.shared()
+    aws = moto.fresh_settings()
+    ensure_resources(moto.clients(), aws)
+    env = {**moto.env(), "DATATHREAD_STORE": "aws", "DATATHREAD_SECRET": "shared-secret-0123456789abcdef",
+           "DATATHREAD_DYNAMODB_TABLE": aws.table, "DATATHREAD_S3_BUCKET": aws.bucket,
+           "DATATHREAD_QUEUE_URL": aws.queue_url}
+    bot = await SlackBot(fake, tmp_path / "intake-only", ScriptedAgent(script), **env).start()  # runs no turns
+    try:
+        for n in range(3):
+            ts = f"17000011{n:02d}.000100"
+            assert await bot.send(mention(f"q{n}", ts), f"EvAck{n}") == 200
+            assert queued([bot]) == n + 1  # at the moment of the 200, not some time after it
+    finally:
+        await bot.stop()

@@ -196,3 +196,11 @@ async def test_a_file_attached_on_one_replica_reaches_the_agent_running_on_the_o
     await split[0].until(lambda _: shown(split[0], PERSONAL, "Got sales.csv: 'region,revenue\\nEMEA,10\\n'."),
                          within=20)
     assert [len(b.agent.turns) for b in split] == [0, 1]
+
+
+async def test_a_teams_activity_is_claimed_and_queued_before_it_is_answered_so_a_killed_replica_loses_nothing(
+        tmp_path: Path) -> None:
+    async with teams_replicas(tmp_path, script, count=1, runners=()) as [intake_only]:
+        for n in range(3):
+            assert (await intake_only.post(personal(20 + n, f"q{n}"))).status == 202
+            assert not queue_settled(intake_only)  # queued at the moment of the 202, not some time after it
