@@ -178,10 +178,12 @@ class Settings:
             else:
                 with os.fdopen(fd, "w") as f:
                     f.write(secrets.token_hex(32))
-        for _ in range(50):  # the creator may not have written it yet
+        for _ in range(50):  # a creator that made it just now may not have written it yet
             text = path.read_text().strip()
             if text:
                 return text.encode()
+            if time.time() - path.stat().st_mtime > 2:  # an old empty file: nobody is writing it
+                break
             time.sleep(0.01)
         raise ConfigError(f"{path} is empty: delete it (a new secret is made) or set DATATHREAD_SECRET")
 

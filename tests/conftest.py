@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -10,6 +11,21 @@ import pytest
 
 from adapters.slack.fake_web_api import FakeSlack
 from bot.datasets.local import LocalDatasetStore
+
+#: A module whose every test is end-to-end says so on one module-level line.
+_ALL_E2E = re.compile(r"^pytestmark = \[?\s*pytest\.mark\.e2e\b", re.MULTILINE)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """In the fast lane (``-m "not e2e"``), a module marked e2e as a whole is not even imported:
+    all its tests would be deselected, and importing it (SDKs, servers, fakes) is most of the
+    lane's collection time."""
+    if collection_path.suffix != ".py" or config.getoption("markexpr", "").replace(" ", "") != "note2e":
+        return None
+    try:
+        return bool(_ALL_E2E.search(collection_path.read_text())) or None
+    except OSError:
+        return None
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -49,6 +51,7 @@ def test_a_secret_is_made_once_per_home_and_kept_private(tmp_path: Path) -> None
 
 def test_an_empty_secret_file_says_how_to_fix_it(tmp_path: Path) -> None:
     (tmp_path / "secret").write_text("")
+    os.utime(tmp_path / "secret", (time.time() - 60, time.time() - 60))  # left empty by a crash, long ago
     with pytest.raises(ConfigError, match="DATATHREAD_SECRET"):
         Settings.from_env({"DATATHREAD_HOME": str(tmp_path)}).secret()
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 ROOT = Path(__file__).parents[2]
@@ -33,9 +34,16 @@ def _modules() -> dict[str, Path]:
     return found
 
 
+@functools.cache
+def _tree(path: Path) -> ast.Module:
+    """``path`` parsed once for all the rules here (the same tree is read by several)."""
+    return ast.parse(path.read_text())
+
+
+@functools.cache
 def _imports(path: Path, *, runtime_only: bool) -> list[str]:
     """Absolute module names ``path`` imports (at run time only, when asked: not under TYPE_CHECKING)."""
-    tree = ast.parse(path.read_text())
+    tree = _tree(path)
     skipped: set[int] = set()
     if runtime_only:
         for node in ast.walk(tree):
@@ -107,10 +115,10 @@ def _engine_public_members() -> set[str]:
             if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and not n.name.startswith("_")}
 
 
-def _engine_attributes(source: str) -> list[tuple[int, str]]:
+def _engine_attributes(source: str | ast.Module) -> list[tuple[int, str]]:
     """``(line, attribute)`` for every ``engine.X`` / ``something.engine.X`` in ``source``."""
     found = []
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(ast.parse(source) if isinstance(source, str) else source):
         if not isinstance(node, ast.Attribute):
             continue
         owner = node.value
@@ -132,6 +140,6 @@ def test_adapters_and_benchmarks_use_only_the_engines_public_methods() -> None:
     public = _engine_public_members()
     for package in ("adapters", "benchmarks"):
         for path in (ROOT / package).rglob("*.py"):
-            bad = [f"line {line}: engine.{attr}" for line, attr in _engine_attributes(path.read_text())
+            bad = [f"line {line}: engine.{attr}" for line, attr in _engine_attributes(_tree(path))
                    if attr not in public]
             assert not bad, f"{path.relative_to(ROOT)} reaches into the engine: {bad}"
