@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from adapters.teams.inbound import clean_text, clicked_card_id, conversation_type, remote_files, thread_key, to_action
-from bot.intents import ListFiles, ShowPage
-from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Option, Reply, Select, Table
+from bot.intents import ListFiles
+from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Reply, Table
 from renderers.teams import card, card_lines, code_element
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "teams"
