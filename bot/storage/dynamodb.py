@@ -140,6 +140,9 @@ class DynamoStateStore:
             start = {"ExclusiveStartKey": got["LastEvaluatedKey"]}
         return items
 
+    def _batch_write(self, requests: list[dict[str, Any]]) -> Any:
+        return self.db.batch_write_item(RequestItems={self.table: requests})
+
     def _transact(self, writes: list[dict[str, Any]]) -> None:
         self.db.transact_write_items(TransactItems=writes)
 
@@ -327,7 +330,7 @@ class DynamoStateStore:
         for start in range(0, len(puts), BATCH_ITEMS):
             pending: list[dict[str, Any]] = puts[start:start + BATCH_ITEMS]
             for round_ in range(BATCH_ROUNDS):
-                got = await asyncio.to_thread(self.db.batch_write_item, RequestItems={self.table: pending})
+                got = await asyncio.to_thread(self._batch_write, pending)
                 pending = got.get("UnprocessedItems", {}).get(self.table, [])
                 if not pending:
                     break
