@@ -15,7 +15,10 @@ With a shared turn queue (``DATATHREAD_STORE=aws``) a message is claimed and que
 replica receives it, with its conversation reference as JSON (``TeamsSurface.address``), and the
 replica that takes it from the queue rebuilds the surface from that (``rebuild``) and replies with
 ``continue_conversation``. Clicks and invokes run where they arrive: their activity carries its own
-reference, and a Stop reaches the replica running the turn through the engine.
+reference, and a Stop reaches the replica running the turn through the engine. What an activity
+leaves out is read from records every replica shares and a restart keeps
+(``Engine.message_records``): the card a click came from (by the token it carries) when the click
+does not name it, and the turn a 👍 / 👎 rates (Teams' invoke names only the rated message).
 """
 
 from __future__ import annotations
