@@ -33,6 +33,7 @@ from bot.intent_tokens import IntentSealer
 from bot.intents import Intent, LinkPurpose, Stop
 from bot.journal import Addressable, TurnInFlight
 from bot.live_turn import LiveTurn
+from bot.message_records import MessageRecords
 from bot.messages import ActionInvoked, IncomingMessage, ThreadKey
 from bot.presenter import CODE_LINES, TurnState, feedback_buttons, files_button, present_turn, stop_button
 from bot.recovery import TurnJournal, end_interrupted
@@ -90,6 +91,7 @@ class Engine:
         self.agent = agent
         tokens = IntentSealer(signer or TokenSigner(settings.secret()))
         self.actions = Actions(settings, state, datasets, tokens, self._cancel_anywhere)
+        self._records = MessageRecords(state, settings.retention)
         #: Turn starts, steps and ends, per thread, for watchers such as the browser's workspace page.
         self._activity = TurnWatchers()
         #: Set by composition when turns are shared by several replicas (``DATATHREAD_STORE=aws``):
@@ -257,6 +259,12 @@ class Engine:
     def activity(self) -> TurnWatchers:
         """Where a turn's start, steps and end are published for watchers (the workspace page)."""
         return self._activity
+
+    @property
+    def message_records(self) -> MessageRecords:
+        """Which turn a sent message answers and which card carries a token, shared by replicas
+        and kept across restarts (for clicks and verdicts that name only one of the two)."""
+        return self._records
 
     @property
     def web(self) -> WorkspaceAccess:

@@ -3,10 +3,12 @@ with a scripted agent, and the fake Bot Connector the activities' ``serviceUrl``
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,7 @@ from urllib.parse import unquote
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
+from adapters.teams.inbound import thread_key
 from adapters.teams.wiring import mount
 from bot.agents.backend import AgentBackend
 from bot.aws.setup import ensure_resources
@@ -131,3 +134,24 @@ def queue_settled(h: TeamsHarness) -> bool:
     got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
         "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
     return int(got["ApproximateNumberOfMessages"]) + int(got["ApproximateNumberOfMessagesNotVisible"]) == 0
+
+
+
+async def on_record(read: Callable[[], Awaitable[str | None]], within: float = 10.0) -> str:
+    """Wait until ``read()`` finds a record (written just after the Bot Connector took the message
+    it is about, so a test that restarts must wait for it); what it found."""
+    deadline = time.monotonic() + within
+    while not (found := await read()):
+        assert time.monotonic() < deadline, "timed out waiting for the record"
+        await asyncio.sleep(0.02)
+    return found
+
+
+async def card_recorded(h: TeamsHarness, activity: dict[str, Any], token: str) -> str:
+    """The id of the card carrying ``token`` in ``activity``'s thread, once it is on record."""
+    return await on_record(lambda: h.engine.message_records.card_with(thread_key(activity), token))
+
+
+async def turn_recorded(h: TeamsHarness, activity: dict[str, Any], message_id: str) -> str:
+    """The turn message ``message_id`` of ``activity``'s thread answers, once it is on record."""
+    return await on_record(lambda: h.engine.message_records.turn_of(thread_key(activity), message_id))

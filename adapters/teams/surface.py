@@ -16,14 +16,14 @@ import aiohttp
 from botbuilder.schema import Activity, ActivityTypes, Attachment, ConversationReference
 
 from adapters.http import host_in, read_capped
-from adapters.teams.cards import CardIndex
 from adapters.teams.config import TeamsSettings
 from adapters.teams.entities import MentionEntity
 from adapters.teams.files import IMAGE_TYPES, FileLinks, consent_card, file_link, inline_image
 from adapters.teams.first_contact import suggested_actions
 from adapters.teams.sender import Sender, TeamsRefused
-from adapters.teams.transport import ADAPTIVE_CARD, FeedbackTurns, TeamsTransport, text_activity
+from adapters.teams.transport import ADAPTIVE_CARD, TeamsTransport, text_activity
 from bot.intents import LinkPurpose
+from bot.message_records import MessageRecords
 from bot.messages import MessageRef, RemoteFile, ThreadKey
 from bot.presenter import OUTPUT_CHARS
 from bot.reply import Chart, Reply
@@ -68,10 +68,9 @@ class TeamsContext:
     links: FileLinks
     http: Callable[[], aiohttp.ClientSession]
     bot_token: Callable[[], Awaitable[str | None]]
-    #: The cards this process sent, by the tokens they carry (clicks that do not name their card).
-    cards: CardIndex = field(default_factory=CardIndex)
-    #: Which turn each rated message's 👍 / 👎 belong to (Teams' feedback invoke names the message).
-    feedback: FeedbackTurns = field(default_factory=FeedbackTurns)
+    #: Which card carries a token (clicks that do not name their card) and which turn a rated
+    #: message answers (Teams' feedback invoke names only the message): shared by replicas.
+    records: MessageRecords
     #: Whether small charts go as Adaptive Card charts (see ``NativeCharts``).
     charts: NativeCharts = field(default_factory=NativeCharts)
 
@@ -157,8 +156,11 @@ class TeamsSurface:
     def live_transport(self) -> TeamsTransport:
         follow_ups = self.personal and self.first_answer
         return TeamsTransport(self._ctx.sender, self.reference, personal=self.personal, interval=self.live_interval,
-                              feedback=self._ctx.feedback,
+                              rated=self._rated,
                               suggestions=suggested_actions(self._ctx.settings.follow_ups) if follow_ups else None)
+
+    async def _rated(self, message_id: str, turn: str) -> None:
+        await self._ctx.records.rated(self.thread, message_id, turn)
 
     @property
     def native_charts(self) -> bool:
@@ -184,14 +186,14 @@ class TeamsSurface:
                 raise
             first = first or sent
         if first and needs_card(reply):
-            self._ctx.cards.remember(reply, first)
+            await self._ctx.records.card_shows(self.thread, first, reply)
         return MessageRef(self.reference.conversation.id, first) if first else None
 
     async def update(self, ref: MessageRef, reply: Reply) -> None:
         activity = self._activities(reply)[0]
         await self._ctx.sender.update(self.reference, ref.id, activity)
         if needs_card(reply):
-            self._ctx.cards.remember(reply, ref.id)
+            await self._ctx.records.card_shows(self.thread, ref.id, reply)
 
     async def notify(self, user: str, reply: Reply) -> None:
         """Teams has no ephemeral bot messages: in a personal chat this is a normal reply; in

@@ -7,7 +7,7 @@ Elsewhere one message is edited in place. ``bot.live_turn`` decides what to show
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -54,25 +54,6 @@ def _refused(exc: TeamsRefused) -> StreamRefused:
     return StreamRefused(exc.code or f"HTTP {exc.status}", stopped=stopped)
 
 
-class FeedbackTurns:
-    """Message id -> the turn its 👍 / 👎 rate, for the last ``capacity`` rated messages of the
-    process (after a restart, or for older messages, a verdict rates the thread's latest turn)."""
-
-    def __init__(self, capacity: int = 10_000) -> None:
-        self._turns: OrderedDict[str, str] = OrderedDict()
-        self._capacity = capacity
-
-    def remember(self, message_id: str, turn: str) -> None:
-        self._turns[message_id] = turn
-        self._turns.move_to_end(message_id)
-        while len(self._turns) > self._capacity:
-            self._turns.popitem(last=False)
-
-    def turn(self, message_id: str) -> str:
-        """The turn ``message_id`` rates, or ``""`` (the thread's latest) when unknown."""
-        return self._turns.get(message_id, "")
-
-
 @dataclass
 class TeamsTransport:
     """``bot.transport.LiveTransport`` for one conversation reference."""
@@ -83,8 +64,9 @@ class TeamsTransport:
     interval: float = 1.5
     lifetime: float = STREAM_LIFETIME
     name: str = "Teams"
-    #: Where the turns rated by sent messages are remembered (see ``FeedbackTurns``).
-    feedback: FeedbackTurns | None = None
+    #: Called with (message id, turn) for each message carrying 👍 / 👎: Teams' feedback invoke
+    #: names only the message (``bot.message_records``). Must not raise.
+    rated: Callable[[str, str], Awaitable[None]] | None = None
     #: Suggested actions under the turn's finished answer (a personal chat's first answer).
     suggestions: SuggestedActions | None = None
     _stream_id: str | None = None
@@ -136,7 +118,7 @@ class TeamsTransport:
             sent = await self.sender.send(self.reference, activity) or self._stream_id or ""
         except TeamsRefused as exc:
             raise _refused(exc) from exc
-        self._rated(sent, message)
+        await self._rated(sent, message)
         return sent
 
     def _activity(self, message: TeamsMessage) -> Activity:
@@ -147,17 +129,17 @@ class TeamsTransport:
             activity.suggested_actions = self.suggestions
         return activity
 
-    def _rated(self, message_id: str, message: TeamsMessage) -> None:
-        """Remember which turn a message's 👍 / 👎 rate: Teams' feedback invoke names only the message."""
-        if message.feedback_turn is not None and message_id and self.feedback is not None:
-            self.feedback.remember(message_id, message.feedback_turn)
+    async def _rated(self, message_id: str, message: TeamsMessage) -> None:
+        """Record which turn a message's 👍 / 👎 rate: Teams' feedback invoke names only the message."""
+        if message.feedback_turn is not None and message_id and self.rated is not None:
+            await self.rated(message_id, message.feedback_turn)
 
     async def post(self, message: TeamsMessage) -> str:
         try:
             sent = await self.sender.send(self.reference, self._activity(message))
         except TeamsRefused as exc:
             raise TransportError(exc.code or f"HTTP {exc.status}") from exc
-        self._rated(sent, message)
+        await self._rated(sent, message)
         return sent
 
     async def edit(self, message_id: str, message: TeamsMessage) -> None:
@@ -165,4 +147,4 @@ class TeamsTransport:
             await self.sender.update(self.reference, message_id, self._activity(message))
         except TeamsRefused as exc:
             raise (MessageGone if exc.status == 404 else TransportError)(exc.code or f"HTTP {exc.status}") from exc
-        self._rated(message_id, message)
+        await self._rated(message_id, message)

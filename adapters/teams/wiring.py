@@ -15,7 +15,10 @@ With a shared turn queue (``DATATHREAD_STORE=aws``) a message is claimed and que
 replica receives it, with its conversation reference as JSON (``TeamsSurface.address``), and the
 replica that takes it from the queue rebuilds the surface from that (``rebuild``) and replies with
 ``continue_conversation``. Clicks and invokes run where they arrive: their activity carries its own
-reference, and a Stop reaches the replica running the turn through the engine.
+reference, and a Stop reaches the replica running the turn through the engine. What an activity
+leaves out is read from records every replica shares and a restart keeps
+(``Engine.message_records``): the card a click came from (by the token it carries) when the click
+does not name it, and the turn a 👍 / 👎 rates (Teams' invoke names only the rated message).
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ class TeamsBot:
         self.adapter = adapter
         self._credentials = credentials
         self.sender = Sender(adapter, settings.app_id)
-        self.ctx = TeamsContext(self.sender, settings, engine, self.http, self.bot_token)
+        self.ctx = TeamsContext(self.sender, settings, engine, self.http, self.bot_token, engine.message_records)
         self._session: aiohttp.ClientSession | None = None
         self._background = BackgroundWork()
         self._names: dict[str, str] = {}
@@ -162,7 +165,9 @@ class TeamsBot:
             if verdict is not None and await self._first_time("invoke", raw.get("id")):
                 positive, comment, message_id = verdict
                 surface = self.surface_for(context, raw)
-                intent = Feedback(positive, self.ctx.feedback.turn(message_id), comment)
+                # Any replica, any time after a restart: the record says which turn the message answers.
+                turn = await self.engine.message_records.turn_of(surface.thread, message_id)
+                intent = Feedback(positive, turn, comment)
                 user = str((raw.get("from") or {}).get("id") or "")
                 self._background.spawn(self.engine.request(intent, surface.thread, user, surface), "Teams feedback")
             return
@@ -180,8 +185,9 @@ class TeamsBot:
         if action is not None:
             if await self._first_time("action", raw.get("id")):
                 surface = self.surface_for(context, raw)
-                if action.message is None and (card_id := self.ctx.cards.find(action.token)):
-                    # The click did not name its card: the token it carries does.
+                if action.message is None and \
+                        (card_id := await self.engine.message_records.card_with(surface.thread, action.token)):
+                    # The click did not name its card: the token it carries does (whichever replica sent it).
                     action = replace(action, message=MessageRef(surface.reference.conversation.id, card_id))
                 self._background.spawn(self.engine.act(action, surface), f"Teams {action.kind} action")
             return

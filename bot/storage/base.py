@@ -6,6 +6,7 @@ same protocol so several replicas can serve one workspace.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -59,6 +60,17 @@ class StateStore(Protocol):
         ...
 
     async def put_value(self, namespace: str, key: str, value: Any) -> None: ...
+
+    async def remember(self, namespace: str, entries: Mapping[str, str], ttl: timedelta) -> None:
+        """Keep each ``key -> text`` of ``entries`` under ``namespace`` for ``ttl`` from now (a key
+        kept again takes the new text and a new expiry). For small records that end on their own,
+        such as which platform message stands for which turn or card."""
+        ...
+
+    async def recall(self, namespace: str, key: str) -> str | None:
+        """The text ``remember`` kept under ``key``; ``None`` if there is none or its ``ttl`` has
+        passed (checked on every read: expired records are never returned, whenever they are deleted)."""
+        ...
 
     async def save_run(self, run: RunRecord) -> None:
         """Create or replace the record of a workflow run (keyed by ``run.id``)."""

@@ -15,7 +15,9 @@ Records that are listed in order are kept so that a ``Query`` on the table reads
 - a verdict is ``fb#<conversation,turn,user>/fb`` plus ``feedback/<at>#<conversation,turn,user>``
   (``since`` = a range on the sort key); a second verdict moves the entry to its new time;
 - a turn in flight is ``journal#<platform>/<thread>`` (one per thread; a platform's turns are one
-  small partition).
+  small partition);
+- a record kept by ``remember`` is ``mark#<namespace>#<key>/mark``, with ``expires_at``; a batch of
+  them is written with ``BatchWriteItem`` (25 a request).
 
 The lookup item of a run or verdict names its listing entries and carries a version: a save
 re-reads it and writes lookup and entries in one transaction conditional on that version, so two
@@ -28,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,10 @@ def n(value: float) -> dict[str, str]:
 COMPRESS_ABOVE = 32_000
 #: The largest (compressed) record kept in one item: DynamoDB's item limit is 400 KB, keys included.
 MAX_RECORD_BYTES = 350_000
+#: Items in one ``BatchWriteItem`` request (DynamoDB's limit).
+BATCH_ITEMS = 25
+#: Rounds of resending the items DynamoDB left unprocessed (throttling) before giving up.
+BATCH_ROUNDS = 5
 #: Attempts at a versioned save before giving up (each loss means another replica just saved it).
 SAVE_ATTEMPTS = 8
 
@@ -133,6 +139,9 @@ class DynamoStateStore:
                 break
             start = {"ExclusiveStartKey": got["LastEvaluatedKey"]}
         return items
+
+    def _batch_write(self, requests: list[dict[str, Any]]) -> Any:
+        return self.db.batch_write_item(RequestItems={self.table: requests})
 
     def _transact(self, writes: list[dict[str, Any]]) -> None:
         self.db.transact_write_items(TransactItems=writes)
@@ -307,6 +316,35 @@ class DynamoStateStore:
 
     async def put_value(self, namespace: str, key: str, value: Any) -> None:
         await self._call("put_item", Item={"pk": s(f"kv#{namespace}#{key}"), "sk": s("kv"), "v": s(json.dumps(value))})
+
+    # expiring records ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _mark_key(namespace: str, key: str) -> Item:
+        return {"pk": s(f"mark#{namespace}#{key}"), "sk": s("mark")}
+
+    async def remember(self, namespace: str, entries: Mapping[str, str], ttl: timedelta) -> None:
+        expires = n(self.clock().timestamp() + ttl.total_seconds())
+        puts = [{"PutRequest": {"Item": {**self._mark_key(namespace, k), "v": s(v), "expires_at": expires}}}
+                for k, v in entries.items()]
+        for start in range(0, len(puts), BATCH_ITEMS):
+            pending: list[dict[str, Any]] = puts[start:start + BATCH_ITEMS]
+            for round_ in range(BATCH_ROUNDS):
+                got = await asyncio.to_thread(self._batch_write, pending)
+                pending = got.get("UnprocessedItems", {}).get(self.table, [])
+                if not pending:
+                    break
+                await asyncio.sleep(0.05 * 2 ** round_)  # throttled: back off before resending the rest
+            else:
+                raise RuntimeError(f"DynamoDB left {len(pending)} record(s) of {namespace} unwritten")
+
+    async def recall(self, namespace: str, key: str) -> str | None:
+        got = await self._call("get_item", Key=self._mark_key(namespace, key), ConsistentRead=True)
+        item = got.get("Item")
+        # DynamoDB deletes expired items only eventually: the expiry is checked here.
+        if item is None or int(item["expires_at"]["N"]) < self.clock().timestamp():
+            return None
+        return str(item["v"]["S"])
 
     # workflow runs ------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,9 @@ SCHEMA = (
         PRIMARY KEY (conversation, turn, user))""",
     """CREATE TABLE IF NOT EXISTS turns (
         thread TEXT PRIMARY KEY, platform TEXT NOT NULL, started REAL NOT NULL, record TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS marks (
+        ns TEXT, k TEXT, v TEXT NOT NULL, expires REAL NOT NULL, PRIMARY KEY (ns, k))""",
+    "CREATE INDEX IF NOT EXISTS marks_by_expiry ON marks (expires)",
 )
 
 
@@ -40,11 +44,15 @@ def conversation_id(key: ThreadKey, generation: int) -> str:
 
 
 class SqliteStateStore:
-    """``StateStore`` on one SQLite file; workspaces live under ``workspaces_root/<conversation id>``."""
+    """``StateStore`` on one SQLite file; workspaces live under ``workspaces_root/<conversation id>``.
 
-    def __init__(self, db_path: Path, workspaces_root: Path) -> None:
+    ``clock`` tells the time of expiring records (``remember``); tests move it."""
+
+    def __init__(self, db_path: Path, workspaces_root: Path,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.db = Database(db_path, SCHEMA)
         self.workspaces_root = workspaces_root
+        self.clock = clock
 
     def _row_to_conversation(self, key: ThreadKey, row: tuple[Any, ...]) -> Conversation:
         cid, owner, created, last_active = row
@@ -128,6 +136,21 @@ class SqliteStateStore:
 
     async def put_value(self, namespace: str, key: str, value: Any) -> None:
         await self.db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (namespace, key, json.dumps(value)))
+
+    async def remember(self, namespace: str, entries: Mapping[str, str], ttl: timedelta) -> None:
+        now = self.clock().timestamp()
+        rows = [(namespace, k, v, now + ttl.total_seconds()) for k, v in entries.items()]
+
+        def keep(conn: Any) -> None:
+            conn.execute("DELETE FROM marks WHERE expires < ?", (now,))  # the index makes this cheap
+            conn.executemany("INSERT OR REPLACE INTO marks VALUES (?, ?, ?, ?)", rows)
+
+        await self.db.run(keep)
+
+    async def recall(self, namespace: str, key: str) -> str | None:
+        row = await self.db.fetchone("SELECT v FROM marks WHERE ns = ? AND k = ? AND expires >= ?",
+                                     (namespace, key, self.clock().timestamp()))
+        return None if row is None else str(row[0])
 
     async def save_run(self, run: RunRecord) -> None:
         await self.db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?)",

@@ -2,7 +2,8 @@
 
 Conversations: starting one is idempotent and race-safe and keeps the first owner; a reset gives
 new ids and a new workspace; ``touch`` records activity. Deliveries are claimed once. Values round
-trip as JSON. Everything survives a restart. Parametrized over ``STORES``: a second implementation
+trip as JSON. Remembered records are read back until their TTL passes (on the store's clock), never
+after. Everything survives a restart. Parametrized over ``STORES``: a second implementation
 (DynamoDB) adds one entry and inherits every check.
 """
 
@@ -27,11 +28,24 @@ from tests.fakes import moto_aws
 KEY = ThreadKey("slack", "T0001", "C0CHAN", "1700000000.000100")
 OTHER = ThreadKey("slack", "T0001", "C0CHAN", "1700000001.000100")
 
-#: name -> a store kept under a test's temporary folder (the same folder twice: the same store after a restart).
-STORES: dict[str, Callable[[Path], StateStore]] = {
-    "sqlite": lambda tmp: SqliteStateStore(tmp / "state.sqlite3", tmp / "workspaces"),
-    "dynamodb": lambda tmp: DynamoStateStore(
-        moto_aws.shared().clients().dynamodb, moto_aws.settings_for(str(tmp)).table, tmp / "workspaces"),
+class MovableClock:
+    """The store's clock: tests of expiry move it (moto never expires TTL items, and no test waits)."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+#: name -> a store kept under a test's temporary folder (the same folder twice: the same store after
+#: a restart), telling time by ``clock`` when given.
+STORES: dict[str, Callable[..., StateStore]] = {
+    "sqlite": lambda tmp, clock=None: SqliteStateStore(
+        tmp / "state.sqlite3", tmp / "workspaces", **({"clock": clock} if clock else {})),
+    "dynamodb": lambda tmp, clock=None: DynamoStateStore(
+        moto_aws.shared().clients().dynamodb, moto_aws.settings_for(str(tmp)).table, tmp / "workspaces",
+        **({"clock": clock} if clock else {})),
 }
 #: Stores that start a server (moto): in the e2e lane.
 E2E_STORES = {"dynamodb"}
@@ -260,3 +274,28 @@ async def test_a_run_with_long_errors_round_trips(state: StateStore) -> None:
     await state.save_run(big)  # about 1 MB of text: more than one DynamoDB item holds uncompressed
     assert await state.workflow_run("big") == big
     assert [r.id for r in await state.workflow_runs(workflow="weekly-sales")] == ["big"]
+
+
+async def test_remembered_records_are_read_until_their_ttl_passes_and_survive_a_restart(
+        make_store: Callable[..., StateStore], tmp_path: Path) -> None:
+    clock = MovableClock()
+    store = make_store(tmp_path, clock)
+    many = {f"thread:{i:03d}": f"card-{i}" for i in range(60)}  # more than one DynamoDB batch
+    await store.remember("card-token", many, timedelta(hours=6))
+    await store.remember("rated-message", {"thread:001": "turn-a"}, timedelta(days=7))
+    await store.aclose()
+    store = make_store(tmp_path, clock)  # a restart, or another replica
+    try:
+        assert await store.recall("card-token", "thread:059") == "card-59"
+        assert await store.recall("rated-message", "thread:001") == "turn-a"  # namespaces are apart
+        assert await store.recall("card-token", "thread:999") is None
+        await store.remember("card-token", {"thread:001": "card-newer"}, timedelta(hours=6))
+        assert await store.recall("card-token", "thread:001") == "card-newer"
+        clock.now += timedelta(hours=6, seconds=2)
+        assert await store.recall("card-token", "thread:000") is None  # expired: gone, deleted or not
+        assert await store.recall("card-token", "thread:001") is None
+        assert await store.recall("rated-message", "thread:001") == "turn-a"  # its own, longer TTL
+        await store.remember("card-token", {"thread:000": "card-again"}, timedelta(hours=6))
+        assert await store.recall("card-token", "thread:000") == "card-again"  # kept again from now
+    finally:
+        await store.aclose()

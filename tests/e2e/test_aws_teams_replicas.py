@@ -21,7 +21,7 @@ from bot.engine import Engine
 from tests.fakes.bot_connector import Call
 from tests.fakes.scripted_agent import Sleep, WriteFile
 from tests.slack_harness import until
-from tests.teams_harness import TeamsHarness, fixture, queue_settled, teams_replicas
+from tests.teams_harness import TeamsHarness, card_recorded, fixture, queue_settled, teams_replicas, turn_recorded
 
 pytestmark = pytest.mark.e2e
 
@@ -67,6 +67,15 @@ def personal(n: int, text: str | None, **changes: Any) -> dict[str, Any]:
 def shown(h: TeamsHarness, conversation: str, text: str) -> list[Call]:
     """Messages (not stream updates) in ``conversation`` that show ``text``."""
     return [c for c in h.to(conversation) if c.body.get("type") == "message" and text in (c.body.get("text") or "")]
+
+
+def first_page_card(h: TeamsHarness, conversation: str) -> tuple[Call, dict[str, Any]] | None:
+    """The message in ``conversation`` whose card shows the first page of the 45-row table."""
+    for c in h.to(conversation):
+        for a in c.body.get("attachments") or ():
+            if "rows 1–20 of 45" in str(a.get("content")):
+                return c, a["content"]
+    return None
 
 
 def ran(bots: list[TeamsHarness], text: str) -> list[int]:
@@ -161,14 +170,7 @@ async def test_a_dataset_card_made_on_one_replica_pages_when_clicked_on_the_othe
     await split[0].post(personal(3, "a table please"))
     conversation = f"{PERSONAL}-3"
 
-    def table_card(_: list[Call]) -> tuple[Call, dict[str, Any]] | None:
-        for c in split[0].to(conversation):
-            for a in c.body.get("attachments") or ():
-                if "rows 1–20 of 45" in str(a.get("content")):
-                    return c, a["content"]
-        return None
-
-    call, card = await split[0].until(table_card, within=20)
+    call, card = await split[0].until(lambda _: first_page_card(split[0], conversation), within=20)
     nxt = next(a for a in card["actions"] if "Next" in a["title"])
     before = len(split[0].connector.calls)
     click = personal(3, "", id="1732182600001", replyToId=call.returned_id, value=nxt["data"])
@@ -176,6 +178,45 @@ async def test_a_dataset_card_made_on_one_replica_pages_when_clicked_on_the_othe
     updated = await split[0].until(lambda calls: [c for c in calls[before:]
                                                  if c.method == "PUT" and c.activity_id == call.returned_id])
     assert "rows 21–40 of 45" in str(updated[-1].body)
+
+
+async def test_a_verdict_given_on_one_replica_on_an_older_answer_the_other_sent_rates_that_answer_s_turn(
+        split: list[TeamsHarness]) -> None:
+    conversation = f"{PERSONAL}-4"
+    await split[0].post(personal(4, "first question"))
+    [older] = await split[0].until(lambda _: shown(split[0], conversation, "Answer to first question."), within=20)
+    await split[0].post(personal(4, "later question", id="1732180599004"))
+    [newer] = await split[0].until(lambda _: shown(split[0], conversation, "Answer to later question."), within=20)
+    # Replica 0 reads what replica 1 recorded when it sent each answer.
+    older_turn = await turn_recorded(split[0], personal(4, None), older.returned_id)
+    assert await turn_recorded(split[0], personal(4, None), newer.returned_id) != older_turn
+    invoke = personal(4, None, type="invoke", id="inv-older", replyToId=older.returned_id,
+                      value={"actionName": "feedback", "actionValue": {"reaction": "dislike", "feedback": "{}"}})
+    invoke["name"] = "message/submitAction"
+    assert (await split[0].post(invoke)).status == 200
+    await split[0].until(lambda _: shown(split[0], conversation, "Thanks for the feedback"), within=10)
+    [record] = await split[0].engine.state.feedback()
+    latest = await split[1].engine.state.get_value(LAST_TURN, split[1].agent.turns[-1].conversation.key.digest)
+    assert (record.turn, record.positive) == (older_turn, False)
+    assert record.turn != latest  # not the thread's latest turn
+    assert ran(split, "first question") == [1] and ran(split, "later question") == [1]
+
+
+async def test_a_click_that_does_not_name_its_card_updates_the_card_the_other_replica_sent(
+        split: list[TeamsHarness]) -> None:
+    await split[0].post(personal(5, "a table please"))
+    conversation = f"{PERSONAL}-5"
+
+    call, card = await split[0].until(lambda _: first_page_card(split[0], conversation), within=20)
+    nxt = next(a for a in card["actions"] if "Next" in a["title"])
+    click = personal(5, "", id="1732182600005", value=nxt["data"])  # no replyToId: the click names no card
+    assert await card_recorded(split[0], click, nxt["data"]["token"]) == call.returned_id
+    before = len(split[0].connector.calls)
+    assert (await split[0].post(click)).status in (200, 202)  # to the replica that did not post the card
+    updated = await split[0].until(lambda calls: [c for c in calls[before:] if c.method == "PUT"
+                                                 and c.activity_id == call.returned_id])
+    assert "rows 21–40 of 45" in str(updated[-1].body)
+    assert not [c for c in split[0].connector.calls[before:] if c.method == "POST" and "rows 21–40" in str(c.body)]
 
 
 async def test_a_channel_file_link_made_on_one_replica_downloads_from_the_other(split: list[TeamsHarness]) -> None:

@@ -9,6 +9,7 @@ activity without ``conversationType``, and an inline image with only ``content.d
 from __future__ import annotations
 
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,9 @@ import pytest
 
 from bot import events as ev
 from bot.conversation import Turn
-from tests.fakes.bot_connector import Call
+from tests.fakes.bot_connector import Call, FakeBotConnector
 from tests.fakes.scripted_agent import WriteFile
-from tests.teams_harness import TeamsHarness, fixture, teams
+from tests.teams_harness import TeamsHarness, card_recorded, fixture, teams
 
 pytestmark = pytest.mark.e2e  # starts servers
 
@@ -77,11 +78,33 @@ async def test_a_channel_click_that_does_not_name_its_card_still_pages_the_card(
         assert put[0].conversation.endswith(card_call.conversation.split(";")[-1])
 
 
+async def test_after_a_restart_a_click_that_does_not_name_its_card_still_updates_that_card(tmp_path: Path) -> None:
+    connector = await FakeBotConnector().start()  # Teams outlives the restart
+    try:
+        async with teams(tmp_path, table_script, connector=connector) as h:
+            card_call, card = await dataset_card(h)
+            data = next_data(card)
+            await card_recorded(h, click("-1", data, 3), data["token"])
+        before = len(connector.calls)
+        async with teams(tmp_path, table_script, connector=connector) as h:  # same home: the record is kept
+            await h.post(click("-1", data, 3))
+            put = await h.until(lambda calls: [c for c in calls[before:] if c.method == "PUT" and cards([c])])
+            assert put[0].activity_id == card_call.returned_id  # updated in place, not a new card
+            assert "rows 21–40 of 45" in showing(cards(put)[0][1])
+            assert not [c for c in connector.calls[before:] if c.method == "POST" and cards([c])]
+    finally:
+        await connector.close()
+
+
 async def test_a_click_on_a_card_the_bot_cannot_identify_posts_the_page_in_the_same_chain(tmp_path: Path) -> None:
     async with teams(tmp_path, table_script) as h:
         _, card = await dataset_card(h)
         data = next_data(card)
-    async with teams(tmp_path, table_script) as h:  # same home: a restart forgets which card was which
+        await card_recorded(h, click("-1", data, 2), data["token"])
+    # A card whose record is gone (sent by a version that kept none, or its record expired).
+    with sqlite3.connect(tmp_path / "home" / "state.sqlite3") as db:
+        db.execute("DELETE FROM marks WHERE ns = 'card-token'")
+    async with teams(tmp_path, table_script) as h:  # same home, a restart: no record names the card
         await h.post(click("-1", data, 2))
         posted = await h.until(lambda calls: [c for c in calls if c.method == "POST" and cards([c])])
         assert "rows 21–40 of 45" in showing(cards(posted)[0][1])

@@ -5,7 +5,7 @@ In a channel (no streaming, so no Teams Stop) the edited turn message carries ou
 click by the owner ends the turn within 2 s with "Stopped" and the next message works. The typed
 word ``stop`` does the same in a personal chat. Finished answers carry Teams' own 👍 / 👎
 (``feedbackLoop``) and the "AI generated" label; a ``message/submitAction`` invoke records the
-verdict with its comment.
+verdict with its comment, on the turn of the message rated, even after a restart and a later turn.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ from typing import Any
 
 import pytest
 
+from adapters.teams.inbound import thread_key
 from bot import events as ev
+from bot.actions import LAST_TURN
 from bot.conversation import Turn
 from tests.fakes.scripted_agent import Sleep
-from tests.teams_harness import TeamsHarness, fixture, teams
+from tests.teams_harness import TeamsHarness, fixture, teams, turn_recorded
 
 pytestmark = pytest.mark.e2e  # starts servers
 
@@ -109,3 +111,29 @@ async def test_a_finished_answer_has_teams_feedback_and_the_ai_label_and_a_verdi
         [record] = await h.engine.state.feedback()
         assert (record.positive, record.comment, record.platform) == (False, "wrong column", "teams")
         assert record.turn  # the rated message names its turn
+
+
+def answer(h: TeamsHarness, text: str) -> list[Any]:
+    return [c for c in h.to(PERSONAL) if c.body.get("type") == "message" and text in (c.body.get("text") or "")]
+
+
+async def test_after_a_restart_a_verdict_on_an_older_answer_rates_that_answer_s_turn(tmp_path: Path) -> None:
+    first = fixture("personal_message", id="1732180500001", text="first question")
+    async with teams(tmp_path, script) as h:
+        await h.post(first)
+        [older] = await h.until(lambda _: answer(h, "Answer to first question."))
+        older_turn = await turn_recorded(h, first, older.returned_id)
+        await h.post(fixture("personal_message", id="1732180500002", text="second question"))
+        [newer] = await h.until(lambda _: answer(h, "Answer to second question."))
+        await turn_recorded(h, first, newer.returned_id)
+    async with teams(tmp_path, script) as h:  # same home: a restart
+        invoke = fixture("personal_message", type="invoke", id="inv-after-restart", text=None,
+                         replyToId=older.returned_id, value={"actionName": "feedback", "actionValue": {
+                             "reaction": "like", "feedback": '{"feedbackText": "this one was right"}'}})
+        invoke["name"] = "message/submitAction"
+        assert (await h.post(invoke)).status == 200
+        await h.until(lambda _: any("Thanks for the feedback" in (c.body.get("text") or "") for c in h.to(PERSONAL)))
+        [record] = await h.engine.state.feedback()
+        latest = await h.engine.state.get_value(LAST_TURN, thread_key(first).digest)
+        assert (record.turn, record.positive, record.comment) == (older_turn, True, "this one was right")
+        assert latest and record.turn != latest  # not the thread's latest turn

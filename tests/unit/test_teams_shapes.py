@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
-from adapters.teams.cards import CardIndex
 from adapters.teams.inbound import clean_text, clicked_card_id, conversation_type, remote_files, thread_key, to_action
-from bot.intents import ListFiles, ShowPage
-from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Option, Reply, Select, Table
+from bot.intents import ListFiles
+from bot.reply import Button, Buttons, CodeBlock, Markdown, Notice, Reply, Table
 from renderers.teams import card, card_lines, code_element
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "teams"
@@ -42,17 +41,6 @@ def test_a_click_names_its_card_wherever_the_activity_carries_it(reply_to: str |
     assert action is not None and action.token == "TOKEN"  # a click without a card is still a click
     assert (action.message.id if action.message else None) == expected
     assert action.thread.thread == "1732180811554"  # the reply chain, never "-1"
-
-
-def test_the_card_index_finds_a_card_by_any_token_it_carries() -> None:
-    index = CardIndex(capacity=3)
-    page = Reply((Buttons((Button("Next", ShowPage("d", 2), "t-next"),
-                           Select("Sort", (Option("a", ShowPage("d", 1), "t-sort"),)))),))
-    index.remember(page, "card-1")
-    assert (index.find("t-next"), index.find("t-sort"), index.find("nope"), index.find("")) == \
-        ("card-1", "card-1", None, None)
-    index.remember(Reply((Buttons((Button("Files", ListFiles(), "t-a"), Button("x", ListFiles(), "t-b"))),)), "c2")
-    assert index.find("t-next") is None  # the oldest are forgotten first
 
 
 @pytest.mark.parametrize(
