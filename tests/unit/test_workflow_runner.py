@@ -59,11 +59,12 @@ class Observer:
         self.ended[step.id] = asyncio.get_running_loop().time()
 
 
-def script(turn: Turn) -> list[ScriptStep]:
-    """Each step writes a CSV named after the first word after "make" (or ``joined``)."""
+def script(turn: Turn, *, takes: float = 0.15) -> list[ScriptStep]:
+    """Each step writes a CSV named after the first word after "make" (or ``joined``), after
+    ``takes`` seconds (long enough to see which steps overlap)."""
     words = turn.text.split()
     name = words[1] if words[0] == "make" else "joined"
-    return [Sleep(0.15), WriteFile(f"{name}.csv", b"x,y\n1,2\n3,4\n")]
+    return [Sleep(takes), WriteFile(f"{name}.csv", b"x,y\n1,2\n3,4\n")]
 
 
 def engine_for(tmp_path: Path, agent: ScriptedAgent) -> Engine:
@@ -96,7 +97,8 @@ async def test_independent_steps_run_together_up_to_max_parallel_and_dependants_
 
 
 async def test_an_ask_step_gets_its_prompt_with_parameters_and_its_inputs_as_files(tmp_path: Path) -> None:
-    agent = ScriptedAgent(script)  # like Bedrock Agents: no executor of ours, inputs go as session files
+    # Like Bedrock Agents: no executor of ours, inputs go as session files. Timing is not the point here.
+    agent = ScriptedAgent(lambda turn: script(turn, takes=0))
     run, observer, engine = await run_once(tmp_path, PARALLEL.replace("{n}", "1"), agent)
     first, _, join = agent.turns
     assert first.text == "make a for EMEA"
