@@ -21,9 +21,10 @@ import hashlib
 import json
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.aws.turn_journal import QueuedTurnJournal
 from bot.aws.turn_records import TurnRecords, TurnStart
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from bot.engine import Engine
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 INTERRUPTED = "Interrupted by a server restart — send your message again."
 DEAD_LETTER = ("I could not handle this message after 3 tries — send it again, "
@@ -98,6 +100,10 @@ class SqsTurnQueue:
         self._slots = asyncio.Semaphore(CONCURRENT_TURNS)
         self.replica = records.replica
         self._closing = False
+        # The two long polls (turns, dead letters) block a thread each for ``poll_seconds``: they get
+        # threads of their own, so they never hold the loop's shared pool (a handful of threads on a
+        # small machine) that every DynamoDB, S3 and SQS call of the turns and of intake waits for.
+        self._pollers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqs-poll")
         self._journal = QueuedTurnJournal(records)
 
     @property
@@ -110,6 +116,10 @@ class SqsTurnQueue:
 
     def register(self, platform: str, rebuild: SurfaceRebuilder) -> None:
         self._rebuilders[platform] = rebuild
+
+    async def _poll(self, receive: Callable[[], T]) -> T:
+        """Run a long poll on the queue's own threads."""
+        return await asyncio.get_running_loop().run_in_executor(self._pollers, receive)
 
     async def _sqs(self, operation: str, **kwargs: Any) -> Any:
         return await asyncio.to_thread(getattr(self.sqs, operation), **kwargs)
@@ -138,6 +148,7 @@ class SqsTurnQueue:
     def start(self) -> None:
         if not self._tasks:
             self._closing = False  # started again after ``aclose``
+            self._pollers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqs-poll")
             log.info("replica %s takes turns from %s", self.replica, self.queue_url.rsplit("/", 1)[-1])
             self._tasks = [asyncio.create_task(self._receive_forever(), name="sqs-turns"),
                            asyncio.create_task(self._drain_dead_letters(), name="sqs-dead-letters")]
@@ -150,7 +161,7 @@ class SqsTurnQueue:
         while self._taking_turns:  # once draining, leave new turns to the other replicas
             await self._slots.acquire()  # a free slot first: never hold a message this replica cannot run yet
             try:
-                messages = await asyncio.to_thread(self._receive_one)
+                messages = await self._poll(self._receive_one)
             except Exception:
                 self._slots.release()
                 log.exception("receiving turns from SQS failed; retrying")
@@ -269,8 +280,9 @@ class SqsTurnQueue:
                 await asyncio.sleep(5)
         while True:
             try:
-                got = await self._sqs("receive_message", QueueUrl=url, MaxNumberOfMessages=10,
-                                      WaitTimeSeconds=self.poll_seconds, VisibilityTimeout=VISIBILITY)
+                got = await self._poll(lambda: self.sqs.receive_message(
+                    QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=self.poll_seconds,
+                    VisibilityTimeout=VISIBILITY))
                 for raw in got.get("Messages", []):
                     queued = QueuedTurn.from_json(raw["Body"])
                     rebuild = self._rebuilders.get(queued.message.thread.platform)
@@ -298,3 +310,4 @@ class SqsTurnQueue:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks = []
+        self._pollers.shutdown(wait=False)  # a poll in flight ends by itself (and hands back what it got)

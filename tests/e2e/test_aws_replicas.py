@@ -90,6 +90,9 @@ async def test_a_threads_messages_run_in_order_even_when_they_reach_different_re
     steps = ["step1", "step2", "step3", "step4"]
     assert await replicas[0].send(mention(steps[0], ts), "EvO1") == 200
     await until(lambda: len(ran_on(replicas, "step1")) == 1, limit=20, what="the first turn to start")
+    # moto's long poll keeps the busy message groups it saw when it began, so a poll that began before
+    # step1 was taken could hand out step2 (real SQS never does): let every poll in flight be younger.
+    await asyncio.sleep(1.5)
     sqs = moto_aws.shared().clients().sqs
     url = replicas[0].env["DATATHREAD_QUEUE_URL"]
 
