@@ -15,6 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from bot.datasets import bucketsort
+
 WINDOW = 8  # bytes packed into one uint64 key
 
 
@@ -65,7 +67,7 @@ def string_order(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
         arr = arr.filter(pa.array(valid))
     skip = _common_prefix(arr) if len(arr) else 0
     key, lengths = _keys(arr, skip)
-    order = np.argsort(key, kind="stable")
+    order = bucketsort.stable_argsort(key)  # linear in rows, unlike np.argsort: see bucketsort
     limit = skip + WINDOW
     if len(order) > 1 and (lengths.max() > limit or lengths.min() != lengths.max()):
         sorted_keys, sorted_lengths = key[order], lengths[order]
