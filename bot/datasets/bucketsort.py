@@ -22,8 +22,8 @@ import numpy as np
 BUCKET_KEYS = 1 << 16
 #: Keys grouped by bucket at a time (8 MB: in the last-level cache).
 CHUNK_KEYS = 1 << 20
-#: Below this many keys a plain numpy sort is as fast (and one bucket would hold everything anyway).
-MIN_KEYS = 1 << 21
+#: Below this many buckets' worth of keys (2M keys) a plain numpy sort is as fast.
+MIN_BUCKETS = 32
 #: Keys sampled for the histogram that places bucket boundaries.
 SAMPLE_KEYS = 1 << 18
 _PREFIX_BITS = 16
@@ -34,18 +34,20 @@ class _Buckets:
     to fill 64 bits) to a bucket number, nondecreasing, with boundaries placed so a sample of the
     keys fills the buckets evenly."""
 
-    def __init__(self, keys: np.ndarray) -> None:
+    def __init__(self, keys: np.ndarray, bucket_keys: int, sample_keys: int) -> None:
         n = len(keys)
         lo, hi = int(keys.min()), int(keys.max())
         self.base = np.uint64(lo)
         # Stretched so the keys' range fills 64 bits: the prefix then tells apart as many keys as it can.
         self.lift = np.uint64(64 - (hi - lo).bit_length()) if hi > lo else np.uint64(0)
         self.drop = np.uint64(64 - _PREFIX_BITS)
-        sample = keys[:: max(1, n // SAMPLE_KEYS)]
+        sample = keys[:: max(1, n // sample_keys)]
         hist = np.bincount(self._prefix(sample), minlength=1 << _PREFIX_BITS)
-        self.count = int(min(max(1, n // BUCKET_KEYS), 1 << 15))
+        self.count = int(min(max(1, n // bucket_keys), 1 << 15))
         before = np.cumsum(hist) - hist
-        self.table = (before * self.count // max(1, len(sample))).astype(np.uint16)
+        # Prefixes past the last sampled one go to the last bucket; the table never decreases, so
+        # buckets stay ordered ranges of keys.
+        self.table = np.minimum(before * self.count // max(1, len(sample)), self.count - 1).astype(np.uint16)
 
     def _prefix(self, keys: np.ndarray) -> np.ndarray:
         return (((keys - self.base) << self.lift) >> self.drop).astype(np.intp)
@@ -55,24 +57,25 @@ class _Buckets:
         return self.table[self._prefix(keys)]
 
 
-def _split(keys: np.ndarray, rows: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+def _split(keys: np.ndarray, rows: bool, bucket_keys: int, chunk_keys: int, sample_keys: int,
+           ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """``keys`` grouped by bucket, keeping their order within each (and their row numbers when
     ``rows``), and where each bucket starts (plus the end)."""
     n = len(keys)
-    buckets = _Buckets(keys)
+    buckets = _Buckets(keys, bucket_keys, sample_keys)
     # Bucket numbers are computed twice per chunk (to count, then to move) rather than kept: a full
     # array of them would be one more large allocation, whose first touch costs more than the sums.
-    counts = [np.bincount(buckets.of(keys[s : s + CHUNK_KEYS]), minlength=buckets.count)
-              for s in range(0, n, CHUNK_KEYS)]
+    counts = [np.bincount(buckets.of(keys[s : s + chunk_keys]), minlength=buckets.count)
+              for s in range(0, n, chunk_keys)]
     bounds = np.zeros(buckets.count + 1, np.int64)
     np.cumsum(np.sum(counts, axis=0), out=bounds[1:])
     at = bounds[:-1].copy()  # where each bucket's next key goes
     grouped = np.empty_like(keys)
     row_type = np.int32 if n < 2**31 else np.int64
     grouped_rows = np.empty(n, row_type) if rows else None
-    for s, chunk_counts in zip(range(0, n, CHUNK_KEYS), counts, strict=True):
-        order = np.argsort(buckets.of(keys[s : s + CHUNK_KEYS]), kind="stable")  # radix sort: linear
-        chunk = keys[s : s + CHUNK_KEYS][order]
+    for s, chunk_counts in zip(range(0, n, chunk_keys), counts, strict=True):
+        order = np.argsort(buckets.of(keys[s : s + chunk_keys]), kind="stable")  # radix sort: linear
+        chunk = keys[s : s + chunk_keys][order]
         chunk_rows = (order + s).astype(row_type) if rows else None
         offset = 0
         for j in np.flatnonzero(chunk_counts).tolist():
@@ -86,23 +89,27 @@ def _split(keys: np.ndarray, rows: bool) -> tuple[np.ndarray, np.ndarray | None,
     return grouped, grouped_rows, bounds
 
 
-def sort(keys: np.ndarray) -> np.ndarray:
-    """``keys`` (``uint64``) in ascending order, as ``np.sort(keys)``; ``keys`` is left as it was."""
-    if len(keys) < MIN_KEYS:
+def sort(keys: np.ndarray, *, bucket_keys: int = BUCKET_KEYS, chunk_keys: int = CHUNK_KEYS,
+         sample_keys: int = SAMPLE_KEYS) -> np.ndarray:
+    """``keys`` (``uint64``) in ascending order, as ``np.sort(keys)``; ``keys`` is left as it was.
+    ``bucket_keys``, ``chunk_keys`` and ``sample_keys`` are the sizes aimed at (below
+    ``MIN_BUCKETS`` buckets' worth of keys, a plain numpy sort)."""
+    if len(keys) < MIN_BUCKETS * bucket_keys:
         return np.sort(keys)
-    grouped, _, bounds = _split(keys, rows=False)
+    grouped, _, bounds = _split(keys, False, bucket_keys, chunk_keys, sample_keys)
     for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
         if b - a > 1:
             grouped[a:b].sort()
     return grouped
 
 
-def stable_argsort(keys: np.ndarray) -> np.ndarray:
+def stable_argsort(keys: np.ndarray, *, bucket_keys: int = BUCKET_KEYS, chunk_keys: int = CHUNK_KEYS,
+                   sample_keys: int = SAMPLE_KEYS) -> np.ndarray:
     """Row numbers of ``keys`` (``uint64``) in ascending order, equal keys in row order, as
-    ``np.argsort(keys, kind="stable")`` (``int32`` below 2**31 rows)."""
-    if len(keys) < MIN_KEYS:
+    ``np.argsort(keys, kind="stable")`` (``int32`` below 2**31 rows when bucketed); sizes as ``sort``."""
+    if len(keys) < MIN_BUCKETS * bucket_keys:
         return np.argsort(keys, kind="stable")
-    grouped, rows, bounds = _split(keys, rows=True)
+    grouped, rows, bounds = _split(keys, True, bucket_keys, chunk_keys, sample_keys)
     assert rows is not None
     for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
         if b - a > 1:
