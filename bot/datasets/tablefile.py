@@ -325,10 +325,12 @@ def compute_sort(column: pa.ChunkedArray) -> SortOrder:
     if numeric is not None:
         order = numeric
     else:
-        column = sortable(column)
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            order = string_order(column)
+            order = string_order(column)  # reads the chunks in place: no copy of the strings
         else:
+            column = sortable(column)
             order = pc.array_sort_indices(column, null_placement="at_end").to_numpy()
     valid = len(column) - _missing(column)
     dtype = np.int32 if len(column) < 2**31 else np.int64

@@ -4,6 +4,8 @@ with 0.0, heavy ties falling back to the tie-fixing sort, and chunk and step bou
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -17,7 +19,7 @@ N = 6_000
 
 def chunked(values: np.ndarray) -> pa.ChunkedArray:
     cuts = [0, 1, 777, 2_500, 2_501, 5_000, N]  # uneven chunks, one of a single row
-    return pa.chunked_array([pa.array(values[a:b]) for a, b in zip(cuts[:-1], cuts[1:], strict=True)])
+    return pa.chunked_array([pa.array(values[a:b]) for a, b in itertools.pairwise(cuts)])
 
 
 def columns() -> dict[str, np.ndarray]:
@@ -43,3 +45,18 @@ def test_order_of_a_chunked_column_equals_a_stable_pandas_sort(name: str, monkey
     expected = pd.Series(values).sort_values(kind="stable").index.to_numpy()
     assert order.valid == N
     assert np.array_equal(np.asarray(order.perm), expected)
+
+
+def test_order_of_a_chunked_string_column_equals_a_stable_pandas_sort(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.datasets import stringsort
+
+    monkeypatch.setattr(stringsort, "STEP", 700)
+    rng = np.random.default_rng(3)
+    ids = [f"C{v:07d}" for v in rng.integers(0, 900, N)]  # one width: the strided path, many ties
+    words = ["", "a", "ab", "abcdefghij", "abcdefghijk", "b", "é", "zz" * 9, "A"]
+    mixed = [words[i] for i in rng.integers(0, len(words), N)]  # mixed widths: ties re-sorted by Arrow
+    for values in (ids, mixed):
+        column = pa.chunked_array([pa.array(values[a:b], pa.string()) for a, b in
+                                   [(0, 0), (0, 1), (1, 2_345), (2_345, N)]], type=pa.string())
+        expected = pd.Series(values).sort_values(kind="stable").index.to_numpy()
+        assert np.array_equal(np.asarray(compute_sort(column).perm), expected)
