@@ -49,12 +49,22 @@ def _chunk_keys(arr: pa.Array, skip: int, out: np.ndarray, lengths_out: np.ndarr
     starts, lengths = offsets[:-1], np.diff(offsets)
     lengths_out[:] = lengths
     if n and lengths.min() == lengths.max():
-        # Equal lengths (ids like C0001234): a strided view of the data, no gather.
+        # Equal lengths (ids like C0001234): each key is one unaligned big-endian 8-byte read at a fixed
+        # stride, no gather. A value shorter than the window reads into the next one's bytes, which
+        # the mask clears (zero padding); the last rows, whose read would pass the data's end, are
+        # copied byte by byte.
         width = int(lengths[0])
-        for s in range(0, n, STEP):
+        first = int(offsets[0]) + skip
+        whole = max(0, min(n, (len(data) - first - WINDOW) // width + 1)) if width else 0
+        if whole:
+            out[:whole] = np.ndarray((whole,), dtype=">u8", buffer=data, offset=first, strides=(width,))
+            kept = max(0, min(WINDOW, width - skip))
+            if kept < WINDOW:
+                out[:whole] &= ~np.uint64((1 << (8 * (WINDOW - kept))) - 1)
+        for s in range(whole, n, STEP):
             rows = min(STEP, n - s)
-            first = int(offsets[0]) + s * width
-            grid = data[first : first + rows * width].reshape(rows, width)[:, skip : skip + WINDOW]
+            start = int(offsets[0]) + s * width
+            grid = data[start : start + rows * width].reshape(rows, width)[:, skip : skip + WINDOW]
             packed = np.zeros((rows, WINDOW), np.uint8)
             packed[:, : grid.shape[1]] = grid
             out[s : s + rows] = packed.view(">u8").ravel()
