@@ -48,21 +48,12 @@ class _Buckets:
         # Prefixes past the last sampled one go to the last bucket; the table never decreases, so
         # buckets stay ordered ranges of keys.
         self.table = np.minimum(before * self.count // max(1, len(sample)), self.count - 1).astype(np.uint16)
-        # Keys whose prefixes take few values (text of digits: ~75 of 65,536 prefixes at 50M ids) would
-        # give a few huge buckets; then bucket boundaries are keys of the sorted sample, found by binary
-        # search (slower per key than the table, but buckets stay cache-sized).
-        self.splitters: np.ndarray | None = None
-        if int(hist.max()) > 2 * len(sample) // self.count:  # a prefix holding over two buckets
-            ordered = np.sort(sample)
-            self.splitters = ordered[np.arange(1, self.count) * len(ordered) // self.count]
 
     def _prefix(self, keys: np.ndarray) -> np.ndarray:
         return (((keys - self.base) << self.lift) >> self.drop).astype(np.intp)
 
     def of(self, keys: np.ndarray) -> np.ndarray:
         """The bucket number of each of ``keys`` (a chunk: temporaries stay in cache)."""
-        if self.splitters is not None:
-            return np.searchsorted(self.splitters, keys, side="right").astype(np.uint16)
         return self.table[self._prefix(keys)]
 
 
