@@ -82,7 +82,9 @@ def _keys(column: pa.ChunkedArray, skip: int) -> tuple[np.ndarray, np.ndarray]:
     lengths, built chunk by chunk into one array each (the column is never concatenated)."""
     n = len(column)
     key = np.empty(n, np.uint64)
-    lengths = np.empty(n, np.int64)
+    # Byte lengths in the offsets' own width: int32 for string, half the memory of int64 (at 50M rows
+    # the first touch of another 200 MB is ~0.3-0.6 s).
+    lengths = np.empty(n, np.int64 if pa.types.is_large_string(column.type) else np.int32)
     at = 0
     for chunk in column.chunks:
         if not len(chunk):
