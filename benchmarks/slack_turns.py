@@ -166,7 +166,7 @@ def _progress(fake: FakeSlack, sent: dict[str, float]) -> tuple[list[float], int
             continue
         if thread not in sent:
             continue
-        shown = f"{c.args.get('markdown_text', '')} {c.args.get('blocks', '')} {c.args.get('text', '')}"
+        shown = " ".join(str(c.args.get(k, "")) for k in ("markdown_text", "chunks", "blocks", "text"))  # tasks: chunks
         for what, words in (("progress", "Loading the sales data"), ("answer", "Part 0 of the answer")):
             if words in shown:
                 seen.setdefault((str(thread), what), c.at)
