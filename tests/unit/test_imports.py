@@ -41,24 +41,34 @@ def _tree(path: Path) -> ast.Module:
 
 
 @functools.cache
+def _import_table(path: Path) -> tuple[tuple[str, bool], ...]:
+    """Every absolute module name ``path`` imports, anywhere in it, each with whether it is imported
+    only under ``if TYPE_CHECKING:`` (one pass over the tree, shared by all the rules here)."""
+    found: list[tuple[str, bool]] = []
+
+    def visit(node: ast.AST, typing_only: bool) -> None:
+        if isinstance(node, ast.Import):
+            found.extend((a.name, typing_only) for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0 and node.module:
+                found.append((node.module, typing_only))
+                found.extend((f"{node.module}.{a.name}", typing_only) for a in node.names)
+        elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.body:
+                visit(child, True)
+            for child in node.orelse:
+                visit(child, typing_only)
+        elif not isinstance(node, ast.expr):  # imports are statements: expressions hold none
+            for child in ast.iter_child_nodes(node):
+                visit(child, typing_only)
+
+    visit(_tree(path), False)
+    return tuple(found)
+
+
 def _imports(path: Path, *, runtime_only: bool) -> list[str]:
     """Absolute module names ``path`` imports (at run time only, when asked: not under TYPE_CHECKING)."""
-    tree = _tree(path)
-    skipped: set[int] = set()
-    if runtime_only:
-        for node in ast.walk(tree):
-            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-                skipped |= {id(n) for child in node.body for n in ast.walk(child)}
-    names = []
-    for node in ast.walk(tree):
-        if id(node) in skipped:
-            continue
-        if isinstance(node, ast.Import):
-            names += [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.append(node.module)
-            names += [f"{node.module}.{a.name}" for a in node.names]
-    return names
+    return [name for name, typing_only in _import_table(path) if not (runtime_only and typing_only)]
 
 
 def test_bot_imports_no_platform_sdk() -> None:
