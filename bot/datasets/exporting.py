@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 import pyarrow as pa
 
-from bot.datasets.model import ExportFormat
+from bot.datasets.model import DatasetError, ExportFormat
 from bot.datasets.tablefile import TableFile
 from bot.private import make_private
 
@@ -28,6 +28,12 @@ class Positions(Protocol):
     """A sort permutation: the row numbers at sorted positions ``start:stop``."""
 
     def positions(self, start: int, stop: int) -> np.ndarray: ...
+
+
+def check_format(fmt: str) -> None:
+    """Raise ``DatasetError`` (shown to the user) for a format we do not export, before any work."""
+    if fmt not in ("csv", "parquet"):
+        raise DatasetError(f"cannot export as {fmt!r}; use csv or parquet")
 
 
 def export_batches(table: TableFile, rows: int, order: Positions | None) -> Iterator[pa.RecordBatch]:

@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from bot.datasets import aggregates, charts, summaries
 from bot.datasets.catalog import Catalog, SqliteCatalog, meta_from_json, meta_to_json
-from bot.datasets.exporting import export_batches, write_export
+from bot.datasets.exporting import check_format, export_batches, write_export
 from bot.datasets.formatting import RowFormatter, logical_type
 from bot.datasets.layout import write_layout
 from bot.datasets.model import (
@@ -42,6 +42,7 @@ from bot.datasets.model import (
     DatasetNotFound,
     ExportFormat,
     Page,
+    PageWindow,
     SortSpec,
 )
 from bot.datasets.readers import Source, file_opener, frame_source
@@ -227,16 +228,12 @@ class LocalDatasetStore:
     async def page(self, dataset_id: str, number: int, size: int, sort: SortSpec | None = None) -> Page:
         """Page ``number`` (1-based; past the end means the last page) of ``size`` rows."""
         meta = await self.get(dataset_id)
-        size = max(1, size)
-        pages = max(1, -(-meta.rows // size))
-        number = min(max(1, number), pages)
-        start = (number - 1) * size
-        stop = min(start + size, meta.rows)
+        w = PageWindow.of(meta.rows, number, size)
         if sort is None:
-            rows = await asyncio.to_thread(self._read_rows, meta, start, stop, None)
+            rows = await asyncio.to_thread(self._read_rows, meta, w.start, w.stop, None)
         else:
-            rows = await self._sorted_rows(meta, sort, start, stop)
-        return Page(dataset=meta, number=number, size=size, start=start, rows=rows, sort=sort)
+            rows = await self._sorted_rows(meta, sort, w.start, w.stop)
+        return Page(dataset=meta, number=w.number, size=w.size, start=w.start, rows=rows, sort=sort)
 
     def _read_rows(self, meta: DatasetMeta, start: int, stop: int,
                    positions: np.ndarray | None) -> tuple[tuple[str, ...], ...]:
@@ -367,8 +364,7 @@ class LocalDatasetStore:
     async def export(self, dataset_id: str, fmt: ExportFormat, out: Path, sort: SortSpec | None = None) -> Path:
         """Write the whole dataset to ``out`` as csv or parquet, batch by batch (in ``sort`` order if given)."""
         meta = await self.get(dataset_id)
-        if fmt not in ("csv", "parquet"):
-            raise DatasetError(f"cannot export as {fmt!r}; use csv or parquet")
+        check_format(fmt)
         order = await self._order(meta, sort.column, sort.descending) if sort is not None else None
 
         def write() -> Path:

@@ -60,6 +60,24 @@ class SortSpec:
 
 
 @dataclass(frozen=True)
+class PageWindow:
+    """Which rows page ``number`` of ``size`` rows covers: a number past the end means the last page,
+    below 1 the first (so a stale Next never fails). Every store pages through this."""
+
+    number: int  # 1-based, within the dataset
+    size: int
+    start: int  # 0-based, inclusive
+    stop: int  # exclusive
+
+    @classmethod
+    def of(cls, rows: int, number: int, size: int) -> PageWindow:
+        size = max(1, size)
+        number = min(max(1, number), max(1, -(-rows // size)))
+        start = (number - 1) * size
+        return cls(number, size, start, min(start + size, rows))
+
+
+@dataclass(frozen=True)
 class Page:
     """Rows ``start`` (0-based, inclusive) to ``start + len(rows)`` of a dataset, as display strings."""
 

@@ -34,7 +34,7 @@ import pyarrow as pa
 from bot.datasets import aggregates, charts
 from bot.datasets.batch_index import BatchIndex, IndexedBatchWriter, decode_batches
 from bot.datasets.dynamo_catalog import DynamoCatalog
-from bot.datasets.exporting import export_batches, write_export
+from bot.datasets.exporting import check_format, export_batches, write_export
 from bot.datasets.formatting import format_rows, logical_type
 from bot.datasets.local import _expired_message
 from bot.datasets.model import (
@@ -47,6 +47,7 @@ from bot.datasets.model import (
     DatasetNotFound,
     ExportFormat,
     Page,
+    PageWindow,
     SortSpec,
 )
 from bot.datasets.readers import Source, file_opener, frame_source
@@ -275,11 +276,8 @@ class S3DatasetStore:
 
     async def page(self, dataset_id: str, number: int, size: int, sort: SortSpec | None = None) -> Page:
         meta = await self.get(dataset_id)
-        size = max(1, size)
-        pages = max(1, -(-meta.rows // size))
-        number = min(max(1, number), pages)
-        start = (number - 1) * size
-        stop = min(start + size, meta.rows)
+        w = PageWindow.of(meta.rows, number, size)
+        start, stop = w.start, w.stop
         order = await self._order(meta, sort.column, sort.descending) if sort is not None else None
 
         def read() -> tuple[tuple[str, ...], ...]:
@@ -296,7 +294,7 @@ class S3DatasetStore:
             return format_rows(pa.Table.from_batches(taken))
 
         rows = await asyncio.to_thread(read)
-        return Page(dataset=meta, number=number, size=size, start=start, rows=rows, sort=sort)
+        return Page(dataset=meta, number=w.number, size=w.size, start=start, rows=rows, sort=sort)
 
     async def _order(self, meta: DatasetMeta, column: str, descending: bool = False) -> SortOrder | _RangedOrder:
         """The order of ``column`` in one direction (stable both ways, missing values last, exactly as
@@ -426,8 +424,7 @@ class S3DatasetStore:
         """Write the whole dataset to ``out`` as csv or parquet, batch by batch (in ``sort`` order if given:
         the sort permutation is read from S3 a chunk at a time, as sorted pages read it)."""
         meta = await self.get(dataset_id)
-        if fmt not in ("csv", "parquet"):
-            raise DatasetError(f"cannot export as {fmt!r}; use csv or parquet")
+        check_format(fmt)
         order = await self._order(meta, sort.column, sort.descending) if sort is not None else None
 
         def write() -> Path:
