@@ -36,6 +36,7 @@ from bot.agents.gateway.kernel_side import FRAMES
 from bot.agents.gateway.mirror import FileMirror
 from bot.agents.gateway.session import GatewayError, GatewaySession, configure
 from bot.agents.gateway.shipping import call
+from bot.agents.kernel.connection import defined_names
 from bot.agents.kernel.results import run_results
 from bot.agents.kernel.run import KernelRun, RunLimits, shell_cell
 from bot.conversation import Conversation, Turn
@@ -269,22 +270,20 @@ class GatewayExecutor:
     async def defined(self, conversation: Conversation, names: Iterable[str]) -> set[str]:
         """Which of ``names`` are variables in the conversation's kernel (reattached if it has one on the
         gateway; none if it has not)."""
-        wanted = sorted(n for n in names if n.isidentifier())
-        if not wanted:
+        names = [n for n in names if n.isidentifier()]
+        if not names:
             return set()
         slot = self._slots.setdefault(conversation.id, _Slot(FileMirror(self.gateway.transfer_max_bytes)))
         async with slot.lock:
             try:
                 if slot.session is None and await self._reattach(slot, conversation) == "attached":
                     self._start_reaper()
-                session = slot.session
-                if session is None:
-                    return set()
-                found = await session.value(f"[n for n in {wanted!r} if n in get_ipython().user_ns]", wait=5.0)
             except Exception:
-                log.debug("variable lookup failed", exc_info=True)
+                log.debug("could not reattach to look up variables", exc_info=True)
                 return set()
-        return {str(n) for n in found}
+            if slot.session is None:
+                return set()
+            return await defined_names(slot.session, names)
 
     def _start_reaper(self) -> None:
         if self._reaper is None or self._reaper.done():

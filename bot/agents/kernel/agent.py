@@ -9,7 +9,6 @@ runs what the user sends (see ``code_input`` for what counts as code).
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import contextlib
 import logging
@@ -21,6 +20,7 @@ from typing import Protocol
 
 from bot.agents.backend import CodeExecutor
 from bot.agents.kernel.code_input import code_in
+from bot.agents.kernel.connection import defined_names
 from bot.agents.kernel.handover import sweep_stale_handovers
 from bot.agents.kernel.pool import KernelPool
 from bot.agents.kernel.results import run_results
@@ -253,21 +253,13 @@ class LocalKernelExecutor:
     async def defined(self, conversation: Conversation, names: Iterable[str]) -> set[str]:
         """Which of ``names`` are variables in the conversation's running kernel (none if stopped)."""
         slot = self._slots.get(conversation.id)
-        wanted = sorted(n for n in names if n.isidentifier())
-        if slot is None or slot.session is None or not wanted:
+        if slot is None or slot.session is None:
             return set()
         async with slot.lock:
             session = slot.session
             if session is None or not await session.is_alive():
                 return set()
-            expr = f"[n for n in {wanted!r} if n in get_ipython().user_ns]"
-            try:
-                reply = await session.request("", user_expressions={"names": expr}, wait=5.0)
-                found = ast.literal_eval(reply["user_expressions"]["names"]["data"]["text/plain"])
-            except Exception:
-                log.debug("variable lookup failed", exc_info=True)
-                return set()
-        return {str(n) for n in found}
+            return await defined_names(session, names)
 
     def _start_reaper(self) -> None:
         if self._reaper is None or self._reaper.done():

@@ -8,6 +8,9 @@ and figures — is written once against this ``Protocol``; the contract suites r
 
 from __future__ import annotations
 
+import ast
+import logging
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -15,6 +18,7 @@ if TYPE_CHECKING:
     from bot.agents.kernel.sandbox import DiskQuota
 
 Message = dict[str, Any]
+log = logging.getLogger(__name__)
 
 
 class KernelConnection(Protocol):
@@ -60,3 +64,19 @@ class KernelConnection(Protocol):
     async def shutdown(self) -> None:
         """Stop the kernel and free what it holds. Safe to call twice."""
         ...
+
+
+async def defined_names(kernel: KernelConnection, names: Iterable[str]) -> set[str]:
+    """Which of ``names`` are variables in ``kernel`` now; empty when none is asked or the kernel
+    does not answer within a few seconds (a lookup must never hold up a turn)."""
+    wanted = sorted(n for n in names if n.isidentifier())
+    if not wanted:
+        return set()
+    try:
+        reply = await kernel.request("", {"names": f"[n for n in {wanted!r} if n in get_ipython().user_ns]"},
+                                     wait=5.0)
+        found = ast.literal_eval(reply["user_expressions"]["names"]["data"]["text/plain"])
+    except Exception:
+        log.debug("variable lookup failed", exc_info=True)
+        return set()
+    return {str(n) for n in found}
