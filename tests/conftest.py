@@ -11,6 +11,7 @@ import pytest
 
 from adapters.slack.fake_web_api import FakeSlack
 from bot.datasets.local import LocalDatasetStore
+from tests.fakes.bedrock_agent_runtime import FakeBedrockAgents
 
 #: A module whose every test is end-to-end says so on one module-level line.
 _ALL_E2E = re.compile(r"^pytestmark = \[?\s*pytest\.mark\.e2e\b", re.MULTILINE)
@@ -42,3 +43,20 @@ async def store(tmp_path: Path) -> AsyncIterator[LocalDatasetStore]:
     s = LocalDatasetStore(tmp_path / "datasets", timedelta(hours=6))
     yield s
     await s.aclose()
+
+
+@pytest.fixture
+async def bedrock(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[FakeBedrockAgents]:
+    """The local fake of Bedrock Agents' runtime, with boto3's environment pointed at it (no real
+    credentials or profile can leak in)."""
+    service = FakeBedrockAgents()
+    url = await service.start()
+    for name, value in {
+        "AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME": url, "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": str(tmp_path / "no-config"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-creds"),
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    yield service
+    await service.close()

@@ -34,21 +34,6 @@ PNG = bytes.fromhex("89504e470d0a1a0a") + b"fake-png-body"
 
 
 @pytest.fixture
-async def bedrock(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[fx.FakeBedrockAgents]:
-    service = fx.FakeBedrockAgents()
-    url = await service.start()
-    for name, value in {
-        "AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME": url, "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_CONFIG_FILE": str(tmp_path / "no-config"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-creds"),
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    yield service
-    await service.close()
-
-
-@pytest.fixture
 async def slack() -> AsyncIterator[FakeSlack]:
     f = await FakeSlack().start()
     yield f

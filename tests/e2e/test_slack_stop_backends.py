@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -44,21 +43,6 @@ def report() -> object:
     yield None
     for name, seconds in sorted(TIMES.items()):
         print(f"stop -> Stopped visible: {name}: {seconds * 1000:.0f} ms")
-
-
-@pytest.fixture
-async def bedrock(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[fx.FakeBedrockAgents]:
-    service = fx.FakeBedrockAgents()
-    url = await service.start()
-    for name, value in {
-        "AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME": url, "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_CONFIG_FILE": str(tmp_path / "no-config"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-creds"),
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    yield service
-    await service.close()
 
 
 def live(fake: FakeSlack, ts: str) -> Posted:
