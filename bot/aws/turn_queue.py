@@ -101,9 +101,10 @@ class SqsTurnQueue:
         self.replica = records.replica
         self._closing = False
         # The two long polls (turns, dead letters) block a thread each for ``poll_seconds``: they get
-        # threads of their own, so they never hold the loop's shared pool (a handful of threads on a
-        # small machine) that every DynamoDB, S3 and SQS call of the turns and of intake waits for.
-        self._pollers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqs-poll")
+        # threads of their own (made by ``start``, again after ``aclose``), so they never hold the
+        # loop's shared pool (a handful of threads on a small machine) that every DynamoDB, S3 and
+        # SQS call of the turns and of intake waits for.
+        self._pollers: ThreadPoolExecutor | None = None
         self._journal = QueuedTurnJournal(records)
 
     @property
@@ -119,6 +120,7 @@ class SqsTurnQueue:
 
     async def _poll(self, receive: Callable[[], T]) -> T:
         """Run a long poll on the queue's own threads."""
+        assert self._pollers is not None, "polled before start()"
         return await asyncio.get_running_loop().run_in_executor(self._pollers, receive)
 
     async def _sqs(self, operation: str, **kwargs: Any) -> Any:
@@ -147,7 +149,7 @@ class SqsTurnQueue:
 
     def start(self) -> None:
         if not self._tasks:
-            self._closing = False  # started again after ``aclose``
+            self._closing = False  # possibly started again after ``aclose``
             self._pollers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqs-poll")
             log.info("replica %s takes turns from %s", self.replica, self.queue_url.rsplit("/", 1)[-1])
             self._tasks = [asyncio.create_task(self._receive_forever(), name="sqs-turns"),
@@ -310,4 +312,5 @@ class SqsTurnQueue:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks = []
-        self._pollers.shutdown(wait=False)  # a poll in flight ends by itself (and hands back what it got)
+        if self._pollers is not None:  # a poll in flight ends by itself (and hands back what it got)
+            self._pollers.shutdown(wait=False)
