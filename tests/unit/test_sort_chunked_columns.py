@@ -11,10 +11,21 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from bot.datasets import tablefile
+from bot.datasets import bucketsort, tablefile
 from bot.datasets.tablefile import compute_sort
 
 N = 6_000
+
+
+@pytest.fixture(params=["numpy sort", "bucketed sort"])
+def sort_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each order computed by numpy's sort (small columns) and by the bucketed one (over 2M keys),
+    made to take over at this size with small buckets."""
+    if request.param == "bucketed sort":
+        monkeypatch.setattr(bucketsort, "MIN_BUCKETS", 4)
+        monkeypatch.setattr(bucketsort, "BUCKET_KEYS", 64)
+        monkeypatch.setattr(bucketsort, "CHUNK_KEYS", 1_000)
+        monkeypatch.setattr(bucketsort, "SAMPLE_KEYS", 300)
 
 
 def chunked(values: np.ndarray) -> pa.ChunkedArray:
@@ -28,8 +39,14 @@ def columns() -> dict[str, np.ndarray]:
     floats[rng.choice(N, 300, replace=False)] = 0.0
     floats[rng.choice(N, 300, replace=False)] = -0.0
     floats[rng.choice(N, 50, replace=False)] = floats[7]
+    few = rng.normal(0, 1e6, N)
+    few[rng.choice(N, 60, replace=False)] = 0.0
+    few[rng.choice(N, 60, replace=False)] = -0.0
+    near = rng.choice(N, 40, replace=False)
+    few[near[20:]] = np.nextafter(few[near[:20]], np.inf)  # differ only in bits the packed sort drops
     return {
         "floats with rare ties and signed zeros": floats,
+        "floats with few ties (fixed after the packed sort)": few,
         "wide ints": rng.integers(-(2**62), 2**62, N),
         "heavily tied floats": rng.integers(0, 30, N).astype(np.float64) / 4,
         "float32": rng.normal(0, 1, N).astype(np.float32),
@@ -38,6 +55,7 @@ def columns() -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize("name", list(columns()))
+@pytest.mark.usefixtures("sort_path")
 def test_order_of_a_chunked_column_equals_a_stable_pandas_sort(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tablefile, "STEP", 1_000)  # key-building steps that straddle chunk boundaries
     values = columns()[name]
@@ -47,15 +65,17 @@ def test_order_of_a_chunked_column_equals_a_stable_pandas_sort(name: str, monkey
     assert np.array_equal(np.asarray(order.perm), expected)
 
 
+@pytest.mark.usefixtures("sort_path")
 def test_order_of_a_chunked_string_column_equals_a_stable_pandas_sort(monkeypatch: pytest.MonkeyPatch) -> None:
     from bot.datasets import stringsort
 
     monkeypatch.setattr(stringsort, "STEP", 700)
     rng = np.random.default_rng(3)
     ids = [f"C{v:07d}" for v in rng.integers(0, 900, N)]  # one width: the strided path, many ties
+    wide_ids = [f"C{v:08d}" for v in rng.integers(0, 25_000_000, N)]  # one width filling the 8-byte window
     words = ["", "a", "ab", "abcdefghij", "abcdefghijk", "b", "é", "zz" * 9, "A"]
     mixed = [words[i] for i in rng.integers(0, len(words), N)]  # mixed widths: ties re-sorted by Arrow
-    for values in (ids, mixed):
+    for values in (ids, wide_ids, mixed):
         column = pa.chunked_array([pa.array(values[a:b], pa.string()) for a, b in
                                    [(0, 0), (0, 1), (1, 2_345), (2_345, N)]], type=pa.string())
         expected = pd.Series(values).sort_values(kind="stable").index.to_numpy()
