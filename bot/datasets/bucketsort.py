@@ -84,9 +84,7 @@ class _Splitter:
     one buffer kept for that depth: as new arrays, a 50M-key sort re-splitting 75 buckets made ~1.5 GB
     of short-lived ones (~580K page faults, 1.2 s of system time on the benchmark's VM)."""
 
-    def __init__(self, n: int, grouped: np.ndarray | None = None) -> None:
-        """For ``n`` keys; ``grouped``, when given, holds the first split's keys (``n`` of them)."""
-        self.grouped = grouped
+    def __init__(self, n: int) -> None:
         self.step = min(n, CHUNK_KEYS)
         self.row_type = np.int32 if n < 2**31 else np.int64
         self.scratch = np.empty(self.step, np.uint64)
@@ -96,11 +94,9 @@ class _Splitter:
         self._depths: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
 
     def _output(self, depth: int, n: int, rows: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """Arrays for a split's result: at depth 0 the given or new keys and new rows (the sort's
-        result), else the depth's own."""
+        """Arrays for a split's result: new ones at depth 0 (the sort's result), else the depth's own."""
         if depth == 0:
-            grouped = self.grouped if self.grouped is not None else np.empty(n, np.uint64)
-            return grouped, np.empty(n, self.row_type) if rows else None
+            return np.empty(n, np.uint64), np.empty(n, self.row_type) if rows else None
         kept = self._depths.get(depth)
         if kept is None or len(kept[0]) < n or (rows and kept[1] is None):
             kept = np.empty(n, np.uint64), np.empty(n, self.row_type) if rows else None
@@ -187,24 +183,18 @@ def _bucket_order(keys: np.ndarray) -> np.ndarray | None:
     return packed
 
 
-def sort(keys: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``keys`` (``uint64``) in ascending order, as ``np.sort(keys)``, in ``out`` when given (as long,
-    not ``keys``); ``keys`` is left as it was (below ``MIN_BUCKETS`` buckets' worth of keys, a plain
-    numpy sort)."""
+def sort(keys: np.ndarray) -> np.ndarray:
+    """``keys`` (``uint64``) in ascending order, as ``np.sort(keys)``; ``keys`` is left as it was (below
+    ``MIN_BUCKETS`` buckets' worth of keys, a plain numpy sort)."""
     if len(keys) < MIN_BUCKETS * BUCKET_KEYS:
-        if out is None:
-            return np.sort(keys)
-        out[:] = keys
-        out.sort()
-        return out
-    return _Splitter(len(keys), out).sorted(keys)
+        return np.sort(keys)
+    return _Splitter(len(keys)).sorted(keys)
 
 
-def stable_argsort(keys: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
+def stable_argsort(keys: np.ndarray) -> np.ndarray:
     """Row numbers of ``keys`` (``uint64``) in ascending order, equal keys in row order, as
     ``np.argsort(keys, kind="stable")`` (``int32`` below 2**31 rows when bucketed; below
-    ``MIN_BUCKETS`` buckets' worth of keys, numpy's). ``scratch``: ``uint64`` space as long as
-    ``keys`` for the keys grouped by bucket (else a new array)."""
+    ``MIN_BUCKETS`` buckets' worth of keys, numpy's)."""
     if len(keys) < MIN_BUCKETS * BUCKET_KEYS:
         return np.argsort(keys, kind="stable")
-    return _Splitter(len(keys), scratch).ordered(keys)
+    return _Splitter(len(keys)).ordered(keys)

@@ -20,7 +20,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bot.datasets import bucketsort
-from bot.datasets.scratch import SCRATCH
 
 WINDOW = 8  # bytes packed into one uint64 key
 
@@ -113,13 +112,15 @@ def _chunk_keys(arr: pa.Array, skip: int, width: int | None, out: np.ndarray) ->
         out |= byte << np.uint64(8 * (WINDOW - 1 - j))
 
 
-def _keys(chunks: list[pa.Array], skip: int, width: int | None, key: np.ndarray) -> None:
+def _keys(chunks: list[pa.Array], rows: int, skip: int, width: int | None) -> np.ndarray:
     """Bytes ``[skip, skip + 8)`` of each value as a big-endian ``uint64`` (zero-padded), built chunk
-    by chunk into ``key`` (the column is never concatenated)."""
+    by chunk into one array (the column is never concatenated)."""
+    key = np.empty(rows, np.uint64)
     at = 0
     for chunk in chunks:
         _chunk_keys(chunk, skip, width, key[at : at + len(chunk)])
         at += len(chunk)
+    return key
 
 
 def _lengths(chunks: list[pa.Array], rows: int) -> np.ndarray:
@@ -143,16 +144,12 @@ def string_order(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     chunks = [c for c in chunked.chunks if len(c)]  # an empty chunk may have no buffers at all
     width = _width(chunks)
     skip = _common_prefix(chunked, chunks, width) if chunks else 0
+    key = _keys(chunks, len(chunked), skip, width)
+    order = bucketsort.stable_argsort(key)  # linear in rows, unlike np.argsort: see bucketsort
     limit = skip + WINDOW
-    # The keys and their grouped copy are scratch arrays (see ``scratch``): only the order is new memory.
-    with SCRATCH.arrays((len(chunked), np.uint64), (len(chunked), np.uint64)) as (key, grouped):
-        _keys(chunks, skip, width, key)
-        order = bucketsort.stable_argsort(key, grouped)  # linear in rows, unlike np.argsort: see bucketsort
-        if len(order) > 1 and (width is None or width > limit):
-            sorted_keys = key[order]
     if len(order) > 1 and (width is None or width > limit):
         lengths = _lengths(chunks, len(chunked))
-        sorted_lengths = lengths[order]
+        sorted_keys, sorted_lengths = key[order], lengths[order]
         first = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
         size = np.diff(np.r_[first, len(sorted_keys)])
         longest = np.maximum.reduceat(sorted_lengths, first)

@@ -37,7 +37,6 @@ import pyarrow.compute as pc
 
 from bot.datasets import bucketsort
 from bot.datasets.layout import Layout, layout_path, read_rows
-from bot.datasets.scratch import SCRATCH
 from bot.datasets.stringsort import string_order
 
 BATCH_ROWS = 8192
@@ -253,9 +252,9 @@ def _packed_order(parts: Sequence[np.ndarray]) -> np.ndarray | None:
     full order bits and row. ``None`` when such ties are too many for that to pay. ``parts`` are the
     values (no missing ones) in pieces, as a column's chunks: read in place, never concatenated.
 
-    The numbers and their sorted copy are scratch arrays from ``SCRATCH`` (reused by the next sort:
-    at 50M rows a new 400 MB array costs 0.1-2 s of first-touch page faults on the benchmark's VM);
-    only the result (``int32``) is new memory."""
+    Two full-length arrays are made, the numbers and their sorted copy, and the result is written
+    into the first (``int32``: a view of half its buffer, freed with it): at 50M rows each new array
+    costs 0.1-2 s of first-touch page faults on the benchmark's VM, more than the arithmetic."""
     n = sum(len(p) for p in parts)
     # The range first (a pass whose temporaries stay in cache), so the numbers are written once.
     lo, hi = 2**64, -1
@@ -265,28 +264,28 @@ def _packed_order(parts: Sequence[np.ndarray]) -> np.ndarray | None:
     lift = np.uint64(64 - (hi - lo).bit_length())  # 64 when all are equal: the shift below is then skipped
     row_bits = (n - 1).bit_length()
     rows_mask = np.uint64((1 << row_bits) - 1)
-    perm = np.empty(n, np.int32)
-    with SCRATCH.arrays((n, np.uint64), (n, np.uint64)) as (packed, grouped):
-        for s, part in _steps(parts):
-            bits = _order_bits(part)
-            bits -= np.uint64(lo)
-            if hi > lo:
-                bits <<= lift
-            bits &= ~rows_mask
-            np.bitwise_or(bits, np.arange(s, s + len(part), dtype=np.uint64), out=packed[s : s + len(part)])
-        bucketsort.sort(packed, out=grouped)  # linear in n: see bucketsort
-        for s in range(0, n, STEP):
-            np.bitwise_and(grouped[s : s + STEP], rows_mask, out=perm[s : s + STEP], casting="unsafe")
-        grouped >>= np.uint64(row_bits)
-        # Positions whose leading bits equal the next one's, found step by step (no full-length mask).
-        tied: list[np.ndarray] = []
-        ties = 0
-        for s in range(0, n - 1, STEP):
-            e = min(s + STEP, n - 1)
-            tied.append(np.flatnonzero(grouped[s + 1 : e + 1] == grouped[s:e]) + s)
-            ties += len(tied[-1])
-            if ties > TIE_SHARE * n:
-                return None
+    packed = np.empty(n, np.uint64)
+    for s, part in _steps(parts):
+        bits = _order_bits(part)
+        bits -= np.uint64(lo)
+        if hi > lo:
+            bits <<= lift
+        bits &= ~rows_mask
+        np.bitwise_or(bits, np.arange(s, s + len(part), dtype=np.uint64), out=packed[s : s + len(part)])
+    grouped = bucketsort.sort(packed)  # linear in n: see bucketsort
+    perm = packed.view(np.int32)[:n]  # the numbers are sorted into ``grouped``: their buffer is free
+    for s in range(0, n, STEP):
+        np.bitwise_and(grouped[s : s + STEP], rows_mask, out=perm[s : s + STEP], casting="unsafe")
+    grouped >>= np.uint64(row_bits)
+    # Positions whose leading bits equal the next one's, found step by step (no full-length mask).
+    tied: list[np.ndarray] = []
+    ties = 0
+    for s in range(0, n - 1, STEP):
+        e = min(s + STEP, n - 1)
+        tied.append(np.flatnonzero(grouped[s + 1 : e + 1] == grouped[s:e]) + s)
+        ties += len(tied[-1])
+        if ties > TIE_SHARE * n:
+            return None
     if ties:
         # Groups of equal leading bits are contiguous and in order; within them, the full order bits
         # decide and then the row, so one lexsort of just their members restores the exact stable order.
