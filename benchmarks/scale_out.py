@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import secrets
 import socket
 import statistics
@@ -72,7 +73,7 @@ def aws_env(url: str, aws: AwsSettings) -> dict[str, str]:
 class CountingBot(SlackBot):
     """``SlackBot`` whose AWS clients count their calls."""
 
-    def __init__(self, *args: Any, counter: CallCounter, **kwargs: str) -> None:
+    def __init__(self, *args: Any, counter: CallCounter, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.counter = counter
 
@@ -201,7 +202,7 @@ async def page_latency(url: str, rows: int, root: Path) -> dict[str, Any]:
             await store.page(meta.id, number, 20)
             cold.append((time.perf_counter() - t) * 1000)
             calls.append(sum(counter.calls.values()))
-            warm.append(await timed(lambda s=store, n=number, i=meta.id: s.page(i, n + 1, 20), 20))
+            warm.append(await timed(functools.partial(store.page, meta.id, number + 1, 20), 20))
             await store.aclose()
         out[label] = {"cold_ms": statistics.median(cold), "warm_ms": statistics.median(warm),
                       "cold_calls": statistics.median(calls)}
@@ -234,7 +235,11 @@ async def click_calls(url: str, root: Path) -> dict[str, float]:
             counter.calls.clear()
             await bot.click({"action_id": "datathread:page:0", "value": token}, user="UALICE", channel=CHANNEL,
                             message_ts=ts, thread_ts=ts)
-            await until(lambda b=before: len(fake.calls) > b, what="the page")
+
+            def paged(b: int = before) -> bool:
+                return len(fake.calls) > b
+
+            await until(paged, what="the page")
             await asyncio.sleep(0.2)
             result[label] = dict(counter.calls)
         return result  # type: ignore[return-value]
@@ -261,8 +266,8 @@ async def main(turns: int, rows: int) -> None:
             for label, got in (await page_latency(url, rows, root)).items():
                 print(f"page of 20 rows from {label} ({rows:,} rows): cold {got['cold_ms']:.1f} ms "
                       f"({got['cold_calls']:.0f} AWS calls), warm {got['warm_ms']:.2f} ms")
-            for label, calls in (await click_calls(url, root)).items():
-                print(f"{label}: {calls}")
+            for label, counts in (await click_calls(url, root)).items():
+                print(f"{label}: {counts}")
     finally:
         server.stop()
 

@@ -92,7 +92,8 @@ def _peak(times: list[float], window: float = 10.0) -> float:
 async def run(threads: int, naive: bool) -> Result:
     fake = await FakeSlack().start()
     with tempfile.TemporaryDirectory() as home:
-        bot = await SlackBot(fake, Path(home), ScriptedAgent(script)).start()
+        agent = ScriptedAgent(script)
+        bot = await SlackBot(fake, Path(home), agent).start()
         if naive:
             bot.adapter.pooled = False
             if bot.adapter.client.session is not None:  # opened when the server started
@@ -118,7 +119,7 @@ async def run(threads: int, naive: bool) -> Result:
             assert engine is not None
 
             def done() -> bool:
-                return len(bot.agent.turns) == threads and engine.idle
+                return len(agent.turns) == threads and engine.idle
 
             await until(done, limit=600, what="all turns")
             wall = time.monotonic() - started

@@ -66,7 +66,7 @@ def frame(rows: int) -> pd.DataFrame:
         "id": np.arange(rows, dtype=np.int64),
         "score": rng.normal(100, 15, rows).round(3),
         "day": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 86400 * 365, rows), unit="s"),
-        "label": pd.Categorical.from_codes(rng.integers(0, len(labels), rows), labels),
+        "label": pd.Categorical.from_codes(rng.integers(0, len(labels), rows), pd.Index(labels)),
         "flag": rng.random(rows) < 0.5,
         "amount": rng.random(rows) * 1000,
     })
