@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from bot.aws.clients import AwsClients
@@ -39,9 +40,12 @@ class AwsStores:
         from bot.aws.turn_queue import SqsTurnQueue
         from bot.aws.turn_records import TurnRecords
 
-        records = TurnRecords(self.clients.dynamodb, self.settings.table, SqsTurnQueue.replica_id(), self.clock)
-        return SqsTurnQueue(self.clients.sqs, self.settings.queue_url, records, engine,
-                            visibility=int(env_number(self.env, "DATATHREAD_QUEUE_VISIBILITY_SECONDS", 30)))
+        visibility = int(env_number(self.env, "DATATHREAD_QUEUE_VISIBILITY_SECONDS", 30))
+        # A running turn's replica counts as dead after two leases without a heartbeat: one lapsed
+        # lease may be a stall (it renews every third of one).
+        records = TurnRecords(self.clients.dynamodb, self.settings.table, SqsTurnQueue.replica_id(), self.clock,
+                              dead_after=timedelta(seconds=2 * visibility))
+        return SqsTurnQueue(self.clients.sqs, self.settings.queue_url, records, engine, visibility=visibility)
 
 
 def build_aws_stores(settings: Settings, env: Mapping[str, str], clients: AwsClients | None = None,

@@ -193,6 +193,14 @@ class SqsTurnQueue:
         try:
             surface = rebuild(message, queued.surface_args)
             began = await self.records.begin(delivery, message.thread)
+            if began.status == "running":
+                # Its replica is alive (its heartbeat is recent) but let the lease lapse: leave the turn
+                # to it for another lease rather than end or repeat it. It ends the turn as usual.
+                log.warning("turn %s is still running on another replica past its lease; leaving it",
+                            delivery[:12])
+                await self._sqs("change_message_visibility", QueueUrl=self.queue_url, ReceiptHandle=receipt,
+                                VisibilityTimeout=self.visibility)
+                return
             if began.status == "interrupted":
                 await self._interrupted(began, queued, surface)
             elif began.status == "fresh":
@@ -254,6 +262,7 @@ class SqsTurnQueue:
                 if await self.records.stop_requested(thread, delivery):
                     self.engine.cancel(thread)
                 if asyncio.get_running_loop().time() - renewed > self.visibility / 3:
+                    await self.records.beat(delivery)  # first: a receiver seeing it knows this replica lives
                     await self._sqs("change_message_visibility", QueueUrl=self.queue_url,
                                     ReceiptHandle=receipt, VisibilityTimeout=self.visibility)
                     renewed = asyncio.get_running_loop().time()

@@ -12,16 +12,17 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.aws.turn_journal import QueuedTurnJournal
-from bot.aws.turn_records import TurnRecords
+from bot.aws.turn_records import DEAD_AFTER, TurnRecords
 from bot.journal import JournalStore, TurnInFlight
 from bot.messages import ThreadKey
 from bot.storage.base import StateStore
-from bot.storage.dynamodb import DynamoStateStore
+from bot.storage.dynamodb import DynamoStateStore, utc_now
 from bot.storage.local import SqliteStateStore
 from tests.fakes import moto_aws
 
@@ -53,8 +54,11 @@ async def queue_harness(tmp: Path) -> Harness:
     stack = AsyncExitStack()
     running = TurnRecords(dynamodb, table, "runner")
 
+    # The receiver finds the turn when the runner is dead: past ``DEAD_AFTER`` without its heartbeat.
+    later = TurnRecords(dynamodb, table, "receiver", clock=lambda: utc_now() + DEAD_AFTER + timedelta(seconds=1))
+
     async def left(thread: ThreadKey) -> tuple[str, ...] | None:
-        found = await TurnRecords(dynamodb, table, "receiver").begin(deliveries[thread], thread)
+        found = await later.begin(deliveries[thread], thread)
         return None if found.status == "done" else found.live
 
     class Begun:

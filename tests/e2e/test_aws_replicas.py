@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from bot.aws.turn_records import TurnRecords
 from bot.conversation import Turn
 from bot.intents import ListFiles, ShowPage
 from bot.messages import IncomingMessage, ThreadKey
+from bot.storage.dynamodb import utc_now
 from tests.fakes import moto_aws
 from tests.fakes.scripted_agent import ScriptedAgent, Sleep, Step, WriteFile
 from tests.fakes.slack_api import FakeSlack
@@ -165,8 +168,10 @@ async def test_files_and_datasets_made_on_one_replica_are_the_same_on_every_repl
 
 
 def dead_replica(bots: list[SlackBot]) -> TurnRecords:
-    """The turn records a replica that has since died kept (another replica id, the same table)."""
-    return TurnRecords(moto_aws.shared().clients().dynamodb, bots[0].env["DATATHREAD_DYNAMODB_TABLE"], "dead0replica")
+    """The turn records a replica that has since died kept (another replica id, the same table; its
+    last heartbeat an hour ago, long past ``dead_after``)."""
+    return TurnRecords(moto_aws.shared().clients().dynamodb, bots[0].env["DATATHREAD_DYNAMODB_TABLE"], "dead0replica",
+                       clock=lambda: utc_now() - timedelta(hours=1))
 
 
 def turn_record(bots: list[SlackBot], delivery: str) -> dict[str, Any] | None:
@@ -225,6 +230,29 @@ async def test_a_turn_whose_replica_died_after_answering_is_not_answered_again(
     await until(lambda: closed_by() not in ("", "dead0replica"), limit=20, what="a live replica to receive the message")
     await until(lambda: queued(replicas) == 0, limit=5, what="the message deleted")
     assert fake.thread(CHANNEL, ts) == [] and ran_on(replicas, "q-done") == []
+
+
+async def test_a_turn_still_running_on_a_live_replica_past_its_lease_is_left_to_it(
+        replicas: list[SlackBot], fake: FakeSlack, caplog: pytest.LogCaptureFixture) -> None:
+    """A replica that stalled past its lease still runs its turn (its heartbeat is recent): the replica
+    that receives the message meanwhile neither runs it again nor ends its live message, and deletes
+    the message once the turn has ended."""
+    ts = "1700000850.000100"
+    live_ts = "1700000850.999999"
+    delivery, thread = delivery_of(ts)
+    stalled = TurnRecords(moto_aws.shared().clients().dynamodb, replicas[0].env["DATATHREAD_DYNAMODB_TABLE"],
+                          "stalled0replica")  # its clock is now: a fresh heartbeat
+    assert (await stalled.begin(delivery, thread)).status == "fresh"
+    await stalled.note_live(delivery, (live_ts,))
+    caplog.set_level(logging.WARNING, logger="bot.aws.turn_queue")
+    assert await replicas[0].send(mention("q-stalled", ts), f"{CHANNEL}:{ts}") == 200
+    await until(lambda: any("still running on another replica" in r.getMessage() for r in caplog.records),
+                limit=20, what="a replica to receive the message and leave the turn to its runner")
+    await stalled.answered(delivery)  # the stalled replica ends its turn after all
+    await stalled.finish(delivery, thread)
+    await until(lambda: queued(replicas) == 0, limit=20, what="the message deleted on a later receive")
+    assert fake.thread(CHANNEL, ts) == [] and ran_on(replicas, "q-stalled") == []
+    assert not [c for c in fake.calls if live_ts in json.dumps(c.args, default=str)]  # its live message untouched
 
 
 async def test_a_replica_shut_down_mid_turn_ends_it_as_stopped_and_deletes_it_so_it_never_comes_back_interrupted(
