@@ -54,32 +54,37 @@ class TurnRecords:
     async def _call(self, operation: str, **kwargs: Any) -> Any:
         return await asyncio.to_thread(getattr(self.db, operation), TableName=self.table, **kwargs)
 
+    async def _if(self, operation: str, **kwargs: Any) -> bool:
+        """A conditional write: False when its condition did not hold (other failures raise)."""
+        try:
+            await self._call(operation, **kwargs)
+        except Exception as exc:
+            if is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
     def _expiry(self) -> dict[str, str]:
         return n((self.clock() + RECORD_TTL).timestamp())
 
     async def begin(self, delivery: str, thread: ThreadKey) -> TurnStart:
         """Record that this replica begins ``delivery``'s turn; or what an earlier receiver left."""
         now = self.clock()
-        try:
-            await self._call("put_item", Item={
+        if await self._if("put_item", Item={
                 "pk": s(f"turn#{delivery}"), "sk": s("turn"), "status": s("running"),
                 "replica": s(self.replica), "beat": n(now.timestamp()), "expires_at": self._expiry()},
-                ConditionExpression="attribute_not_exists(pk)")
-        except Exception as exc:
-            if not is_conditional_failure(exc):
-                raise
-            got = await self._call("get_item", Key={"pk": s(f"turn#{delivery}"), "sk": s("turn")},
-                                   ConsistentRead=True)
-            item = got.get("Item", {})
-            if item.get("status", {}).get("S") == "done":
-                return TurnStart("done")
-            beat = float(item.get("beat", {}).get("N", "0"))
-            if now.timestamp() - beat < self.dead_after.total_seconds():
-                return TurnStart("running")
-            live = tuple(v["S"] for v in item.get("live", {}).get("L", ()))
-            return TurnStart("interrupted", live)
-        await self._mark_running(delivery, thread)
-        return TurnStart("fresh")
+                ConditionExpression="attribute_not_exists(pk)"):
+            await self._mark_running(delivery, thread)
+            return TurnStart("fresh")
+        got = await self._call("get_item", Key={"pk": s(f"turn#{delivery}"), "sk": s("turn")}, ConsistentRead=True)
+        item = got.get("Item", {})
+        if item.get("status", {}).get("S") == "done":
+            return TurnStart("done")
+        beat = float(item.get("beat", {}).get("N", "0"))
+        if now.timestamp() - beat < self.dead_after.total_seconds():
+            return TurnStart("running")
+        live = tuple(v["S"] for v in item.get("live", {}).get("L", ()))
+        return TurnStart("interrupted", live)
 
     async def _mark_running(self, delivery: str, thread: ThreadKey) -> None:
         await self._call("put_item", Item={
@@ -88,13 +93,9 @@ class TurnRecords:
 
     async def beat(self, delivery: str) -> None:
         """This replica is still running ``delivery``'s turn (called as it renews the turn's lease)."""
-        try:
-            await self._call("update_item", Key={"pk": s(f"turn#{delivery}"), "sk": s("turn")},
-                             UpdateExpression="SET beat = :b", ConditionExpression="attribute_exists(pk)",
-                             ExpressionAttributeValues={":b": n(self.clock().timestamp())})
-        except Exception as exc:
-            if not is_conditional_failure(exc):
-                raise
+        await self._if("update_item", Key={"pk": s(f"turn#{delivery}"), "sk": s("turn")},
+                       UpdateExpression="SET beat = :b", ConditionExpression="attribute_exists(pk)",
+                       ExpressionAttributeValues={":b": n(self.clock().timestamp())})
 
     async def note_live(self, delivery: str, messages: tuple[str, ...]) -> None:
         """The running turn of ``delivery`` shows itself in ``messages`` (ids, in order)."""
@@ -112,18 +113,14 @@ class TurnRecords:
     async def claim_rerun(self, delivery: str, thread: ThreadKey) -> bool:
         """Claim the one re-run of an interrupted turn that showed nothing; False if it showed something,
         ended, or another receiver re-ran it already (conditional: two receivers cannot both win)."""
-        try:
-            await self._call(
+        if not await self._if(
                 "update_item", Key={"pk": s(f"turn#{delivery}"), "sk": s("turn")},
                 UpdateExpression="SET rerun = :t, replica = :r, beat = :b",
                 ConditionExpression="#st = :running AND attribute_not_exists(rerun) AND attribute_not_exists(live)",
                 ExpressionAttributeNames={"#st": "status"},
                 ExpressionAttributeValues={":t": s(self.clock().isoformat()), ":r": s(self.replica),
-                                           ":b": n(self.clock().timestamp()), ":running": s("running")})
-        except Exception as exc:
-            if is_conditional_failure(exc):
-                return False
-            raise
+                                           ":b": n(self.clock().timestamp()), ":running": s("running")}):
+            return False
         await self._mark_running(delivery, thread)
         return True
 
@@ -131,24 +128,14 @@ class TurnRecords:
         await self._call("put_item", Item={
             "pk": s(f"turn#{delivery}"), "sk": s("turn"), "status": s("done"), "replica": s(self.replica),
             "expires_at": self._expiry()})
-        try:
-            await self._call("delete_item", Key={"pk": s(f"running#{thread}"), "sk": s("running")},
-                             ConditionExpression="delivery = :d", ExpressionAttributeValues={":d": s(delivery)})
-        except Exception as exc:
-            if not is_conditional_failure(exc):
-                raise
+        await self._if("delete_item", Key={"pk": s(f"running#{thread}"), "sk": s("running")},
+                       ConditionExpression="delivery = :d", ExpressionAttributeValues={":d": s(delivery)})
 
     async def request_stop(self, thread: ThreadKey) -> bool:
         """Flag the thread's running turn to stop; False if no turn of it is running anywhere."""
-        try:
-            await self._call("update_item", Key={"pk": s(f"running#{thread}"), "sk": s("running")},
-                             UpdateExpression="SET stop_requested = :t", ConditionExpression="attribute_exists(pk)",
-                             ExpressionAttributeValues={":t": s(self.clock().isoformat())})
-        except Exception as exc:
-            if is_conditional_failure(exc):
-                return False
-            raise
-        return True
+        return await self._if("update_item", Key={"pk": s(f"running#{thread}"), "sk": s("running")},
+                              UpdateExpression="SET stop_requested = :t", ConditionExpression="attribute_exists(pk)",
+                              ExpressionAttributeValues={":t": s(self.clock().isoformat())})
 
     async def stop_requested(self, thread: ThreadKey, delivery: str) -> bool:
         got = await self._call("get_item", Key={"pk": s(f"running#{thread}"), "sk": s("running")},
