@@ -110,9 +110,7 @@ async def teams_replicas(
     moto = moto_aws.shared()
     aws = moto.fresh_settings()
     ensure_resources(moto.clients(), aws)
-    env = {**moto.env(), "DATATHREAD_STORE": "aws", "DATATHREAD_SECRET": "shared-secret-0123456789abcdef",
-           "DATATHREAD_DYNAMODB_TABLE": aws.table, "DATATHREAD_S3_BUCKET": aws.bucket,
-           "DATATHREAD_QUEUE_URL": aws.queue_url, "DATATHREAD_QUEUE_VISIBILITY_SECONDS": "4"}
+    env = moto.mode_env(aws)
     connector = await FakeBotConnector().start()
     try:
         async with contextlib.AsyncExitStack() as stack:

@@ -57,9 +57,7 @@ async def replicas(fake: FakeSlack, tmp_path: Path) -> AsyncIterator[list[SlackB
     moto = moto_aws.shared()
     aws = moto.fresh_settings()
     ensure_resources(moto.clients(), aws)
-    env = {**moto.env(), "DATATHREAD_STORE": "aws", "DATATHREAD_SECRET": "shared-secret-0123456789abcdef",
-           "DATATHREAD_DYNAMODB_TABLE": aws.table, "DATATHREAD_S3_BUCKET": aws.bucket,
-           "DATATHREAD_QUEUE_URL": aws.queue_url, "DATATHREAD_QUEUE_VISIBILITY_SECONDS": "4"}
+    env = moto.mode_env(aws)
     bots = []
     for i in range(3):
         bot = await SlackBot(fake, tmp_path / f"replica{i}", ScriptedAgent(script), **env).start()
@@ -277,9 +275,7 @@ async def test_a_turn_that_arrives_while_a_replica_closes_is_handed_back_to_the_
     aws = moto.fresh_settings()
     clients = moto.clients()
     ensure_resources(clients, aws)
-    env = {**moto.env(), "DATATHREAD_STORE": "aws", "DATATHREAD_SECRET": "shared-secret-0123456789abcdef",
-           "DATATHREAD_DYNAMODB_TABLE": aws.table, "DATATHREAD_S3_BUCKET": aws.bucket,
-           "DATATHREAD_QUEUE_URL": aws.queue_url, "DATATHREAD_QUEUE_VISIBILITY_SECONDS": "60"}
+    env = moto.mode_env(aws, visibility=60)
     bot = await SlackBot(fake, tmp_path / "closing", ScriptedAgent(script), **env).start()
     assert bot.engine is not None
     bot.engine.start()
@@ -311,9 +307,7 @@ async def test_a_slack_event_is_claimed_and_queued_before_it_is_acknowledged_so_
     moto = moto_aws.shared()
     aws = moto.fresh_settings()
     ensure_resources(moto.clients(), aws)
-    env = {**moto.env(), "DATATHREAD_STORE": "aws", "DATATHREAD_SECRET": "shared-secret-0123456789abcdef",
-           "DATATHREAD_DYNAMODB_TABLE": aws.table, "DATATHREAD_S3_BUCKET": aws.bucket,
-           "DATATHREAD_QUEUE_URL": aws.queue_url}
+    env = moto.mode_env(aws, visibility=None)
     bot = await SlackBot(fake, tmp_path / "intake-only", ScriptedAgent(script), **env).start()  # runs no turns
     try:
         for n in range(3):

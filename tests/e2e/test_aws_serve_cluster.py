@@ -40,10 +40,7 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ser
     moto = moto_aws.shared()
     aws = moto.fresh_settings()
     ensure_resources(moto.clients(), aws)
-    env = {**moto.env(), "DATATHREAD_STORE": "aws", "DATATHREAD_SECRET": "shared-secret-0123456789abcdef",
-           "DATATHREAD_DYNAMODB_TABLE": aws.table, "DATATHREAD_S3_BUCKET": aws.bucket,
-           "DATATHREAD_QUEUE_URL": aws.queue_url, "DATATHREAD_QUEUE_VISIBILITY_SECONDS": "4",
-           "DATATHREAD_AGENT": "scripted", "DATATHREAD_AGENT_SCRIPT": str(root / "script.json"),
+    env = {**moto.mode_env(aws), "DATATHREAD_AGENT": "scripted", "DATATHREAD_AGENT_SCRIPT": str(root / "script.json"),
            "DATATHREAD_SHUTDOWN_GRACE_SECONDS": "2"}
     fake = await FakeSlack().start()
     nodes = ServeCluster(fake, root, env)

@@ -46,12 +46,9 @@ async def test_a_replica_killed_mid_turn_leaves_one_interrupted_note_and_the_oth
     for i in range(2):
         port = moto_aws.free_port()
         env = {**{k: v for k, v in os.environ.items() if not k.startswith(("DATATHREAD_", "AWS_"))},
-               **moto.env(), "PYTHONPATH": str(ROOT), "SLACK_BOT_TOKEN": fake.token,
+               **moto.mode_env(aws), "PYTHONPATH": str(ROOT), "SLACK_BOT_TOKEN": fake.token,
                "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake.api_url,
-               "DATATHREAD_HOME": str(tmp_path / f"home{i}"), "DATATHREAD_STORE": "aws",
-               "DATATHREAD_SECRET": "shared-secret-0123456789abcdef", "DATATHREAD_DYNAMODB_TABLE": aws.table,
-               "DATATHREAD_S3_BUCKET": aws.bucket, "DATATHREAD_QUEUE_URL": aws.queue_url,
-               "DATATHREAD_QUEUE_VISIBILITY_SECONDS": "4"}
+               "DATATHREAD_HOME": str(tmp_path / f"home{i}")}
         log_path = tmp_path / f"serve{i}.log"
         procs.append(await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port),

@@ -49,6 +49,17 @@ class MotoAws:
             "AWS_ENDPOINT_URL_SQS": self.url,
         }
 
+    def mode_env(self, aws: AwsSettings, visibility: int | None = 4) -> dict[str, str]:
+        """``env()`` plus what runs datathread's AWS mode on ``aws``'s resources: the shared secret
+        every replica needs, and a turn lease of ``visibility`` seconds (short, so a dead replica's turn
+        comes back within a test; ``None``: the default lease)."""
+        env = {**self.env(), "DATATHREAD_STORE": "aws", "DATATHREAD_SECRET": "shared-secret-0123456789abcdef",
+               "DATATHREAD_DYNAMODB_TABLE": aws.table, "DATATHREAD_S3_BUCKET": aws.bucket,
+               "DATATHREAD_QUEUE_URL": aws.queue_url}
+        if visibility is not None:
+            env["DATATHREAD_QUEUE_VISIBILITY_SECONDS"] = str(visibility)
+        return env
+
     def clients(self, counter: CallCounter | None = None) -> AwsClients:
         import boto3
 
