@@ -124,6 +124,16 @@ async def teams_replicas(
         await connector.close()
 
 
+def stop_token(h: TeamsHarness, conversation: str) -> tuple[str, str] | None:
+    """The Stop button's token on the turn message, and that message's id."""
+    for c in h.to(conversation):
+        for attachment in c.body.get("attachments") or ():
+            for action in (attachment.get("content") or {}).get("actions") or ():
+                if (action.get("data") or {}).get("datathread") == "stop":
+                    return action["data"]["token"], c.activity_id or c.returned_id
+    return None
+
+
 def queue_settled(h: TeamsHarness) -> bool:
     """No turn waits in or is being handled from the shared queue (every received one was deleted):
     a replica's workers can be stopped without cutting a turn's last step."""

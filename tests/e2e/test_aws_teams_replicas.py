@@ -21,7 +21,15 @@ from bot.engine import Engine
 from tests.fakes.bot_connector import Call
 from tests.fakes.scripted_agent import Sleep, WriteFile
 from tests.slack_harness import until
-from tests.teams_harness import TeamsHarness, card_recorded, fixture, queue_settled, teams_replicas, turn_recorded
+from tests.teams_harness import (
+    TeamsHarness,
+    card_recorded,
+    fixture,
+    queue_settled,
+    stop_token,
+    teams_replicas,
+    turn_recorded,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -127,15 +135,6 @@ async def test_typing_stop_on_one_replica_stops_the_turn_running_on_the_other(sp
     calls = await split[0].until(lambda _: shown(split[0], f"{PERSONAL}-1", "Stopped"), within=10)
     assert calls[-1].at - began < 3.0  # the flag is seen within 2 s, plus the message itself
     assert not shown(split[0], f"{PERSONAL}-1", "never shown")
-
-
-def stop_token(h: TeamsHarness, conversation: str) -> tuple[str, str] | None:
-    for c in h.to(conversation):
-        for attachment in c.body.get("attachments") or ():
-            for action in (attachment.get("content") or {}).get("actions") or ():
-                if (action.get("data") or {}).get("datathread") == "stop":
-                    return action["data"]["token"], c.activity_id or c.returned_id
-    return None
 
 
 async def test_the_stop_button_clicked_on_one_replica_stops_the_channel_turn_running_on_the_other(

@@ -21,7 +21,7 @@ from bot import events as ev
 from bot.actions import LAST_TURN
 from bot.conversation import Turn
 from tests.fakes.scripted_agent import Sleep
-from tests.teams_harness import TeamsHarness, fixture, teams, turn_recorded
+from tests.teams_harness import TeamsHarness, fixture, stop_token, teams, turn_recorded
 
 pytestmark = pytest.mark.e2e  # starts servers
 
@@ -36,16 +36,6 @@ def script(turn: Turn) -> list[Any]:
     if "EMEA" in turn.text or "summarise" in turn.text:
         return [ev.Rationale("Crunching every row. "), Sleep(30), ev.FinalText("never shown")]
     return [ev.FinalText(f"Answer to {turn.text}.")]
-
-
-def stop_token(h: TeamsHarness, conversation: str) -> tuple[str, str] | None:
-    """The Stop button's token on the turn message, and that message's id."""
-    for c in h.to(conversation):
-        for attachment in c.body.get("attachments") or ():
-            for action in (attachment.get("content") or {}).get("actions") or ():
-                if (action.get("data") or {}).get("datathread") == "stop":
-                    return action["data"]["token"], c.activity_id or c.returned_id
-    return None
 
 
 def stopped_shown(h: TeamsHarness, conversation: str) -> bool:
