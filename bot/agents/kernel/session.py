@@ -20,6 +20,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -268,11 +269,37 @@ class KernelSession:
         if self._closed:
             return
         self._closed = True
+        # The Python process inside bwrap outlives the bwrap process jupyter_client waits for by a few
+        # milliseconds: it counts against the kernel limit until it is gone, so wait for it too.
+        kernel = await asyncio.to_thread(kernel_process, self.pid) if self.pid else None
         self._client.stop_channels()
         await _quiet(self._manager.shutdown_kernel(now=True))
+        if kernel is not None:
+            await asyncio.to_thread(_wait_gone, kernel)
         if self._cgroup is not None:  # anything that escaped bwrap's process tree
             await asyncio.to_thread(self._cgroup.remove)
         shutil.rmtree(self._runtime, ignore_errors=True)
+
+
+def _wait_gone(pid: int, within: float = 5.0) -> None:
+    """Return once process ``pid`` has exited (a zombie counts as gone), killing it after ``within`` s."""
+    deadline = time.monotonic() + within
+    killed = False
+    while True:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return
+        if state in ("Z", "X"):
+            return
+        if time.monotonic() > deadline:
+            if killed:  # unkillable for now (in the kernel's I/O): stop waiting, the log says so
+                log.warning("kernel process %d still exists after SIGKILL", pid)
+                return
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            killed, deadline = True, time.monotonic() + within
+        time.sleep(0.005)
 
 
 async def _discard(session: KernelSession | None, manager: AsyncKernelManager, runtime: Path,
