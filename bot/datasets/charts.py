@@ -35,6 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from bot.datasets import gather
 from bot.datasets.formatting import format_cell, truncate
 from bot.datasets.model import ChartSpec, Column, DatasetError, DatasetMeta
 from bot.datasets.summaries import ColumnSummary
@@ -209,7 +210,7 @@ class _Source:
     def rows(self, name: str, rows: np.ndarray) -> pa.ChunkedArray:
         """Values of ``name`` at a few ``rows`` (reads only their batches unless the column is loaded)."""
         if name in self._columns:
-            return self._columns[name].take(pa.array(rows))
+            return pa.chunked_array([gather.take(self._columns[name], rows)])
         return self.table.take(rows).column(name)
 
     def values_at(self, name: str, rows: np.ndarray) -> pa.ChunkedArray | None:

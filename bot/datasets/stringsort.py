@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bot.datasets import bucketsort
+from bot.datasets import bucketsort, gather
 
 WINDOW = 8  # bytes packed into one uint64 key
 
@@ -158,7 +158,7 @@ def string_order(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
         if unresolved.any():
             mask = np.repeat(unresolved, size)
             sub = order[mask]
-            order[mask] = sub[pc.array_sort_indices(chunked.take(pa.array(sub))).to_numpy()]
+            order[mask] = sub[pc.array_sort_indices(gather.take(chunked, sub)).to_numpy()]
     if rows is not None and nulls is not None:
         order = np.concatenate([rows[order], nulls])
     return order

@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bot.datasets import bucketsort
+from bot.datasets import bucketsort, gather
 from bot.datasets.layout import Layout, layout_path, read_rows
 from bot.datasets.stringsort import string_order
 
@@ -403,13 +403,13 @@ def top_rows(column: pa.ChunkedArray, start: int, stop: int, descending: bool) -
         rows = _sampled_candidates(column, stop, descending)
         if rows is None:
             picked = pc.select_k_unstable(column, k=stop, sort_keys=[("", direction)])
-            chosen = column.take(picked)
+            chosen = gather.take(column, np.asarray(picked))
             bound = pc.min(chosen) if descending else pc.max(chosen)
             # Every row tying with the bound is a candidate, so the stable sort below sees all ties.
             rows = _true_rows(within(column, bound))
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
         return None
-    order = pc.array_sort_indices(column.take(pa.array(rows)), order=direction).to_numpy()
+    order = pc.array_sort_indices(gather.take(column, rows), order=direction).to_numpy()
     return rows[order[start:stop]]
 
 
@@ -433,7 +433,7 @@ def _sampled_candidates(column: pa.ChunkedArray, stop: int, descending: bool) ->
     if n <= 4 * SAMPLE:
         return None
     picks = np.random.default_rng(n).integers(0, n, SAMPLE)  # fixed seed: the same work every time
-    sample = pc.drop_null(column.take(pa.array(picks)))
+    sample = pc.drop_null(gather.take(column, picks))
     if pa.types.is_floating(sample.type):
         sample = sample.filter(pc.invert(pc.is_nan(sample)))
     # The r-th sampled value is about the (r * n / SAMPLE)-th of the column: aim at four times ``stop``.
