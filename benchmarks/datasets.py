@@ -56,6 +56,7 @@ from bot.datasets import charts
 from bot.datasets.formatting import cells_one_by_one as cell_by_cell
 from bot.datasets.layout import layout_path
 from bot.datasets.local import LocalDatasetStore
+from bot.datasets.memory import prefer_small_pages
 from bot.datasets.model import ChartSpec, DatasetMeta, SortSpec
 from bot.datasets.tablefile import COMPRESSION, DATA_FILE, SortOrder
 from bot.messages import ThreadKey
@@ -486,6 +487,7 @@ async def scale_section(work: Path, big: int, repeat: int, sort: bool, base: Sto
 
 async def main(rows: int, repeat: int, naive_rows: int, tmp: str | None, scale_rows: int, scale_sort: bool) -> None:
     began = time.perf_counter()
+    prefer_small_pages()  # as the product's start-up does (bot.composition)
     with tempfile.TemporaryDirectory(prefix="datathread-bench-", dir=tmp) as tmpdir:
         work = Path(tmpdir)
         print_machine(work)

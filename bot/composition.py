@@ -10,6 +10,7 @@ from bot.agents.backend import AgentBackend
 from bot.config import AgentKind, Settings, StoreKind
 from bot.conversation_moves import ConversationMoves, keeps_variables_here
 from bot.datasets.local import LocalDatasetStore
+from bot.datasets.memory import prefer_small_pages
 from bot.engine import Engine
 from bot.private import private_dir
 from bot.storage.base import StateStore
@@ -52,6 +53,7 @@ def build_engine(
     made from ``env`` unless ``aws_clients`` are given, e.g. counting ones in a benchmark)."""
     env = os.environ if env is None else env
     private_dir(settings.home)
+    prefer_small_pages()  # sorts of large datasets make ~1 GB of new arrays: see bot.datasets.memory
     if settings.store is StoreKind.AWS:
         from bot.aws.stores import build_aws_stores
 
