@@ -198,6 +198,9 @@ def _stable_numbers(values: np.ndarray, packed_tried: bool = False) -> np.ndarra
     return perm
 
 
+#: Rows whose sort numbers are made at once (the sort makes them twice rather than keep 8 bytes a row):
+#: their temporaries stay in L2.
+PACK_ROWS = 1 << 16
 #: Rows per step of the key building below: its temporaries stay in cache, and no step allocates a
 #: full-length array beyond its result (each new 400 MB array costs 0.25-1.2 s of first-touch page
 #: faults at 50M rows on the benchmark machine, more than the arithmetic).
@@ -252,11 +255,12 @@ def _packed_order(parts: Sequence[np.ndarray]) -> np.ndarray | None:
     full order bits and row. ``None`` when such ties are too many for that to pay. ``parts`` are the
     values (no missing ones) in pieces, as a column's chunks: read in place, never concatenated.
 
-    Two full-length arrays are made, the numbers and their sorted copy, and the result is written
-    into the first (``int32``: a view of half its buffer, freed with it): at 50M rows each new array
-    costs 0.1-2 s of first-touch page faults on the benchmark's VM, more than the arithmetic."""
+    One full-length array is made: the sorted numbers, made chunk by chunk as the sort reads them
+    (``bucketsort.Keys``) rather than kept in an array of their own; the result is written into it
+    (``int32``: a view of half its buffer). At 50M rows each new 400 MB array costs 0.2-2 s of
+    first-touch page faults on the benchmark's VM, more than making the numbers once more."""
     n = sum(len(p) for p in parts)
-    # The range first (a pass whose temporaries stay in cache), so the numbers are written once.
+    # The range first (a pass whose temporaries stay in cache).
     lo, hi = 2**64, -1
     for _, part in _steps(parts):
         bits = _order_bits(part)
@@ -264,28 +268,60 @@ def _packed_order(parts: Sequence[np.ndarray]) -> np.ndarray | None:
     lift = np.uint64(64 - (hi - lo).bit_length())  # 64 when all are equal: the shift below is then skipped
     row_bits = (n - 1).bit_length()
     rows_mask = np.uint64((1 << row_bits) - 1)
-    packed = np.empty(n, np.uint64)
-    for s, part in _steps(parts):
-        bits = _order_bits(part)
+    starts = np.cumsum([0, *map(len, parts)])
+
+    def pack(values: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
+        bits = _order_bits(values)
         bits -= np.uint64(lo)
         if hi > lo:
             bits <<= lift
         bits &= ~rows_mask
-        np.bitwise_or(bits, np.arange(s, s + len(part), dtype=np.uint64), out=packed[s : s + len(part)])
+        np.bitwise_or(bits, rows, out=out, casting="unsafe")
+
+    gathered = np.empty(min(n, PACK_ROWS), parts[0].dtype)
+
+    def fill(start: int, out: np.ndarray) -> None:
+        """The numbers of rows ``start:start + len(out)``, made ``PACK_ROWS`` at a time from values
+        gathered out of the parts (8,192-row chunks of a data file: a few numpy calls per part, for
+        every part, cost more than the copy)."""
+        j = int(np.searchsorted(starts, start, side="right")) - 1
+        for s in range(0, len(out), PACK_ROWS):
+            m = min(PACK_ROWS, len(out) - s)
+            done = 0
+            while done < m:
+                a = start + s + done - int(starts[j])
+                k = min(m - done, len(parts[j]) - a)
+                gathered[done : done + k] = parts[j][a : a + k]
+                done += k
+                if a + k == len(parts[j]):
+                    j += 1
+            row = start + s
+            pack(gathered[:m], np.arange(row, row + m, dtype=np.uint64), out[s : s + m])
+
+    def sample(step: int) -> np.ndarray:
+        rows = np.arange(0, n, step, dtype=np.int64)
+        out = np.empty(len(rows), np.uint64)
+        pack(_values_at(parts, rows), rows.astype(np.uint64), out)
+        return out
+
+    # Bounds of the numbers: the smallest value's leading bits are 0, the largest's fill the top bit.
+    packed = bucketsort.Keys(n, lo=0, hi=2**64 - 1 if hi > lo else int(rows_mask), fill=fill, sample=sample)
     grouped = bucketsort.sort(packed)  # linear in n: see bucketsort
-    perm = packed.view(np.int32)[:n]  # the numbers are sorted into ``grouped``: their buffer is free
-    for s in range(0, n, STEP):
-        np.bitwise_and(grouped[s : s + STEP], rows_mask, out=perm[s : s + STEP], casting="unsafe")
-    grouped >>= np.uint64(row_bits)
-    # Positions whose leading bits equal the next one's, found step by step (no full-length mask).
+    # Positions whose leading bits equal the next one's, found step by step (no full-length mask),
+    # before the rows are written over the numbers.
     tied: list[np.ndarray] = []
     ties = 0
     for s in range(0, n - 1, STEP):
         e = min(s + STEP, n - 1)
-        tied.append(np.flatnonzero(grouped[s + 1 : e + 1] == grouped[s:e]) + s)
+        leading = grouped[s : e + 1] >> np.uint64(row_bits)
+        tied.append(np.flatnonzero(leading[1:] == leading[:-1]) + s)
         ties += len(tied[-1])
         if ties > TIE_SHARE * n:
             return None
+    # Row i lands in bytes the loop has read already (numpy copies the overlapping first step).
+    perm = grouped.view(np.int32)[:n]
+    for s in range(0, n, STEP):
+        np.bitwise_and(grouped[s : s + STEP], rows_mask, out=perm[s : s + STEP], casting="unsafe")
     if ties:
         # Groups of equal leading bits are contiguous and in order; within them, the full order bits
         # decide and then the row, so one lexsort of just their members restores the exact stable order.

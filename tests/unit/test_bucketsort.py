@@ -44,6 +44,23 @@ def test_bucketed_sort_equals_numpy_sort(name: str) -> None:
     assert np.array_equal(keys, before)  # the input is left as it was
 
 
+def made_on_demand(keys: np.ndarray, tight: bool) -> bucketsort.Keys:
+    """``keys`` as a sort of generated ones sees them: chunk by chunk, bounded exactly or loosely."""
+
+    def fill(start: int, out: np.ndarray) -> None:
+        out[:] = keys[start : start + len(out)]
+
+    lo, hi = (int(keys.min()), int(keys.max())) if tight else (0, 2**64 - 1)
+    return bucketsort.Keys(len(keys), lo, hi, fill, lambda step: keys[::step].copy())
+
+
+@pytest.mark.parametrize("name", list(key_sets()))
+@pytest.mark.parametrize("tight", [True, False], ids=["exact bounds", "loose bounds"])
+def test_keys_made_on_demand_sort_as_the_array_would(name: str, tight: bool) -> None:
+    keys = key_sets()[name]
+    assert np.array_equal(bucketsort.sort(made_on_demand(keys, tight)), np.sort(keys))
+
+
 @pytest.mark.parametrize("name", list(key_sets()))
 def test_bucketed_argsort_keeps_equal_keys_in_row_order(name: str) -> None:
     keys = key_sets()[name]
