@@ -21,7 +21,11 @@ ranges of keys, and keys keep their row order within a bucket until the (stable)
 
 from __future__ import annotations
 
+import itertools
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +51,7 @@ class Keys:
     """Keys made on demand rather than held in an array: a sort of ``n`` of them reads them chunk by
     chunk, twice, instead of from an array of ``n`` (at 50M keys, 400 MB of new memory).
 
+    ``fill`` is called from the sort's threads at once, each with its own ``out``.
     ``lo`` and ``hi`` bound the keys (``lo <= key <= hi``; the tighter, the more evenly the keys
     spread over the buckets' prefixes); ``fill(start, out)`` writes keys
     ``start:start + len(out)`` into ``out``; ``sample`` is every ``n // SAMPLE_KEYS``-th key (at
@@ -117,7 +122,10 @@ class _Splitter:
 
     Per-chunk work goes through buffers made once, in cache, and each depth of re-splitting writes into
     one buffer kept for that depth: as new arrays, a 50M-key sort re-splitting 75 buckets made ~1.5 GB
-    of short-lived ones (~580K page faults, 1.2 s of system time on the benchmark's VM)."""
+    of short-lived ones (~580K page faults, 1.2 s of system time on the benchmark's VM).
+
+    One splitter is one thread's: the first split and the buckets of a large sort are shared among
+    ``lanes``, each another thread's splitter (see ``_share``)."""
 
     def __init__(self, n: int) -> None:
         self.step = min(n, CHUNK_KEYS)
@@ -128,6 +136,7 @@ class _Splitter:
         self.moved_rows = np.empty(self.step, self.row_type)
         self.made = np.empty(self.step, np.uint64)  # a chunk of keys made on demand (``Keys``)
         self._depths: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+        self.lanes: list[_Splitter] = [self]
 
     def _output(self, depth: int, n: int, rows: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Arrays for a split's result: new ones at depth 0 (the sort's result), else the depth's own."""
@@ -139,8 +148,13 @@ class _Splitter:
             self._depths[depth] = kept
         return kept[0][:n], None if kept[1] is None else kept[1][:n]
 
+    def _lanes(self, depth: int) -> list[_Splitter]:
+        """Lanes sharing a split at ``depth``: all of them for the first split; a re-split is one lane's
+        own (the other lanes are busy with their buckets, in their buffers)."""
+        return self.lanes if depth == 0 else [self]
+
     def _chunk(self, keys: np.ndarray | Keys, s: int, m: int) -> np.ndarray:
-        """Keys ``s:s + m``: a view of an array, or made into a buffer of this sort."""
+        """Keys ``s:s + m``: a view of an array, or made into a buffer of this splitter."""
         return keys.chunk(s, self.made[:m]) if isinstance(keys, Keys) else keys[s : s + m]
 
     def split(self, keys: np.ndarray | Keys, rows: bool,
@@ -148,57 +162,124 @@ class _Splitter:
         """``keys`` grouped by bucket, keeping their order within each (and their row numbers when
         ``rows``), and where each bucket starts (plus the end). Bucket numbers are computed twice per
         chunk (to count, then to move) rather than kept: a full array of them would be one more
-        large allocation."""
+        large allocation. Chunks are shared among the lanes: each chunk's keys of a bucket go after
+        those of the chunks before it, wherever the lanes are."""
         n, step = (keys.n if isinstance(keys, Keys) else len(keys)), self.step
         buckets = _Buckets(keys)
-        counts = [buckets.counts(self._chunk(keys, s, min(step, n - s)), self.scratch[: min(step, n - s)])
-                  for s in range(0, n, step)]
+        starts = list(range(0, n, step))
+        counts = np.zeros((len(starts), buckets.count), np.int64)
+
+        def count(lane: _Splitter, chunks: range) -> None:
+            for i in chunks:
+                m = min(step, n - starts[i])
+                counts[i] = buckets.counts(lane._chunk(keys, starts[i], m), lane.scratch[:m])
+
+        _share(self._lanes(depth), len(starts), [1] * len(starts), count)
         bounds = np.zeros(buckets.count + 1, np.int64)
-        np.cumsum(np.sum(counts, axis=0), out=bounds[1:])
-        at = bounds[:-1].copy()  # where each bucket's next key goes
+        np.cumsum(counts.sum(axis=0), out=bounds[1:])
+        # Where chunk i's keys of each bucket start: the bucket's start plus the earlier chunks' keys of it.
+        at = bounds[:-1] + np.cumsum(counts, axis=0) - counts
         grouped, grouped_rows = self._output(depth, n, rows)
-        for s, chunk_counts in zip(range(0, n, step), counts, strict=True):
-            m = min(step, n - s)
-            keys_here = self._chunk(keys, s, m)
-            numbers = buckets.of(keys_here, self.scratch[:m], self.numbers[:m])
-            order = np.argsort(numbers, kind="stable")  # radix sort: linear
-            chunk = np.take(keys_here, order, out=self.moved[:m])
-            chunk_rows = np.add(order, s, out=self.moved_rows[:m], casting="unsafe") if rows else None
-            offset = 0
-            for j in np.flatnonzero(chunk_counts).tolist():
-                k = int(chunk_counts[j])
-                dest = int(at[j])
-                grouped[dest : dest + k] = chunk[offset : offset + k]
-                if grouped_rows is not None and chunk_rows is not None:
-                    grouped_rows[dest : dest + k] = chunk_rows[offset : offset + k]
-                at[j] = dest + k
-                offset += k
+
+        def move(lane: _Splitter, chunks: range) -> None:
+            for i in chunks:
+                s, m = starts[i], min(step, n - starts[i])
+                keys_here = lane._chunk(keys, s, m)
+                numbers = buckets.of(keys_here, lane.scratch[:m], lane.numbers[:m])
+                order = np.argsort(numbers, kind="stable")  # radix sort: linear
+                chunk = np.take(keys_here, order, out=lane.moved[:m])
+                chunk_rows = np.add(order, s, out=lane.moved_rows[:m], casting="unsafe") if rows else None
+                offset = 0
+                for j in np.flatnonzero(counts[i]).tolist():
+                    k = int(counts[i, j])
+                    dest = int(at[i, j])
+                    grouped[dest : dest + k] = chunk[offset : offset + k]
+                    if grouped_rows is not None and chunk_rows is not None:
+                        grouped_rows[dest : dest + k] = chunk_rows[offset : offset + k]
+                    offset += k
+
+        _share(self._lanes(depth), len(starts), [1] * len(starts), move)
         return grouped, grouped_rows, bounds
 
     def sorted(self, keys: np.ndarray | Keys, depth: int = 0) -> np.ndarray:
         """``keys`` sorted, bucketed: buckets that came out too large to sort in cache (keys whose
-        leading bits barely differ) are bucketed again, each by its own range, while that splits them."""
+        leading bits barely differ) are bucketed again, each by its own range, while that splits them.
+        Buckets are shared among the lanes, each sorting its own range of them."""
         grouped, _, bounds = self.split(keys, False, depth)
-        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-            if _oversized(grouped, a, b, len(grouped)):
-                grouped[a:b] = self.sorted(grouped[a:b], depth + 1)
-            elif b - a > 1:
-                grouped[a:b].sort()
+        edges = bounds.tolist()
+
+        def sort_buckets(lane: _Splitter, buckets: range) -> None:
+            for i in buckets:
+                a, b = edges[i], edges[i + 1]
+                if _oversized(grouped, a, b, len(grouped)):
+                    grouped[a:b] = lane.sorted(grouped[a:b], depth + 1)
+                elif b - a > 1:
+                    grouped[a:b].sort()
+
+        _share(self._lanes(depth), len(edges) - 1, np.diff(bounds).tolist(), sort_buckets)
         return grouped
 
     def ordered(self, keys: np.ndarray, depth: int = 0) -> np.ndarray:
         """Row numbers of ``keys`` in stable order, bucketed; oversized buckets bucketed again as in
-        ``sorted``."""
+        ``sorted``, buckets shared among the lanes likewise."""
         grouped, rows, bounds = self.split(keys, True, depth)
         assert rows is not None
-        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-            if _oversized(grouped, a, b, len(keys)):
-                rows[a:b] = rows[a:b][self.ordered(grouped[a:b], depth + 1)]
-            elif b - a > 1:
-                order = _bucket_order(grouped[a:b])
-                if order is not None:
-                    rows[a:b] = rows[a:b][order]
+        edges = bounds.tolist()
+
+        def order_buckets(lane: _Splitter, buckets: range) -> None:
+            for i in buckets:
+                a, b = edges[i], edges[i + 1]
+                if _oversized(grouped, a, b, len(keys)):
+                    rows[a:b] = rows[a:b][lane.ordered(grouped[a:b], depth + 1)]
+                elif b - a > 1:
+                    order = _bucket_order(grouped[a:b])
+                    if order is not None:
+                        rows[a:b] = rows[a:b][order]
+
+        _share(self._lanes(depth), len(edges) - 1, np.diff(bounds).tolist(), order_buckets)
         return rows
+
+
+def _share(lanes: list[_Splitter], count: int, sizes: list[int],
+           work: Callable[[_Splitter, range], None]) -> None:
+    """Run ``work`` over items ``0:count`` (of ``sizes``), split into one contiguous range per lane of
+    about equal total size: the first in this thread, the others in the sort threads. numpy lets go of
+    the GIL for the arrays' work, so the lanes run side by side."""
+    if len(lanes) == 1 or count < 2:
+        work(lanes[0], range(count))
+        return
+    total = np.cumsum(sizes)
+    cuts = [0, *np.searchsorted(total, [total[-1] * k / len(lanes) for k in range(1, len(lanes))]).tolist(), count]
+    ranges = [range(a, b) for a, b in itertools.pairwise(cuts) if b > a]
+    others = [_threads().submit(work, lane, r) for lane, r in zip(lanes[1:], ranges[1:], strict=False)]
+    try:
+        work(lanes[0], ranges[0])
+    finally:
+        for done in others:
+            done.result()
+
+
+#: Threads one large sort uses: the cores this process may run on, at most 4 (the split and the
+#: bucket sorts run side by side; past a few threads memory bandwidth is the limit).
+THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _threads() -> ThreadPoolExecutor:
+    """The sort threads (``THREADS - 1`` of them: each sort also works in its own thread), made once."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=max(1, THREADS - 1), thread_name_prefix="bucketsort")
+        return _pool
+
+
+def _splitter(n: int) -> _Splitter:
+    """A splitter for a large sort, with a lane per sort thread."""
+    splitter = _Splitter(n)
+    splitter.lanes += [_Splitter(n) for _ in range(THREADS - 1)]
+    return splitter
 
 
 def _oversized(grouped: np.ndarray, a: int, b: int, parent: int) -> bool:
@@ -233,7 +314,7 @@ def sort(keys: np.ndarray | Keys) -> np.ndarray:
     n = keys.n if isinstance(keys, Keys) else len(keys)
     if n < MIN_BUCKETS * BUCKET_KEYS:
         return np.sort(keys.array() if isinstance(keys, Keys) else keys)
-    return _Splitter(n).sorted(keys)
+    return _splitter(n).sorted(keys)
 
 
 def stable_argsort(keys: np.ndarray) -> np.ndarray:
@@ -242,4 +323,4 @@ def stable_argsort(keys: np.ndarray) -> np.ndarray:
     ``MIN_BUCKETS`` buckets' worth of keys, numpy's)."""
     if len(keys) < MIN_BUCKETS * BUCKET_KEYS:
         return np.argsort(keys, kind="stable")
-    return _Splitter(len(keys)).ordered(keys)
+    return _splitter(len(keys)).ordered(keys)

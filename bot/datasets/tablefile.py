@@ -278,12 +278,11 @@ def _packed_order(parts: Sequence[np.ndarray]) -> np.ndarray | None:
         bits &= ~rows_mask
         np.bitwise_or(bits, rows, out=out, casting="unsafe")
 
-    gathered = np.empty(min(n, PACK_ROWS), parts[0].dtype)
-
     def fill(start: int, out: np.ndarray) -> None:
         """The numbers of rows ``start:start + len(out)``, made ``PACK_ROWS`` at a time from values
         gathered out of the parts (8,192-row chunks of a data file: a few numpy calls per part, for
-        every part, cost more than the copy)."""
+        every part, cost more than the copy). The sort's threads call it at once: nothing is shared."""
+        gathered = np.empty(min(len(out), PACK_ROWS), parts[0].dtype)
         j = int(np.searchsorted(starts, start, side="right")) - 1
         for s in range(0, len(out), PACK_ROWS):
             m = min(PACK_ROWS, len(out) - s)

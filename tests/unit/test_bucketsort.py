@@ -12,9 +12,10 @@ from bot.datasets import bucketsort
 N = 20_000
 
 
-@pytest.fixture(autouse=True)
-def small_buckets(monkeypatch: pytest.MonkeyPatch) -> None:
-    """78 buckets of ~256 keys; chunks not dividing N."""
+@pytest.fixture(autouse=True, params=[1, 2, 3], ids=["1 thread", "2 threads", "3 threads"])
+def small_buckets(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """78 buckets of ~256 keys; chunks not dividing N; shared among 1-3 threads."""
+    monkeypatch.setattr(bucketsort, "THREADS", request.param)
     monkeypatch.setattr(bucketsort, "BUCKET_KEYS", 256)
     monkeypatch.setattr(bucketsort, "CHUNK_KEYS", 3_000)
     monkeypatch.setattr(bucketsort, "SAMPLE_KEYS", 500)

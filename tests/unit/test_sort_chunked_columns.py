@@ -80,3 +80,17 @@ def test_order_of_a_chunked_string_column_equals_a_stable_pandas_sort(monkeypatc
                                    [(0, 0), (0, 1), (1, 2_345), (2_345, N)]], type=pa.string())
         expected = pd.Series(values).sort_values(kind="stable").index.to_numpy()
         assert np.array_equal(np.asarray(compute_sort(column).perm), expected)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_a_large_column_sorted_by_several_threads_equals_a_stable_sort(threads: int,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large sort shares its chunks and buckets among threads, which make their keys at the
+    same time: each must see only its own."""
+    monkeypatch.setattr(bucketsort, "THREADS", threads)
+    monkeypatch.setattr(bucketsort, "CHUNK_KEYS", 1 << 14)  # many chunks, so the threads' chunks interleave
+    monkeypatch.setattr(bucketsort, "BUCKET_KEYS", 1 << 12)  # the bucketed path from 262K rows
+    values = np.random.default_rng(4).lognormal(3, 1, 600_000)
+    values[::1000] = values[7]  # ties, fixed after the bucketed sort
+    column = pa.chunked_array([values[s : s + 8_192] for s in range(0, len(values), 8_192)])
+    assert np.array_equal(np.asarray(compute_sort(column).perm), np.argsort(values, kind="stable"))
