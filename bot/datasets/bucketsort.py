@@ -24,9 +24,10 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -125,7 +126,7 @@ class _Splitter:
     of short-lived ones (~580K page faults, 1.2 s of system time on the benchmark's VM).
 
     One splitter is one thread's: the first split and the buckets of a large sort are shared among
-    ``lanes``, each another thread's splitter (see ``_share``)."""
+    ``lanes``, each another thread's splitter (see ``share``)."""
 
     def __init__(self, n: int) -> None:
         self.step = min(n, CHUNK_KEYS)
@@ -169,17 +170,25 @@ class _Splitter:
         starts = list(range(0, n, step))
         counts = np.zeros((len(starts), buckets.count), np.int64)
 
+        grouped, grouped_rows = self._output(depth, n, rows)
+
         def count(lane: _Splitter, chunks: range) -> None:
             for i in chunks:
                 m = min(step, n - starts[i])
                 counts[i] = buckets.counts(lane._chunk(keys, starts[i], m), lane.scratch[:m])
+                if depth == 0:
+                    # The result's pages are first touched here, each lane its own share, rather than
+                    # by the scattered writes below: the page faults of new memory (most of a large
+                    # sort's system time) then come in sequence and on every core.
+                    grouped[starts[i] : starts[i] + m] = 0
+                    if grouped_rows is not None:
+                        grouped_rows[starts[i] : starts[i] + m] = 0
 
-        _share(self._lanes(depth), len(starts), [1] * len(starts), count)
+        share(self._lanes(depth), len(starts), [1] * len(starts), count)
         bounds = np.zeros(buckets.count + 1, np.int64)
         np.cumsum(counts.sum(axis=0), out=bounds[1:])
         # Where chunk i's keys of each bucket start: the bucket's start plus the earlier chunks' keys of it.
         at = bounds[:-1] + np.cumsum(counts, axis=0) - counts
-        grouped, grouped_rows = self._output(depth, n, rows)
 
         def move(lane: _Splitter, chunks: range) -> None:
             for i in chunks:
@@ -198,7 +207,7 @@ class _Splitter:
                         grouped_rows[dest : dest + k] = chunk_rows[offset : offset + k]
                     offset += k
 
-        _share(self._lanes(depth), len(starts), [1] * len(starts), move)
+        share(self._lanes(depth), len(starts), [1] * len(starts), move)
         return grouped, grouped_rows, bounds
 
     def sorted(self, keys: np.ndarray | Keys, depth: int = 0) -> np.ndarray:
@@ -216,7 +225,7 @@ class _Splitter:
                 elif b - a > 1:
                     grouped[a:b].sort()
 
-        _share(self._lanes(depth), len(edges) - 1, np.diff(bounds).tolist(), sort_buckets)
+        share(self._lanes(depth), len(edges) - 1, np.diff(bounds).tolist(), sort_buckets)
         return grouped
 
     def ordered(self, keys: np.ndarray, depth: int = 0) -> np.ndarray:
@@ -236,15 +245,18 @@ class _Splitter:
                     if order is not None:
                         rows[a:b] = rows[a:b][order]
 
-        _share(self._lanes(depth), len(edges) - 1, np.diff(bounds).tolist(), order_buckets)
+        share(self._lanes(depth), len(edges) - 1, np.diff(bounds).tolist(), order_buckets)
         return rows
 
 
-def _share(lanes: list[_Splitter], count: int, sizes: list[int],
-           work: Callable[[_Splitter, range], None]) -> None:
+Lane = TypeVar("Lane")
+
+
+def share(lanes: Sequence[Lane], count: int, sizes: Sequence[int], work: Callable[[Lane, range], None]) -> None:
     """Run ``work`` over items ``0:count`` (of ``sizes``), split into one contiguous range per lane of
-    about equal total size: the first in this thread, the others in the sort threads. numpy lets go of
-    the GIL for the arrays' work, so the lanes run side by side."""
+    about equal total size: the first in this thread, the others in the sort threads (``THREADS``
+    lanes keep every core busy). numpy lets go of the GIL for the arrays' work, so the lanes run side
+    by side; ``work`` must touch only its own range and its lane's buffers."""
     if len(lanes) == 1 or count < 2:
         work(lanes[0], range(count))
         return

@@ -114,12 +114,17 @@ def _chunk_keys(arr: pa.Array, skip: int, width: int | None, out: np.ndarray) ->
 
 def _keys(chunks: list[pa.Array], rows: int, skip: int, width: int | None) -> np.ndarray:
     """Bytes ``[skip, skip + 8)`` of each value as a big-endian ``uint64`` (zero-padded), built chunk
-    by chunk into one array (the column is never concatenated)."""
+    by chunk into one array (the column is never concatenated), by the sort's threads side by side
+    (the first touch of the new array's pages costs as much as the reading)."""
     key = np.empty(rows, np.uint64)
-    at = 0
-    for chunk in chunks:
-        _chunk_keys(chunk, skip, width, key[at : at + len(chunk)])
-        at += len(chunk)
+    starts = np.cumsum([0, *map(len, chunks)]).tolist()
+
+    def build(_: int, part: range) -> None:
+        for j in part:
+            _chunk_keys(chunks[j], skip, width, key[starts[j] : starts[j + 1]])
+
+    lanes = range(bucketsort.THREADS if rows >= STEP else 1)  # small columns: no thread hand-offs
+    bucketsort.share(lanes, len(chunks), [len(c) for c in chunks], build)
     return key
 
 
