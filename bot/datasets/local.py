@@ -352,7 +352,13 @@ class LocalDatasetStore:
         dataset was forgotten meanwhile."""
         if self._saving.get(key) is done:
             del self._saving[key]
-        mapped = None if done.cancelled() or done.exception() else done.result()
+        if done.cancelled():
+            return
+        failed = done.exception()
+        if failed is not None:  # not a disk error (those are logged where they happen): a bug, said loudly
+            log.error("saving the sort order of dataset %s failed", key[0], exc_info=failed)
+            return
+        mapped = done.result()
         if mapped is not None and self._orders.get(key) is order:
             self._orders[key] = mapped
 

@@ -347,9 +347,10 @@ def _span(column: pa.ChunkedArray) -> int:
     return int(bounds["max"].as_py()) - int(bounds["min"].as_py())
 
 
-def _numeric_order(column: pa.ChunkedArray) -> np.ndarray | None:
+def _numeric_order(column: pa.ChunkedArray) -> tuple[np.ndarray, int] | None:
     """Stable ascending order of a numeric, time or bool column with missing values last in row
-    order; ``None`` for other types."""
+    order, and how many values are not missing (known here without another pass over the column);
+    ``None`` for other types."""
     t = column.type
     if pa.types.is_timestamp(t) or pa.types.is_date64(t) or pa.types.is_duration(t):
         column = column.cast(pa.int64())
@@ -367,23 +368,24 @@ def _numeric_order(column: pa.ChunkedArray) -> np.ndarray | None:
         small_ints = pa.types.is_integer(column.type) and _span(column) < 2**16
         if not small_ints and not (pa.types.is_floating(column.type) and any(np.isnan(p).any() for p in parts)):
             packed = _packed_order(parts)
-            return packed if packed is not None else _stable_numbers(_numbers(column), packed_tried=True)
+            order = packed if packed is not None else _stable_numbers(_numbers(column), packed_tried=True)
+            return order, len(column)
     values = _numbers(column)
     valid = np.ones(len(values), bool) if not column.null_count else \
         pc.is_valid(column).to_numpy(zero_copy_only=False)
     if values.dtype.kind == "f":
         valid &= ~np.isnan(values)
     if valid.all():
-        return _stable_numbers(values)
+        return _stable_numbers(values), len(values)
     rows = np.flatnonzero(valid)
-    return np.concatenate([rows[_stable_numbers(values[rows])], np.flatnonzero(~valid)])
+    return np.concatenate([rows[_stable_numbers(values[rows])], np.flatnonzero(~valid)]), len(rows)
 
 
 def compute_sort(column: pa.ChunkedArray) -> SortOrder:
     """Stable ascending order of ``column`` with nulls (and NaN) last, in row order."""
     numeric = _numeric_order(column)  # reads the chunks as they are: one copy, into numpy
     if numeric is not None:
-        order = numeric
+        order, valid = numeric
     else:
         if pa.types.is_dictionary(column.type):
             column = column.cast(column.type.value_type)
@@ -392,7 +394,7 @@ def compute_sort(column: pa.ChunkedArray) -> SortOrder:
         else:
             column = sortable(column)
             order = pc.array_sort_indices(column, null_placement="at_end").to_numpy()
-    valid = len(column) - _missing(column)
+        valid = len(column) - _missing(column)
     dtype = np.int32 if len(column) < 2**31 else np.int64
     order = order.astype(dtype, copy=False)
     if pa.types.is_floating(column.type) and valid < len(order):
