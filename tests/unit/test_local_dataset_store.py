@@ -76,6 +76,25 @@ async def test_a_new_order_serves_every_page_before_it_is_written(tmp_path: Path
     assert list((tmp_path / "datasets" / meta.id).glob("sort-*.npy"))
 
 
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), RuntimeError("a bug")])
+async def test_an_order_that_cannot_be_written_goes_on_serving_and_the_log_says_why(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, failure: Exception) -> None:
+    def fail(*_: object) -> None:
+        raise failure
+
+    monkeypatch.setattr(SortOrder, "save", fail)
+    store = LocalDatasetStore(tmp_path / "datasets")
+    meta = await store.register_frame(frame(100), name="df", thread=KEY, owner="U1")
+    await store.sort_order(meta.id, "value")
+    await store.aclose()  # waits for the failed write
+    assert "sort order of dataset" in caplog.text and str(failure) in caplog.text
+    assert not list((tmp_path / "datasets" / meta.id).glob("sort-*.npy"))
+    again = LocalDatasetStore(tmp_path / "datasets")
+    page = await again.page(meta.id, 20, 5, SortSpec("value", descending=True))
+    assert [r[1] for r in page.rows] == ["6", "4.5", "3", "1.5", "0"]  # sorted again after the restart
+    await again.aclose()
+
+
 async def test_a_dataset_expiring_while_its_order_is_written_is_removed_after_the_write(
         store: LocalDatasetStore, tmp_path: Path, held_saves: threading.Event, monkeypatch: pytest.MonkeyPatch) -> None:
     meta = await store.register_frame(frame(100), name="df", thread=KEY, owner="U1")
