@@ -389,10 +389,17 @@ class SortRuns:
     system: list[float]
 
 
+#: Seconds of quiet before each first sort. The VM's balloon hands freed memory back to its host ~2 s
+#: after it is freed, and memory the host has taken back costs several times more to touch again: without
+#: the pause each 10M-row run reused, almost for free, the ~1 GB the 50M-row run before it had just freed,
+#: while the 50M run found only the 10M run's ~250 MB. With it, every sort starts as on an idle server.
+SORT_PAUSE = 4.0
+
+
 async def sort_runs(root: Path, meta: DatasetMeta, column: str, repeat: int) -> SortRuns:
     """``repeat`` first sorts of ``column`` from scratch (saved orders deleted, a fresh store each run,
-    pending writes flushed and the column read into the page cache first): the times to the first
-    sorted page and to the full ascending order."""
+    pending writes flushed, ``SORT_PAUSE`` waited and the column read into the page cache first): the
+    times to the first sorted page and to the full ascending order."""
     index = [c.name for c in meta.columns].index(column)
     runs = SortRuns([], [], [])
     for i in range(repeat):
@@ -402,6 +409,7 @@ async def sort_runs(root: Path, meta: DatasetMeta, column: str, repeat: int) -> 
             npy.unlink(missing_ok=True)
             npy.with_suffix(".json").unlink(missing_ok=True)
         os.sync()  # no writeback of earlier work (a 3 GB registration, saved orders) during the timing
+        await asyncio.sleep(SORT_PAUSE)
         warm_column(root / meta.id / DATA_FILE, column)
         fresh = LocalDatasetStore(root)
         system = resource.getrusage(resource.RUSAGE_SELF).ru_stime
