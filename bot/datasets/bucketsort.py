@@ -324,6 +324,18 @@ def _bucket_order(keys: np.ndarray) -> np.ndarray | None:
     return packed
 
 
+def rows_of(packed: np.ndarray, row_bits: int, step: int = CHUNK_KEYS) -> np.ndarray:
+    """The row numbers in the low ``row_bits`` of sorted ``packed`` numbers (fewer than 2**31 of them),
+    as ``int32`` written over the numbers' own buffer (a view of its first half): no new array. Row
+    ``i`` lands in bytes already read (numpy copies the overlapping first step)."""
+    n = len(packed)
+    mask = np.uint64((1 << row_bits) - 1)
+    rows = packed.view(np.int32)[:n]
+    for s in range(0, n, step):
+        np.bitwise_and(packed[s : s + step], mask, out=rows[s : s + step], casting="unsafe")
+    return rows
+
+
 def sort(keys: np.ndarray | Keys) -> np.ndarray:
     """``keys`` (``uint64``, or made on demand) in ascending order, as ``np.sort(keys)``; an array of
     keys is left as it was. Below ``MIN_BUCKETS`` buckets' worth of keys, a plain numpy sort (of keys

@@ -128,6 +128,58 @@ def _keys(chunks: list[pa.Array], rows: int, skip: int, width: int | None) -> np
     return key
 
 
+_ZEROS = 0x3030303030303030  # "00000000"
+_HIGH_NIBBLES = 0xF0F0F0F0F0F0F0F0
+_SIXES = 0x0606060606060606
+
+
+def _digit_values(key: np.ndarray, kept: int) -> bool:
+    """Turn ``key`` (big-endian keys of one-width values, whose ``kept`` leading bytes are the value's,
+    ``0 < kept <= 8``) in place into the numbers those bytes spell, when every one of them is an
+    ASCII digit (ids and codes like ``C00012345`` once their common prefix is skipped); ``False``,
+    ``key`` untouched, when one is not. Digits of one width compare as their numbers do, and the
+    numbers (below 10**8, 27 bits) leave room for a row number beside them."""
+    low = (1 << (8 * kept)) - 1
+    shift = np.uint64(8 * (WINDOW - kept))
+    zeros, nibbles, sixes = (np.uint64(c & low) for c in (_ZEROS, _HIGH_NIBBLES, _SIXES))
+    scratch = np.empty(min(len(key), STEP), np.uint64)
+    for s in range(0, len(key), STEP):
+        v, t = key[s : s + STEP], scratch[: min(STEP, len(key) - s)]
+        np.right_shift(v, shift, out=t)
+        # A byte is a digit when its high nibble is 3 and adding 6 to it does not carry into that nibble.
+        if not (np.bitwise_and(t, nibbles) == zeros).all():
+            return False
+        t += sixes
+        t &= nibbles
+        if not (t == zeros).all():
+            return False
+    m1, m2, m3 = np.uint64(0x00FF00FF00FF00FF), np.uint64(0x0000FFFF0000FFFF), np.uint64(0xFFFFFFFF)
+    for s in range(0, len(key), STEP):
+        v, t = key[s : s + STEP], scratch[: min(STEP, len(key) - s)]
+        v >>= shift
+        v -= zeros  # each byte its digit, the first the most significant
+        for width, mask, scale in ((8, m1, 10), (16, m2, 100), (32, m3, 10_000)):
+            np.right_shift(v, np.uint64(width), out=t)  # pairs of lanes: the high one times its scale
+            if width < 32:
+                t &= mask
+            t *= np.uint64(scale)
+            v &= mask
+            v += t
+    return True
+
+
+def _numbered_order(numbers: np.ndarray) -> np.ndarray:
+    """Row numbers of ``numbers`` (below 2**27) in stable order: each packed with its row number into
+    one ``uint64`` (in place) so a plain sort of them is stable, as numeric columns are sorted."""
+    n = len(numbers)
+    row_bits = max(1, (n - 1).bit_length())
+    for s in range(0, n, STEP):
+        part = numbers[s : s + STEP]
+        part <<= np.uint64(row_bits)
+        part |= np.arange(s, s + len(part), dtype=np.uint64)
+    return bucketsort.rows_of(bucketsort.sort(numbers), row_bits, STEP)
+
+
 def _lengths(chunks: list[pa.Array], rows: int) -> np.ndarray:
     """Each value's byte length, in the offsets' own width (``int32`` for ``string``)."""
     lengths = np.empty(rows, np.int64 if chunks and pa.types.is_large_string(chunks[0].type) else np.int32)
@@ -150,8 +202,12 @@ def string_order(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     width = _width(chunks)
     skip = _common_prefix(chunked, chunks, width) if chunks else 0
     key = _keys(chunks, len(chunked), skip, width)
-    order = bucketsort.stable_argsort(key)  # linear in rows, unlike np.argsort: see bucketsort
     limit = skip + WINDOW
+    if width is not None and skip < width <= limit and 1 < len(key) < 2**31 and _digit_values(key, width - skip):
+        # Digits of one width, read as numbers: sorted as a numeric column is (no rows carried along, and
+        # numbers spread evenly over the buckets, where digit bytes share their leading bits).
+        return _with_missing(_numbered_order(key), rows, nulls)
+    order = bucketsort.stable_argsort(key)  # linear in rows, unlike np.argsort: see bucketsort
     if len(order) > 1 and (width is None or width > limit):
         lengths = _lengths(chunks, len(chunked))
         sorted_keys, sorted_lengths = key[order], lengths[order]
@@ -164,6 +220,11 @@ def string_order(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
             mask = np.repeat(unresolved, size)
             sub = order[mask]
             order[mask] = sub[pc.array_sort_indices(gather.take(chunked, sub)).to_numpy()]
+    return _with_missing(order, rows, nulls)
+
+
+def _with_missing(order: np.ndarray, rows: np.ndarray | None, nulls: np.ndarray | None) -> np.ndarray:
+    """``order`` of the non-null values as rows of the column (``rows``: theirs), the ``nulls`` after."""
     if rows is not None and nulls is not None:
-        order = np.concatenate([rows[order], nulls])
+        return np.concatenate([rows[order], nulls])
     return order

@@ -317,10 +317,7 @@ def _packed_order(parts: Sequence[np.ndarray]) -> np.ndarray | None:
         ties += len(tied[-1])
         if ties > TIE_SHARE * n:
             return None
-    # Row i lands in bytes the loop has read already (numpy copies the overlapping first step).
-    perm = grouped.view(np.int32)[:n]
-    for s in range(0, n, STEP):
-        np.bitwise_and(grouped[s : s + STEP], rows_mask, out=perm[s : s + STEP], casting="unsafe")
+    perm = bucketsort.rows_of(grouped, row_bits, STEP)
     if ties:
         # Groups of equal leading bits are contiguous and in order; within them, the full order bits
         # decide and then the row, so one lexsort of just their members restores the exact stable order.

@@ -94,3 +94,35 @@ def test_a_large_column_sorted_by_several_threads_equals_a_stable_sort(threads: 
     values[::1000] = values[7]  # ties, fixed after the bucketed sort
     column = pa.chunked_array([values[s : s + 8_192] for s in range(0, len(values), 8_192)])
     assert np.array_equal(np.asarray(compute_sort(column).perm), np.argsort(values, kind="stable"))
+
+
+def digit_columns() -> dict[str, list[str | None]]:
+    rng = np.random.default_rng(8)
+    codes = rng.integers(0, 10**8, N)
+    return {
+        "ids of 8 digits after a common letter": [f"C{c:08d}" for c in codes],
+        "ids of 5 digits (shorter than the key window)": [f"ID{c % 10**5:05d}" for c in codes],
+        "one digit": [str(c % 10) for c in codes],
+        "digits with nulls and ties": [None if c % 11 == 0 else f"{c % 700:04d}" for c in codes],
+        # ":" is the byte after "9": read as a digit, "0:" would be 10 and tie with the "10"s before it.
+        "all digits but a few values": [f"{c % 100:02d}" if i % 1_000 != 999 else "0:" for i, c in enumerate(codes)],
+        "all digits but a slash": [f"{c % 100:02d}" if i != 5_000 else "0/" for i, c in enumerate(codes)],
+        "digits past the key window": [f"{c:08d}{c % 97:02d}" for c in codes],
+        "one value repeated": ["00042"] * N,
+    }
+
+
+@pytest.mark.parametrize("name", list(digit_columns()))
+@pytest.mark.usefixtures("sort_path")
+def test_string_digits_of_one_width_sort_as_strings_do(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Digit strings of one width are sorted as the numbers they spell: the order must still be the
+    strings' own (byte order, nulls last, ties in row order), and anything not all digits must not
+    take that path wrongly."""
+    from bot.datasets import stringsort
+
+    monkeypatch.setattr(stringsort, "STEP", 700)
+    values = digit_columns()[name]
+    column = pa.chunked_array([pa.array(values[a:b], pa.string()) for a, b in
+                               [(0, 0), (0, 1), (1, 2_345), (2_345, N)]], type=pa.string())
+    expected = pd.Series(values, dtype=object).sort_values(kind="stable", na_position="last").index.to_numpy()
+    assert np.array_equal(np.asarray(compute_sort(column).perm), expected)
