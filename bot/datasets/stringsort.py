@@ -162,9 +162,9 @@ def _digit_values(key: np.ndarray, kept: int) -> bool:
         v, t = key[s : s + STEP], scratch[: min(STEP, len(key) - s)]
         v >>= shift
         v -= zeros  # each byte its digit, the first the most significant
-        for width, mask, scale in ((8, m1, 10), (16, m2, 100), (32, m3, 10_000)):
-            np.right_shift(v, np.uint64(width), out=t)  # pairs of lanes: the high one times its scale
-            if width < 32:
+        for bits, mask, scale in ((8, m1, 10), (16, m2, 100), (32, m3, 10_000)):
+            np.right_shift(v, np.uint64(bits), out=t)  # pairs of lanes: the high one times its scale
+            if bits < 32:
                 t &= mask
             t *= np.uint64(scale)
             v &= mask
