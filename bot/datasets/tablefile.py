@@ -245,14 +245,30 @@ def _values_at(parts: Sequence[np.ndarray], rows: np.ndarray) -> np.ndarray:
     return out
 
 
+def _rows_into(parts: Sequence[np.ndarray], starts: np.ndarray, start: int, out: np.ndarray) -> np.ndarray:
+    """Rows ``start:start + len(out)`` of ``parts`` laid end to end (``starts``: where each part
+    begins, and the end) copied into ``out``, which is returned."""
+    j = int(np.searchsorted(starts, start, side="right")) - 1
+    done = 0
+    while done < len(out):
+        a = start + done - int(starts[j])
+        k = min(len(out) - done, len(parts[j]) - a)
+        out[done : done + k] = parts[j][a : a + k]
+        done += k
+        j += 1
+    return out
+
+
 def _packed_order(parts: Sequence[np.ndarray]) -> np.ndarray | None:
     """Stable ascending order of ``values`` (no missing ones) by sorting plain ``uint64`` numbers,
     about twice as fast as numpy's argsort: each holds the leading bits of the value's order bits
     (less the smallest, stretched so the largest uses the top bit: the leading bits say the most)
     and, in the low bits, its row number, so a sort of them is stable by construction (and they are
-    all distinct, which ``bucketsort.sort`` needs no more than ``np.sort`` does). Rows whose leading
-    bits tie (equal values, or values differing only in the dropped bits) are then ordered by their
-    full order bits and row. ``None`` when such ties are too many for that to pay. ``parts`` are the
+    all distinct, which ``bucketsort.sort`` needs no more than ``np.sort`` does). When the values'
+    range and the row numbers do not fit in 64 bits together, low bits of the values are dropped:
+    rows whose leading bits tie (equal values, or values differing only in the dropped bits) are
+    then ordered by their full order bits and row. ``None`` when such ties are too many for that to
+    pay. ``parts`` are the
     values (no missing ones) in pieces, as a column's chunks: read in place, never concatenated.
 
     One full-length array is made: the sorted numbers, made chunk by chunk as the sort reads them
@@ -280,22 +296,12 @@ def _packed_order(parts: Sequence[np.ndarray]) -> np.ndarray | None:
 
     def fill(start: int, out: np.ndarray) -> None:
         """The numbers of rows ``start:start + len(out)``, made ``PACK_ROWS`` at a time from values
-        gathered out of the parts (8,192-row chunks of a data file: a few numpy calls per part, for
+        copied out of the parts (8,192-row chunks of a data file: a few numpy calls per part, for
         every part, cost more than the copy). The sort's threads call it at once: nothing is shared."""
         gathered = np.empty(min(len(out), PACK_ROWS), parts[0].dtype)
-        j = int(np.searchsorted(starts, start, side="right")) - 1
         for s in range(0, len(out), PACK_ROWS):
-            m = min(PACK_ROWS, len(out) - s)
-            done = 0
-            while done < m:
-                a = start + s + done - int(starts[j])
-                k = min(m - done, len(parts[j]) - a)
-                gathered[done : done + k] = parts[j][a : a + k]
-                done += k
-                if a + k == len(parts[j]):
-                    j += 1
-            row = start + s
-            pack(gathered[:m], np.arange(row, row + m, dtype=np.uint64), out[s : s + m])
+            values = _rows_into(parts, starts, start + s, gathered[: min(PACK_ROWS, len(out) - s)])
+            pack(values, np.arange(start + s, start + s + len(values), dtype=np.uint64), out[s : s + len(values)])
 
     def sample(step: int) -> np.ndarray:
         rows = np.arange(0, n, step, dtype=np.int64)
@@ -306,6 +312,10 @@ def _packed_order(parts: Sequence[np.ndarray]) -> np.ndarray | None:
     # Bounds of the numbers: the smallest value's leading bits are 0, the largest's fill the top bit.
     packed = bucketsort.Keys(n, lo=0, hi=2**64 - 1 if hi > lo else int(rows_mask), fill=fill, sample=sample)
     grouped = bucketsort.sort(packed)  # linear in n: see bucketsort
+    if (hi - lo).bit_length() + row_bits <= 64:
+        # No bit of any value was dropped (integers of a moderate range): numbers that tie are equal
+        # values, already in row order. Nothing to fix, however many ties.
+        return bucketsort.rows_of(grouped, row_bits, STEP)
     # Positions whose leading bits equal the next one's, found step by step (no full-length mask),
     # before the rows are written over the numbers.
     tied: list[np.ndarray] = []

@@ -48,6 +48,7 @@ def columns() -> dict[str, np.ndarray]:
         "floats with rare ties and signed zeros": floats,
         "floats with few ties (fixed after the packed sort)": few,
         "wide ints": rng.integers(-(2**62), 2**62, N),
+        "ints of a wide range, most of them tied": rng.choice(rng.integers(-(2**40), 2**40, 50), N),
         "heavily tied floats": rng.integers(0, 30, N).astype(np.float64) / 4,
         "float32": rng.normal(0, 1, N).astype(np.float32),
         "timestamps": (rng.integers(0, 2**50, N)).astype("datetime64[ns]"),
@@ -126,3 +127,13 @@ def test_string_digits_of_one_width_sort_as_strings_do(name: str, monkeypatch: p
                                [(0, 0), (0, 1), (1, 2_345), (2_345, N)]], type=pa.string())
     expected = pd.Series(values, dtype=object).sort_values(kind="stable", na_position="last").index.to_numpy()
     assert np.array_equal(np.asarray(compute_sort(column).perm), expected)
+
+
+def test_ints_of_a_wide_range_with_many_ties_keep_the_packed_sort() -> None:
+    """Integers whose range fits beside the row numbers lose no bits in the packed sort: however many
+    of them tie, its order is exact, and it does not give way to a slower stable sort."""
+    values = columns()["ints of a wide range, most of them tied"]
+    parts = [values[a:b] for a, b in itertools.pairwise([0, 2_500, N])]
+    order = tablefile._packed_order(parts)
+    assert order is not None
+    assert np.array_equal(order, np.argsort(values, kind="stable"))
