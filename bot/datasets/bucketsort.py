@@ -368,17 +368,18 @@ def _with_rows(keys: np.ndarray, lo: int, hi: int, row_bits: int) -> Keys:
     """Each of ``keys`` less ``lo``, shifted up by ``row_bits``, with its row number below: made as the
     sort reads them (no array of them beside ``keys``)."""
 
-    def pack(values: np.ndarray, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
-        np.subtract(values, np.uint64(lo), out=out)
-        out <<= np.uint64(row_bits)
-        out |= rows
-        return out
+    offsets = np.arange(min(len(keys), CHUNK_KEYS), dtype=np.uint64)  # read by every thread, never written
 
     def fill(start: int, out: np.ndarray) -> None:
-        pack(keys[start : start + len(out)], np.arange(start, start + len(out), dtype=np.uint64), out)
+        np.subtract(keys[start : start + len(out)], np.uint64(lo), out=out)
+        out <<= np.uint64(row_bits)
+        out |= offsets[: len(out)]
+        out += np.uint64(start)  # row numbers stay below 2**row_bits: no carry into the key
 
     def sample(step: int) -> np.ndarray:
-        picked = keys[::step]
-        return pack(picked, np.arange(0, len(keys), step, dtype=np.uint64), np.empty(len(picked), np.uint64))
+        out = keys[::step] - np.uint64(lo)
+        out <<= np.uint64(row_bits)
+        out |= np.arange(0, len(keys), step, dtype=np.uint64)
+        return out
 
     return Keys(len(keys), 0, (hi - lo) << row_bits | ((1 << row_bits) - 1), fill, sample)
