@@ -349,37 +349,7 @@ def sort(keys: np.ndarray | Keys) -> np.ndarray:
 def stable_argsort(keys: np.ndarray) -> np.ndarray:
     """Row numbers of ``keys`` (``uint64``) in ascending order, equal keys in row order, as
     ``np.argsort(keys, kind="stable")`` (``int32`` below 2**31 rows when bucketed; below
-    ``MIN_BUCKETS`` buckets' worth of keys, numpy's); ``keys`` is left as it was.
-
-    When the keys' range and the row numbers fit in 64 bits together (digit ids read as numbers, for
-    one), each key is packed with its row, as a bucket's own order is (``_bucket_order``): a plain
-    sort of those is stable by construction and carries no rows alongside."""
-    n = len(keys)
-    if n < MIN_BUCKETS * BUCKET_KEYS:
+    ``MIN_BUCKETS`` buckets' worth of keys, numpy's)."""
+    if len(keys) < MIN_BUCKETS * BUCKET_KEYS:
         return np.argsort(keys, kind="stable")
-    lo, hi = int(keys.min()), int(keys.max())
-    row_bits = (n - 1).bit_length()
-    if n < 2**31 and (hi - lo).bit_length() + row_bits <= 64:
-        return rows_of(sort(_with_rows(keys, lo, hi, row_bits)), row_bits)
-    return _splitter(n).ordered(keys)
-
-
-def _with_rows(keys: np.ndarray, lo: int, hi: int, row_bits: int) -> Keys:
-    """Each of ``keys`` less ``lo``, shifted up by ``row_bits``, with its row number below: made as the
-    sort reads them (no array of them beside ``keys``)."""
-
-    offsets = np.arange(min(len(keys), CHUNK_KEYS), dtype=np.uint64)  # read by every thread, never written
-
-    def fill(start: int, out: np.ndarray) -> None:
-        np.subtract(keys[start : start + len(out)], np.uint64(lo), out=out)
-        out <<= np.uint64(row_bits)
-        out |= offsets[: len(out)]
-        out += np.uint64(start)  # row numbers stay below 2**row_bits: no carry into the key
-
-    def sample(step: int) -> np.ndarray:
-        out = keys[::step] - np.uint64(lo)
-        out <<= np.uint64(row_bits)
-        out |= np.arange(0, len(keys), step, dtype=np.uint64)
-        return out
-
-    return Keys(len(keys), 0, (hi - lo) << row_bits | ((1 << row_bits) - 1), fill, sample)
+    return _splitter(len(keys)).ordered(keys)

@@ -140,9 +140,9 @@ _SIXES = 0x0606060606060606
 def _digit_values(key: np.ndarray, kept: int) -> bool:
     """Turn ``key`` (big-endian keys of one-width values, whose ``kept`` leading bytes are the value's,
     ``0 < kept <= 8``) in place into the numbers those bytes spell, when every one of them is an
-    ASCII digit (ids and codes like ``C00012345`` once their common prefix is skipped), and say so;
-    when one is not, ``key`` is left as it was. Digits of one width compare as their numbers do, and
-    the numbers (below 10**8, 27 bits) leave room for a row number beside them."""
+    ASCII digit (ids and codes like ``C00012345`` once their common prefix is skipped); ``False``,
+    ``key`` untouched, when one is not. Digits of one width compare as their numbers do, and the
+    numbers (below 10**8, 27 bits) leave room for a row number beside them."""
     low = (1 << (8 * kept)) - 1
     shift = np.uint64(8 * (WINDOW - kept))
     zeros, nibbles, sixes = (np.uint64(c & low) for c in (_ZEROS, _HIGH_NIBBLES, _SIXES))
@@ -172,6 +172,18 @@ def _digit_values(key: np.ndarray, kept: int) -> bool:
     return True
 
 
+def _numbered_order(numbers: np.ndarray) -> np.ndarray:
+    """Row numbers of ``numbers`` (below 2**27) in stable order: each packed with its row number into
+    one ``uint64`` (in place) so a plain sort of them is stable, as numeric columns are sorted."""
+    n = len(numbers)
+    row_bits = max(1, (n - 1).bit_length())
+    for s in range(0, n, STEP):
+        part = numbers[s : s + STEP]
+        part <<= np.uint64(row_bits)
+        part |= np.arange(s, s + len(part), dtype=np.uint64)
+    return bucketsort.rows_of(bucketsort.sort(numbers), row_bits, STEP)
+
+
 def _lengths(chunks: list[pa.Array], rows: int) -> np.ndarray:
     """Each value's byte length, in the offsets' own width (``int32`` for ``string``)."""
     lengths = np.empty(rows, np.int64 if chunks and pa.types.is_large_string(chunks[0].type) else np.int32)
@@ -195,11 +207,10 @@ def string_order(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     skip = _common_prefix(chunked, chunks, width) if chunks else 0
     key = _keys(chunks, len(chunked), skip, width)
     limit = skip + WINDOW
-    if width is not None and skip < width <= limit:
-        # Digits of one width read as the numbers they spell: these fit beside their row numbers, so the
-        # sort packs them together rather than carry the rows (and digit bytes, which share their leading
-        # bits, no longer crowd a few buckets).
-        _digit_values(key, width - skip)
+    if width is not None and skip < width <= limit and 1 < len(key) < 2**31 and _digit_values(key, width - skip):
+        # Digits of one width, read as numbers: sorted as a numeric column is (no rows carried along, and
+        # numbers spread evenly over the buckets, where digit bytes share their leading bits).
+        return _with_missing(_numbered_order(key), rows, nulls)
     order = bucketsort.stable_argsort(key)  # linear in rows, unlike np.argsort: see bucketsort
     if len(order) > 1 and (width is None or width > limit):
         lengths = _lengths(chunks, len(chunked))
@@ -213,6 +224,11 @@ def string_order(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
             mask = np.repeat(unresolved, size)
             sub = order[mask]
             order[mask] = sub[pc.array_sort_indices(gather.take(chunked, sub)).to_numpy()]
+    return _with_missing(order, rows, nulls)
+
+
+def _with_missing(order: np.ndarray, rows: np.ndarray | None, nulls: np.ndarray | None) -> np.ndarray:
+    """``order`` of the non-null values as rows of the column (``rows``: theirs), the ``nulls`` after."""
     if rows is not None and nulls is not None:
-        order = np.concatenate([rows[order], nulls])
+        return np.concatenate([rows[order], nulls])
     return order

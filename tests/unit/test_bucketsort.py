@@ -21,12 +21,6 @@ def small_buckets(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(bucketsort, "SAMPLE_KEYS", 500)
 
 
-def spanning(keys: np.ndarray, top: int) -> np.ndarray:
-    """``keys`` with one 0 and one ``top``: their range is exactly ``top``."""
-    keys[100], keys[5_000] = 0, top
-    return keys
-
-
 def key_sets() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(7)
     skewed = (rng.lognormal(3, 1, N) * 1e6).astype(np.uint64)
@@ -38,9 +32,6 @@ def key_sets() -> dict[str, np.ndarray]:
         "tied": rng.integers(0, 12, N).astype(np.uint64) << np.uint64(50),
         "equal": np.full(N, 42, np.uint64),
         "extremes": extremes,
-        # Row numbers take 15 bits here: a range of 49 bits packs beside them, one of 50 does not.
-        "range that packs with the rows": spanning(rng.integers(0, 2**49, N, dtype=np.uint64), 2**49 - 1),
-        "range one bit too wide to pack": spanning(rng.integers(0, 2**50, N, dtype=np.uint64), 2**50 - 1),
         "sorted": np.arange(N, dtype=np.uint64),
         "reversed": np.arange(N, dtype=np.uint64)[::-1].copy(),
     }
