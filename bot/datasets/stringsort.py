@@ -19,11 +19,13 @@ prefixes), so the bucketed sort had to split most buckets again, and carried the
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bot.datasets import bucketsort, gather
+from bot.datasets import bucketsort, gather, packedsort
 
 WINDOW = 8  # bytes packed into one uint64 key
 
@@ -43,43 +45,36 @@ def _buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return offsets, data
 
 
-def _width(chunks: list[pa.Array]) -> int | None:
-    """The byte length every value of ``chunks`` has, or ``None`` when lengths differ."""
-    width: int | None = None
-    for chunk in chunks:
-        lengths = np.diff(_buffers(chunk)[0])
-        shortest, longest = int(lengths.min()), int(lengths.max())
-        if shortest != longest or width not in (None, shortest):
-            return None
-        width = shortest
-    return width
-
-
-def _common_prefix(chunked: pa.ChunkedArray, chunks: list[pa.Array], width: int | None) -> int:
-    """Bytes every value starts with: with one ``width``, the leading byte columns equal to the first
-    value's; otherwise the common prefix of the minimum and maximum."""
-    if width is None:
-        bounds = pc.min_max(chunked)
-        lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
-        if lo is None or hi is None:
-            return 0
-        a, b = lo.encode(), hi.encode()
-        n = 0
-        while n < min(len(a), len(b)) and a[n] == b[n]:
-            n += 1
-        return n
-    first: np.ndarray | None = None
-    common = width
+def _shape(chunked: pa.ChunkedArray, chunks: list[pa.Array]) -> tuple[int | None, int]:
+    """The byte length every value has (``None`` when lengths differ) and the bytes every value starts
+    with: with one width, the leading byte columns equal to the first value's, found in the same pass;
+    otherwise the common prefix of the minimum and maximum."""
+    offsets, data = _buffers(chunks[0])
+    first = data[int(offsets[0]) : int(offsets[1])]
+    width = common = len(first)
     for chunk in chunks:
         offsets, data = _buffers(chunk)
-        grid = data[int(offsets[0]) : int(offsets[-1])].reshape(len(chunk), width)[:, :common]
-        if first is None:
-            first = grid[0].copy()
-        same = (grid == first[:common]).all(axis=0)
-        common = int(np.argmin(same)) if not same.all() else common
-        if not common:
-            break
-    return common
+        lengths = np.diff(offsets)
+        if int(lengths.min()) != width or int(lengths.max()) != width:
+            return None, _bounds_prefix(chunked)
+        if common:
+            grid = data[int(offsets[0]) : int(offsets[-1])].reshape(len(chunk), width)[:, :common]
+            same = (grid == first[:common]).all(axis=0)
+            common = common if same.all() else int(np.argmin(same))
+    return width, common
+
+
+def _bounds_prefix(chunked: pa.ChunkedArray) -> int:
+    """The length of the common prefix of the column's minimum and maximum (bytes)."""
+    bounds = pc.min_max(chunked)
+    lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+    if lo is None or hi is None:
+        return 0
+    a, b = lo.encode(), hi.encode()
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
 
 
 def _chunk_keys(arr: pa.Array, skip: int, width: int | None, out: np.ndarray) -> None:
@@ -135,53 +130,75 @@ def _keys(chunks: list[pa.Array], rows: int, skip: int, width: int | None) -> np
 _ZEROS = 0x3030303030303030  # "00000000"
 _HIGH_NIBBLES = 0xF0F0F0F0F0F0F0F0
 _SIXES = 0x0606060606060606
+_PAIRS, _QUADS, _EIGHTS = np.uint64(0x00FF00FF00FF00FF), np.uint64(0x0000FFFF0000FFFF), np.uint64(0xFFFFFFFF)
 
 
-def _digit_values(key: np.ndarray, kept: int) -> bool:
-    """Turn ``key`` (big-endian keys of one-width values, whose ``kept`` leading bytes are the value's,
+def _as_digits(v: np.ndarray, kept: int, t: np.ndarray) -> bool:
+    """Turn ``v`` (big-endian keys of one-width values whose ``kept`` leading bytes are the value's,
     ``0 < kept <= 8``) in place into the numbers those bytes spell, when every one of them is an
-    ASCII digit (ids and codes like ``C00012345`` once their common prefix is skipped); ``False``,
-    ``key`` untouched, when one is not. Digits of one width compare as their numbers do, and the
-    numbers (below 10**8, 27 bits) leave room for a row number beside them."""
+    ASCII digit; ``False`` when one is not (``v`` is then spoilt). ``t``: scratch as long as ``v``."""
     low = (1 << (8 * kept)) - 1
-    shift = np.uint64(8 * (WINDOW - kept))
-    zeros, nibbles, sixes = (np.uint64(c & low) for c in (_ZEROS, _HIGH_NIBBLES, _SIXES))
-    scratch = np.empty(min(len(key), STEP), np.uint64)
-    for s in range(0, len(key), STEP):
-        v, t = key[s : s + STEP], scratch[: min(STEP, len(key) - s)]
-        np.right_shift(v, shift, out=t)
-        # A byte is a digit when its high nibble is 3 and adding 6 to it does not carry into that nibble.
-        if not (np.bitwise_and(t, nibbles) == zeros).all():
-            return False
-        t += sixes
-        t &= nibbles
-        if not (t == zeros).all():
-            return False
-    m1, m2, m3 = np.uint64(0x00FF00FF00FF00FF), np.uint64(0x0000FFFF0000FFFF), np.uint64(0xFFFFFFFF)
-    for s in range(0, len(key), STEP):
-        v, t = key[s : s + STEP], scratch[: min(STEP, len(key) - s)]
-        v >>= shift
-        v -= zeros  # each byte its digit, the first the most significant
-        for bits, mask, scale in ((8, m1, 10), (16, m2, 100), (32, m3, 10_000)):
-            np.right_shift(v, np.uint64(bits), out=t)  # pairs of lanes: the high one times its scale
-            if bits < 32:
-                t &= mask
-            t *= np.uint64(scale)
-            v &= mask
-            v += t
+    v >>= np.uint64(8 * (WINDOW - kept))
+    v ^= np.uint64(_ZEROS & low)  # a digit's byte becomes its value, 0-9; any other byte is not 0-9
+    # A byte x is 0-9 when neither x nor x + 6 reaches 16. (x + 6 carries into the next byte only when
+    # x's own high nibble is set, which fails the check anyway.)
+    np.add(v, np.uint64(_SIXES & low), out=t)
+    t |= v
+    t &= np.uint64(_HIGH_NIBBLES & low)
+    if t.any():
+        return False
+    # Neighbouring lanes joined, the higher (earlier) one times its scale: digit pairs (at most 99, no
+    # carry into the next byte), then pairs of pairs, then the two halves.
+    for bits, mask, scale in ((8, _PAIRS, 10), (16, _QUADS, 100), (32, _EIGHTS, 10_000)):
+        np.right_shift(v, np.uint64(bits), out=t)
+        t *= np.uint64(scale)
+        v += t
+        v &= mask
     return True
 
 
-def _numbered_order(numbers: np.ndarray) -> np.ndarray:
-    """Row numbers of ``numbers`` (below 2**27) in stable order: each packed with its row number into
-    one ``uint64`` (in place) so a plain sort of them is stable, as numeric columns are sorted."""
-    n = len(numbers)
-    row_bits = max(1, (n - 1).bit_length())
-    for s in range(0, n, STEP):
-        part = numbers[s : s + STEP]
-        part <<= np.uint64(row_bits)
-        part |= np.arange(s, s + len(part), dtype=np.uint64)
-    return bucketsort.rows_of(bucketsort.sort(numbers), row_bits, STEP)
+#: Rows turned into numbers at a time, by each of the sort's threads: the keys of a few chunks, in cache.
+BLOCK = 1 << 16
+
+
+def _digit_numbers(chunks: list[pa.Array], rows: int, skip: int, width: int) -> tuple[np.ndarray, int, int] | None:
+    """The numbers that the bytes after ``skip`` of one-width values (``skip < width <= skip + 8``)
+    spell, with the smallest and largest of them, when every such byte is an ASCII digit (ids and
+    codes like ``C00012345`` once their common prefix is skipped); ``None`` when one is not.
+
+    Digits of one width compare as their numbers do, and the numbers (below 10**8) fit in ``uint32``:
+    half the new memory of the keys of other strings (200 MB at 50M rows). They are made by the sort's
+    threads side by side, a few chunks at a time through a buffer in cache."""
+    numbers = np.empty(rows, np.uint32)
+    starts = np.cumsum([0, *map(len, chunks)]).tolist()
+    not_digits = threading.Event()
+    bounds: list[tuple[int, int]] = []  # each lane's (appends are atomic)
+
+    def build(_: int, part: range) -> None:
+        keys = np.empty(max([BLOCK, *(len(chunks[j]) for j in part)]), np.uint64)
+        scratch = np.empty(len(keys), np.uint64)
+        lo, hi = 2**32, -1
+        j = part.start
+        while j < part.stop and not not_digits.is_set():
+            k = j + 1  # this block: chunks j:k, as many as fit in it (at least one)
+            while k < part.stop and starts[k + 1] - starts[j] <= len(keys):
+                k += 1
+            size = starts[k] - starts[j]
+            for c in range(j, k):
+                _chunk_keys(chunks[c], skip, width, keys[starts[c] - starts[j] : starts[c + 1] - starts[j]])
+            if not _as_digits(keys[:size], width - skip, scratch[:size]):
+                not_digits.set()
+                return
+            numbers[starts[j] : starts[k]] = keys[:size]
+            lo, hi = min(lo, int(keys[:size].min())), max(hi, int(keys[:size].max()))
+            j = k
+        bounds.append((lo, hi))
+
+    lanes = range(bucketsort.THREADS if rows >= STEP else 1)  # small columns: no thread hand-offs
+    bucketsort.share(lanes, len(chunks), [len(c) for c in chunks], build)
+    if not_digits.is_set():
+        return None
+    return numbers, min(b[0] for b in bounds), max(b[1] for b in bounds)
 
 
 def _lengths(chunks: list[pa.Array], rows: int) -> np.ndarray:
@@ -203,14 +220,18 @@ def string_order(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
         rows, nulls = np.flatnonzero(valid), np.flatnonzero(~valid)
         chunked = chunked.filter(pa.array(valid))
     chunks = [c for c in chunked.chunks if len(c)]  # an empty chunk may have no buffers at all
-    width = _width(chunks)
-    skip = _common_prefix(chunked, chunks, width) if chunks else 0
-    key = _keys(chunks, len(chunked), skip, width)
+    width, skip = _shape(chunked, chunks) if chunks else (None, 0)
     limit = skip + WINDOW
-    if width is not None and skip < width <= limit and 1 < len(key) < 2**31 and _digit_values(key, width - skip):
-        # Digits of one width, read as numbers: sorted as a numeric column is (no rows carried along, and
-        # numbers spread evenly over the buckets, where digit bytes share their leading bits).
-        return _with_missing(_numbered_order(key), rows, nulls)
+    if width is not None and skip < width <= limit and 1 < len(chunked) < 2**31:
+        digits = _digit_numbers(chunks, len(chunked), skip, width)
+        if digits is not None:
+            # Sorted as a numeric column is: numbers spread evenly over the sort's buckets, where digit
+            # bytes share their leading bits, and no rows are carried along.
+            numbers, lo, hi = digits
+            order = packedsort.packed_order([numbers], (lo, hi))
+            assert order is not None  # 27 bits of value and 31 of row: none dropped, no ties to fix
+            return _with_missing(order, rows, nulls)
+    key = _keys(chunks, len(chunked), skip, width)
     order = bucketsort.stable_argsort(key)  # linear in rows, unlike np.argsort: see bucketsort
     if len(order) > 1 and (width is None or width > limit):
         lengths = _lengths(chunks, len(chunked))

@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from bot.datasets import bucketsort, tablefile
+from bot.datasets import bucketsort, packedsort, stringsort
 from bot.datasets.tablefile import compute_sort
 
 N = 6_000
@@ -58,7 +58,7 @@ def columns() -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("name", list(columns()))
 @pytest.mark.usefixtures("sort_path")
 def test_order_of_a_chunked_column_equals_a_stable_pandas_sort(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tablefile, "STEP", 1_000)  # key-building steps that straddle chunk boundaries
+    monkeypatch.setattr(packedsort, "STEP", 1_000)  # key-building steps that straddle chunk boundaries
     values = columns()[name]
     order = compute_sort(chunked(values))
     expected = pd.Series(values).sort_values(kind="stable").index.to_numpy()
@@ -68,8 +68,6 @@ def test_order_of_a_chunked_column_equals_a_stable_pandas_sort(name: str, monkey
 
 @pytest.mark.usefixtures("sort_path")
 def test_order_of_a_chunked_string_column_equals_a_stable_pandas_sort(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.datasets import stringsort
-
     monkeypatch.setattr(stringsort, "STEP", 700)
     rng = np.random.default_rng(3)
     ids = [f"C{v:07d}" for v in rng.integers(0, 900, N)]  # one width: the strided path, many ties
@@ -108,6 +106,7 @@ def digit_columns() -> dict[str, list[str | None]]:
         # ":" is the byte after "9": read as a digit, "0:" would be 10 and tie with the "10"s before it.
         "all digits but a few values": [f"{c % 100:02d}" if i % 1_000 != 999 else "0:" for i, c in enumerate(codes)],
         "all digits but a slash": [f"{c % 100:02d}" if i != 5_000 else "0/" for i, c in enumerate(codes)],
+        "all digits but one longer value": [f"{c % 100:02d}" if i != 5_000 else "100" for i, c in enumerate(codes)],
         "digits past the key window": [f"{c:08d}{c % 97:02d}" for c in codes],
         "one value repeated": ["00042"] * N,
     }
@@ -119,14 +118,52 @@ def test_string_digits_of_one_width_sort_as_strings_do(name: str, monkeypatch: p
     """Digit strings of one width are sorted as the numbers they spell: the order must still be the
     strings' own (byte order, nulls last, ties in row order), and anything not all digits must not
     take that path wrongly."""
-    from bot.datasets import stringsort
-
-    monkeypatch.setattr(stringsort, "STEP", 700)
+    two_threads(monkeypatch)
     values = digit_columns()[name]
-    column = pa.chunked_array([pa.array(values[a:b], pa.string()) for a, b in
-                               [(0, 0), (0, 1), (1, 2_345), (2_345, N)]], type=pa.string())
     expected = pd.Series(values, dtype=object).sort_values(kind="stable", na_position="last").index.to_numpy()
-    assert np.array_equal(np.asarray(compute_sort(column).perm), expected)
+    assert np.array_equal(np.asarray(compute_sort(digit_chunks(values)).perm), expected)
+
+
+def two_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Digit numbers made by two threads (whatever the machine), in blocks of several chunks, and from
+    a chunk larger than a block."""
+    monkeypatch.setattr(bucketsort, "THREADS", 2)
+    monkeypatch.setattr(stringsort, "STEP", 700)
+    monkeypatch.setattr(stringsort, "BLOCK", 1_000)
+
+
+def digit_chunks(values: list[str | None]) -> pa.ChunkedArray:
+    return pa.chunked_array([pa.array(values[a:b], pa.string()) for a, b in
+                             [(0, 0), (0, 1), (1, 2_345), (2_345, N)]], type=pa.string())
+
+
+@pytest.mark.parametrize(("name", "skip"), [("ids of 8 digits after a common letter", 1),
+                                            ("ids of 5 digits (shorter than the key window)", 2)])
+def test_ids_of_one_width_are_read_as_the_numbers_their_digits_spell(name: str, skip: int,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The digit path is taken for ids (not only its result checked): each row's number is its
+    digits', and the bounds are the smallest and largest of them."""
+    two_threads(monkeypatch)
+    values = [v for v in digit_columns()[name] if v is not None]
+    chunks = [c for c in digit_chunks(values).chunks if len(c)]
+    width = len(values[0])
+    assert stringsort._shape(digit_chunks(values), chunks) == (width, skip)
+    made = stringsort._digit_numbers(chunks, len(values), skip, width)
+    assert made is not None
+    numbers, lo, hi = made
+    expected = np.array([int(v[skip:]) for v in values])
+    assert np.array_equal(numbers, expected)
+    assert (lo, hi) == (expected.min(), expected.max())
+
+
+def test_a_letter_in_another_threads_share_turns_the_digit_path_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One value that is not all digits, in the last thread's chunks, and the column is not read as
+    numbers (its strings' order is then kept by the general path, checked above)."""
+    two_threads(monkeypatch)
+    values = [f"{i % 100:02d}" for i in range(N)]
+    values[N - 3] = "0x"
+    chunks = [c for c in digit_chunks(values).chunks if len(c)]
+    assert stringsort._digit_numbers(chunks, N, 0, 2) is None
 
 
 def test_ints_of_a_wide_range_with_many_ties_keep_the_packed_sort() -> None:
@@ -134,6 +171,6 @@ def test_ints_of_a_wide_range_with_many_ties_keep_the_packed_sort() -> None:
     of them tie, its order is exact, and it does not give way to a slower stable sort."""
     values = columns()["ints of a wide range, most of them tied"]
     parts = [values[a:b] for a, b in itertools.pairwise([0, 2_500, N])]
-    order = tablefile._packed_order(parts)
+    order = packedsort.packed_order(parts)
     assert order is not None
     assert np.array_equal(order, np.argsort(values, kind="stable"))
