@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from bot.datasets import aggregates, charts, summaries
+from bot.datasets import aggregates, charts, extremes, summaries
 from bot.datasets.catalog import Catalog, SqliteCatalog, meta_from_json, meta_to_json
 from bot.datasets.exporting import check_format, export_batches, write_export
 from bot.datasets.formatting import RowFormatter, logical_type
@@ -246,8 +246,9 @@ class LocalDatasetStore:
     async def _sorted_rows(self, meta: DatasetMeta, sort: SortSpec, start: int,
                            stop: int) -> tuple[tuple[str, ...], ...]:
         """Rows at sorted positions ``start:stop``: from the column's full order when it exists; while it
-        is being computed, the first pages come from partial selection (the same rows the order will
-        hold), later pages wait for the order."""
+        is being computed, the first pages come from the few batches that can hold them
+        (``bot.datasets.extremes``), or by partial selection over the column when the dataset has no
+        extremes yet (the same rows the order will hold, either way); later pages wait for the order."""
         index = self._sortable_index(meta, sort.column)
         order = self._orders.get((meta.id, index, sort.descending))
         if order is not None:  # the common case, without a task or a race
@@ -257,11 +258,19 @@ class LocalDatasetStore:
         data: pa.ChunkedArray | None = None  # the column, when the first pages read it
         if stop <= TOP_ROWS_LIMIT and key not in self._sorting:
             # The first pages first, alone (on two cores the full sort would halve its speed): a saved
-            # order if there is one, else partial selection; the full order starts right after.
+            # order if there is one, else the batches that can hold the rows, else partial selection;
+            # the full order starts right after.
             def first_rows() -> tuple[SortOrder | None, tuple[tuple[str, ...], ...] | None, pa.ChunkedArray | None]:
                 saved = SortOrder.load(self.root / meta.id, index, sort.descending)
                 if saved is not None:
                     return saved, None, None
+                bounds = extremes.load(self.root / meta.id, name, sort.descending)
+                if bounds is not None:  # a few batches, not the column (``bot.datasets.extremes``)
+                    file = self._file(meta)
+                    positions = extremes.first_rows(lambda i: file.batch_column(name, i), bounds, start, stop,
+                                                    sort.descending, BATCH_ROWS)
+                    if positions is not None:
+                        return None, self._read_rows(meta, 0, 0, positions), None
                 data = self._file(meta).columns([name]).column(name)
                 positions = top_rows(data, start, stop, sort.descending)
                 return None, None if positions is None else self._read_rows(meta, 0, 0, positions), data
@@ -491,13 +500,18 @@ def _folders_older_than(root: Path, cutoff: float) -> list[Path]:
 
 
 def _summarise(folder: Path, meta: DatasetMeta) -> Path:
-    """Compute and save what charts need (see ``bot.datasets.summaries``); return the file written."""
+    """Compute and save what charts need (``bot.datasets.summaries``) and what the first sorted pages
+    need (``bot.datasets.extremes``); return the chart summaries' file."""
     numeric = [c.name for c in meta.columns if c.numeric]
+    sortable = [c.name for c in meta.columns if c.type != "other"]
     table = TableFile(folder / DATA_FILE)
     try:
         found = summaries.summarise_file(table, numeric)
+        bounds = extremes.summarise(lambda name: (b for g in summaries.groups_of(table, name) for b in g.chunks),
+                                    sortable)
     finally:
         table.close()
+    make_private(extremes.save(folder, bounds))
     saved = summaries.save(folder, found)
     make_private(saved)
     return saved

@@ -131,16 +131,20 @@ def summarise(values: np.ndarray) -> ColumnSummary:
     return summarise_chunks(lambda: (values[i : i + step] for i in range(0, len(values), step)))
 
 
+def groups_of(table: TableFile, name: str) -> Iterator[pa.ChunkedArray]:
+    """Column ``name`` of a data file, ``GROUP_BATCHES`` batches at a time (a 10M-row column is never
+    in memory whole)."""
+    for first in range(0, table.num_batches, GROUP_BATCHES):
+        yield table.column_batches(name, first, min(first + GROUP_BATCHES, table.num_batches))
+
+
 def summarise_file(table: TableFile, numeric: list[str]) -> dict[str, ColumnSummary]:
-    """Summaries of the ``numeric`` columns of a data file, reading ``GROUP_BATCHES`` batches of one
-    column at a time (a 10M-row column is never in memory whole)."""
+    """Summaries of the ``numeric`` columns of a data file, read a group of batches at a time."""
     found = {}
     for name in numeric:
 
         def chunks(name: str = name) -> Iterator[np.ndarray]:
-            for first in range(0, table.num_batches, GROUP_BATCHES):
-                last = min(first + GROUP_BATCHES, table.num_batches)
-                yield numeric_values(table.column_batches(name, first, last))
+            return (numeric_values(group) for group in groups_of(table, name))
 
         found[name] = summarise_chunks(chunks)
     return found

@@ -19,8 +19,9 @@ Sort orders are permutations (row numbers in ascending order, missing values las
 beside the data and memory-mapped, so a sorted page reads ``size`` entries of it and those rows.
 Descending order is derived once from the ascending one (its runs of equal values in reverse, each
 still in row order) and saved beside it; missing values are last in both directions. Until a
-column's order exists, the first pages (``TOP_ROWS``) are answered by partial selection (``top_rows``),
-which returns exactly the rows the full order will hold there.
+column's order exists, the first pages (``TOP_ROWS``) are answered from the few batches that can hold
+them (``bot.datasets.extremes``) or, without the batches' extremes, by partial selection over the
+column (``top_rows``): exactly the rows the full order will hold there, either way.
 """
 
 from __future__ import annotations
@@ -283,8 +284,8 @@ def descending_sort(ascending: SortOrder, column: pa.ChunkedArray) -> SortOrder:
     return SortOrder(np.concatenate([perm[:valid][index], perm[valid:]]), valid)
 
 
-#: Sorted pages within this many leading rows are answered by partial selection while the full
-#: permutation is still being computed.
+#: Sorted pages within this many leading rows are answered (from batch extremes or by partial
+#: selection) while the full permutation is still being computed.
 TOP_ROWS = 1000
 
 
@@ -372,6 +373,7 @@ class TableFile:
         self._layout: Layout | None = None
         self._offsets: dict[str, np.ndarray | None] = {}  # for values_at
         self._map: np.ndarray | None = None
+        self._mapped_reader: pa.ipc.RecordBatchFileReader | None = None  # for batch_column
 
     def _arrow(self) -> pa.ipc.RecordBatchFileReader:
         """The IPC file reader (the footer is read on first use)."""
@@ -468,6 +470,14 @@ class TableFile:
             chunks = [reader.get_batch(i).column(0) for i in range(first, last)]
         return pa.chunked_array(chunks, type=self.schema.field(index).type)
 
+    def batch_column(self, name: str, i: int) -> pa.Array:
+        """Column ``name`` of batch ``i``, a view of a memory map of the file (no copy; the map and its
+        footer are read once per open file)."""
+        with self._lock:
+            if self._mapped_reader is None:
+                self._mapped_reader = pa.ipc.open_file(pa.memory_map(str(self.path), "r"))
+            return self._mapped_reader.get_batch(i).column(name)
+
     def values_at(self, name: str, rows: np.ndarray) -> pa.Array | None:
         """Values of column ``name`` at ``rows``, read from only the bytes they sit in (a chart's x at
         its 2,000 downsampled points: ~1 ms instead of reading 10M values). ``None`` unless the column
@@ -530,3 +540,4 @@ class TableFile:
                 os.close(self._layout_fd)
                 self._layout_fd = None
         self._map = None  # numpy unmaps it when no value read from it is left
+        self._mapped_reader = None  # likewise Arrow's map

@@ -1,5 +1,6 @@
 """Sorted pages are exactly a stable pandas sort (missing values last, ties in row order), in both
-directions, whether they come from the full order or from partial selection while it is computed."""
+directions, whether they come from the full order, from the batch extremes or from partial selection
+while it is computed."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from bot.datasets import extremes
 from bot.datasets.local import LocalDatasetStore
 from bot.datasets.model import SortSpec
-from bot.datasets.tablefile import TOP_ROWS, compute_sort, descending_sort, top_rows
+from bot.datasets.tablefile import BATCH_ROWS, TOP_ROWS, TableFile, compute_sort, descending_sort, top_rows
 from bot.messages import ThreadKey
 
 KEY = ThreadKey("test", "T", "C", "1.0")
@@ -164,3 +166,49 @@ async def test_a_late_sorted_page_asked_first_waits_for_the_order_and_matches_pa
         late = await store.page(meta.id, 100, 20, SortSpec("f", descending))  # past partial selection
         assert [r[0] for r in late.rows] == [str(r) for r in pandas_order(data["f"], descending)][1980:2000]
     await store.aclose()
+
+
+async def test_first_sorted_pages_after_registration_read_a_few_batches_and_match_pandas(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once a dataset's summaries are in, its first sorted pages come from the batches that can hold
+    them (the whole column is not read before the page is answered) and hold exactly a stable pandas
+    sort's rows; without the extremes file the same rows come by selection over the whole column."""
+    rng = np.random.default_rng(9)
+    n = 24 * BATCH_ROWS  # 24 batches: room for a 20-row page from the extremes
+    codes = rng.integers(0, 5_000, n)
+    floats = pd.array(np.where(codes % 53 == 0, np.nan, codes / 4), dtype="Float64")
+    floats[codes % 61 == 0] = pd.NA
+    frame = pd.DataFrame({"row": range(n), "f": floats, "s": [f"k{c:04d}" if c % 59 else None for c in codes]})
+    store = LocalDatasetStore(tmp_path / "datasets")
+    meta = await store.register_frame(frame, name="df", thread=KEY, owner="U1")
+    await store.summaries(meta.id)
+    whole_columns: list[list[str]] = []
+    read = TableFile.columns
+
+    def reading(table: TableFile, names: list[str]) -> pa.Table:
+        whole_columns.append(list(names))
+        return read(table, names)
+
+    monkeypatch.setattr(TableFile, "columns", reading)
+
+    def expected(column: str, descending: bool) -> list[str]:
+        ordered = frame[column].sort_values(ascending=not descending, kind="stable", na_position="last")
+        return [str(r) for r in ordered.index[:20]]
+
+    for column in "fs":
+        for descending in (False, True):
+            whole_columns.clear()
+            page = await store.page(meta.id, 1, 20, SortSpec(column, descending))
+            assert whole_columns == []  # answered before the full sort (started right after) reads the column
+            assert [r[0] for r in page.rows] == expected(column, descending)
+            await store.sort_order(meta.id, column, descending)
+    await store.aclose()
+    for path in (tmp_path / "datasets" / meta.id).glob("*.npy"):
+        path.unlink()  # no saved orders: the next first page is selected again
+    (tmp_path / "datasets" / meta.id / extremes.EXTREMES_FILE).unlink()
+    fresh = LocalDatasetStore(tmp_path / "datasets")
+    whole_columns.clear()
+    page = await fresh.page(meta.id, 1, 20, SortSpec("f"))
+    assert whole_columns == [["f"]]  # selected from the whole column
+    assert [r[0] for r in page.rows] == expected("f", False)
+    await fresh.aclose()
