@@ -9,9 +9,10 @@ bound tightening to the ``stop``-th smallest value read so far, until the next b
 past it (sorted data: one batch). Descending orders use the maxima.
 
 Missing values (nulls, NaN) are in no batch's extremes and never among the first rows (they sort
-last). Computed in the background after registration, with the chart summaries, and saved as
-``extremes.arrow`` beside the data; a dataset without it selects its first sorted rows from the whole
-column (``tablefile.top_rows``).
+last). Computed in the background after registration and kept as ``extremes.arrow`` beside the data
+(the local store, with the chart summaries; S3, where every replica finds them and reads the batches by
+range). A dataset without them selects its first sorted rows from the whole column
+(``tablefile.top_rows``), or, on S3, waits for the full order.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from bot.datasets import summaries
+from bot.datasets.tablefile import TableFile
 
 EXTREMES_FILE = "extremes.arrow"
 
@@ -64,35 +68,61 @@ def summarise(batches: Callable[[str], Iterable[pa.Array]], columns: Sequence[st
     return pa.table(found)
 
 
+def of_file(table: TableFile, columns: Sequence[str]) -> pa.Table:
+    """``summarise`` of ``columns`` of a data file, read one column at a time, a group of batches at a
+    time (``summaries.groups_of``)."""
+    return summarise(lambda name: (b for group in summaries.groups_of(table, name) for b in group.chunks), columns)
+
+
+def to_bytes(table: pa.Table) -> bytes:
+    """``table`` (from ``summarise``) as the bytes of an Arrow IPC file."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def from_bytes(data: bytes) -> pa.Table | None:
+    """The table ``to_bytes`` wrote; ``None`` for bytes that are not one."""
+    try:
+        return pa.ipc.open_file(pa.BufferReader(data)).read_all()
+    except (pa.ArrowInvalid, OSError):
+        return None
+
+
 def save(folder: Path, table: pa.Table) -> Path:
     """Write ``table`` (from ``summarise``) beside the data: complete or absent, never half a file."""
     path = folder / EXTREMES_FILE
     tmp = folder / (EXTREMES_FILE + ".part")
-    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
+    tmp.write_bytes(to_bytes(table))
     tmp.replace(path)
     return path
 
 
-def load(folder: Path, name: str, descending: bool) -> pa.Array | None:
-    """Each batch's minimum of column ``name`` (maximum when ``descending``), or ``None`` when the
-    dataset has no extremes file or the file has no such column."""
+def load(folder: Path) -> pa.Table | None:
+    """The saved extremes of a dataset, or ``None`` when it has none."""
     try:
-        with pa.OSFile(str(folder / EXTREMES_FILE), "rb") as source:
-            table = pa.ipc.open_file(source).read_all()
-    except (FileNotFoundError, pa.ArrowInvalid):
+        return from_bytes((folder / EXTREMES_FILE).read_bytes())
+    except FileNotFoundError:
         return None
+
+
+def bounds_of(table: pa.Table | None, name: str, descending: bool) -> pa.Array | None:
+    """Each batch's minimum of column ``name`` (maximum when ``descending``), or ``None`` without
+    extremes or without that column in them."""
     key = _field(name, descending)
-    return table.column(key).combine_chunks() if key in table.column_names else None
+    return table.column(key).combine_chunks() if table is not None and key in table.column_names else None
 
 
-def first_rows(batch: Callable[[int], pa.Array], bounds: pa.Array, start: int, stop: int, descending: bool,
-               batch_rows: int) -> np.ndarray | None:
+def first_rows(read: Callable[[list[int]], Sequence[pa.Array]], bounds: pa.Array, start: int, stop: int,
+               descending: bool, batch_rows: int, most: int | None = None) -> np.ndarray | None:
     """Row numbers at sorted positions ``start:stop`` of the stable order (ascending, or descending
     when ``descending``; ties in row order), exactly what the column's full ``SortOrder`` holds there,
     read from the batches that can hold them. ``bounds``: each batch's minimum (maximum when
-    descending); ``batch(i)``: the values of batch ``i``, whose first row is ``i * batch_rows``.
-    ``None`` when fewer than ``stop`` batches hold a value (the caller selects from the whole column)."""
+    descending); ``read(batches)``: the column's values in each of ``batches`` (a round of them at
+    once), batch ``i``'s first row being ``i * batch_rows``. ``None`` when fewer than ``stop`` batches
+    hold a value, or when more than ``most`` batches would be read: the caller finds the rows
+    another way."""
     direction = "descending" if descending else "ascending"
     within = pc.greater_equal if descending else pc.less_equal
     known = np.flatnonzero(pc.is_valid(bounds).to_numpy(zero_copy_only=False))
@@ -115,8 +145,11 @@ def first_rows(batch: Callable[[int], pa.Array], bounds: pa.Array, start: int, s
     held = at = 0
     step = 1
     while at < end:
-        for i in by_bound[at : min(end, at + step)].tolist():
-            part = plain(batch(i))
+        if most is not None and min(end, at + step) > most:
+            return None
+        ids = by_bound[at : min(end, at + step)].tolist()
+        for i, got in zip(ids, read(ids), strict=True):
+            part = plain(got)
             picked = np.flatnonzero(pc.fill_null(within(part, limit), False).to_numpy(zero_copy_only=False))
             if len(picked):
                 values.append(part.take(pa.array(picked)))
@@ -126,8 +159,8 @@ def first_rows(batch: Callable[[int], pa.Array], bounds: pa.Array, start: int, s
         step *= 2  # rounds of 1, 2, 4, ... batches, the bound tightened between them
         if held >= stop and at < end:
             # The ``stop``-th nearest value read so far: ``stop`` rows reach it.
-            read = pa.concat_arrays(values)
-            nearest = read.take(pc.select_k_unstable(read, k=stop, sort_keys=[("", direction)]))
+            seen = pa.concat_arrays(values)
+            nearest = seen.take(pc.select_k_unstable(seen, k=stop, sort_keys=[("", direction)]))
             limit = (pc.min if descending else pc.max)(nearest)
             end = reach(limit)
     table = pa.table({"v": pa.concat_arrays(values), "r": np.concatenate(rows)})

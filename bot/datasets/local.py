@@ -36,7 +36,6 @@ from bot.datasets.model import (
     ChartData,
     ChartSpec,
     Column,
-    DatasetError,
     DatasetExpired,
     DatasetMeta,
     DatasetNotFound,
@@ -249,7 +248,7 @@ class LocalDatasetStore:
         is being computed, the first pages come from the few batches that can hold them
         (``bot.datasets.extremes``), or by partial selection over the column when the dataset has no
         extremes yet (the same rows the order will hold, either way); later pages wait for the order."""
-        index = self._sortable_index(meta, sort.column)
+        index = meta.sortable_index(sort.column)
         order = self._orders.get((meta.id, index, sort.descending))
         if order is not None:  # the common case, without a task or a race
             return await asyncio.to_thread(self._read_rows, meta, 0, 0, order.positions(start, stop))
@@ -264,11 +263,11 @@ class LocalDatasetStore:
                 saved = SortOrder.load(self.root / meta.id, index, sort.descending)
                 if saved is not None:
                     return saved, None, None
-                bounds = extremes.load(self.root / meta.id, name, sort.descending)
+                bounds = extremes.bounds_of(extremes.load(self.root / meta.id), name, sort.descending)
                 if bounds is not None:  # a few batches, not the column (``bot.datasets.extremes``)
                     file = self._file(meta)
-                    positions = extremes.first_rows(lambda i: file.batch_column(name, i), bounds, start, stop,
-                                                    sort.descending, BATCH_ROWS)
+                    positions = extremes.first_rows(lambda ids: [file.batch_column(name, i) for i in ids], bounds,
+                                                    start, stop, sort.descending, BATCH_ROWS)
                     if positions is not None:
                         return None, self._read_rows(meta, 0, 0, positions), None
                 data = self._file(meta).columns([name]).column(name)
@@ -296,7 +295,7 @@ class LocalDatasetStore:
                      data: pa.ChunkedArray | None = None) -> SortOrder:
         """The order of ``column`` in one direction: from memory, from disk, or computed once (the
         descending one from the ascending one); ``data`` is the column's values when already read."""
-        key = (meta.id, self._sortable_index(meta, column), descending)
+        key = (meta.id, meta.sortable_index(column), descending)
         order = self._orders.get(key)
         if order is not None:
             return order
@@ -309,16 +308,6 @@ class LocalDatasetStore:
                 self._sorting[key] = pending
                 pending.add_done_callback(lambda _: self._sorting.pop(key, None))
         return await asyncio.shield(pending)
-
-    @staticmethod
-    def _sortable_index(meta: DatasetMeta, column: str) -> int:
-        """The index of ``column``, or ``DatasetError`` saying why it cannot be sorted."""
-        col = meta.column(column)
-        if col is None:
-            raise DatasetError(f'no column "{column}"; columns: {", ".join(c.name for c in meta.columns)}')
-        if col.type == "other":
-            raise DatasetError(f'column "{column}" cannot be sorted (it holds nested or binary values)')
-        return meta.columns.index(col)
 
     async def _load_or_sort(self, meta: DatasetMeta, key: tuple[str, int, bool], ascending: SortOrder | None,
                             data: pa.ChunkedArray | None = None) -> SortOrder:
@@ -503,12 +492,10 @@ def _summarise(folder: Path, meta: DatasetMeta) -> Path:
     """Compute and save what charts need (``bot.datasets.summaries``) and what the first sorted pages
     need (``bot.datasets.extremes``); return the chart summaries' file."""
     numeric = [c.name for c in meta.columns if c.numeric]
-    sortable = [c.name for c in meta.columns if c.type != "other"]
     table = TableFile(folder / DATA_FILE)
     try:
         found = summaries.summarise_file(table, numeric)
-        bounds = extremes.summarise(lambda name: (b for g in summaries.groups_of(table, name) for b in g.chunks),
-                                    sortable)
+        bounds = extremes.of_file(table, [c.name for c in meta.columns if c.sortable])
     finally:
         table.close()
     make_private(extremes.save(folder, bounds))

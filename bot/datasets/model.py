@@ -29,6 +29,11 @@ class Column:
     def numeric(self) -> bool:
         return self.type in ("int", "float")
 
+    @property
+    def sortable(self) -> bool:
+        """Whether pages can be sorted by it (not nested or binary values)."""
+        return self.type != "other"
+
 
 @dataclass(frozen=True)
 class DatasetMeta:
@@ -51,6 +56,15 @@ class DatasetMeta:
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
+
+    def sortable_index(self, name: str) -> int:
+        """The index of column ``name``, or ``DatasetError`` saying why pages cannot be sorted by it."""
+        col = self.column(name)
+        if col is None:
+            raise DatasetError(f'no column "{name}"; columns: {", ".join(c.name for c in self.columns)}')
+        if not col.sortable:
+            raise DatasetError(f'column "{name}" cannot be sorted (it holds nested or binary values)')
+        return self.columns.index(col)
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,16 @@
 """``DatasetStore`` on S3 (data) and DynamoDB (catalogue), shared by every replica.
 
 Layout under ``<prefix>datasets/<id>/``: ``data.arrow`` (the same Arrow IPC file of 8,192-row batches
-as the local store), ``index.json`` (schema and byte range of each batch, ``bot.datasets.batch_index``)
-and ``sort-<column>.bin`` / ``.json`` (a column's ascending permutation, raw little-endian integers).
+as the local store), ``index.json`` (schema and byte range of each batch, ``bot.datasets.batch_index``),
+``extremes.arrow`` (each batch's minimum and maximum per sortable column, ``bot.datasets.extremes``,
+written in the background after registration) and ``sort-<column>.bin`` / ``.json`` (a column's
+ascending permutation, raw little-endian integers).
 
 A page costs one ranged GET of the batch it needs, or of the two adjacent ones at a boundary; the
 index (read once per replica) says which bytes. A sorted page reads its slice of the permutation
 with a ranged GET (the whole permutation once, when it is small) and the batches its rows are in.
+Until some replica has stored a column's permutation, the first sorted pages are read from the few
+batches their extremes point to, while this replica computes the permutation.
 Decoded batches stay in a small in-memory LRU; charts, exports and sorting read the whole file,
 downloaded once into a bounded local cache folder. Retention is datathread's: every read checks the
 expiry against ``clock``, and ``sweep`` deletes expired data from S3 and the catalogue.
@@ -31,17 +35,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from bot.datasets import aggregates, charts
+from bot.datasets import aggregates, charts, extremes
 from bot.datasets.batch_index import BatchIndex, IndexedBatchWriter, decode_batches
 from bot.datasets.dynamo_catalog import DynamoCatalog
 from bot.datasets.exporting import check_format, export_batches, write_export
 from bot.datasets.formatting import format_rows, logical_type
-from bot.datasets.local import _expired_message
+from bot.datasets.local import _expired_message, _logged, _quietly
 from bot.datasets.model import (
     ChartData,
     ChartSpec,
     Column,
-    DatasetError,
     DatasetExpired,
     DatasetMeta,
     DatasetNotFound,
@@ -51,7 +54,15 @@ from bot.datasets.model import (
     SortSpec,
 )
 from bot.datasets.readers import Source, file_opener, frame_source
-from bot.datasets.tablefile import BATCH_ROWS, DATA_FILE, SortOrder, TableFile, compute_sort, descending_sort
+from bot.datasets.tablefile import (
+    BATCH_ROWS,
+    DATA_FILE,
+    TOP_ROWS,
+    SortOrder,
+    TableFile,
+    compute_sort,
+    descending_sort,
+)
 from bot.private import make_private, private_dir
 from bot.storage.dynamodb import Clock, utc_now
 
@@ -69,6 +80,9 @@ FILE_CACHE_BYTES = 512 * 1024 * 1024
 #: Permutations up to this size are fetched whole once and kept; larger ones are read by range.
 SMALL_ORDER_BYTES = 4 * 1024 * 1024
 INDEX_FILE = "index.json"
+#: Batches a first sorted page may fetch to answer from the batches' extremes before it waits for the
+#: full order instead (64 batches of the benchmark's 8-column table: ~36 MB of ranged GETs).
+FIRST_PAGE_BATCHES = 64
 
 
 class _BatchCache:
@@ -145,6 +159,8 @@ class S3DatasetStore:
         self._sorting: dict[tuple[str, int, bool], asyncio.Future[SortOrder | _RangedOrder]] = {}
         self._files_lock = threading.Lock()
         self._fetchers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-batches")
+        self._extremes: OrderedDict[str, pa.Table] = OrderedDict()
+        self._summarising: dict[str, asyncio.Future[None]] = {}
 
     def _key(self, dataset_id: str, name: str) -> str:
         return f"{self.prefix}datasets/{dataset_id}/{name}"
@@ -208,9 +224,26 @@ class S3DatasetStore:
         )
         await self.catalog.put(meta)
         self._meta[dataset_id] = meta
+        # Opened before the cache is trimmed: the extremes are read through this handle even when the
+        # trim removes the file's name.
+        table = TableFile(self.cache_root / dataset_id / DATA_FILE)
+        summarising = asyncio.ensure_future(asyncio.to_thread(self._keep_extremes, meta, table))
+        self._summarising[dataset_id] = summarising
+        summarising.add_done_callback(lambda done: self._summarising.pop(dataset_id, None))
+        summarising.add_done_callback(_logged)
         await asyncio.to_thread(self._trim_file_cache)
         log.info("dataset %s registered on S3: %d rows x %d columns", dataset_id, rows, len(meta.columns))
         return meta
+
+    def _keep_extremes(self, meta: DatasetMeta, table: TableFile) -> None:
+        """Each batch's extremes (``bot.datasets.extremes``) from the file just written, kept on S3
+        beside it for every replica's first sorted pages."""
+        try:
+            bounds = extremes.of_file(table, [c.name for c in meta.columns if c.sortable])
+        finally:
+            table.close()
+        self.s3.put_object(Bucket=self.bucket, Key=self._key(meta.id, extremes.EXTREMES_FILE),
+                           Body=extremes.to_bytes(bounds))
 
     # lookup -------------------------------------------------------------------------------------
 
@@ -278,17 +311,22 @@ class S3DatasetStore:
         meta = await self.get(dataset_id)
         w = PageWindow.of(meta.rows, number, size)
         start, stop = w.start, w.stop
-        order = await self._order(meta, sort.column, sort.descending) if sort is not None else None
+        positions: np.ndarray | None = None
+        if sort is not None and stop > start:
+            positions = await self._first_positions(meta, sort, start, stop)
+            if positions is None:
+                order = await self._order(meta, sort.column, sort.descending)
+                positions = np.asarray(order.positions(start, stop), dtype=np.int64)
 
         def read() -> tuple[tuple[str, ...], ...]:
             if stop <= start:
                 return ()
-            if order is None or sort is None:
+            if positions is None:
                 first, last = start // BATCH_ROWS, (stop - 1) // BATCH_ROWS
                 got = self._batches_for(meta, range(first, last + 1))
                 table = pa.Table.from_batches([got[i] for i in range(first, last + 1)])
                 return format_rows(table.slice(start - first * BATCH_ROWS, stop - start))
-            rows = np.asarray(order.positions(start, stop), dtype=np.int64)
+            rows = positions
             got = self._batches_for(meta, sorted({int(r) // BATCH_ROWS for r in rows}))
             taken = [got[int(r) // BATCH_ROWS].slice(int(r) % BATCH_ROWS, 1) for r in rows]
             return format_rows(pa.Table.from_batches(taken))
@@ -296,15 +334,65 @@ class S3DatasetStore:
         rows = await asyncio.to_thread(read)
         return Page(dataset=meta, number=w.number, size=w.size, start=start, rows=rows, sort=sort)
 
+    async def _first_positions(self, meta: DatasetMeta, sort: SortSpec, start: int, stop: int) -> np.ndarray | None:
+        """Rows at sorted positions ``start:stop`` while no replica has stored the column's order: read
+        from the few batches that can hold them (``bot.datasets.extremes``), this replica computing the
+        order meanwhile (later pages wait for it). ``None`` when the order is at hand (here or on S3)
+        or being computed here, past the first pages, or without extremes: the caller waits for it."""
+        key = (meta.id, meta.sortable_index(sort.column), sort.descending)
+        if stop > TOP_ROWS or key in self._orders or key in self._sorting:
+            return None
+        positions = await asyncio.to_thread(self._from_extremes, meta, key[1], sort, start, stop)
+        if positions is not None:
+            # The order goes on being computed (and stored) with nobody awaiting it now.
+            asyncio.ensure_future(self._order(meta, sort.column, sort.descending)).add_done_callback(_quietly)
+        return positions
+
+    def _from_extremes(self, meta: DatasetMeta, index: int, sort: SortSpec, start: int,
+                       stop: int) -> np.ndarray | None:
+        try:
+            self._get(self._order_keys(meta.id, index, sort.descending)[1])
+            return None  # another replica stored the order: reading it costs less
+        except Exception as exc:
+            if not _missing(exc):
+                raise
+        bounds = extremes.bounds_of(self._extremes_of(meta), sort.column, sort.descending)
+        if bounds is None:
+            return None
+
+        def read(ids: list[int]) -> list[pa.Array]:
+            got = self._batches_for(meta, ids)  # a round's batches fetched side by side
+            return [got[i].column(sort.column) for i in ids]
+
+        return extremes.first_rows(read, bounds, start, stop, sort.descending, BATCH_ROWS, most=FIRST_PAGE_BATCHES)
+
+    def _extremes_of(self, meta: DatasetMeta) -> pa.Table | None:
+        """The dataset's batch extremes from S3 (kept in memory once read), or ``None`` before they are
+        written (just registered) or for a dataset registered without them."""
+        found = self._extremes.get(meta.id)
+        if found is None:
+            try:
+                found = extremes.from_bytes(self._get(self._key(meta.id, extremes.EXTREMES_FILE)))
+            except Exception as exc:
+                if not _missing(exc):
+                    raise
+                return None
+            if found is None:
+                return None
+            self._extremes[meta.id] = found
+            while len(self._extremes) > 256:
+                self._extremes.popitem(last=False)
+        return found
+
+    def _order_keys(self, dataset_id: str, index: int, descending: bool) -> tuple[str, str]:
+        """The S3 keys of a column's stored permutation and of its description."""
+        stem = f"sort-{index}{'-desc' if descending else ''}"
+        return self._key(dataset_id, f"{stem}.bin"), self._key(dataset_id, f"{stem}.json")
+
     async def _order(self, meta: DatasetMeta, column: str, descending: bool = False) -> SortOrder | _RangedOrder:
         """The order of ``column`` in one direction (stable both ways, missing values last, exactly as
         the local store): from memory, from S3, or computed once and stored."""
-        col = meta.column(column)
-        if col is None:
-            raise DatasetError(f'no column "{column}"; columns: {", ".join(c.name for c in meta.columns)}')
-        if col.type == "other":
-            raise DatasetError(f'column "{column}" cannot be sorted (it holds nested or binary values)')
-        key = (meta.id, meta.columns.index(col), descending)
+        key = (meta.id, meta.sortable_index(column), descending)
         order = self._orders.get(key)
         if order is not None:
             return order
@@ -322,8 +410,7 @@ class S3DatasetStore:
     def _load_or_sort(self, meta: DatasetMeta, index: int, descending: bool = False) -> SortOrder | _RangedOrder:
         """The stored permutation, or computed from the whole file and stored (another replica
         computing the same one at the same time writes identical bytes)."""
-        stem = f"sort-{index}{'-desc' if descending else ''}"
-        bin_key, json_key = self._key(meta.id, f"{stem}.bin"), self._key(meta.id, f"{stem}.json")
+        bin_key, json_key = self._order_keys(meta.id, index, descending)
         try:
             info = json.loads(self._get(json_key))
         except Exception as exc:
@@ -467,11 +554,14 @@ class S3DatasetStore:
     def _forget(self, dataset_id: str) -> None:
         self._meta.pop(dataset_id, None)
         self._indexes.pop(dataset_id, None)
+        self._extremes.pop(dataset_id, None)
         self._batches.forget(dataset_id)
         for key in [k for k in self._orders if k[0] == dataset_id]:
             del self._orders[key]
 
     async def aclose(self) -> None:
+        if self._summarising:  # let them finish writing (seconds at most), so nothing writes after close
+            await asyncio.wait(list(self._summarising.values()))
         self._fetchers.shutdown(wait=True)
         self._orders.clear()
         await self.catalog.aclose()

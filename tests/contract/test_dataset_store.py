@@ -7,20 +7,26 @@ inherits every check. Checks about one implementation's files on disk are in ``t
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from bot.datasets import local as local_store
+from bot.datasets import s3 as s3_store_module
 from bot.datasets.dynamo_catalog import DynamoCatalog
 from bot.datasets.local import LocalDatasetStore
 from bot.datasets.model import ChartSpec, DatasetError, DatasetExpired, DatasetNotFound, DatasetStore, SortSpec
 from bot.datasets.s3 import S3DatasetStore
+from bot.datasets.tablefile import BATCH_ROWS, SortOrder, compute_sort
 from bot.messages import ThreadKey
 from tests.fakes import moto_aws
 
@@ -145,6 +151,41 @@ async def test_datasets_and_sort_orders_survive_a_new_store(
         assert [r[1] for r in page.rows] == ["148.5", "147"]
     finally:
         await again.aclose()
+
+
+async def test_a_first_sorted_page_comes_while_the_full_order_is_computed(
+        make_store: Callable[[Path], DatasetStore], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rule: the first sorted page of a large dataset does not wait for its full order: opened after
+    registration (for S3, on another replica), the store answers it from the few batches that can
+    hold it while the order is computed (held here until the page is in), with exactly a stable
+    pandas sort's rows; a later page waits for the order and is right too."""
+    rng = np.random.default_rng(4)
+    n = 24 * BATCH_ROWS  # enough batches for a 20-row page from their extremes
+    source = pd.DataFrame({"row": range(n), "v": np.where(rng.random(n) < 0.05, np.nan, rng.integers(0, 900, n))})
+    registering = make_store(tmp_path)
+    meta = await registering.register_frame(source, name="big", thread=KEY, owner="U1")
+    await registering.aclose()  # lets the background work after registration (the extremes) finish
+    computing, release = threading.Event(), threading.Event()
+
+    def held(column: pa.ChunkedArray) -> SortOrder:
+        computing.set()
+        release.wait(60)
+        return compute_sort(column)
+
+    monkeypatch.setattr(local_store, "compute_sort", held)
+    monkeypatch.setattr(s3_store_module, "compute_sort", held)
+    store = make_store(tmp_path)
+    try:
+        expected = list(source.sort_values("v", kind="stable", na_position="last")["row"])
+        page = await asyncio.wait_for(store.page(meta.id, 1, 20, SortSpec("v")), 30)
+        assert [int(r[0]) for r in page.rows] == expected[:20]
+        assert await asyncio.to_thread(computing.wait, 30)  # the full order is on its way meanwhile
+        release.set()
+        later = await store.page(meta.id, 2_000, 20, SortSpec("v"))
+        assert [int(r[0]) for r in later.rows] == expected[39_980:40_000]
+    finally:
+        release.set()
+        await store.aclose()
 
 
 async def test_register_each_file_type(store: DatasetStore, tmp_path: Path) -> None:

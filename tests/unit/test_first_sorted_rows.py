@@ -4,6 +4,7 @@ batches."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +49,13 @@ def bounds_of(values: pa.Array, descending: bool, tmp_path: Path) -> pa.Array:
     """The extremes as the store keeps them: summarised, saved and loaded again."""
     table = extremes.summarise(lambda name: batches_of(values), ["c"])
     extremes.save(tmp_path, table)
-    bounds = extremes.load(tmp_path, "c", descending)
+    bounds = extremes.bounds_of(extremes.load(tmp_path), "c", descending)
     assert bounds is not None
     return bounds
+
+
+def reader(parts: list[pa.Array]) -> Callable[[list[int]], list[pa.Array]]:
+    return lambda ids: [parts[i] for i in ids]
 
 
 def full_order(values: pa.Array, descending: bool) -> np.ndarray:
@@ -67,7 +72,7 @@ def test_first_pages_are_the_full_stable_orders_rows(name: str, descending: bool
     parts = batches_of(values)
     expected = full_order(values, descending)
     for start, stop in [(0, 20), (20, 40), (980, 1000)]:
-        got = extremes.first_rows(parts.__getitem__, bounds, start, stop, descending, BATCH)
+        got = extremes.first_rows(reader(parts), bounds, start, stop, descending, BATCH)
         assert got is not None
         assert np.array_equal(got, expected[start:stop]), (name, descending, start)
 
@@ -81,11 +86,11 @@ def test_a_first_page_reads_a_few_batches(name: str, most: int, tmp_path: Path) 
     parts = batches_of(values)
     read: list[int] = []
 
-    def batch(i: int) -> pa.Array:
-        read.append(i)
-        return parts[i]
+    def batches(ids: list[int]) -> list[pa.Array]:
+        read.extend(ids)
+        return [parts[i] for i in ids]
 
-    got = extremes.first_rows(batch, bounds_of(values, False, tmp_path), 0, 20, False, BATCH)
+    got = extremes.first_rows(batches, bounds_of(values, False, tmp_path), 0, 20, False, BATCH)
     assert got is not None and np.array_equal(got, full_order(values, False)[:20])
     assert len(read) <= most, len(read)
 
@@ -94,13 +99,23 @@ def test_fewer_batches_with_values_than_rows_asked_is_left_to_the_caller(tmp_pat
     values = pa.array([1.0 if i < 5 * BATCH else None for i in range(20 * BATCH)])
     parts = batches_of(values)
     bounds = bounds_of(values, False, tmp_path)
-    assert extremes.first_rows(parts.__getitem__, bounds, 0, 6, False, BATCH) is None
-    got = extremes.first_rows(parts.__getitem__, bounds, 0, 5, False, BATCH)
+    assert extremes.first_rows(reader(parts), bounds, 0, 6, False, BATCH) is None
+    got = extremes.first_rows(reader(parts), bounds, 0, 5, False, BATCH)
     assert got is not None and got.tolist() == [0, 1, 2, 3, 4]
 
 
+def test_more_batches_than_the_caller_allows_are_left_to_it(tmp_path: Path) -> None:
+    """A store reading batches over the network caps them: past the cap it waits for the full order."""
+    values = cases()["floats with NaN, nulls, signed zeros"]
+    parts = batches_of(values)
+    bounds = bounds_of(values, False, tmp_path)
+    assert extremes.first_rows(reader(parts), bounds, 0, 20, False, BATCH, most=8) is None
+    assert extremes.first_rows(reader(parts), bounds, 0, 20, False, BATCH, most=60) is not None
+
+
 def test_a_dataset_without_extremes_or_without_the_column_has_none(tmp_path: Path) -> None:
-    assert extremes.load(tmp_path, "c", False) is None
+    assert extremes.load(tmp_path) is None
     extremes.save(tmp_path, extremes.summarise(lambda name: [pa.array([1, 2])], ["c"]))
-    assert extremes.load(tmp_path, "other", False) is None
-    assert extremes.load(tmp_path, "c", True) is not None
+    assert extremes.bounds_of(extremes.load(tmp_path), "other", False) is None
+    assert extremes.bounds_of(extremes.load(tmp_path), "c", True) is not None
+    assert extremes.from_bytes(b"not an Arrow file") is None
