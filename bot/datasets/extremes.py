@@ -115,14 +115,15 @@ def bounds_of(table: pa.Table | None, name: str, descending: bool) -> pa.Array |
 
 
 def first_rows(read: Callable[[list[int]], Sequence[pa.Array]], bounds: pa.Array, start: int, stop: int,
-               descending: bool, batch_rows: int, most: int | None = None) -> np.ndarray | None:
+               descending: bool, batch_rows: int, most: int | None = None, first_round: int = 1) -> np.ndarray | None:
     """Row numbers at sorted positions ``start:stop`` of the stable order (ascending, or descending
     when ``descending``; ties in row order), exactly what the column's full ``SortOrder`` holds there,
     read from the batches that can hold them. ``bounds``: each batch's minimum (maximum when
     descending); ``read(batches)``: the column's values in each of ``batches`` (a round of them at
-    once), batch ``i``'s first row being ``i * batch_rows``. ``None`` when fewer than ``stop`` batches
-    hold a value, or when more than ``most`` batches would be read: the caller finds the rows
-    another way."""
+    once), batch ``i``'s first row being ``i * batch_rows``; rounds of ``first_round`` batches, then
+    twice as many each time (a store reading over the network starts larger: fewer round trips).
+    ``None`` when fewer than ``stop`` batches hold a value, or when more than ``most`` batches would
+    be read: the caller finds the rows another way."""
     direction = "descending" if descending else "ascending"
     within = pc.greater_equal if descending else pc.less_equal
     known = np.flatnonzero(pc.is_valid(bounds).to_numpy(zero_copy_only=False))
@@ -143,7 +144,7 @@ def first_rows(read: Callable[[list[int]], Sequence[pa.Array]], bounds: pa.Array
     values: list[pa.Array] = []
     rows: list[np.ndarray] = []
     held = at = 0
-    step = 1
+    step = max(1, first_round)
     while at < end:
         if most is not None and min(end, at + step) > most:
             return None
@@ -156,7 +157,7 @@ def first_rows(read: Callable[[list[int]], Sequence[pa.Array]], bounds: pa.Array
                 rows.append(picked + i * batch_rows)
                 held += len(picked)
         at = min(end, at + step)
-        step *= 2  # rounds of 1, 2, 4, ... batches, the bound tightened between them
+        step *= 2  # the bound tightened between rounds
         if held >= stop and at < end:
             # The ``stop``-th nearest value read so far: ``stop`` rows reach it.
             seen = pa.concat_arrays(values)

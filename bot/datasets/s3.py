@@ -83,6 +83,9 @@ INDEX_FILE = "index.json"
 #: Batches a first sorted page may fetch to answer from the batches' extremes before it waits for the
 #: full order instead (64 batches of the benchmark's 8-column table: ~36 MB of ranged GETs).
 FIRST_PAGE_BATCHES = 64
+#: Batches of the first round of those GETs (sent side by side): random data's first page needs about
+#: 20 batches, two rounds from 8; sorted data's needs one.
+FIRST_ROUND = 8
 
 
 class _BatchCache:
@@ -364,7 +367,8 @@ class S3DatasetStore:
             got = self._batches_for(meta, ids)  # a round's batches fetched side by side
             return [got[i].column(sort.column) for i in ids]
 
-        return extremes.first_rows(read, bounds, start, stop, sort.descending, BATCH_ROWS, most=FIRST_PAGE_BATCHES)
+        return extremes.first_rows(read, bounds, start, stop, sort.descending, BATCH_ROWS, most=FIRST_PAGE_BATCHES,
+                                   first_round=FIRST_ROUND)
 
     def _extremes_of(self, meta: DatasetMeta) -> pa.Table | None:
         """The dataset's batch extremes from S3 (kept in memory once read), or ``None`` before they are
