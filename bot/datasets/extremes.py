@@ -51,18 +51,22 @@ def _value(bound: pa.Scalar) -> pa.Scalar | None:
 def summarise(batches: Callable[[str], Iterable[pa.Array]], columns: Sequence[str]) -> pa.Table:
     """One row per batch: the minimum (``min:<name>``) and maximum (``max:<name>``) of each of
     ``columns`` in it, null for a batch without a value there. ``batches(name)`` gives a column's
-    batches in order (read one column at a time, a few batches at a time, by the caller)."""
+    batches in order (read one column at a time, a few batches at a time, by the caller). A column
+    of a type Arrow takes no minimum of is left out: its first sorted pages come another way."""
     found: dict[str, pa.Array] = {}
     for name in columns:
         lows: list[pa.Scalar | None] = []
         highs: list[pa.Scalar | None] = []
         kind: pa.DataType = pa.null()
-        for part in batches(name):
-            values = plain(part)
-            kind = values.type
-            bounds = pc.min_max(values)
-            lows.append(_value(bounds["min"]))
-            highs.append(_value(bounds["max"]))
+        try:
+            for part in batches(name):
+                values = plain(part)
+                kind = values.type
+                bounds = pc.min_max(values)
+                lows.append(_value(bounds["min"]))
+                highs.append(_value(bounds["max"]))
+        except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            continue
         found[_field(name, False)] = pa.array(lows, type=kind)
         found[_field(name, True)] = pa.array(highs, type=kind)
     return pa.table(found)

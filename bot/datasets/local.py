@@ -263,13 +263,9 @@ class LocalDatasetStore:
                 saved = SortOrder.load(self.root / meta.id, index, sort.descending)
                 if saved is not None:
                     return saved, None, None
-                bounds = extremes.bounds_of(extremes.load(self.root / meta.id), name, sort.descending)
-                if bounds is not None:  # a few batches, not the column (``bot.datasets.extremes``)
-                    file = self._file(meta)
-                    positions = extremes.first_rows(lambda ids: [file.batch_column(name, i) for i in ids], bounds,
-                                                    start, stop, sort.descending, BATCH_ROWS)
-                    if positions is not None:
-                        return None, self._read_rows(meta, 0, 0, positions), None
+                positions = self._from_extremes(meta, name, start, stop, sort.descending)
+                if positions is not None:
+                    return None, self._read_rows(meta, 0, 0, positions), None
                 data = self._file(meta).columns([name]).column(name)
                 positions = top_rows(data, start, stop, sort.descending)
                 return None, None if positions is None else self._read_rows(meta, 0, 0, positions), data
@@ -285,6 +281,23 @@ class LocalDatasetStore:
                 return rows
         order = await self._order(meta, name, sort.descending, data)
         return await asyncio.to_thread(self._read_rows, meta, 0, 0, order.positions(start, stop))
+
+    def _from_extremes(self, meta: DatasetMeta, name: str, start: int, stop: int,
+                       descending: bool) -> np.ndarray | None:
+        """Rows at sorted positions ``start:stop`` from the few batches that can hold them
+        (``bot.datasets.extremes``); ``None`` without extremes, or when they cannot answer (the
+        caller selects over the column: a failure here is logged, never the page's)."""
+        bounds = extremes.bounds_of(extremes.load(self.root / meta.id), name, descending)
+        if bounds is None:
+            return None
+        file = self._file(meta)
+        try:
+            return extremes.first_rows(lambda ids: [file.batch_column(name, i) for i in ids], bounds, start, stop,
+                                       descending, BATCH_ROWS)
+        except pa.ArrowException:
+            log.warning("first sorted rows of %s from its extremes failed; selecting over the column", meta.id,
+                        exc_info=True)
+            return None
 
     async def sort_order(self, dataset_id: str, column: str, descending: bool = False) -> None:
         """Wait until the full order of ``column`` is computed and saved (pages past the first ones

@@ -45,6 +45,7 @@ from bot.datasets.model import (
     ChartData,
     ChartSpec,
     Column,
+    DatasetError,
     DatasetExpired,
     DatasetMeta,
     DatasetNotFound,
@@ -345,7 +346,14 @@ class S3DatasetStore:
         key = (meta.id, meta.sortable_index(sort.column), sort.descending)
         if stop > TOP_ROWS or key in self._orders or key in self._sorting:
             return None
-        positions = await asyncio.to_thread(self._from_extremes, meta, key[1], sort, start, stop)
+        try:
+            positions = await asyncio.to_thread(self._from_extremes, meta, key[1], sort, start, stop)
+        except DatasetError:
+            raise
+        except Exception:  # the order still answers: a failure here is logged, never the page's
+            log.warning("first sorted rows of %s from its extremes failed; waiting for the order", meta.id,
+                        exc_info=True)
+            return None
         if positions is not None:
             # The order goes on being computed (and stored) with nobody awaiting it now.
             asyncio.ensure_future(self._order(meta, sort.column, sort.descending)).add_done_callback(_quietly)
@@ -353,6 +361,7 @@ class S3DatasetStore:
 
     def _from_extremes(self, meta: DatasetMeta, index: int, sort: SortSpec, start: int,
                        stop: int) -> np.ndarray | None:
+        """``_first_positions``' reads (blocking): ``None`` when a stored order or no extremes."""
         try:
             self._get(self._order_keys(meta.id, index, sort.descending)[1])
             return None  # another replica stored the order: reading it costs less

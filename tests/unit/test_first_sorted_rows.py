@@ -4,6 +4,7 @@ batches."""
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from pathlib import Path
 
@@ -120,3 +121,13 @@ def test_a_dataset_without_extremes_or_without_the_column_has_none(tmp_path: Pat
     assert extremes.bounds_of(extremes.load(tmp_path), "other", False) is None
     assert extremes.bounds_of(extremes.load(tmp_path), "c", True) is not None
     assert extremes.from_bytes(b"not an Arrow file") is None
+
+
+def test_a_column_arrow_takes_no_minimum_of_has_no_extremes_and_the_others_keep_theirs() -> None:
+    """Durations have no ``min_max`` kernel: their first sorted pages come another way, and the other
+    columns' extremes are still made (the summary does not fail as a whole)."""
+    columns = {"d": pa.array([datetime.timedelta(seconds=s) for s in range(3)]), "c": pa.array([3, 1, 2])}
+    table = extremes.summarise(lambda name: [columns[name]], ["d", "c"])
+    assert extremes.bounds_of(table, "d", False) is None
+    bounds = extremes.bounds_of(table, "c", False)
+    assert bounds is not None and bounds.to_pylist() == [1]
