@@ -504,23 +504,21 @@ def _folders_older_than(root: Path, cutoff: float) -> list[Path]:
 def _summarise(folder: Path, meta: DatasetMeta) -> Path:
     """Compute and save what charts need (``bot.datasets.summaries``) and what the first sorted pages
     need (``bot.datasets.extremes``); return the chart summaries' file."""
-    numeric = [c.name for c in meta.columns if c.numeric]
     table = TableFile(folder / DATA_FILE)
     try:
-        found = summaries.summarise_file(table, numeric)
-        bounds = extremes.of_file(table, [c.name for c in meta.columns if c.sortable])
+        saved = summaries.save(folder, summaries.summarise_file(table, [c.name for c in meta.columns if c.numeric]))
+        make_private(saved)
+        make_private(extremes.save(folder, extremes.of_file(table, [c.name for c in meta.columns if c.sortable])))
     finally:
         table.close()
-    make_private(extremes.save(folder, bounds))
-    saved = summaries.save(folder, found)
-    make_private(saved)
     return saved
 
 
 def _logged(future: asyncio.Future[Any]) -> None:
     """Log a background computation that failed (the dataset works without it)."""
     if not future.cancelled() and future.exception() is not None:
-        log.warning("dataset summaries failed; charts read the data instead", exc_info=future.exception())
+        log.warning("dataset summaries failed; charts and first sorted pages read the data instead",
+                    exc_info=future.exception())
 
 
 def _quietly(future: asyncio.Future[Any]) -> None:
